@@ -1,0 +1,49 @@
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+REDIS_URL ?= redis://127.0.0.1:6379
+DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
+export REDIS_URL DATABASE_URL
+
+# A URL with any password masked, for messages.
+redact = $(shell printf '%s' '$(1)' | sed -E 's#(://[^:/@]*:)[^@]*@#\1***@#')
+
+# cargo-nextest when installed, plain cargo test otherwise.
+TEST_CMD := $(if $(shell command -v cargo-nextest 2>/dev/null),cargo nextest run --workspace --no-tests=pass,cargo test --workspace)
+
+.PHONY: help run test check-services bench fmt lint build
+
+help: ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+
+run: ## Build and start the all-in-one on the embedded backend (no Redis/Postgres).
+	FREE_MODE=true cargo run --release -p tessera-suite --bin tessera
+
+test: check-services ## Everything, incl. the conformance suite on Redis + PostgreSQL.
+	$(TEST_CMD)
+
+check-services: ## Fail loudly unless Redis and PostgreSQL answer.
+	@redis-cli -u "$(REDIS_URL)" ping 2>/dev/null | grep -q PONG || { \
+	  echo "error: Redis does not answer at REDIS_URL=$(call redact,$(REDIS_URL))." >&2; \
+	  echo "  start one: redis-server --port 6379 --save '' --appendonly no --daemonize yes" >&2; \
+	  echo "  (or run .ci/run, or point REDIS_URL at a running Redis)" >&2; exit 1; }
+	@{ pg_isready -q -d "$(DATABASE_URL)" && psql "$(DATABASE_URL)" -qAtc 'select 1' >/dev/null; } 2>/dev/null || { \
+	  echo "error: PostgreSQL does not answer at DATABASE_URL=$(call redact,$(DATABASE_URL))." >&2; \
+	  echo "  start one with trust auth for 127.0.0.1 and a 'test' database (.ci/run does this)," >&2; \
+	  echo "  e.g. docker run -d -p 5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust -e POSTGRES_DB=test postgres:16" >&2; \
+	  echo "  (or point DATABASE_URL at a running PostgreSQL)" >&2; exit 1; }
+	@echo "Redis ($(call redact,$(REDIS_URL))) and PostgreSQL ($(call redact,$(DATABASE_URL))) answer."
+
+bench: ## Raw Redis vs memory over gRPC vs the gateway over HTTP.
+	cargo run --release -p tessera-tests --bin tessera-bench
+
+fmt: ## Format every crate.
+	cargo fmt --all
+
+lint: ## Formatting check and clippy with warnings as errors.
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+build: ## Build every crate and binary.
+	cargo build --workspace --all-targets

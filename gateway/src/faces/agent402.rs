@@ -1,0 +1,379 @@
+//! The agent402.tools memory API: `/api/memory`, `/api/memory/cas` and
+//! `/api/memory/incr`, scoped to the caller's namespace (the paying wallet).
+//! Timestamps are unix seconds; errors are `{"error": "<message>"}`.
+
+use crate::errors::{render, ApiError, Family};
+use crate::extract::{IfMatch, JsonBody, QueryParams};
+use crate::identity::Caller;
+use crate::memory::{Deleted, Entry, ListParams, MemoryClient, Page, WriteOptions};
+use crate::timestamps::unix_seconds;
+use crate::AppState;
+use axum::extract::State;
+use axum::middleware::map_response_with_state;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{Number, Value};
+use tessera_error::{Error, ErrorKind};
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/memory", get(read).post(write))
+        .route("/api/memory/cas", post(compare_and_swap))
+        .route("/api/memory/incr", post(increment))
+        .layer(map_response_with_state(Family::Agent402, render))
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EntryView {
+    key: String,
+    value: Value,
+    etag: String,
+    revision: u64,
+    size_bytes: u64,
+    created_at: i64,
+    updated_at: i64,
+    expires_at: Option<i64>,
+    owner: String,
+}
+
+impl EntryView {
+    fn new(entry: Entry, owner: &str) -> Self {
+        EntryView {
+            key: entry.key,
+            value: entry.value,
+            etag: entry.etag,
+            revision: entry.revision,
+            size_bytes: entry.size_bytes,
+            created_at: unix_seconds(entry.created_at_ms),
+            updated_at: unix_seconds(entry.updated_at_ms),
+            expires_at: entry.expires_at_ms.map(unix_seconds),
+            owner: owner.to_string(),
+        }
+    }
+}
+
+/// The namespace a request acts in: the caller's own. Naming another `owner`
+/// will need a readwrite grant, which does not exist yet.
+fn namespace(Caller(caller): Caller, owner: Option<String>) -> Result<String, Error> {
+    match owner {
+        Some(owner) if owner != caller => Err(Error::new(
+            ErrorKind::PermissionDenied,
+            "GRANT_REQUIRED",
+            format!(
+                "owner {owner:?} is not your namespace: access to another namespace needs a \
+                 readwrite grant, and grants are not supported yet"
+            ),
+        )
+        .with_detail("owner", owner)),
+        _ => Ok(caller),
+    }
+}
+
+// GET /api/memory
+
+#[derive(Debug, Deserialize)]
+struct ReadQuery {
+    key: Option<String>,
+    #[serde(default)]
+    prefix: String,
+    #[serde(default)]
+    limit: u32,
+    #[serde(default)]
+    cursor: String,
+    owner: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ListView {
+    owner: String,
+    keys: Vec<String>,
+    entries: Vec<EntryView>,
+    next_cursor: Option<String>,
+}
+
+impl ListView {
+    fn new(page: Page, owner: String) -> Self {
+        let entries: Vec<EntryView> = page
+            .entries
+            .into_iter()
+            .map(|e| EntryView::new(e, &owner))
+            .collect();
+        ListView {
+            keys: entries.iter().map(|e| e.key.clone()).collect(),
+            entries,
+            next_cursor: page.next_cursor,
+            owner,
+        }
+    }
+}
+
+/// `?key=` reads one entry; without it, lists the namespace.
+async fn read(
+    State(memory): State<MemoryClient>,
+    caller: Caller,
+    QueryParams(query): QueryParams<ReadQuery>,
+) -> Result<Response, ApiError> {
+    let owner = namespace(caller, query.owner)?;
+    if let Some(key) = query.key {
+        let entry = memory
+            .get(&owner, &key)
+            .await?
+            .ok_or_else(|| not_found(&key))?;
+        return Ok(Json(EntryView::new(entry, &owner)).into_response());
+    }
+    let params = ListParams {
+        prefix: query.prefix,
+        limit: query.limit,
+        cursor: query.cursor,
+    };
+    let page = memory.list(&owner, params).await?;
+    Ok(Json(ListView::new(page, owner)).into_response())
+}
+
+fn not_found(key: &str) -> Error {
+    Error::not_found(format!("key {key:?} not found"))
+}
+
+// POST /api/memory
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WriteBody {
+    key: String,
+    value: Option<Value>,
+    ttl_seconds: Option<u64>,
+    #[serde(default)]
+    delete: bool,
+    owner: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct DeletedView {
+    key: String,
+    deleted: bool,
+    revision: u64,
+    owner: String,
+}
+
+/// Sets a key, or deletes it with `"delete": true`; `If-Match` guards either.
+async fn write(
+    State(memory): State<MemoryClient>,
+    caller: Caller,
+    IfMatch(if_match): IfMatch,
+    JsonBody(body): JsonBody<WriteBody>,
+) -> Result<Response, ApiError> {
+    let owner = namespace(caller, body.owner)?;
+    if body.delete {
+        let Deleted { deleted, revision } = memory.delete(&owner, &body.key, if_match).await?;
+        return Ok(Json(DeletedView {
+            key: body.key,
+            deleted,
+            revision,
+            owner,
+        })
+        .into_response());
+    }
+    let value = super::required_value(body.value)?;
+    let options = WriteOptions {
+        ttl_seconds: body.ttl_seconds,
+        if_match,
+    };
+    let entry = memory.set(&owner, &body.key, &value, options).await?;
+    Ok(Json(EntryView::new(entry, &owner)).into_response())
+}
+
+// POST /api/memory/cas
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CasBody {
+    key: String,
+    /// Null or omitted: the key must be absent.
+    expected: Option<Value>,
+    /// Null or omitted: delete on match.
+    value: Option<Value>,
+    ttl_seconds: Option<u64>,
+    owner: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CasView {
+    key: String,
+    swapped: bool,
+    /// The value after the call; null when the key is absent.
+    value: Value,
+    owner: String,
+    expires_at: Option<i64>,
+    revision: u64,
+}
+
+async fn compare_and_swap(
+    State(memory): State<MemoryClient>,
+    caller: Caller,
+    JsonBody(body): JsonBody<CasBody>,
+) -> Result<Json<CasView>, ApiError> {
+    let owner = namespace(caller, body.owner)?;
+    let outcome = memory
+        .compare_and_swap(
+            &owner,
+            &body.key,
+            body.expected.as_ref(),
+            body.value.as_ref(),
+            body.ttl_seconds,
+        )
+        .await?;
+    let (value, expires_at_ms) = match outcome.current {
+        Some(entry) => (entry.value, entry.expires_at_ms),
+        None => (Value::Null, None),
+    };
+    Ok(Json(CasView {
+        key: body.key,
+        swapped: outcome.swapped,
+        value,
+        owner,
+        expires_at: expires_at_ms.map(unix_seconds),
+        revision: outcome.revision,
+    }))
+}
+
+// POST /api/memory/incr
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IncrBody {
+    key: String,
+    by: Option<Number>,
+    ttl_seconds: Option<u64>,
+    owner: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct IncrView {
+    key: String,
+    value: Value,
+    revision: u64,
+    expires_at: Option<i64>,
+    owner: String,
+}
+
+async fn increment(
+    State(memory): State<MemoryClient>,
+    caller: Caller,
+    JsonBody(body): JsonBody<IncrBody>,
+) -> Result<Json<IncrView>, ApiError> {
+    let owner = namespace(caller, body.owner)?;
+    let by = body.by.unwrap_or_else(|| Number::from(1));
+    let entry = memory
+        .increment(&owner, &body.key, &by, body.ttl_seconds)
+        .await?;
+    Ok(Json(IncrView {
+        key: entry.key,
+        value: entry.value,
+        revision: entry.revision,
+        expires_at: entry.expires_at_ms.map(unix_seconds),
+        owner,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::parse_json;
+    use serde_json::json;
+
+    fn entry() -> Entry {
+        Entry {
+            key: "locks/import".into(),
+            value: json!("agent-7"),
+            etag: "4".into(),
+            revision: 4,
+            size_bytes: 9,
+            created_at_ms: 1_760_086_400_500,
+            updated_at_ms: 1_760_086_400_900,
+            expires_at_ms: Some(1_760_086_430_000),
+        }
+    }
+
+    #[test]
+    fn entries_render_with_unix_seconds_and_owner() {
+        let view = serde_json::to_value(EntryView::new(entry(), "0xabc")).unwrap();
+        assert_eq!(
+            view,
+            json!({
+                "key": "locks/import", "value": "agent-7", "etag": "4", "revision": 4,
+                "sizeBytes": 9, "createdAt": 1_760_086_400, "updatedAt": 1_760_086_400,
+                "expiresAt": 1_760_086_430, "owner": "0xabc",
+            })
+        );
+    }
+
+    #[test]
+    fn lists_carry_keys_entries_and_a_null_cursor() {
+        let page = Page {
+            entries: vec![entry()],
+            next_cursor: None,
+        };
+        let view = serde_json::to_value(ListView::new(page, "0xabc".into())).unwrap();
+        assert_eq!(view["keys"], json!(["locks/import"]));
+        assert_eq!(view["entries"][0]["owner"], "0xabc");
+        assert_eq!(view["nextCursor"], Value::Null);
+        assert_eq!(view["owner"], "0xabc");
+    }
+
+    #[test]
+    fn cas_null_and_omitted_mean_the_same() {
+        let omitted: CasBody = parse_json(br#"{"key":"k"}"#).unwrap();
+        let nulls: CasBody = parse_json(br#"{"key":"k","expected":null,"value":null}"#).unwrap();
+        assert_eq!((omitted.expected, omitted.value), (None, None));
+        assert_eq!((nulls.expected, nulls.value), (None, None));
+        let acquire: CasBody =
+            parse_json(br#"{"key":"k","expected":null,"value":"agent-7","ttlSeconds":30}"#)
+                .unwrap();
+        assert_eq!(acquire.value, Some(json!("agent-7")));
+        assert_eq!(acquire.ttl_seconds, Some(30));
+    }
+
+    #[test]
+    fn incr_by_must_be_a_number() {
+        let body: IncrBody = parse_json(br#"{"key":"n","by":-3}"#).unwrap();
+        assert_eq!(body.by.unwrap().to_string(), "-3");
+        let body: IncrBody = parse_json(br#"{"key":"n","by":0.5}"#).unwrap();
+        assert_eq!(body.by.unwrap().to_string(), "0.5");
+        let error = parse_json::<IncrBody>(br#"{"key":"n","by":"2"}"#).unwrap_err();
+        assert!(error.message.contains("by:"), "{}", error.message);
+    }
+
+    #[test]
+    fn write_bodies_reject_wrong_types() {
+        for raw in [
+            r#"{"key":1,"value":1}"#,
+            r#"{"key":"k","value":1,"ttlSeconds":-5}"#,
+            r#"{"key":"k","delete":"yes"}"#,
+            r#"{"value":1}"#,
+        ] {
+            assert_eq!(
+                parse_json::<WriteBody>(raw.as_bytes())
+                    .unwrap_err()
+                    .http_status(),
+                400,
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn another_owner_needs_a_grant() {
+        let caller = || Caller("0xabc".into());
+        assert_eq!(namespace(caller(), None).unwrap(), "0xabc");
+        assert_eq!(namespace(caller(), Some("0xabc".into())).unwrap(), "0xabc");
+        let error = namespace(caller(), Some("0xdef".into())).unwrap_err();
+        assert_eq!(error.http_status(), 403);
+        assert!(error.message.contains("grant"));
+    }
+}

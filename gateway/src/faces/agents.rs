@@ -1,0 +1,170 @@
+//! The per-agent memory API: `/agents/{id}/memory[/{key}]`. The path's agent
+//! is the namespace; errors are `{"error": {"category", "message", "details"}}`.
+
+use crate::errors::{render, ApiError, Family};
+use crate::extract::{JsonBody, PathParams};
+use crate::identity::AgentScope;
+use crate::memory::{ListParams, MemoryClient, WriteOptions};
+use crate::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::middleware::map_response_with_state;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tessera_error::Error;
+
+const PAGE_SIZE: u32 = 1000;
+/// The most entries `GET /agents/{id}/memory` returns.
+const MAX_LISTED: usize = 10_000;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/agents/{id}/memory", get(list_all))
+        // A catch-all, so keys may contain `/` unescaped.
+        .route(
+            "/agents/{id}/memory/{*key}",
+            get(read).put(write).delete(remove),
+        )
+        .layer(map_response_with_state(Family::Agents, render))
+}
+
+#[derive(Debug, Deserialize)]
+struct KeyPath {
+    key: String,
+}
+
+#[derive(Debug, Serialize)]
+struct KeyValue {
+    key: String,
+    value: Value,
+}
+
+fn not_found(key: &str) -> Error {
+    Error::not_found(format!("Key '{key}' not found in agent memory"))
+}
+
+#[derive(Debug, Serialize)]
+struct MemoryView {
+    agent_id: String,
+    entries: Map<String, Value>,
+}
+
+async fn list_all(
+    State(memory): State<MemoryClient>,
+    AgentScope(agent): AgentScope,
+) -> Result<Json<MemoryView>, ApiError> {
+    let mut entries = Map::new();
+    let mut cursor = String::new();
+    loop {
+        let params = ListParams {
+            prefix: String::new(),
+            limit: PAGE_SIZE,
+            cursor,
+        };
+        let page = memory.list(&agent, params).await?;
+        let room = MAX_LISTED - entries.len();
+        entries.extend(
+            page.entries
+                .into_iter()
+                .take(room)
+                .map(|e| (e.key, e.value)),
+        );
+        match page.next_cursor {
+            Some(next) if entries.len() < MAX_LISTED => cursor = next,
+            _ => break,
+        }
+    }
+    Ok(Json(MemoryView {
+        agent_id: agent,
+        entries,
+    }))
+}
+
+async fn read(
+    State(memory): State<MemoryClient>,
+    AgentScope(agent): AgentScope,
+    PathParams(KeyPath { key }): PathParams<KeyPath>,
+) -> Result<Json<KeyValue>, ApiError> {
+    let entry = memory
+        .get(&agent, &key)
+        .await?
+        .ok_or_else(|| not_found(&key))?;
+    Ok(Json(KeyValue {
+        key,
+        value: entry.value,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct ValueBody {
+    value: Option<Value>,
+}
+
+async fn write(
+    State(memory): State<MemoryClient>,
+    AgentScope(agent): AgentScope,
+    PathParams(KeyPath { key }): PathParams<KeyPath>,
+    JsonBody(body): JsonBody<ValueBody>,
+) -> Result<Json<KeyValue>, ApiError> {
+    let value = super::required_value(body.value)?;
+    let entry = memory
+        .set(&agent, &key, &value, WriteOptions::default())
+        .await?;
+    Ok(Json(KeyValue {
+        key,
+        value: entry.value,
+    }))
+}
+
+async fn remove(
+    State(memory): State<MemoryClient>,
+    AgentScope(agent): AgentScope,
+    PathParams(KeyPath { key }): PathParams<KeyPath>,
+) -> Result<StatusCode, ApiError> {
+    if memory.delete(&agent, &key, None).await?.deleted {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(not_found(&key).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::parse_json;
+    use serde_json::json;
+
+    #[test]
+    fn the_not_found_message_matches_the_docs() {
+        let body = Family::Agents.body(&not_found("nonexistent"));
+        assert_eq!(
+            body,
+            json!({ "error": { "category": "NotFound", "message": "Key 'nonexistent' not found in agent memory" } })
+        );
+    }
+
+    #[test]
+    fn a_put_body_needs_a_value() {
+        let body: ValueBody = parse_json(br#"{"value": 5}"#).unwrap();
+        assert_eq!(body.value, Some(json!(5)));
+        let body: ValueBody = parse_json(b"{}").unwrap();
+        assert!(super::super::required_value(body.value).is_err());
+        assert!(parse_json::<ValueBody>(b"[").is_err());
+    }
+
+    #[test]
+    fn the_listing_is_an_object_of_values() {
+        let mut entries = Map::new();
+        entries.insert("claims_processed_count".into(), json!(142));
+        let view = MemoryView {
+            agent_id: "550e8400".into(),
+            entries,
+        };
+        assert_eq!(
+            serde_json::to_value(view).unwrap(),
+            json!({ "agent_id": "550e8400", "entries": { "claims_processed_count": 142 } })
+        );
+    }
+}

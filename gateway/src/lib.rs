@@ -1,0 +1,163 @@
+//! The REST gateway: the agent402, 2s.io and per-agent memory APIs, each a
+//! face over the same internal memory gRPC service.
+//!
+//! ```no_run
+//! # async fn run() -> anyhow::Result<()> {
+//! let config = tessera_gateway::GatewayConfig::from_env()?;
+//! let router = tessera_gateway::router(&config).await?;
+//! let listener = tokio::net::TcpListener::bind(config.listen_addr).await?;
+//! tessera_gateway::serve(listener, router, tessera_runtime::Shutdown::on_signals()).await
+//! # }
+//! ```
+
+mod config;
+mod errors;
+mod extract;
+mod faces;
+mod identity;
+mod memory;
+mod timestamps;
+
+pub use config::GatewayConfig;
+
+use axum::extract::{DefaultBodyLimit, FromRef, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{from_fn, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use identity::{FreeModeGate, Gate};
+use memory::MemoryClient;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Instant;
+use tessera_runtime::Shutdown;
+use tokio::net::TcpListener;
+use tracing::Instrument;
+
+const NO_PAYMENT_GATE: &str =
+    "no payment gate is configured: x402 payments are not wired yet; set FREE_MODE=true for development";
+
+#[derive(Clone)]
+pub(crate) struct AppState {
+    memory: MemoryClient,
+    gate: Gate,
+    started: Instant,
+    free_mode: bool,
+}
+
+impl FromRef<AppState> for MemoryClient {
+    fn from_ref(state: &AppState) -> Self {
+        state.memory.clone()
+    }
+}
+
+impl FromRef<AppState> for Gate {
+    fn from_ref(state: &AppState) -> Self {
+        state.gate.clone()
+    }
+}
+
+/// The gateway's routes over a memory service at `config.memory_url`,
+/// connected on first use. Fails unless some gate decides who pays: today
+/// only FREE_MODE does.
+pub async fn router(config: &GatewayConfig) -> anyhow::Result<Router> {
+    let gate = identity_gate(config)?;
+    let memory = MemoryClient::connect_lazy(&config.memory_url)?;
+    tracing::info!(memory_url = %config.memory_url, "gateway routes ready");
+    Ok(routes(AppState {
+        memory,
+        gate,
+        started: Instant::now(),
+        free_mode: config.free_mode,
+    }))
+}
+
+fn identity_gate(config: &GatewayConfig) -> anyhow::Result<Gate> {
+    if !config.free_mode {
+        anyhow::bail!(NO_PAYMENT_GATE);
+    }
+    tracing::warn!(
+        "FREE_MODE is on: a DEVELOPMENT mode with NO payment. Callers name their own namespace \
+         with X-Agent-Id, so anyone can read and write any namespace. Never expose this."
+    );
+    Ok(Arc::new(FreeModeGate))
+}
+
+fn routes(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .merge(faces::agent402::routes())
+        .merge(faces::twos::routes())
+        .merge(faces::agents::routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
+        .layer(from_fn(trace_request))
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` fires, then lets in-flight
+/// requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "gateway listening");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.wait().await })
+        .await?;
+    tracing::info!(%addr, "gateway stopped");
+    Ok(())
+}
+
+async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(json!({
+        "status": "ok",
+        "uptimeSeconds": state.started.elapsed().as_secs(),
+        "freeMode": state.free_mode,
+    }))
+}
+
+async fn ready(State(memory): State<MemoryClient>) -> Response {
+    match memory.ping().await {
+        Ok(()) => Json(json!({ "status": "ready" })).into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "memory service is not ready");
+            let body = json!({ "status": "unavailable", "error": error.message });
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+        }
+    }
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, Json(json!({ "error": "not found" }))).into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(json!({ "error": "method not allowed" })),
+    )
+        .into_response()
+}
+
+async fn trace_request(request: Request, next: Next) -> Response {
+    let span =
+        tracing::info_span!("http", method = %request.method(), path = %request.uri().path());
+    async move {
+        let started = Instant::now();
+        let response = next.run(request).await;
+        tracing::info!(
+            status = response.status().as_u16(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "request"
+        );
+        response
+    }
+    .instrument(span)
+    .await
+}

@@ -1,0 +1,307 @@
+//! A thin client over the memory gRPC service that speaks in JSON values
+//! rather than JSON text, shared by every REST face.
+
+use serde_json::{Number, Value};
+use std::time::Duration;
+use tessera_error::{Error, ErrorKind};
+use tessera_proto::memory::v1 as pb;
+use tessera_proto::memory::v1::memory_service_client::MemoryServiceClient;
+use tonic::transport::{Channel, Endpoint};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A live entry, its value parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub key: String,
+    pub value: Value,
+    pub etag: String,
+    pub revision: u64,
+    pub size_bytes: u64,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    pub expires_at_ms: Option<i64>,
+}
+
+impl TryFrom<pb::Entry> for Entry {
+    type Error = Error;
+
+    fn try_from(entry: pb::Entry) -> Result<Self, Error> {
+        let value = serde_json::from_str(&entry.value_json).map_err(|e| {
+            Error::internal(format!(
+                "memory service returned a malformed value for {:?}: {e}",
+                entry.key
+            ))
+        })?;
+        Ok(Entry {
+            key: entry.key,
+            value,
+            etag: entry.etag,
+            revision: entry.revision,
+            size_bytes: entry.size_bytes,
+            created_at_ms: entry.created_at_ms,
+            updated_at_ms: entry.updated_at_ms,
+            expires_at_ms: entry.expires_at_ms,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deleted {
+    pub deleted: bool,
+    pub revision: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub entries: Vec<Entry>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CasOutcome {
+    pub swapped: bool,
+    pub current: Option<Entry>,
+    pub revision: u64,
+}
+
+/// A listing request; the memory service applies its defaults and bounds.
+#[derive(Debug, Clone, Default)]
+pub struct ListParams {
+    pub prefix: String,
+    /// 0 = the service's default.
+    pub limit: u32,
+    pub cursor: String,
+}
+
+/// A write's options.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    pub ttl_seconds: Option<u64>,
+    pub if_match: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MemoryClient {
+    client: MemoryServiceClient<Channel>,
+}
+
+impl MemoryClient {
+    /// A client whose connection is made on first use, so the gateway starts
+    /// (and reports not-ready) while the memory service is still down.
+    pub fn connect_lazy(url: &str) -> anyhow::Result<Self> {
+        let endpoint = Endpoint::from_shared(url.to_string())?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(CALL_TIMEOUT);
+        Ok(Self::new(MemoryServiceClient::new(endpoint.connect_lazy())))
+    }
+
+    pub fn new(client: MemoryServiceClient<Channel>) -> Self {
+        MemoryClient { client }
+    }
+
+    /// The entry, or `None` when absent or expired.
+    pub async fn get(&self, namespace: &str, key: &str) -> Result<Option<Entry>, Error> {
+        let request = pb::GetRequest {
+            namespace: namespace.into(),
+            key: key.into(),
+        };
+        match self.client.clone().get(request).await {
+            Ok(response) => Ok(Some(response.into_inner().try_into()?)),
+            Err(status) => match from_status(status) {
+                error if error.kind == ErrorKind::NotFound => Ok(None),
+                error => Err(error),
+            },
+        }
+    }
+
+    pub async fn set(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &Value,
+        options: WriteOptions,
+    ) -> Result<Entry, Error> {
+        let request = pb::SetRequest {
+            namespace: namespace.into(),
+            key: key.into(),
+            value_json: value.to_string(),
+            ttl_seconds: options.ttl_seconds,
+            if_match: options.if_match,
+        };
+        let response = self
+            .client
+            .clone()
+            .set(request)
+            .await
+            .map_err(from_status)?;
+        response.into_inner().try_into()
+    }
+
+    pub async fn delete(
+        &self,
+        namespace: &str,
+        key: &str,
+        if_match: Option<String>,
+    ) -> Result<Deleted, Error> {
+        let request = pb::DeleteRequest {
+            namespace: namespace.into(),
+            key: key.into(),
+            if_match,
+        };
+        let response = self
+            .client
+            .clone()
+            .delete(request)
+            .await
+            .map_err(from_status)?
+            .into_inner();
+        Ok(Deleted {
+            deleted: response.deleted,
+            revision: response.revision,
+        })
+    }
+
+    pub async fn list(&self, namespace: &str, params: ListParams) -> Result<Page, Error> {
+        let request = pb::ListRequest {
+            namespace: namespace.into(),
+            prefix: params.prefix,
+            limit: params.limit,
+            cursor: params.cursor,
+        };
+        let response = self
+            .client
+            .clone()
+            .list(request)
+            .await
+            .map_err(from_status)?
+            .into_inner();
+        Ok(Page {
+            entries: response
+                .entries
+                .into_iter()
+                .map(Entry::try_from)
+                .collect::<Result<_, _>>()?,
+            next_cursor: Some(response.next_cursor).filter(|cursor| !cursor.is_empty()),
+        })
+    }
+
+    /// Writes `value` (or deletes, when `None`) only if the current value
+    /// equals `expected` (`None` = absent).
+    pub async fn compare_and_swap(
+        &self,
+        namespace: &str,
+        key: &str,
+        expected: Option<&Value>,
+        value: Option<&Value>,
+        ttl_seconds: Option<u64>,
+    ) -> Result<CasOutcome, Error> {
+        let request = pb::CompareAndSwapRequest {
+            namespace: namespace.into(),
+            key: key.into(),
+            expected_json: expected.map(Value::to_string),
+            value_json: value.map(Value::to_string),
+            ttl_seconds,
+        };
+        let response = self
+            .client
+            .clone()
+            .compare_and_swap(request)
+            .await
+            .map_err(from_status)?
+            .into_inner();
+        Ok(CasOutcome {
+            swapped: response.swapped,
+            current: response.current.map(Entry::try_from).transpose()?,
+            revision: response.revision,
+        })
+    }
+
+    pub async fn increment(
+        &self,
+        namespace: &str,
+        key: &str,
+        by: &Number,
+        ttl_seconds: Option<u64>,
+    ) -> Result<Entry, Error> {
+        // `Number::to_string` is exact for any i64/u64, so integers add exactly.
+        let request = pb::IncrementRequest {
+            namespace: namespace.into(),
+            key: key.into(),
+            by_json: by.to_string(),
+            ttl_seconds,
+        };
+        let response = self
+            .client
+            .clone()
+            .increment(request)
+            .await
+            .map_err(from_status)?;
+        response.into_inner().try_into()
+    }
+
+    /// Whether the memory service answers. A read of a reserved key goes
+    /// through the service's storage too, which a gRPC health probe would not,
+    /// and works against a server that registers no health service.
+    pub async fn ping(&self) -> Result<(), Error> {
+        self.get("tessera.readiness", "ping").await.map(|_| ())
+    }
+}
+
+/// The service's own error; failures to reach it say which service it was.
+fn from_status(status: tonic::Status) -> Error {
+    let mut error = Error::from_status(&status);
+    if matches!(
+        error.kind,
+        ErrorKind::Unavailable | ErrorKind::Timeout | ErrorKind::BadGateway
+    ) {
+        error.message = format!("memory service: {}", error.message);
+    }
+    error
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn proto_entry(value_json: &str) -> pb::Entry {
+        pb::Entry {
+            namespace: "ns".into(),
+            key: "k".into(),
+            value_json: value_json.into(),
+            etag: "3".into(),
+            revision: 3,
+            size_bytes: value_json.len() as u64,
+            created_at_ms: 1_000,
+            updated_at_ms: 2_000,
+            expires_at_ms: None,
+        }
+    }
+
+    #[test]
+    fn proto_entries_carry_parsed_values() {
+        let entry =
+            Entry::try_from(proto_entry(r#"{"a":[1,2],"big":18446744073709551615}"#)).unwrap();
+        assert_eq!(
+            entry.value,
+            json!({ "a": [1, 2], "big": 18446744073709551615u64 })
+        );
+        assert_eq!(entry.etag, "3");
+    }
+
+    #[test]
+    fn a_malformed_value_is_an_internal_error() {
+        let error = Entry::try_from(proto_entry("{not json")).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::Internal);
+    }
+
+    #[test]
+    fn integer_increments_are_sent_exactly() {
+        let by: Number = serde_json::from_str("9007199254740993").unwrap();
+        assert_eq!(by.to_string(), "9007199254740993");
+        let by: Number = serde_json::from_str("-2.5").unwrap();
+        assert_eq!(by.to_string(), "-2.5");
+    }
+}

@@ -1,0 +1,93 @@
+//! Memory service configuration, from the environment.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `MEMORY_GRPC_ADDR` | `127.0.0.1:50051` | gRPC listen address |
+//! | `MEMORY_BACKEND` | `embedded` | `embedded` (SQLite file) or `redis-postgres` |
+//! | `MEMORY_EMBEDDED_PATH` | `data/tessera-memory.db` | SQLite file of the embedded backend |
+//! | `REDIS_URL` | `redis://127.0.0.1:6379` | hot path (redis-postgres) |
+//! | `DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/test` | source of truth (redis-postgres) |
+//! | `DATABASE_POOL_SIZE` | `16` | PostgreSQL connections |
+//! | `MEMORY_MAX_VALUE_BYTES` | `65536` | largest serialized value |
+//! | `MEMORY_MAX_KEYS` | `10000` | live keys per namespace |
+//! | `MEMORY_MAX_BYTES` | `33554432` | key + value bytes per namespace |
+
+use crate::durable::{DurableConfig, DurableStore};
+use crate::embedded::EmbeddedStore;
+use crate::model::Limits;
+use crate::store::MemoryStore;
+use crate::Memory;
+use anyhow::{bail, Context};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tessera_runtime::config::{env_or, env_string, redact_url};
+
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Embedded { path: PathBuf },
+    RedisPostgres(DurableConfig),
+}
+
+#[derive(Debug, Clone)]
+pub struct MemoryConfig {
+    pub listen_addr: SocketAddr,
+    pub backend: Backend,
+    pub limits: Limits,
+}
+
+impl MemoryConfig {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let defaults = Limits::default();
+        let limits = Limits {
+            max_value_bytes: env_or("MEMORY_MAX_VALUE_BYTES", defaults.max_value_bytes)?,
+            max_keys: env_or("MEMORY_MAX_KEYS", defaults.max_keys)?,
+            max_bytes: env_or("MEMORY_MAX_BYTES", defaults.max_bytes)?,
+        };
+        let backend = match env_string("MEMORY_BACKEND", "embedded").as_str() {
+            "embedded" => Backend::Embedded {
+                path: env_string("MEMORY_EMBEDDED_PATH", "data/tessera-memory.db").into(),
+            },
+            "redis-postgres" => Backend::RedisPostgres(DurableConfig {
+                redis_url: env_string("REDIS_URL", DEFAULT_REDIS_URL),
+                database_url: env_string("DATABASE_URL", DEFAULT_DATABASE_URL),
+                database_pool_size: env_or("DATABASE_POOL_SIZE", 16)?,
+                limits,
+            }),
+            other => bail!("MEMORY_BACKEND={other:?}: expected \"embedded\" or \"redis-postgres\""),
+        };
+        Ok(MemoryConfig {
+            listen_addr: env_or("MEMORY_GRPC_ADDR", "127.0.0.1:50051".parse()?)?,
+            backend,
+            limits,
+        })
+    }
+
+    /// Opens the configured backend.
+    pub async fn open(&self) -> anyhow::Result<Memory> {
+        let store: Arc<dyn MemoryStore> = match &self.backend {
+            Backend::Embedded { path } => {
+                tracing::info!(path = %path.display(), "memory backend: embedded SQLite");
+                Arc::new(EmbeddedStore::open(path, self.limits).await.map_err(anyhow::Error::new)?)
+            }
+            Backend::RedisPostgres(config) => {
+                tracing::info!(
+                    redis = %redact_url(&config.redis_url),
+                    postgres = %redact_url(&config.database_url),
+                    "memory backend: Redis + PostgreSQL"
+                );
+                Arc::new(DurableStore::connect(config).await.with_context(|| {
+                    format!(
+                        "cannot reach Redis at {} and PostgreSQL at {}",
+                        redact_url(&config.redis_url),
+                        redact_url(&config.database_url)
+                    )
+                })?)
+            }
+        };
+        Ok(Memory::new(store, self.limits))
+    }
+}

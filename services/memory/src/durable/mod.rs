@@ -1,0 +1,370 @@
+//! The durable backend: Redis linearizes, PostgreSQL remembers.
+//!
+//! Each operation runs as one Lua script in Redis, which orders all
+//! operations on a key and assigns the next revision. Before the call is
+//! acknowledged, the resulting state is written to PostgreSQL with a guarded
+//! UPDATE (`gen = $gen AND revision < $rev`), so PostgreSQL holds every
+//! acknowledged write and its revision never moves backwards. A key missing
+//! from Redis (restart, flush, eviction) is loaded from PostgreSQL under a new
+//! load generation; that fences off every state of the old generation still
+//! on its way to PostgreSQL, so a Redis that lost its data cannot fork a
+//! key's history. Reads return only states known durable; a reader that sees
+//! a state still in flight persists it itself (the same guarded UPDATE)
+//! rather than report something that might vanish. See the README's
+//! "Storage design" for the argument.
+
+mod keys;
+mod pg;
+pub mod scripts;
+
+use crate::model::{
+    precondition_failed, quota_exceeded, CasOutcome, Deleted, Entry, Limits, ListPage,
+    ListQuery, TtlChange,
+};
+use crate::ops::{self, not_a_number, overflow, Number, Op};
+use crate::store::MemoryStore;
+use keys::Slot;
+use pg::Verdict;
+use redis::aio::ConnectionManager;
+use scripts::{RedisState, Reply, Scripts};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+use std::sync::Arc;
+use std::time::Duration;
+use tessera_error::{Error, ErrorKind, Result};
+
+pub use pg::MIGRATOR;
+
+/// How often one call may go round (load, recount, fenced) before giving up.
+const ATTEMPTS: usize = 12;
+/// How long the usage totals live in Redis before a recount from PostgreSQL.
+const USAGE_RECOUNT_SECONDS: u64 = 600;
+
+#[derive(Debug, Clone)]
+pub struct DurableConfig {
+    pub redis_url: String,
+    pub database_url: String,
+    pub database_pool_size: u32,
+    pub limits: Limits,
+}
+
+#[derive(Clone)]
+pub struct DurableStore {
+    redis: ConnectionManager,
+    pg: PgPool,
+    limits: Limits,
+    scripts: Arc<Scripts>,
+}
+
+fn redis_error(error: redis::RedisError) -> Error {
+    tracing::warn!(%error, "redis call failed");
+    Error::unavailable("REDIS_UNAVAILABLE", "the memory cache is unavailable; retry")
+}
+
+fn ttl_arg(ttl: TtlChange) -> String {
+    match ttl {
+        TtlChange::Keep => "keep".into(),
+        TtlChange::Clear => "clear".into(),
+        TtlChange::Seconds(s) => s.to_string(),
+    }
+}
+
+enum Executed {
+    Done { status: String, state: RedisState },
+    /// A read of a key that has never been written.
+    Absent,
+    Float,
+}
+
+/// How a call that finds the key missing from Redis loads it.
+#[derive(Clone, Copy, PartialEq)]
+enum LoadFor {
+    Read,
+    Write,
+}
+
+impl DurableStore {
+    /// Connects to both servers and runs the PostgreSQL migrations.
+    pub async fn connect(config: &DurableConfig) -> anyhow::Result<Self> {
+        let client = redis::Client::open(config.redis_url.as_str())?;
+        let manager_config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(5)))
+            .set_number_of_retries(2);
+        let redis = ConnectionManager::new_with_config(client, manager_config).await?;
+        let pg = PgPoolOptions::new()
+            .max_connections(config.database_pool_size)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(&config.database_url)
+            .await?;
+        MIGRATOR.run(&pg).await?;
+        Ok(DurableStore {
+            redis,
+            pg,
+            limits: config.limits,
+            scripts: Arc::new(Scripts::new()),
+        })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pg
+    }
+
+    async fn call(&self, script: &redis::Script, slot: &Slot, args: &[String]) -> Result<Reply> {
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .key(&slot.entry)
+            .key(&slot.usage)
+            .key(&slot.expiry)
+            .arg(&slot.member)
+            .arg(&slot.prefix);
+        for arg in args {
+            invocation.arg(arg);
+        }
+        let mut connection = self.redis.clone();
+        let fields: Vec<String> = invocation.invoke_async(&mut connection).await.map_err(redis_error)?;
+        Reply::parse(fields)
+    }
+
+    /// Runs a script until it answers with a durable state, loading the key
+    /// or the namespace totals from PostgreSQL as it asks.
+    async fn execute(
+        &self,
+        namespace: &str,
+        key: &str,
+        script: &redis::Script,
+        args: &[String],
+        load_for: LoadFor,
+    ) -> Result<Executed> {
+        let slot = Slot::new(namespace, key);
+        for _ in 0..ATTEMPTS {
+            match self.call(script, &slot, args).await? {
+                Reply::State { status, state } => match self.make_durable(&slot, namespace, key, &state).await? {
+                    Verdict::Durable => return Ok(Executed::Done { status, state }),
+                    Verdict::Lost => self.invalidate(&slot, state.gen).await?,
+                    Verdict::Unknown if load_for == LoadFor::Read => self.invalidate(&slot, state.gen).await?,
+                    Verdict::Unknown => {
+                        self.invalidate(&slot, state.gen).await?;
+                        return Err(Error::unavailable(
+                            "WRITE_OUTCOME_UNKNOWN",
+                            "the cache restarted while this write was in flight; read the key before retrying",
+                        ))
+                    }
+                },
+                Reply::Load => {
+                    if !self.load(&slot, namespace, key, load_for).await? {
+                        return Ok(Executed::Absent);
+                    }
+                }
+                Reply::Usage => self.load_usage(&slot, namespace).await?,
+                Reply::Etag(current) => return Err(precondition_failed(current)),
+                Reply::Quota { what, limit } => return Err(quota_exceeded(&what, limit)),
+                Reply::Float => return Ok(Executed::Float),
+                Reply::NotANumber => return Err(not_a_number("the stored value")),
+                Reply::Overflow => return Err(overflow()),
+                Reply::Done => return Err(Error::internal("unexpected script reply")),
+            }
+        }
+        Err(Error::unavailable(
+            "MEMORY_CONTENDED",
+            "the key kept changing under reloads; retry",
+        ))
+    }
+
+    /// Ensures `state` is in PostgreSQL, persisting it if it is still in flight.
+    async fn make_durable(&self, slot: &Slot, namespace: &str, key: &str, state: &RedisState) -> Result<Verdict> {
+        if state.is_durable() {
+            return Ok(Verdict::Durable);
+        }
+        let verdict = pg::persist(&self.pg, namespace, key, &state.stored, state.gen).await?;
+        if verdict == Verdict::Durable {
+            let args = [state.gen.to_string(), state.stored.revision.to_string()];
+            // Only an optimization: a state not marked is checked again by the next reader.
+            if let Err(error) = self.call(&self.scripts.mark_durable, slot, &args).await {
+                tracing::debug!(%error, "could not mark a state durable");
+            }
+        }
+        Ok(verdict)
+    }
+
+    async fn invalidate(&self, slot: &Slot, gen: i64) -> Result<()> {
+        self.call(&self.scripts.invalidate, slot, &[gen.to_string()]).await.map(drop)
+    }
+
+    /// Loads a key into Redis from PostgreSQL. Loads of a key serialize on
+    /// its row lock and re-check Redis under it, so a new generation (which
+    /// fences off the old one's writes in flight) is taken only when Redis
+    /// really lacks the key, not once per caller that raced to load it.
+    /// `false`: a read found a key that was never written; nothing loaded.
+    async fn load(&self, slot: &Slot, namespace: &str, key: &str, load_for: LoadFor) -> Result<bool> {
+        let mut tx = self.pg.begin().await.map_err(pg::db_error)?;
+        if pg::lock_for_load(&mut tx, namespace, key, load_for == LoadFor::Write).await?.is_none() {
+            return Ok(false);
+        }
+        let mut connection = self.redis.clone();
+        let present: bool = redis::cmd("EXISTS")
+            .arg(&slot.entry)
+            .query_async(&mut connection)
+            .await
+            .map_err(redis_error)?;
+        if !present {
+            let loaded = pg::next_generation(&mut tx, namespace, key).await?;
+            let stored = &loaded.stored;
+            let args = [
+                stored.value.clone().unwrap_or_default(),
+                stored.revision.to_string(),
+                loaded.gen.to_string(),
+                stored.created_at_ms.to_string(),
+                stored.updated_at_ms.to_string(),
+                stored.expires_at_ms.unwrap_or(0).to_string(),
+            ];
+            self.call(&self.scripts.install, slot, &args).await?;
+        }
+        tx.commit().await.map_err(pg::db_error)?;
+        Ok(true)
+    }
+
+    async fn load_usage(&self, slot: &Slot, namespace: &str) -> Result<()> {
+        let (keys, bytes) = pg::usage(&self.pg, namespace, now_ms()).await?;
+        let args = [keys.to_string(), bytes.to_string(), USAGE_RECOUNT_SECONDS.to_string()];
+        self.call(&self.scripts.install_usage, slot, &args).await.map(drop)
+    }
+
+    fn quota_args(&self) -> [String; 2] {
+        [self.limits.max_keys.to_string(), self.limits.max_bytes.to_string()]
+    }
+
+    async fn write(&self, namespace: &str, key: &str, script: &redis::Script, args: Vec<String>) -> Result<(String, RedisState)> {
+        match self.execute(namespace, key, script, &args, LoadFor::Write).await? {
+            Executed::Done { status, state } => Ok((status, state)),
+            Executed::Absent | Executed::Float => Err(Error::internal("unexpected reply to a write")),
+        }
+    }
+
+    async fn cas_values(
+        &self,
+        namespace: &str,
+        key: &str,
+        expected: Option<&str>,
+        value: Option<&str>,
+        ttl: TtlChange,
+    ) -> Result<(String, RedisState)> {
+        let [max_keys, max_bytes] = self.quota_args();
+        let args = vec![
+            if expected.is_some() { "1" } else { "0" }.to_string(),
+            expected.unwrap_or_default().to_string(),
+            if value.is_some() { "1" } else { "0" }.to_string(),
+            value.unwrap_or_default().to_string(),
+            ttl_arg(ttl),
+            max_keys,
+            max_bytes,
+        ];
+        self.write(namespace, key, &self.scripts.cas, args).await
+    }
+
+    /// Float increments: Lua cannot add doubles with Rust's exact formatting,
+    /// so read, add with the shared rules, and compare-and-swap until no one
+    /// wrote in between.
+    async fn incr_float(&self, namespace: &str, key: &str, by: Number, ttl: TtlChange) -> Result<Entry> {
+        for _ in 0..ATTEMPTS {
+            let state = match self.execute(namespace, key, &self.scripts.get, &[], LoadFor::Read).await? {
+                Executed::Done { state, .. } => state,
+                _ => RedisState { stored: ops::Stored::default(), gen: 0, durable_rev: 0, now_ms: now_ms() },
+            };
+            let transition = ops::apply(&Op::Incr { by, ttl }, &state.stored, state.now_ms)?;
+            let current = state.stored.live_value(state.now_ms);
+            let sum = transition.state.value.as_deref();
+            let (status, after) = self.cas_values(namespace, key, current, sum, ttl).await?;
+            if status == "OK" {
+                return live_entry(namespace, key, &after);
+            }
+        }
+        Err(Error::new(ErrorKind::Conflict, "INCR_CONTENDED", "the value kept changing; retry"))
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn live_entry(namespace: &str, key: &str, state: &RedisState) -> Result<Entry> {
+    state
+        .stored
+        .to_entry(namespace, key, state.now_ms)
+        .ok_or_else(|| Error::internal("a write left no live entry"))
+}
+
+#[async_trait::async_trait]
+impl MemoryStore for DurableStore {
+    async fn get(&self, namespace: &str, key: &str) -> Result<Option<Entry>> {
+        Ok(match self.execute(namespace, key, &self.scripts.get, &[], LoadFor::Read).await? {
+            Executed::Done { state, .. } => state.stored.to_entry(namespace, key, state.now_ms),
+            _ => None,
+        })
+    }
+
+    async fn set(&self, namespace: &str, key: &str, value: String, ttl: TtlChange, if_match: Option<u64>) -> Result<Entry> {
+        let [max_keys, max_bytes] = self.quota_args();
+        let args = vec![
+            value,
+            ttl_arg(ttl),
+            if_match.map(|r| r.to_string()).unwrap_or_default(),
+            max_keys,
+            max_bytes,
+        ];
+        let (_, state) = self.write(namespace, key, &self.scripts.set, args).await?;
+        live_entry(namespace, key, &state)
+    }
+
+    async fn delete(&self, namespace: &str, key: &str, if_match: Option<u64>) -> Result<Deleted> {
+        let args = vec![if_match.map(|r| r.to_string()).unwrap_or_default()];
+        let (status, state) = self.write(namespace, key, &self.scripts.delete, args).await?;
+        Ok(Deleted { deleted: status == "OK", revision: state.stored.revision })
+    }
+
+    async fn list(&self, namespace: &str, query: ListQuery) -> Result<ListPage> {
+        let entries = pg::list(&self.pg, namespace, &query, now_ms()).await?;
+        Ok(ListPage::from_overfetched(entries, query.limit))
+    }
+
+    async fn cas(
+        &self,
+        namespace: &str,
+        key: &str,
+        expected: Option<String>,
+        value: Option<String>,
+        ttl: TtlChange,
+    ) -> Result<CasOutcome> {
+        let (status, state) = self
+            .cas_values(namespace, key, expected.as_deref(), value.as_deref(), ttl)
+            .await?;
+        Ok(CasOutcome {
+            swapped: status != "NOOP",
+            current: state.stored.to_entry(namespace, key, state.now_ms),
+            revision: state.stored.revision,
+        })
+    }
+
+    async fn incr(&self, namespace: &str, key: &str, by: Number, ttl: TtlChange) -> Result<Entry> {
+        if !by.is_int() {
+            return self.incr_float(namespace, key, by, ttl).await;
+        }
+        let [max_keys, max_bytes] = self.quota_args();
+        let args = [by.text(), ttl_arg(ttl), max_keys, max_bytes];
+        match self.execute(namespace, key, &self.scripts.incr, &args, LoadFor::Write).await? {
+            Executed::Done { state, .. } => live_entry(namespace, key, &state),
+            Executed::Float => self.incr_float(namespace, key, by, ttl).await,
+            Executed::Absent => Err(Error::internal("unexpected reply to a write")),
+        }
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let mut connection = self.redis.clone();
+        let _: String = redis::cmd("PING").query_async(&mut connection).await.map_err(redis_error)?;
+        sqlx::query("SELECT 1").execute(&self.pg).await.map_err(pg::db_error)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,129 @@
+//! The Lua scripts, each prefixed with the shared prelude, and their replies.
+
+use crate::ops::Stored;
+use redis::Script;
+use tessera_error::Error;
+
+const PRELUDE: &str = include_str!("lua/prelude.lua");
+
+pub struct Scripts {
+    pub get: Script,
+    pub set: Script,
+    pub delete: Script,
+    pub cas: Script,
+    pub incr: Script,
+    pub install: Script,
+    pub install_usage: Script,
+    pub mark_durable: Script,
+    pub invalidate: Script,
+}
+
+fn with_prelude(body: &str) -> Script {
+    Script::new(&format!("{PRELUDE}\n{body}"))
+}
+
+impl Scripts {
+    pub fn new() -> Self {
+        Scripts {
+            get: with_prelude(include_str!("lua/get.lua")),
+            set: with_prelude(include_str!("lua/set.lua")),
+            delete: with_prelude(include_str!("lua/delete.lua")),
+            cas: with_prelude(include_str!("lua/cas.lua")),
+            incr: with_prelude(include_str!("lua/incr.lua")),
+            install: with_prelude(include_str!("lua/install.lua")),
+            install_usage: with_prelude(include_str!("lua/install_usage.lua")),
+            mark_durable: with_prelude(include_str!("lua/mark_durable.lua")),
+            invalidate: with_prelude(include_str!("lua/invalidate.lua")),
+        }
+    }
+
+    /// The CAS script's source, for the bench's raw EVALSHA baseline.
+    pub fn cas_source(&self) -> String {
+        format!("{PRELUDE}\n{}", include_str!("lua/cas.lua"))
+    }
+}
+
+impl Default for Scripts {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A key's state in Redis: the stored state plus its load generation and the
+/// highest revision known durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisState {
+    pub stored: Stored,
+    pub gen: i64,
+    pub durable_rev: u64,
+    /// Redis's clock when the script ran.
+    pub now_ms: i64,
+}
+
+impl RedisState {
+    pub fn is_durable(&self) -> bool {
+        self.stored.revision <= self.durable_rev
+    }
+}
+
+/// A script's verdict.
+#[derive(Debug)]
+pub enum Reply {
+    /// OK (wrote), NOOP (nothing to do), MATCH (CAS matched, nothing to delete).
+    State { status: String, state: RedisState },
+    /// The entry is not in Redis: load it from PostgreSQL and retry.
+    Load,
+    /// The namespace's usage totals are not in Redis: count and retry.
+    Usage,
+    /// If-Match failed; the current revision (0 when absent).
+    Etag(u64),
+    Quota { what: String, limit: u64 },
+    /// Increment of a stored float: done by compare-and-swap instead.
+    Float,
+    NotANumber,
+    Overflow,
+    Done,
+}
+
+impl Reply {
+    pub fn parse(fields: Vec<String>) -> Result<Reply, Error> {
+        let bad = || Error::internal(format!("unexpected script reply {fields:?}"));
+        let status = fields.first().ok_or_else(bad)?.as_str();
+        let int = |i: usize| -> Result<i64, Error> {
+            fields.get(i).and_then(|f| f.parse::<i64>().ok()).ok_or_else(bad)
+        };
+        Ok(match status {
+            "OK" | "NOOP" | "MATCH" => {
+                let value = fields.get(1).ok_or_else(bad)?;
+                let expires = int(7)?;
+                Reply::State {
+                    status: status.to_string(),
+                    state: RedisState {
+                        stored: Stored {
+                            value: (!value.is_empty()).then(|| value.clone()),
+                            revision: int(2)? as u64,
+                            created_at_ms: int(5)?,
+                            updated_at_ms: int(6)?,
+                            expires_at_ms: (expires != 0).then_some(expires),
+                        },
+                        gen: int(3)?,
+                        durable_rev: int(4)? as u64,
+                        now_ms: int(8)?,
+                    },
+                }
+            }
+            "LOAD" => Reply::Load,
+            "USAGE" => Reply::Usage,
+            "ETAG" => Reply::Etag(int(1)? as u64),
+            "QUOTA" => Reply::Quota {
+                what: fields.get(1).cloned().unwrap_or_default(),
+                limit: int(2)? as u64,
+            },
+            "FLOAT" => Reply::Float,
+            "NAN" => Reply::NotANumber,
+            "OVERFLOW" => Reply::Overflow,
+            "SKIP" | "DONE" => Reply::Done,
+            _ => return Err(bad()),
+        })
+    }
+}

@@ -1,0 +1,297 @@
+//! The embedded backend for `make run`: one SQLite file, every operation one
+//! IMMEDIATE transaction applying [`crate::ops::apply`], the file synced
+//! before the call returns (`synchronous=FULL`).
+
+use crate::model::{quota_exceeded, CasOutcome, Deleted, Entry, Limits, ListPage, ListQuery, TtlChange};
+use crate::ops::{self, Number, Op, Stored, Transition};
+use crate::store::MemoryStore;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqliteConnection, SqlitePool};
+use std::path::Path;
+use tessera_error::{Error, Result};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Expired entries retired per write, so quotas free up without a sweeper.
+const RETIRE_BATCH: i64 = 16;
+
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    pool: SqlitePool,
+    limits: Limits,
+}
+
+fn db_error(error: sqlx::Error) -> Error {
+    tracing::warn!(%error, "sqlite call failed");
+    Error::unavailable("DATABASE_UNAVAILABLE", "the embedded memory database failed; retry")
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl EmbeddedStore {
+    /// Opens (creating if needed) the database file and migrates it.
+    pub async fn open(path: &Path, limits: Limits) -> Result<Self> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                Error::internal(format!("cannot create {}: {e}", parent.display()))
+            })?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(std::time::Duration::from_secs(5));
+        // One connection: SQLite has one writer anyway, and this makes every
+        // read-modify-write below a critical section.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(db_error)?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| Error::internal(format!("embedded migrations failed: {e}")))?;
+        Ok(EmbeddedStore { pool, limits })
+    }
+
+    /// Applies `op` to a key in one transaction, with quota accounting.
+    async fn apply(&self, namespace: &str, key: &str, op: &Op) -> Result<(Transition, i64)> {
+        let now = now_ms();
+        let mut conn = self.pool.acquire().await.map_err(db_error)?;
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await.map_err(db_error)?;
+        let result = apply_in_transaction(&mut conn, namespace, key, op, now, self.limits).await;
+        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        sqlx::query(end).execute(&mut *conn).await.map_err(db_error)?;
+        result.map(|t| (t, now))
+    }
+}
+
+async fn apply_in_transaction(
+    conn: &mut SqliteConnection,
+    namespace: &str,
+    key: &str,
+    op: &Op,
+    now: i64,
+    limits: Limits,
+) -> Result<Transition> {
+    retire_expired(conn, namespace, now).await?;
+    let current = read_stored(conn, namespace, key).await?.unwrap_or_default();
+    let transition = ops::apply(op, &current, now)?;
+    if !transition.changed {
+        return Ok(transition);
+    }
+    let old_bytes = current.charged_bytes(key, now) as i64;
+    let new_bytes = transition.state.charged_bytes(key, now) as i64;
+    let keys_delta = i64::from(transition.state.is_live(now)) - i64::from(current.is_live(now));
+    let bytes_delta = new_bytes - old_bytes;
+    let (keys, bytes) = read_usage(conn, namespace).await?;
+    if keys_delta > 0 && (keys + keys_delta) as u64 > limits.max_keys {
+        return Err(quota_exceeded("keys", limits.max_keys));
+    }
+    if bytes_delta > 0 && (bytes + bytes_delta) as u64 > limits.max_bytes {
+        return Err(quota_exceeded("bytes", limits.max_bytes));
+    }
+    write_stored(conn, namespace, key, &transition.state).await?;
+    add_usage(conn, namespace, keys_delta, bytes_delta).await?;
+    Ok(transition)
+}
+
+async fn read_stored(conn: &mut SqliteConnection, namespace: &str, key: &str) -> Result<Option<Stored>> {
+    let row = sqlx::query(
+        "SELECT value, revision, created_at, updated_at, expires_at
+         FROM memory_entries WHERE namespace = ? AND key = ?",
+    )
+    .bind(namespace)
+    .bind(key)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    Ok(row.map(|row| Stored {
+        value: row.get("value"),
+        revision: row.get::<i64, _>("revision") as u64,
+        created_at_ms: row.get("created_at"),
+        updated_at_ms: row.get("updated_at"),
+        expires_at_ms: row.get("expires_at"),
+    }))
+}
+
+async fn write_stored(conn: &mut SqliteConnection, namespace: &str, key: &str, stored: &Stored) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO memory_entries (namespace, key, value, revision, created_at, updated_at, expires_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value,
+             revision = excluded.revision, created_at = excluded.created_at,
+             updated_at = excluded.updated_at, expires_at = excluded.expires_at",
+    )
+    .bind(namespace)
+    .bind(key)
+    .bind(&stored.value)
+    .bind(stored.revision as i64)
+    .bind(stored.created_at_ms)
+    .bind(stored.updated_at_ms)
+    .bind(stored.expires_at_ms)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+async fn read_usage(conn: &mut SqliteConnection, namespace: &str) -> Result<(i64, i64)> {
+    let row = sqlx::query("SELECT keys, bytes FROM namespace_usage WHERE namespace = ?")
+        .bind(namespace)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    Ok(row.map_or((0, 0), |row| (row.get("keys"), row.get("bytes"))))
+}
+
+async fn add_usage(conn: &mut SqliteConnection, namespace: &str, keys: i64, bytes: i64) -> Result<()> {
+    if keys == 0 && bytes == 0 {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO namespace_usage (namespace, keys, bytes) VALUES (?, max(?, 0), max(?, 0))
+         ON CONFLICT (namespace) DO UPDATE SET keys = max(namespace_usage.keys + ?, 0),
+             bytes = max(namespace_usage.bytes + ?, 0)",
+    )
+    .bind(namespace)
+    .bind(keys)
+    .bind(bytes)
+    .bind(keys)
+    .bind(bytes)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// Turns a few expired entries of the namespace into tombstones (keeping
+/// their revision) and takes them off the running totals.
+async fn retire_expired(conn: &mut SqliteConnection, namespace: &str, now: i64) -> Result<()> {
+    let rows = sqlx::query(
+        "SELECT key, length(CAST(value AS BLOB)) + length(CAST(key AS BLOB)) AS bytes
+         FROM memory_entries
+         WHERE namespace = ? AND value IS NOT NULL AND expires_at IS NOT NULL AND expires_at <= ?
+         LIMIT ?",
+    )
+    .bind(namespace)
+    .bind(now)
+    .bind(RETIRE_BATCH)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    for row in &rows {
+        let key: String = row.get("key");
+        let bytes: i64 = row.get("bytes");
+        sqlx::query("UPDATE memory_entries SET value = NULL, expires_at = NULL WHERE namespace = ? AND key = ?")
+            .bind(namespace)
+            .bind(&key)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        add_usage(conn, namespace, -1, -bytes).await?;
+    }
+    Ok(())
+}
+
+fn live_entry(namespace: &str, key: &str, stored: &Stored, now: i64) -> Result<Entry> {
+    stored
+        .to_entry(namespace, key, now)
+        .ok_or_else(|| Error::internal("a write left no live entry"))
+}
+
+#[async_trait::async_trait]
+impl MemoryStore for EmbeddedStore {
+    async fn get(&self, namespace: &str, key: &str) -> Result<Option<Entry>> {
+        let now = now_ms();
+        let mut conn = self.pool.acquire().await.map_err(db_error)?;
+        let stored = read_stored(&mut conn, namespace, key).await?;
+        Ok(stored.and_then(|s| s.to_entry(namespace, key, now)))
+    }
+
+    async fn set(&self, namespace: &str, key: &str, value: String, ttl: TtlChange, if_match: Option<u64>) -> Result<Entry> {
+        let (t, now) = self.apply(namespace, key, &Op::Set { value, ttl, if_match }).await?;
+        live_entry(namespace, key, &t.state, now)
+    }
+
+    async fn delete(&self, namespace: &str, key: &str, if_match: Option<u64>) -> Result<Deleted> {
+        let (t, _) = self.apply(namespace, key, &Op::Delete { if_match }).await?;
+        Ok(Deleted { deleted: t.changed, revision: t.state.revision })
+    }
+
+    async fn list(&self, namespace: &str, query: ListQuery) -> Result<ListPage> {
+        let now = now_ms();
+        let (after_at, after_key) = match &query.after {
+            Some(cursor) => (cursor.updated_at_ms, cursor.key.clone()),
+            None => (i64::MAX, String::new()),
+        };
+        let rows = sqlx::query(
+            "SELECT key, value, revision, created_at, updated_at, expires_at
+             FROM memory_entries
+             WHERE namespace = ? AND value IS NOT NULL
+               AND (expires_at IS NULL OR expires_at > ?)
+               AND substr(key, 1, length(?)) = ?
+               AND (updated_at < ? OR (updated_at = ? AND (? = '' OR key < ?)))
+             ORDER BY updated_at DESC, key DESC
+             LIMIT ?",
+        )
+        .bind(namespace)
+        .bind(now)
+        .bind(&query.prefix)
+        .bind(&query.prefix)
+        .bind(after_at)
+        .bind(after_at)
+        .bind(&after_key)
+        .bind(&after_key)
+        .bind(query.limit as i64 + 1)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let entries: Vec<Entry> = rows
+            .iter()
+            .map(|row| Entry {
+                namespace: namespace.to_string(),
+                key: row.get("key"),
+                value: row.get("value"),
+                revision: row.get::<i64, _>("revision") as u64,
+                created_at_ms: row.get("created_at"),
+                updated_at_ms: row.get("updated_at"),
+                expires_at_ms: row.get("expires_at"),
+            })
+            .collect();
+        Ok(ListPage::from_overfetched(entries, query.limit))
+    }
+
+    async fn cas(
+        &self,
+        namespace: &str,
+        key: &str,
+        expected: Option<String>,
+        value: Option<String>,
+        ttl: TtlChange,
+    ) -> Result<CasOutcome> {
+        let (t, now) = self.apply(namespace, key, &Op::Cas { expected, value, ttl }).await?;
+        Ok(CasOutcome {
+            swapped: t.matched,
+            current: t.state.to_entry(namespace, key, now),
+            revision: t.state.revision,
+        })
+    }
+
+    async fn incr(&self, namespace: &str, key: &str, by: Number, ttl: TtlChange) -> Result<Entry> {
+        let (t, now) = self.apply(namespace, key, &Op::Incr { by, ttl }).await?;
+        live_entry(namespace, key, &t.state, now)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db_error)?;
+        Ok(())
+    }
+}

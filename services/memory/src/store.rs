@@ -1,0 +1,42 @@
+//! The storage trait both backends implement. Inputs arrive validated and
+//! canonical (see [`crate::Memory`]); each call is atomic.
+
+use crate::model::{CasOutcome, Deleted, Entry, ListPage, ListQuery, TtlChange};
+use crate::ops::Number;
+use tessera_error::Result;
+
+#[async_trait::async_trait]
+pub trait MemoryStore: Send + Sync + 'static {
+    /// The live entry, or `None` when absent or expired.
+    async fn get(&self, namespace: &str, key: &str) -> Result<Option<Entry>>;
+
+    /// Upsert; with `if_match`, only when the current revision equals it.
+    async fn set(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: String,
+        ttl: TtlChange,
+        if_match: Option<u64>,
+    ) -> Result<Entry>;
+
+    async fn delete(&self, namespace: &str, key: &str, if_match: Option<u64>) -> Result<Deleted>;
+
+    /// Live entries, newest first.
+    async fn list(&self, namespace: &str, query: ListQuery) -> Result<ListPage>;
+
+    /// `expected: None` = absent or expired; `value: None` = delete on match.
+    async fn cas(
+        &self,
+        namespace: &str,
+        key: &str,
+        expected: Option<String>,
+        value: Option<String>,
+        ttl: TtlChange,
+    ) -> Result<CasOutcome>;
+
+    async fn incr(&self, namespace: &str, key: &str, by: Number, ttl: TtlChange) -> Result<Entry>;
+
+    /// Readiness of the backing servers.
+    async fn ping(&self) -> Result<()>;
+}

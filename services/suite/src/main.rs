@@ -1,0 +1,58 @@
+//! `tessera`: every service and the REST gateway in one process. The gRPC
+//! services share one port (`MEMORY_GRPC_ADDR`, default 127.0.0.1:50051);
+//! the gateway listens on `GATEWAY_ADDR` (default 127.0.0.1:8080) and calls
+//! memory over that port, exactly as it would across pods. The memory
+//! backend defaults to the embedded SQLite file (see `MEMORY_BACKEND`).
+
+use std::net::SocketAddr;
+use tessera_gateway::GatewayConfig;
+use tessera_memory::config::MemoryConfig;
+use tessera_runtime::grpc::GrpcServer;
+use tessera_runtime::{telemetry, Shutdown};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let _telemetry = telemetry::init("tessera")?;
+    let memory_config = MemoryConfig::from_env()?;
+    let memory = memory_config.open().await?;
+    let grpc_listener = tokio::net::TcpListener::bind(memory_config.listen_addr).await?;
+    let grpc_addr = grpc_listener.local_addr()?;
+
+    let mut gateway_config = GatewayConfig::from_env()?;
+    gateway_config.memory_url = format!("http://{}", loopback(grpc_addr));
+    let router = tessera_gateway::router(&gateway_config).await?;
+    let http_listener = tokio::net::TcpListener::bind(gateway_config.listen_addr).await?;
+    let http_addr = http_listener.local_addr()?;
+
+    let grpc = GrpcServer::new(tessera_memory::grpc::SERVICE_NAME, tessera_memory::grpc::server(memory))
+        .add(tessera_payment::SERVICE_NAME, tessera_payment::server())
+        .add(tessera_facilitator::SERVICE_NAME, tessera_facilitator::server())
+        .add(tessera_pow::SERVICE_NAME, tessera_pow::server())
+        .add(tessera_discovery::SERVICE_NAME, tessera_discovery::server())
+        .add(tessera_stats::SERVICE_NAME, tessera_stats::server());
+
+    let shutdown = Shutdown::on_signals();
+    let mut grpc_task = tokio::spawn(grpc.serve(grpc_listener, shutdown.clone()));
+    let mut http_task = tokio::spawn(tessera_gateway::serve(http_listener, router, shutdown.clone()));
+    println!("Tessera is up.\n  REST gateway: http://{}\n  gRPC (memory + planned services, reflection, health): {}", loopback(http_addr), loopback(grpc_addr));
+    println!("  try: curl -s -X POST http://{}/api/memory -H 'X-Agent-Id: agent-1' -H 'Content-Type: application/json' -d '{{\"key\":\"hello\",\"value\":\"world\"}}'", loopback(http_addr));
+
+    // Whichever server stops first (a signal, or a failure) stops the other.
+    let (first, other) = tokio::select! {
+        result = &mut grpc_task => (result, http_task),
+        result = &mut http_task => (result, grpc_task),
+    };
+    shutdown.trigger();
+    first??;
+    other.await??;
+    Ok(())
+}
+
+/// The address a local client dials for a listener (0.0.0.0 → 127.0.0.1).
+fn loopback(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    }
+}

@@ -1,0 +1,9 @@
+//! Plumbing every Tessera service shares: env config, telemetry, a gRPC
+//! server with health, reflection and grpc-web, and graceful shutdown.
+
+pub mod config;
+pub mod grpc;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use shutdown::Shutdown;

@@ -1,0 +1,110 @@
+//! Builders for memory backends and servers, each on its own port, namespace
+//! or file, so tests run in parallel without stepping on each other.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tessera_memory::durable::{DurableConfig, DurableStore};
+use tessera_memory::embedded::EmbeddedStore;
+use tessera_memory::{Limits, Memory};
+use tessera_proto::memory::v1::memory_service_client::MemoryServiceClient;
+use tessera_runtime::grpc::GrpcServer;
+use tessera_runtime::Shutdown;
+use tonic::transport::Channel;
+
+pub fn redis_url() -> String {
+    tessera_runtime::config::env_string("REDIS_URL", tessera_memory::config::DEFAULT_REDIS_URL)
+}
+
+pub fn database_url() -> String {
+    tessera_runtime::config::env_string("DATABASE_URL", tessera_memory::config::DEFAULT_DATABASE_URL)
+}
+
+/// A namespace no other test (or earlier run) uses.
+pub fn unique_namespace(label: &str) -> String {
+    format!("t-{label}-{:016x}", rand::random::<u64>())
+}
+
+fn temp_path(label: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("tessera-{label}-{:016x}", rand::random::<u64>()))
+}
+
+pub async fn embedded_memory(limits: Limits) -> Memory {
+    let path = temp_path("embedded").join("memory.db");
+    let store = EmbeddedStore::open(&path, limits).await.expect("open embedded store");
+    Memory::new(Arc::new(store), limits)
+}
+
+/// The durable store on the Redis and PostgreSQL this machine runs. Fails
+/// (never skips) with what to start when they do not answer.
+pub async fn durable_store_at(redis_url: &str, limits: Limits) -> DurableStore {
+    durable_store_with(redis_url, &database_url(), limits).await
+}
+
+/// As [`durable_store_at`], with PostgreSQL at `database_url`.
+pub async fn durable_store_with(redis_url: &str, database_url: &str, limits: Limits) -> DurableStore {
+    let config = DurableConfig {
+        redis_url: redis_url.to_string(),
+        database_url: database_url.to_string(),
+        database_pool_size: 8,
+        limits,
+    };
+    match DurableStore::connect(&config).await {
+        Ok(store) => store,
+        Err(error) => panic!(
+            "the Redis + PostgreSQL tests need Redis at {} and PostgreSQL at {} \
+             (set REDIS_URL / DATABASE_URL, or start them: `redis-server --save '' --appendonly no` \
+             and PostgreSQL with database `test`; `.ci/run` does both): {error:#}",
+            redis_url,
+            tessera_runtime::config::redact_url(database_url)
+        ),
+    }
+}
+
+pub async fn durable_memory(limits: Limits) -> Memory {
+    let store = durable_store_at(&redis_url(), limits).await;
+    Memory::new(Arc::new(store), limits)
+}
+
+/// A memory gRPC server on a free port; stops when the returned handle drops.
+pub struct MemoryServer {
+    pub addr: SocketAddr,
+    shutdown: Shutdown,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl MemoryServer {
+    pub async fn start(memory: Memory) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = Shutdown::new();
+        let server = GrpcServer::new(tessera_memory::grpc::SERVICE_NAME, tessera_memory::grpc::server(memory));
+        let stop = shutdown.clone();
+        let task = tokio::spawn(async move {
+            server.serve(listener, stop).await.expect("memory server");
+        });
+        MemoryServer { addr, shutdown, task: Some(task) }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn client(&self) -> MemoryServiceClient<Channel> {
+        MemoryServiceClient::connect(self.url()).await.expect("connect to memory server")
+    }
+
+    /// Stops accepting, drains in-flight calls, and waits until it has.
+    pub async fn stop(mut self) {
+        self.shutdown.trigger();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for MemoryServer {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}
