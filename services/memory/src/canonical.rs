@@ -65,7 +65,7 @@ fn write_number(n: &serde_json::Number, out: &mut String) {
 /// The canonical spelling of a float result (also used by increments).
 pub fn float_text(f: f64) -> String {
     const I64_LIMIT: f64 = 9_223_372_036_854_775_808.0; // 2^63
-    if f.fract() == 0.0 && f >= -I64_LIMIT && f < I64_LIMIT {
+    if f.fract() == 0.0 && (-I64_LIMIT..I64_LIMIT).contains(&f) {
         return (f as i64).to_string();
     }
     serde_json::Number::from_f64(f)

@@ -29,7 +29,7 @@ impl Number {
         }
     }
 
-    pub fn add(self, other: Number) -> Result<String, Error> {
+    pub fn checked_add(self, other: Number) -> Result<String, Error> {
         match (self, other) {
             (Number::Int(a), Number::Int(b)) => {
                 a.checked_add(b).map(|n| n.to_string()).ok_or_else(overflow)
@@ -161,7 +161,7 @@ pub fn apply(op: &Op, current: &Stored, now_ms: i64) -> Result<Transition, Error
                 None => Number::Int(0),
                 Some(text) => Number::parse(text, "the stored value")?,
             };
-            let sum = base.add(*by)?;
+            let sum = base.checked_add(*by)?;
             Ok(write(current, now_ms, Some(sum), *ttl, true))
         }
     }
@@ -208,10 +208,10 @@ mod tests {
 
     #[test]
     fn integer_increments_are_exact_and_overflow_is_an_error() {
-        assert_eq!(Number::Int(i64::MAX - 1).add(Number::Int(1)).unwrap(), i64::MAX.to_string());
-        assert_eq!(Number::Int(i64::MAX).add(Number::Int(1)).unwrap_err().reason, "INCR_OVERFLOW");
-        assert_eq!(Number::Int(1).add(Number::Float(0.5)).unwrap(), "1.5");
-        assert_eq!(Number::Float(1.5).add(Number::Float(1.5)).unwrap(), "3");
+        assert_eq!(Number::Int(i64::MAX - 1).checked_add(Number::Int(1)).unwrap(), i64::MAX.to_string());
+        assert_eq!(Number::Int(i64::MAX).checked_add(Number::Int(1)).unwrap_err().reason, "INCR_OVERFLOW");
+        assert_eq!(Number::Int(1).checked_add(Number::Float(0.5)).unwrap(), "1.5");
+        assert_eq!(Number::Float(1.5).checked_add(Number::Float(1.5)).unwrap(), "3");
         assert_eq!(Number::parse("18446744073709551615", "v").unwrap_err().reason, "INCR_OVERFLOW");
         assert_eq!(Number::parse("\"5\"", "v").unwrap_err().reason, "NOT_A_NUMBER");
     }
