@@ -1,5 +1,7 @@
 //! The REST gateway: the agent402, 2s.io and per-agent memory APIs, each a
-//! face over the same internal memory gRPC service.
+//! face over the same internal memory gRPC service. `GET /metrics` serves
+//! the process's Prometheus metrics (every request here counts as
+//! `service="gateway"`, `route` = the route pattern).
 //!
 //! ```no_run
 //! # async fn run() -> anyhow::Result<()> {
@@ -20,7 +22,7 @@ mod timestamps;
 
 pub use config::GatewayConfig;
 
-use axum::extract::{DefaultBodyLimit, FromRef, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRef, MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{from_fn, Next};
 use axum::response::{IntoResponse, Response};
@@ -88,6 +90,7 @@ fn routes(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .merge(tessera_runtime::metrics::routes())
         .merge(faces::agent402::routes())
         .merge(faces::twos::routes())
         .merge(faces::agents::routes())
@@ -107,6 +110,10 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "gateway listening");
+    // Small JSON replies must not wait on Nagle's algorithm.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router)
         .with_graceful_shutdown(async move { shutdown.wait().await })
         .await?;
@@ -145,19 +152,97 @@ async fn method_not_allowed() -> Response {
         .into_response()
 }
 
+/// Logs every request and records it in `tessera_requests_total` and
+/// `tessera_request_duration_seconds`: `route` is the matched route pattern
+/// (`/agents/{id}/memory/{*key}`), `unmatched` for the fallback, so paths
+/// cannot grow the number of series.
 async fn trace_request(request: Request, next: Next) -> Response {
     let span =
         tracing::info_span!("http", method = %request.method(), path = %request.uri().path());
+    let route = request.extensions().get::<MatchedPath>().cloned();
     async move {
         let started = Instant::now();
         let response = next.run(request).await;
+        let elapsed = started.elapsed();
+        tessera_runtime::metrics::record_request(
+            "gateway",
+            route.as_ref().map_or("unmatched", MatchedPath::as_str),
+            response.status().as_str(),
+            elapsed,
+        );
         tracing::info!(
             status = response.status().as_u16(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
+            elapsed_ms = elapsed.as_millis() as u64,
             "request"
         );
         response
     }
     .instrument(span)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Method;
+    use tower::ServiceExt;
+
+    async fn call(method: Method, uri: &str, body: &'static str) -> (StatusCode, String) {
+        let config = GatewayConfig {
+            listen_addr: "127.0.0.1:0".parse().unwrap(),
+            memory_url: "http://127.0.0.1:1".into(),
+            free_mode: true,
+        };
+        let request = axum::http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        let response = router(&config)
+            .await
+            .unwrap()
+            .oneshot(request)
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    fn sample(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .map(|value| value.trim().parse().expect("a number"))
+    }
+
+    #[tokio::test]
+    async fn requests_are_counted_by_route_pattern_and_status() {
+        assert_eq!(call(Method::GET, "/health", "").await.0, StatusCode::OK);
+        // No X-Agent-Id: 401 before any backend call.
+        let (status, _) = call(Method::POST, "/api/memory/cas", "{}").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        // A body without `value`: 400 before any backend call.
+        let (status, _) = call(Method::PUT, "/agents/a1/memory/notes/today", "{}").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let (status, _) = call(Method::GET, "/no/such/route/42", "").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+
+        let (status, text) = call(Method::GET, "/metrics", "").await;
+        assert_eq!(status, StatusCode::OK);
+        for series in [
+            r#"tessera_requests_total{route="/health",service="gateway",status="200"}"#,
+            r#"tessera_requests_total{route="/api/memory/cas",service="gateway",status="401"}"#,
+            r#"tessera_requests_total{route="/agents/{id}/memory/{*key}",service="gateway",status="400"}"#,
+            r#"tessera_requests_total{route="unmatched",service="gateway",status="404"}"#,
+            r#"tessera_request_duration_seconds_count{route="/health",service="gateway"}"#,
+        ] {
+            assert!(sample(&text, series) >= Some(1.0), "{series} in\n{text}");
+        }
+        assert!(!text.contains("/no/such/route"), "{text}");
+        assert!(!text.contains("notes/today"), "{text}");
+    }
 }

@@ -50,9 +50,18 @@ macro_rules! conformance_suite {
 /// Small quotas for the quota cases, the defaults elsewhere.
 pub fn limits_for(case: &str) -> Limits {
     match case {
-        "key_quota_is_enforced" | "expired_keys_free_their_quota" => Limits { max_keys: 3, ..Limits::default() },
-        "byte_quota_is_enforced" => Limits { max_bytes: 100, ..Limits::default() },
-        "bad_input_is_rejected_and_nothing_is_written" => Limits { max_value_bytes: 64, ..Limits::default() },
+        "key_quota_is_enforced" | "expired_keys_free_their_quota" => Limits {
+            max_keys: 3,
+            ..Limits::default()
+        },
+        "byte_quota_is_enforced" => Limits {
+            max_bytes: 100,
+            ..Limits::default()
+        },
+        "bad_input_is_rejected_and_nothing_is_written" => Limits {
+            max_value_bytes: 64,
+            ..Limits::default()
+        },
         _ => Limits::default(),
     }
 }
@@ -107,29 +116,64 @@ pub async fn overwrite_grows_revision_and_keeps_created_at(memory: Memory) {
 
 pub async fn ttl_expires_entries(memory: Memory) {
     let ns = ns("ttl");
-    let entry = memory.set(&ns, "lease", r#""me""#, Some(1), None).await.unwrap();
+    let entry = memory
+        .set(&ns, "lease", r#""me""#, Some(1), None)
+        .await
+        .unwrap();
     let expires = entry.expires_at_ms.expect("expiry set");
-    assert!((expires - entry.updated_at_ms - 1000).abs() <= 5, "expires one second after the write");
+    assert!(
+        (expires - entry.updated_at_ms - 1000).abs() <= 5,
+        "expires one second after the write"
+    );
     assert!(memory.get(&ns, "lease").await.is_ok());
     tokio::time::sleep(Duration::from_millis(1150)).await;
     assert_eq!(kind(memory.get(&ns, "lease").await).0, ErrorKind::NotFound);
     // A set without ttl clears it.
     memory.set(&ns, "k", "1", Some(100), None).await.unwrap();
-    assert_eq!(memory.set(&ns, "k", "2", None, None).await.unwrap().expires_at_ms, None);
+    assert_eq!(
+        memory
+            .set(&ns, "k", "2", None, None)
+            .await
+            .unwrap()
+            .expires_at_ms,
+        None
+    );
 }
 
 pub async fn if_match_guards_writes(memory: Memory) {
     let ns = ns("ifmatch");
     let (k, r) = kind(memory.set(&ns, "k", "1", None, Some("1")).await);
-    assert_eq!((k, r.as_str()), (ErrorKind::PreconditionFailed, "ETAG_MISMATCH"), "absent never matches");
+    assert_eq!(
+        (k, r.as_str()),
+        (ErrorKind::PreconditionFailed, "ETAG_MISMATCH"),
+        "absent never matches"
+    );
     let v1 = memory.set(&ns, "k", "1", None, None).await.unwrap();
-    let v2 = memory.set(&ns, "k", "2", None, Some(&v1.etag())).await.unwrap();
-    assert_eq!(kind(memory.set(&ns, "k", "3", None, Some(&v1.etag())).await).0, ErrorKind::PreconditionFailed);
+    let v2 = memory
+        .set(&ns, "k", "2", None, Some(&v1.etag()))
+        .await
+        .unwrap();
+    assert_eq!(
+        kind(memory.set(&ns, "k", "3", None, Some(&v1.etag())).await).0,
+        ErrorKind::PreconditionFailed
+    );
     assert_eq!(memory.get(&ns, "k").await.unwrap().value, "2");
     let quoted = format!("\"{}\"", v2.etag());
-    assert_eq!(kind(memory.delete(&ns, "k", Some(&v1.etag())).await).0, ErrorKind::PreconditionFailed);
-    assert!(memory.delete(&ns, "k", Some(&quoted)).await.unwrap().deleted);
-    assert_eq!(kind(memory.set(&ns, "k", "1", None, Some("garbage")).await).0, ErrorKind::InvalidArgument);
+    assert_eq!(
+        kind(memory.delete(&ns, "k", Some(&v1.etag())).await).0,
+        ErrorKind::PreconditionFailed
+    );
+    assert!(
+        memory
+            .delete(&ns, "k", Some(&quoted))
+            .await
+            .unwrap()
+            .deleted
+    );
+    assert_eq!(
+        kind(memory.set(&ns, "k", "1", None, Some("garbage")).await).0,
+        ErrorKind::InvalidArgument
+    );
 }
 
 pub async fn delete_reports_and_bumps_revision(memory: Memory) {
@@ -143,47 +187,111 @@ pub async fn delete_reports_and_bumps_revision(memory: Memory) {
     assert_eq!(kind(memory.get(&ns, "k").await).0, ErrorKind::NotFound);
     let again = memory.delete(&ns, "k", None).await.unwrap();
     assert!(!again.deleted);
-    assert_eq!(again.revision, deleted.revision, "a no-op delete does not bump");
+    assert_eq!(
+        again.revision, deleted.revision,
+        "a no-op delete does not bump"
+    );
 }
 
 pub async fn revision_grows_across_delete_expiry_and_recreate(memory: Memory) {
     let ns = ns("revision");
     let mut seen = Vec::new();
-    seen.push(memory.set(&ns, "k", "1", Some(1), None).await.unwrap().revision);
+    seen.push(
+        memory
+            .set(&ns, "k", "1", Some(1), None)
+            .await
+            .unwrap()
+            .revision,
+    );
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    seen.push(memory.set(&ns, "k", "2", None, None).await.unwrap().revision);
+    seen.push(
+        memory
+            .set(&ns, "k", "2", None, None)
+            .await
+            .unwrap()
+            .revision,
+    );
     seen.push(memory.delete(&ns, "k", None).await.unwrap().revision);
-    seen.push(memory.set(&ns, "k", "3", None, None).await.unwrap().revision);
+    seen.push(
+        memory
+            .set(&ns, "k", "3", None, None)
+            .await
+            .unwrap()
+            .revision,
+    );
     seen.push(memory.incr(&ns, "k", "1", None).await.unwrap().revision);
-    seen.push(memory.cas(&ns, "k", Some("4"), None, None).await.unwrap().revision);
-    seen.push(memory.cas(&ns, "k", None, Some("1"), None).await.unwrap().revision);
-    assert!(seen.windows(2).all(|w| w[0] < w[1]), "revisions only grow: {seen:?}");
+    seen.push(
+        memory
+            .cas(&ns, "k", Some("4"), None, None)
+            .await
+            .unwrap()
+            .revision,
+    );
+    seen.push(
+        memory
+            .cas(&ns, "k", None, Some("1"), None)
+            .await
+            .unwrap()
+            .revision,
+    );
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "revisions only grow: {seen:?}"
+    );
 }
 
 pub async fn cas_acquires_and_releases_a_lock(memory: Memory) {
     let ns = ns("cas");
-    let acquired = memory.cas(&ns, "locks/import", None, Some(r#""agent-7""#), Some(30)).await.unwrap();
+    let acquired = memory
+        .cas(&ns, "locks/import", None, Some(r#""agent-7""#), Some(30))
+        .await
+        .unwrap();
     assert!(acquired.swapped);
     let current = acquired.current.clone().unwrap();
     assert_eq!(current.value, r#""agent-7""#);
     assert!(current.expires_at_ms.is_some());
     assert_eq!(acquired.revision, current.revision);
 
-    let contended = memory.cas(&ns, "locks/import", Some("null"), Some(r#""agent-8""#), Some(30)).await.unwrap();
+    let contended = memory
+        .cas(
+            &ns,
+            "locks/import",
+            Some("null"),
+            Some(r#""agent-8""#),
+            Some(30),
+        )
+        .await
+        .unwrap();
     assert!(!contended.swapped, "JSON null expected means absent");
-    assert_eq!(contended.current.unwrap().value, r#""agent-7""#, "reports the holder");
+    assert_eq!(
+        contended.current.unwrap().value,
+        r#""agent-7""#,
+        "reports the holder"
+    );
     assert_eq!(contended.revision, acquired.revision);
 
-    let wrong = memory.cas(&ns, "locks/import", Some(r#""agent-8""#), None, None).await.unwrap();
+    let wrong = memory
+        .cas(&ns, "locks/import", Some(r#""agent-8""#), None, None)
+        .await
+        .unwrap();
     assert!(!wrong.swapped);
-    let released = memory.cas(&ns, "locks/import", Some(r#""agent-7""#), None, None).await.unwrap();
+    let released = memory
+        .cas(&ns, "locks/import", Some(r#""agent-7""#), None, None)
+        .await
+        .unwrap();
     assert!(released.swapped);
     assert!(released.current.is_none());
     assert!(released.revision > acquired.revision);
-    assert_eq!(kind(memory.get(&ns, "locks/import").await).0, ErrorKind::NotFound);
+    assert_eq!(
+        kind(memory.get(&ns, "locks/import").await).0,
+        ErrorKind::NotFound
+    );
 
     let updated = memory.set(&ns, "n", "1", None, None).await.unwrap();
-    let swapped = memory.cas(&ns, "n", Some("1"), Some("2"), None).await.unwrap();
+    let swapped = memory
+        .cas(&ns, "n", Some("1"), Some("2"), None)
+        .await
+        .unwrap();
     assert!(swapped.swapped);
     assert_eq!(swapped.current.unwrap().value, "2");
     assert!(swapped.revision > updated.revision);
@@ -191,53 +299,131 @@ pub async fn cas_acquires_and_releases_a_lock(memory: Memory) {
 
 pub async fn cas_equality_ignores_object_key_order(memory: Memory) {
     let ns = ns("casjson");
-    memory.set(&ns, "doc", r#"{"a":1,"b":{"c":[1,2],"d":"x"}}"#, None, None).await.unwrap();
-    let outcome = memory
-        .cas(&ns, "doc", Some(r#"{ "b": {"d":"x", "c":[1,2]}, "a": 1.0 }"#), Some(r#"{"v":2}"#), None)
+    memory
+        .set(&ns, "doc", r#"{"a":1,"b":{"c":[1,2],"d":"x"}}"#, None, None)
         .await
         .unwrap();
-    assert!(outcome.swapped, "equal JSON in another key order and number spelling");
-    let arrays_differ = memory.cas(&ns, "doc", Some(r#"{"v":[2]}"#), Some("1"), None).await.unwrap();
+    let outcome = memory
+        .cas(
+            &ns,
+            "doc",
+            Some(r#"{ "b": {"d":"x", "c":[1,2]}, "a": 1.0 }"#),
+            Some(r#"{"v":2}"#),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(
+        outcome.swapped,
+        "equal JSON in another key order and number spelling"
+    );
+    let arrays_differ = memory
+        .cas(&ns, "doc", Some(r#"{"v":[2]}"#), Some("1"), None)
+        .await
+        .unwrap();
     assert!(!arrays_differ.swapped);
-    let strings_differ = memory.cas(&ns, "doc", Some(r#"{"v":"2"}"#), Some("1"), None).await.unwrap();
-    assert!(!strings_differ.swapped, "the string \"2\" is not the number 2");
+    let strings_differ = memory
+        .cas(&ns, "doc", Some(r#"{"v":"2"}"#), Some("1"), None)
+        .await
+        .unwrap();
+    assert!(
+        !strings_differ.swapped,
+        "the string \"2\" is not the number 2"
+    );
 }
 
 pub async fn cas_lease_can_be_taken_after_expiry(memory: Memory) {
     let ns = ns("lease");
-    let first = memory.cas(&ns, "lock", None, Some(r#""a""#), Some(1)).await.unwrap();
+    let first = memory
+        .cas(&ns, "lock", None, Some(r#""a""#), Some(1))
+        .await
+        .unwrap();
     assert!(first.swapped);
-    assert!(!memory.cas(&ns, "lock", None, Some(r#""b""#), Some(1)).await.unwrap().swapped);
+    assert!(
+        !memory
+            .cas(&ns, "lock", None, Some(r#""b""#), Some(1))
+            .await
+            .unwrap()
+            .swapped
+    );
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let second = memory.cas(&ns, "lock", None, Some(r#""b""#), Some(5)).await.unwrap();
+    let second = memory
+        .cas(&ns, "lock", None, Some(r#""b""#), Some(5))
+        .await
+        .unwrap();
     assert!(second.swapped, "an expired lease is absent");
-    assert!(second.revision > first.revision, "the new holder's fencing token is larger");
+    assert!(
+        second.revision > first.revision,
+        "the new holder's fencing token is larger"
+    );
     // The old holder's release no longer matches.
-    assert!(!memory.cas(&ns, "lock", Some(r#""a""#), None, None).await.unwrap().swapped);
+    assert!(
+        !memory
+            .cas(&ns, "lock", Some(r#""a""#), None, None)
+            .await
+            .unwrap()
+            .swapped
+    );
 }
 
 pub async fn incr_is_exact_and_typed(memory: Memory) {
     let ns = ns("incr");
-    assert_eq!(memory.incr(&ns, "c", "", None).await.unwrap().value, "1", "by defaults to 1, created at 0");
+    assert_eq!(
+        memory.incr(&ns, "c", "", None).await.unwrap().value,
+        "1",
+        "by defaults to 1, created at 0"
+    );
     assert_eq!(memory.incr(&ns, "c", "5", None).await.unwrap().value, "6");
-    assert_eq!(memory.incr(&ns, "c", "-10", None).await.unwrap().value, "-4");
-    memory.set(&ns, "big", "9223372036854775806", None, None).await.unwrap();
-    assert_eq!(memory.incr(&ns, "big", "1", None).await.unwrap().value, "9223372036854775807");
+    assert_eq!(
+        memory.incr(&ns, "c", "-10", None).await.unwrap().value,
+        "-4"
+    );
+    memory
+        .set(&ns, "big", "9223372036854775806", None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        memory.incr(&ns, "big", "1", None).await.unwrap().value,
+        "9223372036854775807"
+    );
     let (k, reason) = kind(memory.incr(&ns, "big", "1", None).await);
-    assert_eq!((k, reason.as_str()), (ErrorKind::InvalidArgument, "INCR_OVERFLOW"));
-    assert_eq!(memory.get(&ns, "big").await.unwrap().value, "9223372036854775807", "unchanged after overflow");
-    memory.set(&ns, "min", "-9223372036854775808", None, None).await.unwrap();
-    assert_eq!(kind(memory.incr(&ns, "min", "-1", None).await).1, "INCR_OVERFLOW");
+    assert_eq!(
+        (k, reason.as_str()),
+        (ErrorKind::InvalidArgument, "INCR_OVERFLOW")
+    );
+    assert_eq!(
+        memory.get(&ns, "big").await.unwrap().value,
+        "9223372036854775807",
+        "unchanged after overflow"
+    );
+    memory
+        .set(&ns, "min", "-9223372036854775808", None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        kind(memory.incr(&ns, "min", "-1", None).await).1,
+        "INCR_OVERFLOW"
+    );
 
-    assert_eq!(memory.incr(&ns, "f", "0.5", None).await.unwrap().value, "0.5");
+    assert_eq!(
+        memory.incr(&ns, "f", "0.5", None).await.unwrap().value,
+        "0.5"
+    );
     assert_eq!(memory.incr(&ns, "f", "2", None).await.unwrap().value, "2.5");
     assert_eq!(memory.incr(&ns, "f", "0.5", None).await.unwrap().value, "3");
 
     memory.set(&ns, "s", r#""123""#, None, None).await.unwrap();
     let (k, reason) = kind(memory.incr(&ns, "s", "1", None).await);
-    assert_eq!((k, reason.as_str()), (ErrorKind::InvalidArgument, "NOT_A_NUMBER"), "a string stays a string");
+    assert_eq!(
+        (k, reason.as_str()),
+        (ErrorKind::InvalidArgument, "NOT_A_NUMBER"),
+        "a string stays a string"
+    );
     assert_eq!(memory.get(&ns, "s").await.unwrap().value, r#""123""#);
-    assert_eq!(kind(memory.incr(&ns, "c", "\"1\"", None).await).1, "NOT_A_NUMBER");
+    assert_eq!(
+        kind(memory.incr(&ns, "c", "\"1\"", None).await).1,
+        "NOT_A_NUMBER"
+    );
 }
 
 pub async fn incr_keeps_ttl_unless_given(memory: Memory) {
@@ -278,7 +464,11 @@ pub async fn concurrent_cas_admits_one_winner(memory: Memory) {
             let (memory, ns) = (memory.clone(), ns.clone());
             tokio::spawn(async move {
                 let me = format!("\"agent-{i}\"");
-                memory.cas(&ns, "lock", None, Some(&me), Some(30)).await.unwrap().swapped
+                memory
+                    .cas(&ns, "lock", None, Some(&me), Some(30))
+                    .await
+                    .unwrap()
+                    .swapped
             })
         })
         .collect();
@@ -292,16 +482,28 @@ pub async fn concurrent_cas_admits_one_winner(memory: Memory) {
 pub async fn list_is_newest_first_with_prefix_and_cursor(memory: Memory) {
     let ns = ns("list");
     for i in 0..25 {
-        memory.set(&ns, &format!("notes/{i:02}"), &i.to_string(), None, None).await.unwrap();
+        memory
+            .set(&ns, &format!("notes/{i:02}"), &i.to_string(), None, None)
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     memory.set(&ns, "other", "0", None, None).await.unwrap();
-    memory.set(&ns, "notes/expiring", "0", Some(1), None).await.unwrap();
-    memory.set(&ns, "notes/deleted", "0", None, None).await.unwrap();
+    memory
+        .set(&ns, "notes/expiring", "0", Some(1), None)
+        .await
+        .unwrap();
+    memory
+        .set(&ns, "notes/deleted", "0", None, None)
+        .await
+        .unwrap();
     memory.delete(&ns, "notes/deleted", None).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     // Rewriting moves a key to the front.
-    memory.set(&ns, "notes/03", "\"again\"", None, None).await.unwrap();
+    memory
+        .set(&ns, "notes/03", "\"again\"", None, None)
+        .await
+        .unwrap();
 
     let mut keys = Vec::new();
     let mut cursor = String::new();
@@ -318,29 +520,62 @@ pub async fn list_is_newest_first_with_prefix_and_cursor(memory: Memory) {
     }
     assert_eq!(pages, 3);
     assert_eq!(keys.len(), 25, "{keys:?}");
-    assert_eq!(keys.iter().collect::<HashSet<_>>().len(), 25, "each key once");
+    assert_eq!(
+        keys.iter().collect::<HashSet<_>>().len(),
+        25,
+        "each key once"
+    );
     assert_eq!(keys[0], "notes/03");
     assert_eq!(keys[1], "notes/24");
     assert_eq!(keys[24], "notes/00");
     let all = memory.list(&ns, "", 0, "").await.unwrap();
     assert_eq!(all.entries.len(), 26);
-    assert_eq!(kind(memory.list(&ns, "", 1001, "").await).0, ErrorKind::InvalidArgument);
-    assert_eq!(kind(memory.list(&ns, "", 10, "bogus!").await).1, "INVALID_CURSOR");
+    assert_eq!(
+        kind(memory.list(&ns, "", 1001, "").await).0,
+        ErrorKind::InvalidArgument
+    );
+    assert_eq!(
+        kind(memory.list(&ns, "", 10, "bogus!").await).1,
+        "INVALID_CURSOR"
+    );
 }
 
 pub async fn bad_input_is_rejected_and_nothing_is_written(memory: Memory) {
     let ns = ns("bad");
     let long_key = "k".repeat(257);
     let cases: Vec<(&str, tessera_error::Result<tessera_memory::Entry>)> = vec![
-        ("KEY_TOO_LONG", memory.set(&ns, &long_key, "1", None, None).await),
+        (
+            "KEY_TOO_LONG",
+            memory.set(&ns, &long_key, "1", None, None).await,
+        ),
         ("KEY_EMPTY", memory.set(&ns, "", "1", None, None).await),
-        ("KEY_INVALID", memory.set(&ns, "a\u{0}b", "1", None, None).await),
-        ("INVALID_TTL", memory.set(&ns, "k", "1", Some(0), None).await),
-        ("INVALID_TTL", memory.set(&ns, "k", "1", Some(31_536_001), None).await),
-        ("VALUE_TOO_LARGE", memory.set(&ns, "k", &format!("\"{}\"", "x".repeat(100)), None, None).await),
+        (
+            "KEY_INVALID",
+            memory.set(&ns, "a\u{0}b", "1", None, None).await,
+        ),
+        (
+            "INVALID_TTL",
+            memory.set(&ns, "k", "1", Some(0), None).await,
+        ),
+        (
+            "INVALID_TTL",
+            memory.set(&ns, "k", "1", Some(31_536_001), None).await,
+        ),
+        (
+            "VALUE_TOO_LARGE",
+            memory
+                .set(&ns, "k", &format!("\"{}\"", "x".repeat(100)), None, None)
+                .await,
+        ),
         ("VALUE_NULL", memory.set(&ns, "k", "null", None, None).await),
-        ("INVALID_JSON", memory.set(&ns, "k", "{nope", None, None).await),
-        ("INVALID_NAMESPACE", memory.set("", "k", "1", None, None).await),
+        (
+            "INVALID_JSON",
+            memory.set(&ns, "k", "{nope", None, None).await,
+        ),
+        (
+            "INVALID_NAMESPACE",
+            memory.set("", "k", "1", None, None).await,
+        ),
         ("NOT_A_NUMBER", memory.incr(&ns, "k", "\"x\"", None).await),
         ("INVALID_TTL", memory.incr(&ns, "k", "1", Some(0)).await),
     ];
@@ -348,8 +583,19 @@ pub async fn bad_input_is_rejected_and_nothing_is_written(memory: Memory) {
         let (k, reason) = kind(result);
         assert_eq!((k, reason.as_str()), (ErrorKind::InvalidArgument, expected));
     }
-    assert_eq!(kind(memory.cas(&ns, "k", None, Some("{"), None).await).1, "INVALID_JSON");
-    assert!(memory.list(&ns, "", 0, "").await.unwrap().entries.is_empty(), "nothing written");
+    assert_eq!(
+        kind(memory.cas(&ns, "k", None, Some("{"), None).await).1,
+        "INVALID_JSON"
+    );
+    assert!(
+        memory
+            .list(&ns, "", 0, "")
+            .await
+            .unwrap()
+            .entries
+            .is_empty(),
+        "nothing written"
+    );
     assert_eq!(kind(memory.get(&ns, "k").await).0, ErrorKind::NotFound);
 }
 
@@ -359,15 +605,40 @@ pub async fn key_quota_is_enforced(memory: Memory) {
         memory.set(&ns, key, "1", None, None).await.unwrap();
     }
     let (k, reason) = kind(memory.set(&ns, "d", "1", None, None).await);
-    assert_eq!((k, reason.as_str()), (ErrorKind::QuotaExceeded, "QUOTA_EXCEEDED"));
+    assert_eq!(
+        (k, reason.as_str()),
+        (ErrorKind::QuotaExceeded, "QUOTA_EXCEEDED")
+    );
     assert_eq!(k.http_status(), 413);
-    assert_eq!(kind(memory.incr(&ns, "d", "1", None).await).0, ErrorKind::QuotaExceeded);
-    assert!(!memory.cas(&ns, "a", None, Some("2"), None).await.unwrap().swapped);
-    assert_eq!(kind(memory.cas(&ns, "d", None, Some("2"), None).await).0, ErrorKind::QuotaExceeded);
-    assert_eq!(kind(memory.get(&ns, "d").await).0, ErrorKind::NotFound, "nothing written");
-    memory.set(&ns, "a", "2", None, None).await.expect("overwriting is not a new key");
+    assert_eq!(
+        kind(memory.incr(&ns, "d", "1", None).await).0,
+        ErrorKind::QuotaExceeded
+    );
+    assert!(
+        !memory
+            .cas(&ns, "a", None, Some("2"), None)
+            .await
+            .unwrap()
+            .swapped
+    );
+    assert_eq!(
+        kind(memory.cas(&ns, "d", None, Some("2"), None).await).0,
+        ErrorKind::QuotaExceeded
+    );
+    assert_eq!(
+        kind(memory.get(&ns, "d").await).0,
+        ErrorKind::NotFound,
+        "nothing written"
+    );
+    memory
+        .set(&ns, "a", "2", None, None)
+        .await
+        .expect("overwriting is not a new key");
     memory.delete(&ns, "b", None).await.unwrap();
-    memory.set(&ns, "d", "1", None, None).await.expect("a delete frees a key");
+    memory
+        .set(&ns, "d", "1", None, None)
+        .await
+        .expect("a delete frees a key");
 }
 
 pub async fn byte_quota_is_enforced(memory: Memory) {
@@ -376,9 +647,18 @@ pub async fn byte_quota_is_enforced(memory: Memory) {
     let value = format!("\"{}\"", "x".repeat(40));
     memory.set(&ns, "a", &value, None, None).await.unwrap();
     memory.set(&ns, "b", &value, None, None).await.unwrap();
-    assert_eq!(kind(memory.set(&ns, "c", &value, None, None).await).0, ErrorKind::QuotaExceeded);
-    memory.set(&ns, "c", "1", None, None).await.expect("a small value still fits");
-    memory.set(&ns, "a", "1", None, None).await.expect("shrinking always fits");
+    assert_eq!(
+        kind(memory.set(&ns, "c", &value, None, None).await).0,
+        ErrorKind::QuotaExceeded
+    );
+    memory
+        .set(&ns, "c", "1", None, None)
+        .await
+        .expect("a small value still fits");
+    memory
+        .set(&ns, "a", "1", None, None)
+        .await
+        .expect("shrinking always fits");
 }
 
 pub async fn expired_keys_free_their_quota(memory: Memory) {
@@ -386,10 +666,16 @@ pub async fn expired_keys_free_their_quota(memory: Memory) {
     for key in ["a", "b", "c"] {
         memory.set(&ns, key, "1", Some(1), None).await.unwrap();
     }
-    assert_eq!(kind(memory.set(&ns, "d", "1", None, None).await).0, ErrorKind::QuotaExceeded);
+    assert_eq!(
+        kind(memory.set(&ns, "d", "1", None, None).await).0,
+        ErrorKind::QuotaExceeded
+    );
     tokio::time::sleep(Duration::from_millis(1100)).await;
     for key in ["d", "e", "f"] {
-        memory.set(&ns, key, "1", None, None).await.expect("expired keys no longer count");
+        memory
+            .set(&ns, key, "1", None, None)
+            .await
+            .expect("expired keys no longer count");
     }
 }
 

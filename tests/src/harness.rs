@@ -17,7 +17,10 @@ pub fn redis_url() -> String {
 }
 
 pub fn database_url() -> String {
-    tessera_runtime::config::env_string("DATABASE_URL", tessera_memory::config::DEFAULT_DATABASE_URL)
+    tessera_runtime::config::env_string(
+        "DATABASE_URL",
+        tessera_memory::config::DEFAULT_DATABASE_URL,
+    )
 }
 
 /// A namespace no other test (or earlier run) uses.
@@ -31,7 +34,9 @@ fn temp_path(label: &str) -> PathBuf {
 
 pub async fn embedded_memory(limits: Limits) -> Memory {
     let path = temp_path("embedded").join("memory.db");
-    let store = EmbeddedStore::open(&path, limits).await.expect("open embedded store");
+    let store = EmbeddedStore::open(&path, limits)
+        .await
+        .expect("open embedded store");
     Memory::new(Arc::new(store), limits)
 }
 
@@ -42,11 +47,15 @@ pub async fn durable_store_at(redis_url: &str, limits: Limits) -> DurableStore {
 }
 
 /// As [`durable_store_at`], with PostgreSQL at `database_url`.
-pub async fn durable_store_with(redis_url: &str, database_url: &str, limits: Limits) -> DurableStore {
+pub async fn durable_store_with(
+    redis_url: &str,
+    database_url: &str,
+    limits: Limits,
+) -> DurableStore {
     let config = DurableConfig {
         redis_url: redis_url.to_string(),
         database_url: database_url.to_string(),
-        database_pool_size: 8,
+        database_pool_size: 16,
         limits,
     };
     match DurableStore::connect(&config).await {
@@ -78,12 +87,19 @@ impl MemoryServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = Shutdown::new();
-        let server = GrpcServer::new(tessera_memory::grpc::SERVICE_NAME, tessera_memory::grpc::server(memory));
+        let server = GrpcServer::new(
+            tessera_memory::grpc::SERVICE_NAME,
+            tessera_memory::grpc::server(memory),
+        );
         let stop = shutdown.clone();
         let task = tokio::spawn(async move {
             server.serve(listener, stop).await.expect("memory server");
         });
-        MemoryServer { addr, shutdown, task: Some(task) }
+        MemoryServer {
+            addr,
+            shutdown,
+            task: Some(task),
+        }
     }
 
     pub fn url(&self) -> String {
@@ -91,7 +107,9 @@ impl MemoryServer {
     }
 
     pub async fn client(&self) -> MemoryServiceClient<Channel> {
-        MemoryServiceClient::connect(self.url()).await.expect("connect to memory server")
+        MemoryServiceClient::connect(self.url())
+            .await
+            .expect("connect to memory server")
     }
 
     /// Stops accepting, drains in-flight calls, and waits until it has.

@@ -2,6 +2,7 @@
 //! real servers, servers on free ports, and a Redis of our own to kill.
 
 pub mod conformance;
+pub mod gateway_http;
 pub mod harness;
 pub mod proxy;
 pub mod redis_server;

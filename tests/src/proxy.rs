@@ -21,7 +21,9 @@ impl PausableProxy {
         let gate = paused.clone();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let Ok(server) = TcpStream::connect(target).await else { continue };
+                let Ok(server) = TcpStream::connect(target).await else {
+                    continue;
+                };
                 let (client_read, client_write) = client.into_split();
                 let (server_read, server_write) = server.into_split();
                 tokio::spawn(pump(client_read, server_write, gate.subscribe()));

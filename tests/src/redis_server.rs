@@ -10,12 +10,19 @@ pub struct RedisServer {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl RedisServer {
     pub fn start() -> Self {
-        let mut server = RedisServer { port: free_port(), child: None };
+        let mut server = RedisServer {
+            port: free_port(),
+            child: None,
+        };
         server.spawn();
         server
     }
@@ -35,7 +42,10 @@ impl RedisServer {
         self.child = Some(child);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "redis-server did not start");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

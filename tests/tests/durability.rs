@@ -34,8 +34,14 @@ struct Ledger {
 async fn acknowledged_writes_survive_redis_loss_and_replica_restart() {
     let mut redis = RedisServer::start();
     let namespace = unique_namespace("durability");
-    let replicas = Arc::new(RwLock::new(vec![replica(&redis.url()).await, replica(&redis.url()).await]));
-    let urls = Arc::new(RwLock::new(vec![replicas.read().await[0].url(), replicas.read().await[1].url()]));
+    let replicas = Arc::new(RwLock::new(vec![
+        replica(&redis.url()).await,
+        replica(&redis.url()).await,
+    ]));
+    let urls = Arc::new(RwLock::new(vec![
+        replicas.read().await[0].url(),
+        replicas.read().await[1].url(),
+    ]));
     let stop = Arc::new(AtomicBool::new(false));
     let acked_incrs = Arc::new(AtomicU64::new(0));
     let unknown_incrs = Arc::new(AtomicU64::new(0));
@@ -45,7 +51,8 @@ async fn acknowledged_writes_survive_redis_loss_and_replica_restart() {
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {
             let (urls, stop, ledger) = (urls.clone(), stop.clone(), ledger.clone());
-            let (acked_incrs, unknown_incrs, failures) = (acked_incrs.clone(), unknown_incrs.clone(), failures.clone());
+            let (acked_incrs, unknown_incrs, failures) =
+                (acked_incrs.clone(), unknown_incrs.clone(), failures.clone());
             let namespace = namespace.clone();
             tokio::spawn(async move {
                 let key = format!("writer/{w}");
@@ -72,7 +79,13 @@ async fn acknowledged_writes_survive_redis_loss_and_replica_restart() {
                     match set {
                         Ok(entry) => {
                             let revision = entry.into_inner().revision;
-                            ledger.lock().unwrap().acked_sets.entry(key.clone()).or_default().push((seq, revision));
+                            ledger
+                                .lock()
+                                .unwrap()
+                                .acked_sets
+                                .entry(key.clone())
+                                .or_default()
+                                .push((seq, revision));
                         }
                         Err(_) => {
                             failures.fetch_add(1, Ordering::Relaxed);
@@ -116,8 +129,14 @@ async fn acknowledged_writes_survive_redis_loss_and_replica_restart() {
         writer.await.unwrap();
     }
     let after_recovery = acked_incrs.load(Ordering::Relaxed);
-    assert!(before_kill > 50, "writes were flowing before the kill ({before_kill})");
-    assert!(after_recovery > before_kill + 50, "writes resumed after the restarts ({before_kill} -> {after_recovery})");
+    assert!(
+        before_kill > 50,
+        "writes were flowing before the kill ({before_kill})"
+    );
+    assert!(
+        after_recovery > before_kill + 50,
+        "writes resumed after the restarts ({before_kill} -> {after_recovery})"
+    );
 
     // Read everything back through a Redis that starts empty: every read
     // loads from PostgreSQL.
@@ -128,22 +147,40 @@ async fn acknowledged_writes_survive_redis_loss_and_replica_restart() {
     let mut checked = 0;
     for (key, sets) in &ledger.acked_sets {
         if let Some(w) = sets.windows(2).find(|w| w[0].1 >= w[1].1) {
-            panic!("{key}: acknowledged revisions only grow, but {:?} came before {:?}", w[0], w[1]);
+            panic!(
+                "{key}: acknowledged revisions only grow, but {:?} came before {:?}",
+                w[0], w[1]
+            );
         }
         let (last_value, last_revision) = *sets.last().unwrap();
-        let entry = reader.get(&namespace, key).await.expect("acknowledged key is readable");
+        let entry = reader
+            .get(&namespace, key)
+            .await
+            .expect("acknowledged key is readable");
         let value: u64 = entry.value.parse().unwrap();
         let attempted = ledger.attempted[key];
         assert!(
             value >= last_value && value <= attempted,
             "{key}: last acknowledged {last_value}, attempted up to {attempted}, found {value}"
         );
-        assert!(entry.revision >= last_revision, "{key}: revision went backwards");
+        assert!(
+            entry.revision >= last_revision,
+            "{key}: revision went backwards"
+        );
         checked += 1;
     }
     assert_eq!(checked, WRITERS);
-    let counter: u64 = reader.get(&namespace, "shared/counter").await.unwrap().value.parse().unwrap();
-    let (acked, unknown) = (acked_incrs.load(Ordering::Relaxed), unknown_incrs.load(Ordering::Relaxed));
+    let counter: u64 = reader
+        .get(&namespace, "shared/counter")
+        .await
+        .unwrap()
+        .value
+        .parse()
+        .unwrap();
+    let (acked, unknown) = (
+        acked_incrs.load(Ordering::Relaxed),
+        unknown_incrs.load(Ordering::Relaxed),
+    );
     assert!(
         counter >= acked && counter <= acked + unknown,
         "counter {counter}: {acked} acknowledged increments, {unknown} with unknown outcome"
@@ -160,18 +197,44 @@ async fn a_flushed_redis_reads_through_and_revisions_continue() {
     let namespace = unique_namespace("readthrough");
     let store = durable_store_at(&redis.url(), Limits::default()).await;
     let memory = Memory::new(Arc::new(store), Limits::default());
-    let first = memory.set(&namespace, "k", r#"{"v":1}"#, Some(3600), None).await.unwrap();
-    let lock = memory.cas(&namespace, "lock", None, Some("\"a\""), Some(60)).await.unwrap();
-    let mut connection = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let _: () = redis::cmd("FLUSHALL").query_async(&mut connection).await.unwrap();
+    let first = memory
+        .set(&namespace, "k", r#"{"v":1}"#, Some(3600), None)
+        .await
+        .unwrap();
+    let lock = memory
+        .cas(&namespace, "lock", None, Some("\"a\""), Some(60))
+        .await
+        .unwrap();
+    let mut connection = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("FLUSHALL")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
 
     let read = memory.get(&namespace, "k").await.unwrap();
-    assert_eq!((read.value.as_str(), read.revision, read.expires_at_ms), (r#"{"v":1}"#, first.revision, first.expires_at_ms));
-    let held = memory.cas(&namespace, "lock", None, Some("\"b\""), Some(60)).await.unwrap();
+    assert_eq!(
+        (read.value.as_str(), read.revision, read.expires_at_ms),
+        (r#"{"v":1}"#, first.revision, first.expires_at_ms)
+    );
+    let held = memory
+        .cas(&namespace, "lock", None, Some("\"b\""), Some(60))
+        .await
+        .unwrap();
     assert!(!held.swapped, "a lease survives the cache losing it");
     let next = memory.set(&namespace, "k", "2", None, None).await.unwrap();
     assert_eq!(next.revision, first.revision + 1);
-    assert!(memory.cas(&namespace, "lock", Some("\"a\""), None, None).await.unwrap().revision > lock.revision);
+    assert!(
+        memory
+            .cas(&namespace, "lock", Some("\"a\""), None, None)
+            .await
+            .unwrap()
+            .revision
+            > lock.revision
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -213,10 +276,16 @@ async fn writes_in_flight_across_a_redis_loss_are_fenced_and_redone() {
     let proxy = tessera_tests::proxy::PausableProxy::start(database.socket_addr().await).await;
     let via_proxy = database.with_addr(proxy.addr);
     let a = Memory::new(
-        Arc::new(tessera_tests::harness::durable_store_with(&redis.url(), &via_proxy, Limits::default()).await),
+        Arc::new(
+            tessera_tests::harness::durable_store_with(&redis.url(), &via_proxy, Limits::default())
+                .await,
+        ),
         Limits::default(),
     );
-    let b = Memory::new(Arc::new(durable_store_at(&redis.url(), Limits::default()).await), Limits::default());
+    let b = Memory::new(
+        Arc::new(durable_store_at(&redis.url(), Limits::default()).await),
+        Limits::default(),
+    );
     b.incr(&namespace, "counter", "0", None).await.unwrap();
     a.get(&namespace, "counter").await.unwrap();
 
@@ -228,26 +297,52 @@ async fn writes_in_flight_across_a_redis_loss_are_fenced_and_redone() {
         })
         .collect();
     // Wait until both increments are applied in Redis (revision 3).
-    let mut connection = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let mut connection = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
     let entry_key = format!("tm:{{{namespace}}}:e:counter");
     for _ in 0..200 {
-        let rev: Option<u64> = redis::cmd("HGET").arg(&entry_key).arg("rev").query_async(&mut connection).await.unwrap();
+        let rev: Option<u64> = redis::cmd("HGET")
+            .arg(&entry_key)
+            .arg("rev")
+            .query_async(&mut connection)
+            .await
+            .unwrap();
         if rev == Some(3) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let _: () = redis::cmd("FLUSHALL").query_async(&mut connection).await.unwrap();
+    let _: () = redis::cmd("FLUSHALL")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
     let b_result = b.incr(&namespace, "counter", "100", None).await.unwrap();
-    assert_eq!(b_result.value, "100", "B reloaded the durable state (0) and added 100");
+    assert_eq!(
+        b_result.value, "100",
+        "B reloaded the durable state (0) and added 100"
+    );
     proxy.resume();
     for task in in_flight {
-        task.await.unwrap().expect("A's increments are redone on the new history");
+        task.await
+            .unwrap()
+            .expect("A's increments are redone on the new history");
     }
-    let fresh = Memory::new(Arc::new(durable_store_at(&redis.url(), Limits::default()).await), Limits::default());
-    let _: () = redis::cmd("FLUSHALL").query_async(&mut connection).await.unwrap();
+    let fresh = Memory::new(
+        Arc::new(durable_store_at(&redis.url(), Limits::default()).await),
+        Limits::default(),
+    );
+    let _: () = redis::cmd("FLUSHALL")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
     let final_entry = fresh.get(&namespace, "counter").await.unwrap();
-    assert_eq!(final_entry.value, "102", "every acknowledged increment counts exactly once");
+    assert_eq!(
+        final_entry.value, "102",
+        "every acknowledged increment counts exactly once"
+    );
     assert_eq!(final_entry.revision, 4);
 }
 
@@ -264,8 +359,12 @@ mod url_parts {
     impl Pg {
         pub fn parse(url: &str) -> Self {
             let scheme_end = url.find("://").expect("a URL") + 3;
-            let authority_start = url[scheme_end..].find('@').map_or(scheme_end, |at| scheme_end + at + 1);
-            let authority_end = url[authority_start..].find('/').map_or(url.len(), |slash| authority_start + slash);
+            let authority_start = url[scheme_end..]
+                .find('@')
+                .map_or(scheme_end, |at| scheme_end + at + 1);
+            let authority_end = url[authority_start..]
+                .find('/')
+                .map_or(url.len(), |slash| authority_start + slash);
             Pg {
                 before: url[..authority_start].to_string(),
                 host_port: url[authority_start..authority_end].to_string(),
@@ -279,7 +378,11 @@ mod url_parts {
             } else {
                 format!("{}:5432", self.host_port)
             };
-            tokio::net::lookup_host(host_port).await.unwrap().next().unwrap()
+            tokio::net::lookup_host(host_port)
+                .await
+                .unwrap()
+                .next()
+                .unwrap()
         }
 
         pub fn with_addr(&self, addr: SocketAddr) -> String {

@@ -60,7 +60,8 @@ async fn cas_lock_admits_one_holder_at_a_time_with_growing_fences() {
     let mut clients = Vec::new();
     for c in 0..CLIENTS {
         let url = replicas[c % 2].url();
-        let (namespace, resource, contended) = (namespace.clone(), resource.clone(), contended.clone());
+        let (namespace, resource, contended) =
+            (namespace.clone(), resource.clone(), contended.clone());
         clients.push(tokio::spawn(async move {
             let mut memory = MemoryServiceClient::connect(url).await.unwrap();
             for s in 0..SECTIONS_PER_CLIENT {
@@ -87,7 +88,10 @@ async fn cas_lock_admits_one_holder_at_a_time_with_growing_fences() {
                 resource.lock().unwrap().enter(token);
 
                 let current = memory
-                    .get(pb::GetRequest { namespace: namespace.clone(), key: "counter".into() })
+                    .get(pb::GetRequest {
+                        namespace: namespace.clone(),
+                        key: "counter".into(),
+                    })
                     .await
                     .map(|r| r.into_inner().value_json.parse::<u64>().unwrap())
                     .unwrap_or(0);
@@ -125,22 +129,38 @@ async fn cas_lock_admits_one_holder_at_a_time_with_growing_fences() {
     let sections = CLIENTS * SECTIONS_PER_CLIENT;
     let mut memory = replicas[0].client().await;
     let counter = memory
-        .get(pb::GetRequest { namespace: namespace.clone(), key: "counter".into() })
+        .get(pb::GetRequest {
+            namespace: namespace.clone(),
+            key: "counter".into(),
+        })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(counter.value_json, sections.to_string(), "no increment lost: mutual exclusion held");
+    assert_eq!(
+        counter.value_json,
+        sections.to_string(),
+        "no increment lost: mutual exclusion held"
+    );
 
     let resource = resource.lock().unwrap();
     assert_eq!(resource.overlaps, 0, "no two holders inside at once");
-    assert_eq!(resource.stale_tokens, 0, "every holder's fence is larger than all before it");
+    assert_eq!(
+        resource.stale_tokens, 0,
+        "every holder's fence is larger than all before it"
+    );
     let mut history = resource.history.clone();
     history.sort_by_key(|(token, _, _)| *token);
     assert_eq!(history.len(), sections);
     for pair in history.windows(2) {
         let ((t1, _, left), (t2, entered, _)) = (pair[0], pair[1]);
         assert!(t1 < t2);
-        assert!(left <= entered, "section with fence {t1} ended before fence {t2} began");
+        assert!(
+            left <= entered,
+            "section with fence {t1} ended before fence {t2} began"
+        );
     }
-    assert!(contended.load(Ordering::Relaxed) > 0, "the lock was actually contended");
+    assert!(
+        contended.load(Ordering::Relaxed) > 0,
+        "the lock was actually contended"
+    );
 }

@@ -89,14 +89,20 @@ mod tests {
 
     #[test]
     fn object_key_order_does_not_matter() {
-        assert_eq!(canon(r#"{"b":1,"a":{"d":[1,2],"c":null}}"#), r#"{"a":{"c":null,"d":[1,2]},"b":1}"#);
+        assert_eq!(
+            canon(r#"{"b":1,"a":{"d":[1,2],"c":null}}"#),
+            r#"{"a":{"c":null,"d":[1,2]},"b":1}"#
+        );
         assert_eq!(canon(r#"{ "a" : 1 , "b":2 }"#), canon(r#"{"b":2,"a":1}"#));
     }
 
     #[test]
     fn keys_sort_by_utf16_code_units() {
         // U+1F600 (surrogates D83D..) sorts before U+FB33 in UTF-16, after it in UTF-8.
-        assert_eq!(canon("{\"\u{fb33}\":1,\"\u{1f600}\":2}"), "{\"\u{1f600}\":2,\"\u{fb33}\":1}");
+        assert_eq!(
+            canon("{\"\u{fb33}\":1,\"\u{1f600}\":2}"),
+            "{\"\u{1f600}\":2,\"\u{fb33}\":1}"
+        );
     }
 
     #[test]

@@ -71,7 +71,11 @@ impl MemoryConfig {
         let store: Arc<dyn MemoryStore> = match &self.backend {
             Backend::Embedded { path } => {
                 tracing::info!(path = %path.display(), "memory backend: embedded SQLite");
-                Arc::new(EmbeddedStore::open(path, self.limits).await.map_err(anyhow::Error::new)?)
+                Arc::new(
+                    EmbeddedStore::open(path, self.limits)
+                        .await
+                        .map_err(anyhow::Error::new)?,
+                )
             }
             Backend::RedisPostgres(config) => {
                 tracing::info!(

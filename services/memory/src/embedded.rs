@@ -2,7 +2,9 @@
 //! IMMEDIATE transaction applying [`crate::ops::apply`], the file synced
 //! before the call returns (`synchronous=FULL`).
 
-use crate::model::{quota_exceeded, CasOutcome, Deleted, Entry, Limits, ListPage, ListQuery, TtlChange};
+use crate::model::{
+    quota_exceeded, CasOutcome, Deleted, Entry, Limits, ListPage, ListQuery, TtlChange,
+};
 use crate::ops::{self, Number, Op, Stored, Transition};
 use crate::store::MemoryStore;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -23,7 +25,10 @@ pub struct EmbeddedStore {
 
 fn db_error(error: sqlx::Error) -> Error {
     tracing::warn!(%error, "sqlite call failed");
-    Error::unavailable("DATABASE_UNAVAILABLE", "the embedded memory database failed; retry")
+    Error::unavailable(
+        "DATABASE_UNAVAILABLE",
+        "the embedded memory database failed; retry",
+    )
 }
 
 fn now_ms() -> i64 {
@@ -37,9 +42,8 @@ impl EmbeddedStore {
     /// Opens (creating if needed) the database file and migrates it.
     pub async fn open(path: &Path, limits: Limits) -> Result<Self> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                Error::internal(format!("cannot create {}: {e}", parent.display()))
-            })?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error::internal(format!("cannot create {}: {e}", parent.display())))?;
         }
         let options = SqliteConnectOptions::new()
             .filename(path)
@@ -65,10 +69,16 @@ impl EmbeddedStore {
     async fn apply(&self, namespace: &str, key: &str, op: &Op) -> Result<(Transition, i64)> {
         let now = now_ms();
         let mut conn = self.pool.acquire().await.map_err(db_error)?;
-        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await.map_err(db_error)?;
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error)?;
         let result = apply_in_transaction(&mut conn, namespace, key, op, now, self.limits).await;
         let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-        sqlx::query(end).execute(&mut *conn).await.map_err(db_error)?;
+        sqlx::query(end)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error)?;
         result.map(|t| (t, now))
     }
 }
@@ -103,7 +113,11 @@ async fn apply_in_transaction(
     Ok(transition)
 }
 
-async fn read_stored(conn: &mut SqliteConnection, namespace: &str, key: &str) -> Result<Option<Stored>> {
+async fn read_stored(
+    conn: &mut SqliteConnection,
+    namespace: &str,
+    key: &str,
+) -> Result<Option<Stored>> {
     let row = sqlx::query(
         "SELECT value, revision, created_at, updated_at, expires_at
          FROM memory_entries WHERE namespace = ? AND key = ?",
@@ -122,7 +136,12 @@ async fn read_stored(conn: &mut SqliteConnection, namespace: &str, key: &str) ->
     }))
 }
 
-async fn write_stored(conn: &mut SqliteConnection, namespace: &str, key: &str, stored: &Stored) -> Result<()> {
+async fn write_stored(
+    conn: &mut SqliteConnection,
+    namespace: &str,
+    key: &str,
+    stored: &Stored,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO memory_entries (namespace, key, value, revision, created_at, updated_at, expires_at)
          VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -152,7 +171,12 @@ async fn read_usage(conn: &mut SqliteConnection, namespace: &str) -> Result<(i64
     Ok(row.map_or((0, 0), |row| (row.get("keys"), row.get("bytes"))))
 }
 
-async fn add_usage(conn: &mut SqliteConnection, namespace: &str, keys: i64, bytes: i64) -> Result<()> {
+async fn add_usage(
+    conn: &mut SqliteConnection,
+    namespace: &str,
+    keys: i64,
+    bytes: i64,
+) -> Result<()> {
     if keys == 0 && bytes == 0 {
         return Ok(());
     }
@@ -216,14 +240,34 @@ impl MemoryStore for EmbeddedStore {
         Ok(stored.and_then(|s| s.to_entry(namespace, key, now)))
     }
 
-    async fn set(&self, namespace: &str, key: &str, value: String, ttl: TtlChange, if_match: Option<u64>) -> Result<Entry> {
-        let (t, now) = self.apply(namespace, key, &Op::Set { value, ttl, if_match }).await?;
+    async fn set(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: String,
+        ttl: TtlChange,
+        if_match: Option<u64>,
+    ) -> Result<Entry> {
+        let (t, now) = self
+            .apply(
+                namespace,
+                key,
+                &Op::Set {
+                    value,
+                    ttl,
+                    if_match,
+                },
+            )
+            .await?;
         live_entry(namespace, key, &t.state, now)
     }
 
     async fn delete(&self, namespace: &str, key: &str, if_match: Option<u64>) -> Result<Deleted> {
         let (t, _) = self.apply(namespace, key, &Op::Delete { if_match }).await?;
-        Ok(Deleted { deleted: t.changed, revision: t.state.revision })
+        Ok(Deleted {
+            deleted: t.changed,
+            revision: t.state.revision,
+        })
     }
 
     async fn list(&self, namespace: &str, query: ListQuery) -> Result<ListPage> {
@@ -277,7 +321,17 @@ impl MemoryStore for EmbeddedStore {
         value: Option<String>,
         ttl: TtlChange,
     ) -> Result<CasOutcome> {
-        let (t, now) = self.apply(namespace, key, &Op::Cas { expected, value, ttl }).await?;
+        let (t, now) = self
+            .apply(
+                namespace,
+                key,
+                &Op::Cas {
+                    expected,
+                    value,
+                    ttl,
+                },
+            )
+            .await?;
         Ok(CasOutcome {
             swapped: t.matched,
             current: t.state.to_entry(namespace, key, now),
@@ -291,7 +345,10 @@ impl MemoryStore for EmbeddedStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db_error)?;
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
         Ok(())
     }
 }

@@ -10,8 +10,7 @@ use tonic::{Request, Response, Status};
 pub const SERVICE_NAME: &str = "tessera.memory.v1.MemoryService";
 
 pub fn server(memory: Memory) -> MemoryServiceServer<MemoryGrpc> {
-    MemoryServiceServer::new(MemoryGrpc { memory })
-        .max_decoding_message_size(4 * 1024 * 1024)
+    MemoryServiceServer::new(MemoryGrpc { memory }).max_decoding_message_size(4 * 1024 * 1024)
 }
 
 #[derive(Clone)]
@@ -52,20 +51,41 @@ impl MemoryService for MemoryGrpc {
         let r = request.into_inner();
         let entry = self
             .memory
-            .set(&r.namespace, &r.key, &r.value_json, r.ttl_seconds, r.if_match.as_deref())
+            .set(
+                &r.namespace,
+                &r.key,
+                &r.value_json,
+                r.ttl_seconds,
+                r.if_match.as_deref(),
+            )
             .await?;
         Ok(Response::new(entry_to_proto(entry)))
     }
 
-    async fn delete(&self, request: Request<pb::DeleteRequest>) -> Result<Response<pb::DeleteResponse>, Status> {
+    async fn delete(
+        &self,
+        request: Request<pb::DeleteRequest>,
+    ) -> Result<Response<pb::DeleteResponse>, Status> {
         let r = request.into_inner();
-        let deleted = self.memory.delete(&r.namespace, &r.key, r.if_match.as_deref()).await?;
-        Ok(Response::new(pb::DeleteResponse { deleted: deleted.deleted, revision: deleted.revision }))
+        let deleted = self
+            .memory
+            .delete(&r.namespace, &r.key, r.if_match.as_deref())
+            .await?;
+        Ok(Response::new(pb::DeleteResponse {
+            deleted: deleted.deleted,
+            revision: deleted.revision,
+        }))
     }
 
-    async fn list(&self, request: Request<pb::ListRequest>) -> Result<Response<pb::ListResponse>, Status> {
+    async fn list(
+        &self,
+        request: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::ListResponse>, Status> {
         let r = request.into_inner();
-        let page = self.memory.list(&r.namespace, &r.prefix, r.limit, &r.cursor).await?;
+        let page = self
+            .memory
+            .list(&r.namespace, &r.prefix, r.limit, &r.cursor)
+            .await?;
         Ok(Response::new(page_to_proto(page)))
     }
 
@@ -76,7 +96,13 @@ impl MemoryService for MemoryGrpc {
         let r = request.into_inner();
         let outcome = self
             .memory
-            .cas(&r.namespace, &r.key, r.expected_json.as_deref(), r.value_json.as_deref(), r.ttl_seconds)
+            .cas(
+                &r.namespace,
+                &r.key,
+                r.expected_json.as_deref(),
+                r.value_json.as_deref(),
+                r.ttl_seconds,
+            )
             .await?;
         Ok(Response::new(pb::CompareAndSwapResponse {
             swapped: outcome.swapped,
@@ -85,9 +111,15 @@ impl MemoryService for MemoryGrpc {
         }))
     }
 
-    async fn increment(&self, request: Request<pb::IncrementRequest>) -> Result<Response<pb::Entry>, Status> {
+    async fn increment(
+        &self,
+        request: Request<pb::IncrementRequest>,
+    ) -> Result<Response<pb::Entry>, Status> {
         let r = request.into_inner();
-        let entry = self.memory.incr(&r.namespace, &r.key, &r.by_json, r.ttl_seconds).await?;
+        let entry = self
+            .memory
+            .incr(&r.namespace, &r.key, &r.by_json, r.ttl_seconds)
+            .await?;
         Ok(Response::new(entry_to_proto(entry)))
     }
 }

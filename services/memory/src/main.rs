@@ -1,6 +1,6 @@
 use tessera_memory::config::MemoryConfig;
 use tessera_runtime::grpc::GrpcServer;
-use tessera_runtime::{telemetry, Shutdown};
+use tessera_runtime::{metrics, telemetry, Shutdown};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -8,7 +8,19 @@ async fn main() -> anyhow::Result<()> {
     let config = MemoryConfig::from_env()?;
     let memory = config.open().await?;
     let listener = tokio::net::TcpListener::bind(config.listen_addr).await?;
-    GrpcServer::new(tessera_memory::grpc::SERVICE_NAME, tessera_memory::grpc::server(memory))
-        .serve(listener, Shutdown::on_signals())
-        .await
+    let shutdown = Shutdown::on_signals();
+    // `GET /metrics` on METRICS_ADDR when set; it stops with the server.
+    let metrics_task = metrics::serve_from_env(&shutdown).await?;
+    let served = GrpcServer::new(
+        tessera_memory::grpc::SERVICE_NAME,
+        tessera_memory::grpc::server(memory),
+    )
+    .serve(listener, shutdown.clone())
+    .await;
+    shutdown.trigger();
+    served?;
+    if let Some(task) = metrics_task {
+        task.await??;
+    }
+    Ok(())
 }

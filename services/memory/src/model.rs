@@ -64,7 +64,10 @@ pub fn etag_of(revision: u64) -> String {
 pub fn parse_etag(raw: &str) -> Result<u64, Error> {
     let trimmed = raw.trim().trim_start_matches("W/").trim_matches('"');
     trimmed.parse::<u64>().map_err(|_| {
-        Error::invalid("INVALID_ETAG", format!("etag {raw:?} is not one this server issued"))
+        Error::invalid(
+            "INVALID_ETAG",
+            format!("etag {raw:?} is not one this server issued"),
+        )
     })
 }
 
@@ -120,12 +123,19 @@ impl ListPage {
         let next_cursor = if entries.len() > limit as usize {
             entries.truncate(limit as usize);
             entries.last().map(|last| {
-                ListCursor { updated_at_ms: last.updated_at_ms, key: last.key.clone() }.encode()
+                ListCursor {
+                    updated_at_ms: last.updated_at_ms,
+                    key: last.key.clone(),
+                }
+                .encode()
             })
         } else {
             None
         };
-        ListPage { entries, next_cursor }
+        ListPage {
+            entries,
+            next_cursor,
+        }
     }
 }
 
@@ -199,7 +209,10 @@ pub fn validate_key_max(key: &str, max_chars: usize) -> Result<(), Error> {
         ));
     }
     if key.chars().any(char::is_control) {
-        return Err(Error::invalid("KEY_INVALID", "key must not contain control characters"));
+        return Err(Error::invalid(
+            "KEY_INVALID",
+            "key must not contain control characters",
+        ));
     }
     Ok(())
 }
@@ -260,7 +273,10 @@ mod tests {
     fn keys_are_checked_for_length_and_control_characters() {
         assert!(validate_key("locks/import").is_ok());
         assert!(validate_key(&"k".repeat(256)).is_ok());
-        assert_eq!(validate_key(&"k".repeat(257)).unwrap_err().reason, "KEY_TOO_LONG");
+        assert_eq!(
+            validate_key(&"k".repeat(257)).unwrap_err().reason,
+            "KEY_TOO_LONG"
+        );
         assert_eq!(validate_key("").unwrap_err().reason, "KEY_EMPTY");
         assert_eq!(validate_key("a\nb").unwrap_err().reason, "KEY_INVALID");
         // 256 characters, not bytes.
@@ -278,7 +294,10 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_garbage_is_rejected() {
-        let cursor = ListCursor { updated_at_ms: 1_700_000_000_123, key: "a\u{e9}/b".into() };
+        let cursor = ListCursor {
+            updated_at_ms: 1_700_000_000_123,
+            key: "a\u{e9}/b".into(),
+        };
         assert_eq!(ListCursor::decode(&cursor.encode()).unwrap(), cursor);
         assert!(ListCursor::decode("not a cursor!").is_err());
     }

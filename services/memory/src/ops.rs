@@ -17,14 +17,18 @@ pub enum Number {
 impl Number {
     /// Parses canonical JSON text that must be a number.
     pub fn parse(text: &str, what: &str) -> Result<Number, Error> {
-        let value: serde_json::Value = serde_json::from_str(text).map_err(|_| not_a_number(what))?;
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|_| not_a_number(what))?;
         let number = value.as_number().ok_or_else(|| not_a_number(what))?;
         if let Some(i) = number.as_i64() {
             Ok(Number::Int(i))
         } else if number.is_u64() {
             Err(overflow())
         } else {
-            let f = number.as_f64().filter(|f| f.is_finite()).ok_or_else(|| not_a_number(what))?;
+            let f = number
+                .as_f64()
+                .filter(|f| f.is_finite())
+                .ok_or_else(|| not_a_number(what))?;
             Ok(Number::Float(f))
         }
     }
@@ -110,16 +114,30 @@ impl Stored {
 
     /// Bytes this state counts against the namespace quota.
     pub fn charged_bytes(&self, key: &str, now_ms: i64) -> u64 {
-        self.live_value(now_ms).map_or(0, |v| (v.len() + key.len()) as u64)
+        self.live_value(now_ms)
+            .map_or(0, |v| (v.len() + key.len()) as u64)
     }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
-    Set { value: String, ttl: TtlChange, if_match: Option<u64> },
-    Delete { if_match: Option<u64> },
-    Cas { expected: Option<String>, value: Option<String>, ttl: TtlChange },
-    Incr { by: Number, ttl: TtlChange },
+    Set {
+        value: String,
+        ttl: TtlChange,
+        if_match: Option<u64>,
+    },
+    Delete {
+        if_match: Option<u64>,
+    },
+    Cas {
+        expected: Option<String>,
+        value: Option<String>,
+        ttl: TtlChange,
+    },
+    Incr {
+        by: Number,
+        ttl: TtlChange,
+    },
 }
 
 /// What applying an op did: the state after it, and whether it wrote.
@@ -133,9 +151,17 @@ pub struct Transition {
 
 pub fn apply(op: &Op, current: &Stored, now_ms: i64) -> Result<Transition, Error> {
     let live = current.live_value(now_ms);
-    let unchanged = |matched| Transition { state: current.clone(), changed: false, matched };
+    let unchanged = |matched| Transition {
+        state: current.clone(),
+        changed: false,
+        matched,
+    };
     match op {
-        Op::Set { value, ttl, if_match } => {
+        Op::Set {
+            value,
+            ttl,
+            if_match,
+        } => {
             check_if_match(*if_match, current, live.is_some())?;
             Ok(write(current, now_ms, Some(value.clone()), *ttl, true))
         }
@@ -146,7 +172,11 @@ pub fn apply(op: &Op, current: &Stored, now_ms: i64) -> Result<Transition, Error
             }
             Ok(write(current, now_ms, None, TtlChange::Clear, true))
         }
-        Op::Cas { expected, value, ttl } => {
+        Op::Cas {
+            expected,
+            value,
+            ttl,
+        } => {
             if live != expected.as_deref() {
                 return Ok(unchanged(false));
             }
@@ -177,7 +207,13 @@ fn check_if_match(if_match: Option<u64>, current: &Stored, live: bool) -> Result
     }
 }
 
-fn write(current: &Stored, now_ms: i64, value: Option<String>, ttl: TtlChange, matched: bool) -> Transition {
+fn write(
+    current: &Stored,
+    now_ms: i64,
+    value: Option<String>,
+    ttl: TtlChange,
+    matched: bool,
+) -> Transition {
     let was_live = current.is_live(now_ms);
     let expires_at_ms = match (ttl, &value) {
         (_, None) | (TtlChange::Clear, _) => None,
@@ -187,7 +223,11 @@ fn write(current: &Stored, now_ms: i64, value: Option<String>, ttl: TtlChange, m
     };
     Transition {
         state: Stored {
-            created_at_ms: if was_live && value.is_some() { current.created_at_ms } else { now_ms },
+            created_at_ms: if was_live && value.is_some() {
+                current.created_at_ms
+            } else {
+                now_ms
+            },
             value,
             revision: current.revision + 1,
             updated_at_ms: now_ms,
@@ -203,22 +243,57 @@ mod tests {
     use super::*;
 
     fn live(value: &str, revision: u64) -> Stored {
-        Stored { value: Some(value.into()), revision, created_at_ms: 1, updated_at_ms: 1, expires_at_ms: None }
+        Stored {
+            value: Some(value.into()),
+            revision,
+            created_at_ms: 1,
+            updated_at_ms: 1,
+            expires_at_ms: None,
+        }
     }
 
     #[test]
     fn integer_increments_are_exact_and_overflow_is_an_error() {
-        assert_eq!(Number::Int(i64::MAX - 1).checked_add(Number::Int(1)).unwrap(), i64::MAX.to_string());
-        assert_eq!(Number::Int(i64::MAX).checked_add(Number::Int(1)).unwrap_err().reason, "INCR_OVERFLOW");
-        assert_eq!(Number::Int(1).checked_add(Number::Float(0.5)).unwrap(), "1.5");
-        assert_eq!(Number::Float(1.5).checked_add(Number::Float(1.5)).unwrap(), "3");
-        assert_eq!(Number::parse("18446744073709551615", "v").unwrap_err().reason, "INCR_OVERFLOW");
-        assert_eq!(Number::parse("\"5\"", "v").unwrap_err().reason, "NOT_A_NUMBER");
+        assert_eq!(
+            Number::Int(i64::MAX - 1)
+                .checked_add(Number::Int(1))
+                .unwrap(),
+            i64::MAX.to_string()
+        );
+        assert_eq!(
+            Number::Int(i64::MAX)
+                .checked_add(Number::Int(1))
+                .unwrap_err()
+                .reason,
+            "INCR_OVERFLOW"
+        );
+        assert_eq!(
+            Number::Int(1).checked_add(Number::Float(0.5)).unwrap(),
+            "1.5"
+        );
+        assert_eq!(
+            Number::Float(1.5).checked_add(Number::Float(1.5)).unwrap(),
+            "3"
+        );
+        assert_eq!(
+            Number::parse("18446744073709551615", "v")
+                .unwrap_err()
+                .reason,
+            "INCR_OVERFLOW"
+        );
+        assert_eq!(
+            Number::parse("\"5\"", "v").unwrap_err().reason,
+            "NOT_A_NUMBER"
+        );
     }
 
     #[test]
     fn cas_null_expected_matches_only_absent_or_expired() {
-        let acquire = Op::Cas { expected: None, value: Some("\"a\"".into()), ttl: TtlChange::Seconds(30) };
+        let acquire = Op::Cas {
+            expected: None,
+            value: Some("\"a\"".into()),
+            ttl: TtlChange::Seconds(30),
+        };
         let t = apply(&acquire, &Stored::default(), 1000).unwrap();
         assert!(t.changed && t.matched);
         assert_eq!(t.state.revision, 1);
@@ -227,27 +302,49 @@ mod tests {
         assert!(!held.changed && !held.matched);
         let after_expiry = apply(&acquire, &t.state, 31_000).unwrap();
         assert!(after_expiry.matched);
-        assert_eq!(after_expiry.state.revision, 2, "revision grows across expiry");
+        assert_eq!(
+            after_expiry.state.revision, 2,
+            "revision grows across expiry"
+        );
     }
 
     #[test]
     fn cas_without_value_releases_on_match() {
         let held = live("\"a\"", 4);
-        let release = Op::Cas { expected: Some("\"a\"".into()), value: None, ttl: TtlChange::Clear };
+        let release = Op::Cas {
+            expected: Some("\"a\"".into()),
+            value: None,
+            ttl: TtlChange::Clear,
+        };
         let t = apply(&release, &held, 5).unwrap();
         assert!(t.matched && t.changed);
         assert_eq!(t.state.value, None);
         assert_eq!(t.state.revision, 5);
-        let wrong = Op::Cas { expected: Some("\"b\"".into()), value: None, ttl: TtlChange::Clear };
+        let wrong = Op::Cas {
+            expected: Some("\"b\"".into()),
+            value: None,
+            ttl: TtlChange::Clear,
+        };
         assert!(!apply(&wrong, &held, 5).unwrap().changed);
     }
 
     #[test]
     fn if_match_guards_set_and_delete() {
         let current = live("1", 3);
-        let stale = Op::Set { value: "2".into(), ttl: TtlChange::Clear, if_match: Some(2) };
-        assert_eq!(apply(&stale, &current, 5).unwrap_err().reason, "ETAG_MISMATCH");
-        let fresh = Op::Set { value: "2".into(), ttl: TtlChange::Clear, if_match: Some(3) };
+        let stale = Op::Set {
+            value: "2".into(),
+            ttl: TtlChange::Clear,
+            if_match: Some(2),
+        };
+        assert_eq!(
+            apply(&stale, &current, 5).unwrap_err().reason,
+            "ETAG_MISMATCH"
+        );
+        let fresh = Op::Set {
+            value: "2".into(),
+            ttl: TtlChange::Clear,
+            if_match: Some(3),
+        };
         assert_eq!(apply(&fresh, &current, 5).unwrap().state.revision, 4);
         let on_absent = Op::Delete { if_match: Some(3) };
         assert!(apply(&on_absent, &Stored::default(), 5).is_err());
@@ -257,7 +354,10 @@ mod tests {
     fn incr_keeps_ttl_unless_given_and_rejects_non_numbers() {
         let mut current = live("5", 1);
         current.expires_at_ms = Some(10_000);
-        let keep = Op::Incr { by: Number::Int(2), ttl: TtlChange::Keep };
+        let keep = Op::Incr {
+            by: Number::Int(2),
+            ttl: TtlChange::Keep,
+        };
         let t = apply(&keep, &current, 5).unwrap();
         assert_eq!(t.state.value.as_deref(), Some("7"));
         assert_eq!(t.state.expires_at_ms, Some(10_000));

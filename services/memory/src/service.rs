@@ -34,10 +34,9 @@ impl Memory {
     #[tracing::instrument(skip(self), err(Display))]
     pub async fn get(&self, namespace: &str, key: &str) -> Result<Entry> {
         check_address(namespace, key)?;
-        self.store
-            .get(namespace, key)
-            .await?
-            .ok_or_else(|| Error::not_found(format!("key '{key}' not found")).with_detail("key", key))
+        self.store.get(namespace, key).await?.ok_or_else(|| {
+            Error::not_found(format!("key '{key}' not found")).with_detail("key", key)
+        })
     }
 
     #[tracing::instrument(skip(self, value_json), err(Display))]
@@ -54,25 +53,44 @@ impl Memory {
         let value = self.storable_value(value_json, "value")?;
         let if_match = if_match.map(parse_etag).transpose()?;
         self.store
-            .set(namespace, key, value, TtlChange::or_clear(ttl_seconds), if_match)
+            .set(
+                namespace,
+                key,
+                value,
+                TtlChange::or_clear(ttl_seconds),
+                if_match,
+            )
             .await
     }
 
     #[tracing::instrument(skip(self), err(Display))]
-    pub async fn delete(&self, namespace: &str, key: &str, if_match: Option<&str>) -> Result<Deleted> {
+    pub async fn delete(
+        &self,
+        namespace: &str,
+        key: &str,
+        if_match: Option<&str>,
+    ) -> Result<Deleted> {
         check_address(namespace, key)?;
         let if_match = if_match.map(parse_etag).transpose()?;
         self.store.delete(namespace, key, if_match).await
     }
 
     #[tracing::instrument(skip(self), err(Display))]
-    pub async fn list(&self, namespace: &str, prefix: &str, limit: u32, cursor: &str) -> Result<ListPage> {
+    pub async fn list(
+        &self,
+        namespace: &str,
+        prefix: &str,
+        limit: u32,
+        cursor: &str,
+    ) -> Result<ListPage> {
         validate_namespace(namespace)?;
         validate_prefix(prefix)?;
         let query = ListQuery {
             prefix: prefix.to_string(),
             limit: list_limit(limit)?,
-            after: (!cursor.is_empty()).then(|| ListCursor::decode(cursor)).transpose()?,
+            after: (!cursor.is_empty())
+                .then(|| ListCursor::decode(cursor))
+                .transpose()?,
         };
         self.store.list(namespace, query).await
     }
@@ -93,15 +111,31 @@ impl Memory {
         let expected = self.optional_value(expected_json, "expected")?;
         let value = self.optional_value(value_json, "value")?;
         self.store
-            .cas(namespace, key, expected, value, TtlChange::or_clear(ttl_seconds))
+            .cas(
+                namespace,
+                key,
+                expected,
+                value,
+                TtlChange::or_clear(ttl_seconds),
+            )
             .await
     }
 
     #[tracing::instrument(skip(self), err(Display))]
-    pub async fn incr(&self, namespace: &str, key: &str, by_json: &str, ttl_seconds: Option<u64>) -> Result<Entry> {
+    pub async fn incr(
+        &self,
+        namespace: &str,
+        key: &str,
+        by_json: &str,
+        ttl_seconds: Option<u64>,
+    ) -> Result<Entry> {
         check_address(namespace, key)?;
         validate_ttl(ttl_seconds)?;
-        let by = if by_json.trim().is_empty() { Number::Int(1) } else { Number::parse(by_json, "by")? };
+        let by = if by_json.trim().is_empty() {
+            Number::Int(1)
+        } else {
+            Number::parse(by_json, "by")?
+        };
         self.store
             .incr(namespace, key, by, TtlChange::or_keep(ttl_seconds))
             .await

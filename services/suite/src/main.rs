@@ -3,6 +3,11 @@
 //! the gateway listens on `GATEWAY_ADDR` (default 127.0.0.1:8080) and calls
 //! memory over that port, exactly as it would across pods. The memory
 //! backend defaults to the embedded SQLite file (see `MEMORY_BACKEND`).
+//!
+//! Metrics: the gateway's `GET /metrics` shows every series of this process,
+//! the gRPC services' (`service="memory"`, `"pow"`, …) as well as the
+//! gateway's, because `tessera_runtime::metrics` keeps one registry per
+//! process. No separate `METRICS_ADDR` listener is needed here.
 
 use std::net::SocketAddr;
 use tessera_gateway::GatewayConfig;
@@ -24,16 +29,26 @@ async fn main() -> anyhow::Result<()> {
     let http_listener = tokio::net::TcpListener::bind(gateway_config.listen_addr).await?;
     let http_addr = http_listener.local_addr()?;
 
-    let grpc = GrpcServer::new(tessera_memory::grpc::SERVICE_NAME, tessera_memory::grpc::server(memory))
-        .add(tessera_payment::SERVICE_NAME, tessera_payment::server())
-        .add(tessera_facilitator::SERVICE_NAME, tessera_facilitator::server())
-        .add(tessera_pow::SERVICE_NAME, tessera_pow::server())
-        .add(tessera_discovery::SERVICE_NAME, tessera_discovery::server())
-        .add(tessera_stats::SERVICE_NAME, tessera_stats::server());
+    let grpc = GrpcServer::new(
+        tessera_memory::grpc::SERVICE_NAME,
+        tessera_memory::grpc::server(memory),
+    )
+    .add(tessera_payment::SERVICE_NAME, tessera_payment::server())
+    .add(
+        tessera_facilitator::SERVICE_NAME,
+        tessera_facilitator::server(),
+    )
+    .add(tessera_pow::SERVICE_NAME, tessera_pow::server())
+    .add(tessera_discovery::SERVICE_NAME, tessera_discovery::server())
+    .add(tessera_stats::SERVICE_NAME, tessera_stats::server());
 
     let shutdown = Shutdown::on_signals();
     let mut grpc_task = tokio::spawn(grpc.serve(grpc_listener, shutdown.clone()));
-    let mut http_task = tokio::spawn(tessera_gateway::serve(http_listener, router, shutdown.clone()));
+    let mut http_task = tokio::spawn(tessera_gateway::serve(
+        http_listener,
+        router,
+        shutdown.clone(),
+    ));
     println!("Tessera is up.\n  REST gateway: http://{}\n  gRPC (memory + planned services, reflection, health): {}", loopback(http_addr), loopback(grpc_addr));
     println!("  try: curl -s -X POST http://{}/api/memory -H 'X-Agent-Id: agent-1' -H 'Content-Type: application/json' -d '{{\"key\":\"hello\",\"value\":\"world\"}}'", loopback(http_addr));
 

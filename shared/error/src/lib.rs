@@ -185,7 +185,11 @@ impl Error {
                     Code::Unknown => ErrorKind::BadGateway,
                     code => ErrorKind::from_grpc_code(code),
                 };
-                Error::new(kind, format!("GRPC_{:?}", status.code()).to_uppercase(), status.message())
+                Error::new(
+                    kind,
+                    format!("GRPC_{:?}", status.code()).to_uppercase(),
+                    status.message(),
+                )
             }
         }
     }
@@ -237,12 +241,18 @@ mod tests {
         let error = Error::from_status(&tonic::Status::unavailable("connection refused"));
         assert_eq!(error.kind, ErrorKind::Unavailable);
         assert_eq!(error.http_status(), 503);
-        assert_eq!(Error::from_status(&tonic::Status::not_found("x")).http_status(), 404);
+        assert_eq!(
+            Error::from_status(&tonic::Status::not_found("x")).http_status(),
+            404
+        );
     }
 
     #[test]
     fn quota_and_rate_limit_share_a_code_but_not_a_status() {
-        assert_eq!(ErrorKind::QuotaExceeded.grpc_code(), ErrorKind::RateLimited.grpc_code());
+        assert_eq!(
+            ErrorKind::QuotaExceeded.grpc_code(),
+            ErrorKind::RateLimited.grpc_code()
+        );
         let quota = Error::from_status(&Error::new(ErrorKind::QuotaExceeded, "Q", "q").to_status());
         assert_eq!(quota.http_status(), 413);
     }

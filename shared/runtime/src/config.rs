@@ -80,6 +80,9 @@ mod tests {
             redact_url("postgres://app:s3cret@db:5432/x"),
             "postgres://app:***@db:5432/x"
         );
-        assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
     }
 }

@@ -1,12 +1,21 @@
 //! Serves a set of tonic services with what every Tessera server carries:
 //! gRPC health (one entry per service, plus the overall ""), reflection over
-//! all Tessera protos, grpc-web, a tracing span per call, and a graceful stop.
+//! all Tessera protos, grpc-web, a tracing span per call, request metrics
+//! (`tessera_requests_total`, `tessera_request_duration_seconds`, see
+//! [`crate::metrics`]) and a graceful stop.
 
 use crate::Shutdown;
+use prost::Message as _;
+use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, LazyLock};
+use std::task::{Context, Poll};
+use std::time::Instant;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::Routes;
+use tonic::Code;
 use tonic_health::ServingStatus;
 
 pub struct GrpcServer {
@@ -59,16 +68,23 @@ impl GrpcServer {
         let addr: SocketAddr = listener.local_addr()?;
         let (reporter, health_service) = tonic_health::server::health_reporter();
         for name in &self.service_names {
-            reporter.set_service_status(*name, ServingStatus::Serving).await;
+            reporter
+                .set_service_status(*name, ServingStatus::Serving)
+                .await;
         }
-        reporter.set_service_status("", ServingStatus::Serving).await;
+        reporter
+            .set_service_status("", ServingStatus::Serving)
+            .await;
 
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(tessera_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1()?;
 
-        let routes = self.routes.add_service(health_service).add_service(reflection);
+        let routes = self
+            .routes
+            .add_service(health_service)
+            .add_service(reflection);
         tracing::info!(%addr, services = ?self.service_names, "gRPC listening");
 
         let drain = {
@@ -77,20 +93,329 @@ impl GrpcServer {
             async move {
                 shutdown.wait().await;
                 for name in names {
-                    reporter.set_service_status(name, ServingStatus::NotServing).await;
+                    reporter
+                        .set_service_status(name, ServingStatus::NotServing)
+                        .await;
                 }
-                reporter.set_service_status("", ServingStatus::NotServing).await;
+                reporter
+                    .set_service_status("", ServingStatus::NotServing)
+                    .await;
             }
         };
 
+        // Small unary replies must not wait on Nagle's algorithm.
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         tonic::transport::Server::builder()
             .accept_http1(true)
             .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
             .layer(tonic_web::GrpcWebLayer::new())
+            // Inside grpc-web, so it sees native gRPC (grpc-status in the
+            // headers or the trailers, never in a grpc-web body).
+            .layer(MetricsLayer)
             .add_routes(routes)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain)
+            .serve_with_incoming_shutdown(incoming, drain)
             .await?;
         tracing::info!(%addr, "gRPC server stopped");
         Ok(())
+    }
+}
+
+/// Labels for a gRPC path: `/tessera.memory.v1.MemoryService/Get` →
+/// (`memory`, `Get`); any other package (health, reflection) → (`grpc`,
+/// method). `None` for what is not a gRPC path.
+pub(crate) fn grpc_labels(path: &str) -> Option<(&str, &str)> {
+    let (service, method) = path.strip_prefix('/')?.split_once('/')?;
+    if method.is_empty() || method.contains('/') {
+        return None;
+    }
+    let mut parts = service.split('.');
+    let first = parts.next()?;
+    let second = parts.next()?;
+    // At least `package.Service`; empty segments are not proto names.
+    if first.is_empty() || second.is_empty() || service.split('.').any(str::is_empty) {
+        return None;
+    }
+    let short = if first == "tessera" && parts.next().is_some() {
+        second
+    } else {
+        "grpc"
+    };
+    Some((short, method))
+}
+
+struct Labels {
+    service: String,
+    route: String,
+}
+
+/// Labels of every method in the protos a Tessera server can serve. A path
+/// outside them gets `route="unmatched"`, so junk paths cannot grow the
+/// number of series.
+static METHOD_LABELS: LazyLock<HashMap<String, Arc<Labels>>> = LazyLock::new(|| {
+    let sets = [
+        tessera_proto::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+    ];
+    let mut table = HashMap::new();
+    for set in sets {
+        let Ok(set) = prost_types::FileDescriptorSet::decode(set) else {
+            tracing::error!("undecodable descriptor set; its methods count as unmatched");
+            continue;
+        };
+        for file in &set.file {
+            for service in &file.service {
+                for method in &service.method {
+                    let path = format!("/{}.{}/{}", file.package(), service.name(), method.name());
+                    if let Some((service, route)) = grpc_labels(&path) {
+                        let labels = Labels {
+                            service: service.to_string(),
+                            route: route.to_string(),
+                        };
+                        table.insert(path, Arc::new(labels));
+                    }
+                }
+            }
+        }
+    }
+    table
+});
+
+static UNMATCHED: LazyLock<Arc<Labels>> = LazyLock::new(|| {
+    Arc::new(Labels {
+        service: "grpc".to_string(),
+        route: "unmatched".to_string(),
+    })
+});
+
+/// The gRPC code's name as the `status` label.
+pub(crate) fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "Cancelled",
+        Code::Unknown => "Unknown",
+        Code::InvalidArgument => "InvalidArgument",
+        Code::DeadlineExceeded => "DeadlineExceeded",
+        Code::NotFound => "NotFound",
+        Code::AlreadyExists => "AlreadyExists",
+        Code::PermissionDenied => "PermissionDenied",
+        Code::ResourceExhausted => "ResourceExhausted",
+        Code::FailedPrecondition => "FailedPrecondition",
+        Code::Aborted => "Aborted",
+        Code::OutOfRange => "OutOfRange",
+        Code::Unimplemented => "Unimplemented",
+        Code::Internal => "Internal",
+        Code::Unavailable => "Unavailable",
+        Code::DataLoss => "DataLoss",
+        Code::Unauthenticated => "Unauthenticated",
+    }
+}
+
+fn grpc_status(headers: &http::HeaderMap) -> Option<Code> {
+    headers
+        .get("grpc-status")
+        .map(|value| Code::from_bytes(value.as_bytes()))
+}
+
+/// Records every call: its status comes from `grpc-status` in the response
+/// headers (trailers-only responses, e.g. every tonic unary error) or in the
+/// trailers, and the call is recorded when the response body ends.
+#[derive(Clone, Copy)]
+struct MetricsLayer;
+
+impl<S> tower::Layer<S> for MetricsLayer {
+    type Service = MetricsService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        MetricsService { inner }
+    }
+}
+
+#[derive(Clone)]
+struct MetricsService<S> {
+    inner: S,
+}
+
+impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for MetricsService<S>
+where
+    S: tower::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<MetricsBody<ResBody>>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
+        let labels = METHOD_LABELS
+            .get(request.uri().path())
+            .unwrap_or(&UNMATCHED)
+            .clone();
+        let started = Instant::now();
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            match response.await {
+                Ok(response) => {
+                    let call = Call {
+                        labels,
+                        started,
+                        status: grpc_status(response.headers()),
+                    };
+                    Ok(response.map(|inner| MetricsBody {
+                        inner,
+                        call: Some(call),
+                    }))
+                }
+                Err(error) => {
+                    Call {
+                        labels,
+                        started,
+                        status: None,
+                    }
+                    .finish(Code::Unknown);
+                    Err(error)
+                }
+            }
+        })
+    }
+}
+
+struct Call {
+    labels: Arc<Labels>,
+    started: Instant,
+    status: Option<Code>,
+}
+
+impl Call {
+    /// `otherwise` is the status when none was sent.
+    fn finish(self, otherwise: Code) {
+        crate::metrics::record_request(
+            &self.labels.service,
+            &self.labels.route,
+            code_name(self.status.unwrap_or(otherwise)),
+            self.started.elapsed(),
+        );
+    }
+}
+
+/// A response body that records its call once it ends, or once it is
+/// dropped unfinished (the client went away: `Cancelled` unless a status
+/// was already sent).
+struct MetricsBody<B> {
+    inner: B,
+    call: Option<Call>,
+}
+
+impl<B> http_body::Body for MetricsBody<B>
+where
+    B: http_body::Body + Unpin,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(trailers), Some(call)) = (frame.trailers_ref(), &mut this.call) {
+                    call.status = grpc_status(trailers).or(call.status);
+                }
+            }
+            Poll::Ready(Some(Err(_))) | Poll::Ready(None) => {
+                if let Some(call) = this.call.take() {
+                    call.finish(Code::Unknown);
+                }
+            }
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl<B> Drop for MetricsBody<B> {
+    fn drop(&mut self) {
+        if let Some(call) = self.call.take() {
+            call.finish(Code::Cancelled);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_paths_become_service_and_route() {
+        assert_eq!(
+            grpc_labels("/tessera.memory.v1.MemoryService/Get"),
+            Some(("memory", "Get"))
+        );
+        assert_eq!(
+            grpc_labels("/tessera.pow.v1.PowService/IssueChallenge"),
+            Some(("pow", "IssueChallenge"))
+        );
+        assert_eq!(
+            grpc_labels("/grpc.health.v1.Health/Check"),
+            Some(("grpc", "Check"))
+        );
+        assert_eq!(
+            grpc_labels("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"),
+            Some(("grpc", "ServerReflectionInfo"))
+        );
+        // `tessera.Service` has no short name of its own.
+        assert_eq!(grpc_labels("/tessera.Thing/Do"), Some(("grpc", "Do")));
+        for junk in [
+            "",
+            "/",
+            "/metrics",
+            "/a/",
+            "//Get",
+            "/Service/Get",
+            "/a..b/Get",
+            "/a.b/c/d",
+        ] {
+            assert_eq!(grpc_labels(junk), None, "{junk:?}");
+        }
+    }
+
+    #[test]
+    fn known_methods_are_labelled_and_the_rest_unmatched() {
+        let get = &METHOD_LABELS["/tessera.memory.v1.MemoryService/Get"];
+        assert_eq!(
+            (get.service.as_str(), get.route.as_str()),
+            ("memory", "Get")
+        );
+        let check = &METHOD_LABELS["/grpc.health.v1.Health/Check"];
+        assert_eq!(
+            (check.service.as_str(), check.route.as_str()),
+            ("grpc", "Check")
+        );
+        assert!(
+            METHOD_LABELS.contains_key("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo")
+        );
+        assert!(!METHOD_LABELS.contains_key("/tessera.memory.v1.MemoryService/Nope"));
+    }
+
+    #[test]
+    fn status_labels_are_code_names() {
+        assert_eq!(code_name(Code::Ok), "OK");
+        assert_eq!(code_name(Code::NotFound), "NotFound");
+        assert_eq!(code_name(Code::from_bytes(b"12")), "Unimplemented");
     }
 }

@@ -39,7 +39,9 @@ pub fn init(service_name: &str) -> anyhow::Result<Telemetry> {
             .with_tonic()
             .build()?;
         let name = crate::config::env_string("OTEL_SERVICE_NAME", service_name);
-        let resource = opentelemetry_sdk::Resource::builder().with_service_name(name).build();
+        let resource = opentelemetry_sdk::Resource::builder()
+            .with_service_name(name)
+            .build();
         Some(
             SdkTracerProvider::builder()
                 .with_batch_exporter(exporter)

@@ -18,8 +18,8 @@ mod pg;
 pub mod scripts;
 
 use crate::model::{
-    precondition_failed, quota_exceeded, CasOutcome, Deleted, Entry, Limits, ListPage,
-    ListQuery, TtlChange,
+    precondition_failed, quota_exceeded, CasOutcome, Deleted, Entry, Limits, ListPage, ListQuery,
+    TtlChange,
 };
 use crate::ops::{self, not_a_number, overflow, Number, Op};
 use crate::store::MemoryStore;
@@ -58,7 +58,10 @@ pub struct DurableStore {
 
 fn redis_error(error: redis::RedisError) -> Error {
     tracing::warn!(%error, "redis call failed");
-    Error::unavailable("REDIS_UNAVAILABLE", "the memory cache is unavailable; retry")
+    Error::unavailable(
+        "REDIS_UNAVAILABLE",
+        "the memory cache is unavailable; a write's outcome is unknown: read before retrying",
+    )
 }
 
 fn ttl_arg(ttl: TtlChange) -> String {
@@ -70,7 +73,10 @@ fn ttl_arg(ttl: TtlChange) -> String {
 }
 
 enum Executed {
-    Done { status: String, state: RedisState },
+    Done {
+        status: String,
+        state: RedisState,
+    },
     /// A read of a key that has never been written.
     Absent,
     Float,
@@ -122,7 +128,10 @@ impl DurableStore {
             invocation.arg(arg);
         }
         let mut connection = self.redis.clone();
-        let fields: Vec<String> = invocation.invoke_async(&mut connection).await.map_err(redis_error)?;
+        let fields: Vec<String> = invocation
+            .invoke_async(&mut connection)
+            .await
+            .map_err(redis_error)?;
         Reply::parse(fields)
     }
 
@@ -139,18 +148,22 @@ impl DurableStore {
         let slot = Slot::new(namespace, key);
         for _ in 0..ATTEMPTS {
             match self.call(script, &slot, args).await? {
-                Reply::State { status, state } => match self.make_durable(&slot, namespace, key, &state).await? {
-                    Verdict::Durable => return Ok(Executed::Done { status, state }),
-                    Verdict::Lost => self.invalidate(&slot, state.gen).await?,
-                    Verdict::Unknown if load_for == LoadFor::Read => self.invalidate(&slot, state.gen).await?,
-                    Verdict::Unknown => {
-                        self.invalidate(&slot, state.gen).await?;
-                        return Err(Error::unavailable(
+                Reply::State { status, state } => {
+                    match self.make_durable(&slot, namespace, key, &state).await? {
+                        Verdict::Durable => return Ok(Executed::Done { status, state }),
+                        Verdict::Lost => self.invalidate(&slot, state.gen).await?,
+                        Verdict::Unknown if load_for == LoadFor::Read => {
+                            self.invalidate(&slot, state.gen).await?
+                        }
+                        Verdict::Unknown => {
+                            self.invalidate(&slot, state.gen).await?;
+                            return Err(Error::unavailable(
                             "WRITE_OUTCOME_UNKNOWN",
                             "the cache restarted while this write was in flight; read the key before retrying",
-                        ))
+                        ));
+                        }
                     }
-                },
+                }
                 Reply::Load => {
                     if !self.load(&slot, namespace, key, load_for).await? {
                         return Ok(Executed::Absent);
@@ -172,7 +185,13 @@ impl DurableStore {
     }
 
     /// Ensures `state` is in PostgreSQL, persisting it if it is still in flight.
-    async fn make_durable(&self, slot: &Slot, namespace: &str, key: &str, state: &RedisState) -> Result<Verdict> {
+    async fn make_durable(
+        &self,
+        slot: &Slot,
+        namespace: &str,
+        key: &str,
+        state: &RedisState,
+    ) -> Result<Verdict> {
         if state.is_durable() {
             return Ok(Verdict::Durable);
         }
@@ -188,7 +207,9 @@ impl DurableStore {
     }
 
     async fn invalidate(&self, slot: &Slot, gen: i64) -> Result<()> {
-        self.call(&self.scripts.invalidate, slot, &[gen.to_string()]).await.map(drop)
+        self.call(&self.scripts.invalidate, slot, &[gen.to_string()])
+            .await
+            .map(drop)
     }
 
     /// Loads a key into Redis from PostgreSQL. Loads of a key serialize on
@@ -196,9 +217,18 @@ impl DurableStore {
     /// fences off the old one's writes in flight) is taken only when Redis
     /// really lacks the key, not once per caller that raced to load it.
     /// `false`: a read found a key that was never written; nothing loaded.
-    async fn load(&self, slot: &Slot, namespace: &str, key: &str, load_for: LoadFor) -> Result<bool> {
+    async fn load(
+        &self,
+        slot: &Slot,
+        namespace: &str,
+        key: &str,
+        load_for: LoadFor,
+    ) -> Result<bool> {
         let mut tx = self.pg.begin().await.map_err(pg::db_error)?;
-        if pg::lock_for_load(&mut tx, namespace, key, load_for == LoadFor::Write).await?.is_none() {
+        if pg::lock_for_load(&mut tx, namespace, key, load_for == LoadFor::Write)
+            .await?
+            .is_none()
+        {
             return Ok(false);
         }
         let mut connection = self.redis.clone();
@@ -226,18 +256,38 @@ impl DurableStore {
 
     async fn load_usage(&self, slot: &Slot, namespace: &str) -> Result<()> {
         let (keys, bytes) = pg::usage(&self.pg, namespace, now_ms()).await?;
-        let args = [keys.to_string(), bytes.to_string(), USAGE_RECOUNT_SECONDS.to_string()];
-        self.call(&self.scripts.install_usage, slot, &args).await.map(drop)
+        let args = [
+            keys.to_string(),
+            bytes.to_string(),
+            USAGE_RECOUNT_SECONDS.to_string(),
+        ];
+        self.call(&self.scripts.install_usage, slot, &args)
+            .await
+            .map(drop)
     }
 
     fn quota_args(&self) -> [String; 2] {
-        [self.limits.max_keys.to_string(), self.limits.max_bytes.to_string()]
+        [
+            self.limits.max_keys.to_string(),
+            self.limits.max_bytes.to_string(),
+        ]
     }
 
-    async fn write(&self, namespace: &str, key: &str, script: &redis::Script, args: Vec<String>) -> Result<(String, RedisState)> {
-        match self.execute(namespace, key, script, &args, LoadFor::Write).await? {
+    async fn write(
+        &self,
+        namespace: &str,
+        key: &str,
+        script: &redis::Script,
+        args: Vec<String>,
+    ) -> Result<(String, RedisState)> {
+        match self
+            .execute(namespace, key, script, &args, LoadFor::Write)
+            .await?
+        {
             Executed::Done { status, state } => Ok((status, state)),
-            Executed::Absent | Executed::Float => Err(Error::internal("unexpected reply to a write")),
+            Executed::Absent | Executed::Float => {
+                Err(Error::internal("unexpected reply to a write"))
+            }
         }
     }
 
@@ -265,11 +315,25 @@ impl DurableStore {
     /// Float increments: Lua cannot add doubles with Rust's exact formatting,
     /// so read, add with the shared rules, and compare-and-swap until no one
     /// wrote in between.
-    async fn incr_float(&self, namespace: &str, key: &str, by: Number, ttl: TtlChange) -> Result<Entry> {
+    async fn incr_float(
+        &self,
+        namespace: &str,
+        key: &str,
+        by: Number,
+        ttl: TtlChange,
+    ) -> Result<Entry> {
         for _ in 0..ATTEMPTS {
-            let state = match self.execute(namespace, key, &self.scripts.get, &[], LoadFor::Read).await? {
+            let state = match self
+                .execute(namespace, key, &self.scripts.get, &[], LoadFor::Read)
+                .await?
+            {
                 Executed::Done { state, .. } => state,
-                _ => RedisState { stored: ops::Stored::default(), gen: 0, durable_rev: 0, now_ms: now_ms() },
+                _ => RedisState {
+                    stored: ops::Stored::default(),
+                    gen: 0,
+                    durable_rev: 0,
+                    now_ms: now_ms(),
+                },
             };
             let transition = ops::apply(&Op::Incr { by, ttl }, &state.stored, state.now_ms)?;
             let current = state.stored.live_value(state.now_ms);
@@ -279,7 +343,11 @@ impl DurableStore {
                 return live_entry(namespace, key, &after);
             }
         }
-        Err(Error::new(ErrorKind::Conflict, "INCR_CONTENDED", "the value kept changing; retry"))
+        Err(Error::new(
+            ErrorKind::Conflict,
+            "INCR_CONTENDED",
+            "the value kept changing; retry",
+        ))
     }
 }
 
@@ -300,13 +368,25 @@ fn live_entry(namespace: &str, key: &str, state: &RedisState) -> Result<Entry> {
 #[async_trait::async_trait]
 impl MemoryStore for DurableStore {
     async fn get(&self, namespace: &str, key: &str) -> Result<Option<Entry>> {
-        Ok(match self.execute(namespace, key, &self.scripts.get, &[], LoadFor::Read).await? {
-            Executed::Done { state, .. } => state.stored.to_entry(namespace, key, state.now_ms),
-            _ => None,
-        })
+        Ok(
+            match self
+                .execute(namespace, key, &self.scripts.get, &[], LoadFor::Read)
+                .await?
+            {
+                Executed::Done { state, .. } => state.stored.to_entry(namespace, key, state.now_ms),
+                _ => None,
+            },
+        )
     }
 
-    async fn set(&self, namespace: &str, key: &str, value: String, ttl: TtlChange, if_match: Option<u64>) -> Result<Entry> {
+    async fn set(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: String,
+        ttl: TtlChange,
+        if_match: Option<u64>,
+    ) -> Result<Entry> {
         let [max_keys, max_bytes] = self.quota_args();
         let args = vec![
             value,
@@ -321,8 +401,13 @@ impl MemoryStore for DurableStore {
 
     async fn delete(&self, namespace: &str, key: &str, if_match: Option<u64>) -> Result<Deleted> {
         let args = vec![if_match.map(|r| r.to_string()).unwrap_or_default()];
-        let (status, state) = self.write(namespace, key, &self.scripts.delete, args).await?;
-        Ok(Deleted { deleted: status == "OK", revision: state.stored.revision })
+        let (status, state) = self
+            .write(namespace, key, &self.scripts.delete, args)
+            .await?;
+        Ok(Deleted {
+            deleted: status == "OK",
+            revision: state.stored.revision,
+        })
     }
 
     async fn list(&self, namespace: &str, query: ListQuery) -> Result<ListPage> {
@@ -354,7 +439,10 @@ impl MemoryStore for DurableStore {
         }
         let [max_keys, max_bytes] = self.quota_args();
         let args = [by.text(), ttl_arg(ttl), max_keys, max_bytes];
-        match self.execute(namespace, key, &self.scripts.incr, &args, LoadFor::Write).await? {
+        match self
+            .execute(namespace, key, &self.scripts.incr, &args, LoadFor::Write)
+            .await?
+        {
             Executed::Done { state, .. } => live_entry(namespace, key, &state),
             Executed::Float => self.incr_float(namespace, key, by, ttl).await,
             Executed::Absent => Err(Error::internal("unexpected reply to a write")),
@@ -363,8 +451,14 @@ impl MemoryStore for DurableStore {
 
     async fn ping(&self) -> Result<()> {
         let mut connection = self.redis.clone();
-        let _: String = redis::cmd("PING").query_async(&mut connection).await.map_err(redis_error)?;
-        sqlx::query("SELECT 1").execute(&self.pg).await.map_err(pg::db_error)?;
+        let _: String = redis::cmd("PING")
+            .query_async(&mut connection)
+            .await
+            .map_err(redis_error)?;
+        sqlx::query("SELECT 1")
+            .execute(&self.pg)
+            .await
+            .map_err(pg::db_error)?;
         Ok(())
     }
 }

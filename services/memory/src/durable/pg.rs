@@ -9,7 +9,10 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/post
 
 pub fn db_error(error: sqlx::Error) -> Error {
     tracing::warn!(%error, "postgres call failed");
-    Error::unavailable("DATABASE_UNAVAILABLE", "the memory database is unavailable; retry")
+    Error::unavailable(
+        "DATABASE_UNAVAILABLE",
+        "the memory database is unavailable; a write's outcome is unknown: read before retrying",
+    )
 }
 
 /// A durable state with the generation it was loaded under.
@@ -63,18 +66,23 @@ pub async fn lock_for_load(
         .await
         .map_err(db_error)?;
     }
-    let row = sqlx::query("SELECT 1 FROM memory_entries WHERE namespace = $1 AND key = $2 FOR UPDATE")
-        .bind(namespace)
-        .bind(key)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db_error)?;
+    let row =
+        sqlx::query("SELECT 1 FROM memory_entries WHERE namespace = $1 AND key = $2 FOR UPDATE")
+            .bind(namespace)
+            .bind(key)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_error)?;
     Ok(row.map(drop))
 }
 
 /// Takes the next load generation of a locked row, fencing off every state
 /// of the previous one, and returns the durable state to install.
-pub async fn next_generation(conn: &mut PgConnection, namespace: &str, key: &str) -> Result<Loaded> {
+pub async fn next_generation(
+    conn: &mut PgConnection,
+    namespace: &str,
+    key: &str,
+) -> Result<Loaded> {
     let row = sqlx::query(
         "UPDATE memory_entries
              SET prior_gen = gen, prior_rev = revision, gen = gen + 1
@@ -91,7 +99,13 @@ pub async fn next_generation(conn: &mut PgConnection, namespace: &str, key: &str
 
 /// Writes a Redis state if its generation is current and it is newer than
 /// what is stored; otherwise tells whether it (or a successor) got in.
-pub async fn persist(pool: &PgPool, namespace: &str, key: &str, stored: &Stored, gen: i64) -> Result<Verdict> {
+pub async fn persist(
+    pool: &PgPool,
+    namespace: &str,
+    key: &str,
+    stored: &Stored,
+    gen: i64,
+) -> Result<Verdict> {
     let revision = stored.revision as i64;
     let written = sqlx::query(
         "UPDATE memory_entries
@@ -167,7 +181,12 @@ pub async fn usage(pool: &PgPool, namespace: &str, now_ms: i64) -> Result<(i64, 
 
 /// Live entries, newest first. Every acknowledged write is here, so the
 /// listing never misses one.
-pub async fn list(pool: &PgPool, namespace: &str, query: &ListQuery, now_ms: i64) -> Result<Vec<Entry>> {
+pub async fn list(
+    pool: &PgPool,
+    namespace: &str,
+    query: &ListQuery,
+    now_ms: i64,
+) -> Result<Vec<Entry>> {
     let (after_at, after_key) = match &query.after {
         Some(cursor) => (cursor.updated_at_ms, cursor.key.clone()),
         None => (i64::MAX, String::new()),

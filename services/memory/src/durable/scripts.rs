@@ -70,14 +70,20 @@ impl RedisState {
 #[derive(Debug)]
 pub enum Reply {
     /// OK (wrote), NOOP (nothing to do), MATCH (CAS matched, nothing to delete).
-    State { status: String, state: RedisState },
+    State {
+        status: String,
+        state: RedisState,
+    },
     /// The entry is not in Redis: load it from PostgreSQL and retry.
     Load,
     /// The namespace's usage totals are not in Redis: count and retry.
     Usage,
     /// If-Match failed; the current revision (0 when absent).
     Etag(u64),
-    Quota { what: String, limit: u64 },
+    Quota {
+        what: String,
+        limit: u64,
+    },
     /// Increment of a stored float: done by compare-and-swap instead.
     Float,
     NotANumber,
@@ -90,7 +96,10 @@ impl Reply {
         let bad = || Error::internal(format!("unexpected script reply {fields:?}"));
         let status = fields.first().ok_or_else(bad)?.as_str();
         let int = |i: usize| -> Result<i64, Error> {
-            fields.get(i).and_then(|f| f.parse::<i64>().ok()).ok_or_else(bad)
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<i64>().ok())
+                .ok_or_else(bad)
         };
         Ok(match status {
             "OK" | "NOOP" | "MATCH" => {

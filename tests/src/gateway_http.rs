@@ -1,76 +1,116 @@
-//! End to end: HTTP through the gateway to a real memory gRPC server on the
-//! embedded (SQLite) store. Each test gets its own database and ports.
+//! End to end over HTTP: the gateway, in process, in front of a real memory
+//! gRPC server, written once and run against every backend
+//! (`tests/gateway_http_embedded.rs`, `tests/gateway_http_redis_postgres.rs`).
+//! Every agent id is fresh per case and per run, so the backends can be
+//! shared servers that outlive the tests.
 
+use crate::harness::{unique_namespace, MemoryServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tessera_gateway::GatewayConfig;
-use tessera_memory::embedded::EmbeddedStore;
 use tessera_memory::{Limits, Memory};
-use tessera_runtime::grpc::GrpcServer;
 use tessera_runtime::Shutdown;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-struct Harness {
+/// Generates one `#[tokio::test]` per case for a backend factory
+/// `async fn(Limits) -> Memory`.
+#[macro_export]
+macro_rules! gateway_http_suite {
+    ($factory:path) => {
+        $crate::gateway_http_suite!(@cases $factory;
+            agent402_set_get_list_delete,
+            agent402_cas_is_a_lock,
+            agent402_incr_counts_exactly,
+            service_side_validation_renders_in_the_family_body,
+            twos_put_get_list_delete,
+            per_agent_memory_matches_the_docs,
+            quota_errors_are_413_in_each_family_body,
+            ready_then_graceful_shutdown,
+        );
+    };
+    (@cases $factory:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let memory = $factory($crate::gateway_http::limits_for(stringify!($case))).await;
+                let harness = $crate::gateway_http::GatewayHarness::start(memory).await;
+                $crate::gateway_http::$case(harness).await;
+            }
+        )*
+    };
+}
+
+/// A one-key quota for the quota case, the defaults elsewhere.
+pub fn limits_for(case: &str) -> Limits {
+    match case {
+        "quota_errors_are_413_in_each_family_body" => Limits {
+            max_keys: 1,
+            ..Limits::default()
+        },
+        _ => Limits::default(),
+    }
+}
+
+/// A memory server for a backend and, in front of it, the gateway (in free
+/// mode) on a free port. Both stop when it drops.
+pub struct GatewayHarness {
     base: String,
     http: reqwest::Client,
     shutdown: Shutdown,
     gateway: Option<JoinHandle<anyhow::Result<()>>>,
-    dir: PathBuf,
+    _memory: MemoryServer,
 }
 
-struct Reply {
-    status: StatusCode,
-    etag: Option<String>,
-    body: Value,
+/// What came back: status, `ETag` header, and the JSON body (`Null` when
+/// empty).
+pub struct Reply {
+    pub status: StatusCode,
+    pub etag: Option<String>,
+    pub body: Value,
 }
 
-impl Harness {
-    async fn start(limits: Limits) -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "tessera-gateway-e2e-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        let store = EmbeddedStore::open(&dir.join("memory.db"), limits)
-            .await
-            .unwrap();
-        let memory = Memory::new(Arc::new(store), limits);
-        let shutdown = Shutdown::new();
-
-        let grpc_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let memory_url = format!("http://{}", grpc_listener.local_addr().unwrap());
-        let grpc = GrpcServer::new(
-            tessera_memory::grpc::SERVICE_NAME,
-            tessera_memory::grpc::server(memory),
-        );
-        tokio::spawn(grpc.serve(grpc_listener, shutdown.clone()));
-
+impl GatewayHarness {
+    pub async fn start(memory: Memory) -> Self {
+        let memory = MemoryServer::start(memory).await;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
+        let listen_addr = listener.local_addr().unwrap();
         let config = GatewayConfig {
-            listen_addr: listener.local_addr().unwrap(),
-            memory_url,
+            listen_addr,
+            memory_url: memory.url(),
             free_mode: true,
         };
         let router = tessera_gateway::router(&config).await.unwrap();
+        let shutdown = Shutdown::new();
         let gateway = tokio::spawn(tessera_gateway::serve(listener, router, shutdown.clone()));
-        Harness {
-            base,
+        GatewayHarness {
+            base: format!("http://{listen_addr}"),
             http: reqwest::Client::new(),
             shutdown,
             gateway: Some(gateway),
-            dir,
+            _memory: memory,
         }
     }
 
-    async fn send(
+    /// The gateway's base URL.
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    /// Tells the gateway to stop accepting and drain.
+    pub fn trigger_shutdown(&self) {
+        self.shutdown.trigger();
+    }
+
+    /// The gateway's serving task, once.
+    pub fn take_gateway(&mut self) -> JoinHandle<anyhow::Result<()>> {
+        self.gateway
+            .take()
+            .expect("the gateway task was already taken")
+    }
+
+    pub async fn send(
         &self,
         method: Method,
         path: &str,
@@ -101,22 +141,28 @@ impl Harness {
         Reply { status, etag, body }
     }
 
-    async fn get(&self, path: &str, agent: &str) -> Reply {
+    /// GET as `agent` (the `X-Agent-Id` header).
+    pub async fn get(&self, path: &str, agent: &str) -> Reply {
         self.send(Method::GET, path, &[("x-agent-id", agent)], None)
             .await
     }
 
-    async fn post(&self, path: &str, agent: &str, body: Value) -> Reply {
+    /// POST a JSON body as `agent` (the `X-Agent-Id` header).
+    pub async fn post(&self, path: &str, agent: &str, body: Value) -> Reply {
         self.send(Method::POST, path, &[("x-agent-id", agent)], Some(body))
             .await
     }
 }
 
-impl Drop for Harness {
+impl Drop for GatewayHarness {
     fn drop(&mut self) {
         self.shutdown.trigger();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A fresh agent id (and so memory namespace).
+fn agent(label: &str) -> String {
+    unique_namespace(&format!("gw-{label}"))
 }
 
 fn now_seconds() -> i64 {
@@ -132,21 +178,21 @@ fn flat_error(reply: &Reply) -> &str {
         .unwrap_or_else(|| panic!("not a flat error body: {}", reply.body))
 }
 
-#[tokio::test]
-async fn agent402_set_get_list_delete() {
-    let h = Harness::start(Limits::default()).await;
+pub async fn agent402_set_get_list_delete(h: GatewayHarness) {
+    let owner = agent("a402-owner");
+    let other = agent("a402-other");
     let value = json!({ "b": 2, "a": [1, "x", null] });
     let set = h
         .post(
             "/api/memory",
-            "0xabc",
+            &owner,
             json!({ "key": "notes/1", "value": value, "ttlSeconds": 60 }),
         )
         .await;
     assert_eq!(set.status, StatusCode::OK, "{}", set.body);
     assert_eq!(set.body["key"], "notes/1");
     assert_eq!(set.body["value"], value);
-    assert_eq!(set.body["owner"], "0xabc");
+    assert_eq!(set.body["owner"], owner.as_str());
     assert!(set.body["etag"].is_string() && set.body["sizeBytes"].as_u64().unwrap() > 0);
     assert!(
         (now_seconds() - 2..=now_seconds() + 1).contains(&set.body["createdAt"].as_i64().unwrap())
@@ -157,19 +203,19 @@ async fn agent402_set_get_list_delete() {
         "{expires}"
     );
 
-    let got = h.get("/api/memory?key=notes/1", "0xabc").await;
+    let got = h.get("/api/memory?key=notes/1", &owner).await;
     assert_eq!((got.status, &got.body), (StatusCode::OK, &set.body));
 
-    let list = h.get("/api/memory?prefix=notes/", "0xabc").await;
+    let list = h.get("/api/memory?prefix=notes/", &owner).await;
     assert_eq!(list.status, StatusCode::OK);
     assert_eq!(
         list.body,
-        json!({ "owner": "0xabc", "keys": ["notes/1"], "entries": [set.body], "nextCursor": null })
+        json!({ "owner": owner, "keys": ["notes/1"], "entries": [set.body], "nextCursor": null })
     );
 
     // Namespaces are the caller's own.
     assert_eq!(
-        h.get("/api/memory?key=notes/1", "0xdef").await.status,
+        h.get("/api/memory?key=notes/1", &other).await.status,
         StatusCode::NOT_FOUND
     );
 
@@ -177,7 +223,7 @@ async fn agent402_set_get_list_delete() {
         .send(
             Method::POST,
             "/api/memory",
-            &[("x-agent-id", "0xabc"), ("if-match", "\"999\"")],
+            &[("x-agent-id", &owner), ("if-match", "\"999\"")],
             Some(json!({ "key": "notes/1", "value": 2 })),
         )
         .await;
@@ -188,7 +234,7 @@ async fn agent402_set_get_list_delete() {
         .send(
             Method::POST,
             "/api/memory",
-            &[("x-agent-id", "0xabc"), ("if-match", etag)],
+            &[("x-agent-id", &owner), ("if-match", etag)],
             Some(json!({ "key": "notes/1", "value": 2 })),
         )
         .await;
@@ -199,44 +245,43 @@ async fn agent402_set_get_list_delete() {
     let deleted = h
         .post(
             "/api/memory",
-            "0xabc",
+            &owner,
             json!({ "key": "notes/1", "delete": true }),
         )
         .await;
     assert_eq!(deleted.status, StatusCode::OK);
     assert_eq!(deleted.body["deleted"], true);
-    assert_eq!(deleted.body["owner"], "0xabc");
+    assert_eq!(deleted.body["owner"], owner.as_str());
     assert!(deleted.body["revision"].as_u64() > fresh.body["revision"].as_u64());
-    let missing = h.get("/api/memory?key=notes/1", "0xabc").await;
+    let missing = h.get("/api/memory?key=notes/1", &owner).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     flat_error(&missing);
     let again = h
         .post(
             "/api/memory",
-            "0xabc",
+            &owner,
             json!({ "key": "notes/1", "delete": true }),
         )
         .await;
     assert_eq!(again.body["deleted"], false);
 }
 
-#[tokio::test]
-async fn agent402_cas_is_a_lock() {
-    let h = Harness::start(Limits::default()).await;
+pub async fn agent402_cas_is_a_lock(h: GatewayHarness) {
+    let owner = agent("a402-cas");
     let acquire =
         json!({ "key": "locks/import", "expected": null, "value": "agent-7", "ttlSeconds": 30 });
-    let first = h.post("/api/memory/cas", "0xabc", acquire.clone()).await;
+    let first = h.post("/api/memory/cas", &owner, acquire.clone()).await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.body);
     assert_eq!(first.body["swapped"], true);
     assert_eq!(first.body["value"], "agent-7");
-    assert_eq!(first.body["owner"], "0xabc");
+    assert_eq!(first.body["owner"], owner.as_str());
     assert!(first.body["expiresAt"].as_i64().unwrap() >= now_seconds() + 28);
     let fencing = first.body["revision"].as_u64().unwrap();
 
     let contended = h
         .post(
             "/api/memory/cas",
-            "0xabc",
+            &owner,
             json!({ "key": "locks/import", "value": "agent-8" }),
         )
         .await;
@@ -247,7 +292,7 @@ async fn agent402_cas_is_a_lock() {
     let release = h
         .post(
             "/api/memory/cas",
-            "0xabc",
+            &owner,
             json!({ "key": "locks/import", "expected": "agent-7" }),
         )
         .await;
@@ -255,25 +300,24 @@ async fn agent402_cas_is_a_lock() {
     assert_eq!(release.body["value"], Value::Null);
     assert_eq!(release.body["expiresAt"], Value::Null);
 
-    let reacquire = h.post("/api/memory/cas", "0xabc", acquire).await;
+    let reacquire = h.post("/api/memory/cas", &owner, acquire).await;
     assert_eq!(reacquire.body["swapped"], true);
     assert!(reacquire.body["revision"].as_u64().unwrap() > fencing);
 }
 
-#[tokio::test]
-async fn agent402_incr_counts_exactly() {
-    let h = Harness::start(Limits::default()).await;
+pub async fn agent402_incr_counts_exactly(h: GatewayHarness) {
+    let owner = agent("a402-incr");
     let one = h
-        .post("/api/memory/incr", "0xabc", json!({ "key": "n" }))
+        .post("/api/memory/incr", &owner, json!({ "key": "n" }))
         .await;
     assert_eq!(one.status, StatusCode::OK, "{}", one.body);
     assert_eq!(one.body["value"], 1);
-    assert_eq!(one.body["owner"], "0xabc");
+    assert_eq!(one.body["owner"], owner.as_str());
     assert_eq!(one.body["expiresAt"], Value::Null);
     let big = h
         .post(
             "/api/memory/incr",
-            "0xabc",
+            &owner,
             json!({ "key": "n", "by": 9_007_199_254_740_992u64 }),
         )
         .await;
@@ -281,29 +325,25 @@ async fn agent402_incr_counts_exactly() {
     let down = h
         .post(
             "/api/memory/incr",
-            "0xabc",
+            &owner,
             json!({ "key": "n", "by": -3, "ttlSeconds": 60 }),
         )
         .await;
     assert_eq!(down.body["value"], json!(9_007_199_254_740_990u64));
     assert!(down.body["expiresAt"].is_i64());
     let half = h
-        .post(
-            "/api/memory/incr",
-            "0xabc",
-            json!({ "key": "f", "by": 0.5 }),
-        )
+        .post("/api/memory/incr", &owner, json!({ "key": "f", "by": 0.5 }))
         .await;
     assert_eq!(half.body["value"], 0.5);
 
     h.post(
         "/api/memory",
-        "0xabc",
+        &owner,
         json!({ "key": "s", "value": "text" }),
     )
     .await;
     let not_a_number = h
-        .post("/api/memory/incr", "0xabc", json!({ "key": "s" }))
+        .post("/api/memory/incr", &owner, json!({ "key": "s" }))
         .await;
     assert!(
         not_a_number.status.is_client_error(),
@@ -313,18 +353,18 @@ async fn agent402_incr_counts_exactly() {
     flat_error(&not_a_number);
 }
 
-#[tokio::test]
-async fn service_side_validation_renders_in_the_family_body() {
-    let h = Harness::start(Limits::default()).await;
+pub async fn service_side_validation_renders_in_the_family_body(h: GatewayHarness) {
+    let owner = agent("validation");
     let zero_ttl = h
         .post(
             "/api/memory",
-            "0xabc",
+            &owner,
             json!({ "key": "k", "value": 1, "ttlSeconds": 0 }),
         )
         .await;
     assert_eq!(zero_ttl.status, StatusCode::BAD_REQUEST);
     assert!(flat_error(&zero_ttl).contains("ttlSeconds"));
+    // Not a valid namespace, so it never names one anything could land in.
     let bad_namespace = h
         .post(
             "/api/memory",
@@ -335,18 +375,17 @@ async fn service_side_validation_renders_in_the_family_body() {
     assert_eq!(bad_namespace.status, StatusCode::BAD_REQUEST);
     flat_error(&bad_namespace);
     assert_eq!(
-        h.get("/api/memory?key=k", "0xabc").await.status,
+        h.get("/api/memory?key=k", &owner).await.status,
         StatusCode::NOT_FOUND
     );
 }
 
-#[tokio::test]
-async fn twos_put_get_list_delete() {
-    let h = Harness::start(Limits::default()).await;
+pub async fn twos_put_get_list_delete(h: GatewayHarness) {
+    let owner = agent("twos");
     let put = h
         .post(
             "/api/agent/memory/put",
-            "pubkey-1",
+            &owner,
             json!({ "key": "example", "value": { "n": 1 } }),
         )
         .await;
@@ -361,7 +400,7 @@ async fn twos_put_get_list_delete() {
     assert_eq!(put.body["expiresAt"], Value::Null);
     assert!(put.body["sizeBytes"].is_u64() && put.body["revision"].is_u64());
 
-    let got = h.get("/api/agent/memory/get?key=example", "pubkey-1").await;
+    let got = h.get("/api/agent/memory/get?key=example", &owner).await;
     assert_eq!(
         (got.status, &got.body, &got.etag),
         (StatusCode::OK, &put.body, &put.etag)
@@ -370,19 +409,19 @@ async fn twos_put_get_list_delete() {
     let leased = h
         .post(
             "/api/agent/memory/put",
-            "pubkey-1",
+            &owner,
             json!({ "key": "lease", "value": true, "ttlSeconds": 30 }),
         )
         .await;
     assert!(leased.body["expiresAt"].as_str().unwrap().ends_with('Z'));
 
-    let page = h.get("/api/agent/memory/list?limit=1", "pubkey-1").await;
+    let page = h.get("/api/agent/memory/list?limit=1", &owner).await;
     assert_eq!(page.body["entries"].as_array().unwrap().len(), 1);
     let cursor = page.body["nextCursor"].as_str().unwrap().to_string();
     let rest = h
         .get(
             &format!("/api/agent/memory/list?limit=1&cursor={cursor}"),
-            "pubkey-1",
+            &owner,
         )
         .await;
     assert_eq!(rest.status, StatusCode::OK, "{}", rest.body);
@@ -396,7 +435,7 @@ async fn twos_put_get_list_delete() {
         .send(
             Method::POST,
             "/api/agent/memory/put",
-            &[("x-agent-id", "pubkey-1"), ("if-match", "\"12345\"")],
+            &[("x-agent-id", &owner), ("if-match", "\"12345\"")],
             Some(json!({ "key": "example", "value": 2 })),
         )
         .await;
@@ -406,7 +445,7 @@ async fn twos_put_get_list_delete() {
     let deleted = h
         .post(
             "/api/agent/memory/delete",
-            "pubkey-1",
+            &owner,
             json!({ "key": "example" }),
         )
         .await;
@@ -414,7 +453,7 @@ async fn twos_put_get_list_delete() {
     let again = h
         .post(
             "/api/agent/memory/delete",
-            "pubkey-1",
+            &owner,
             json!({ "key": "example" }),
         )
         .await;
@@ -425,18 +464,18 @@ async fn twos_put_get_list_delete() {
             json!({ "key": "example", "deleted": false })
         )
     );
-    let missing = h.get("/api/agent/memory/get?key=example", "pubkey-1").await;
+    let missing = h.get("/api/agent/memory/get?key=example", &owner).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     flat_error(&missing);
 }
 
-#[tokio::test]
-async fn per_agent_memory_matches_the_docs() {
-    let h = Harness::start(Limits::default()).await;
+pub async fn per_agent_memory_matches_the_docs(h: GatewayHarness) {
+    let a = agent("agents-a");
+    let b = agent("agents-b");
     let put = h
         .send(
             Method::PUT,
-            "/agents/agent-a/memory/escalation_threshold",
+            &format!("/agents/{a}/memory/escalation_threshold"),
             &[],
             Some(json!({ "value": 5 })),
         )
@@ -451,7 +490,7 @@ async fn per_agent_memory_matches_the_docs() {
     let put = h
         .send(
             Method::PUT,
-            "/agents/agent-a/memory/dir/notes",
+            &format!("/agents/{a}/memory/dir/notes"),
             &[],
             Some(json!({ "value": "CLM-2026-142" })),
         )
@@ -464,7 +503,7 @@ async fn per_agent_memory_matches_the_docs() {
     let got = h
         .send(
             Method::GET,
-            "/agents/agent-a/memory/escalation_threshold",
+            &format!("/agents/{a}/memory/escalation_threshold"),
             &[],
             None,
         )
@@ -476,26 +515,24 @@ async fn per_agent_memory_matches_the_docs() {
     let all = h
         .send(
             Method::GET,
-            "/agents/agent-a/memory",
-            &[("x-agent-id", "agent-a")],
+            &format!("/agents/{a}/memory"),
+            &[("x-agent-id", &a)],
             None,
         )
         .await;
     assert_eq!(
         all.body,
-        json!({ "agent_id": "agent-a", "entries": { "escalation_threshold": 5, "dir/notes": "CLM-2026-142" } })
+        json!({ "agent_id": a, "entries": { "escalation_threshold": 5, "dir/notes": "CLM-2026-142" } })
     );
 
     // One namespace behind every face.
-    let via_twos = h
-        .get("/api/agent/memory/get?key=dir/notes", "agent-a")
-        .await;
+    let via_twos = h.get("/api/agent/memory/get?key=dir/notes", &a).await;
     assert_eq!(via_twos.body["value"], "CLM-2026-142");
 
     let deleted = h
         .send(
             Method::DELETE,
-            "/agents/agent-a/memory/escalation_threshold",
+            &format!("/agents/{a}/memory/escalation_threshold"),
             &[],
             None,
         )
@@ -511,7 +548,7 @@ async fn per_agent_memory_matches_the_docs() {
     let again = h
         .send(
             Method::DELETE,
-            "/agents/agent-a/memory/escalation_threshold",
+            &format!("/agents/{a}/memory/escalation_threshold"),
             &[],
             None,
         )
@@ -523,7 +560,7 @@ async fn per_agent_memory_matches_the_docs() {
     let missing = h
         .send(
             Method::GET,
-            "/agents/agent-a/memory/escalation_threshold",
+            &format!("/agents/{a}/memory/escalation_threshold"),
             &[],
             None,
         )
@@ -534,22 +571,17 @@ async fn per_agent_memory_matches_the_docs() {
     );
 
     let empty = h
-        .send(Method::GET, "/agents/agent-b/memory", &[], None)
+        .send(Method::GET, &format!("/agents/{b}/memory"), &[], None)
         .await;
-    assert_eq!(empty.body, json!({ "agent_id": "agent-b", "entries": {} }));
+    assert_eq!(empty.body, json!({ "agent_id": b, "entries": {} }));
 }
 
-#[tokio::test]
-async fn quota_errors_are_413_in_each_family_body() {
-    let limits = Limits {
-        max_keys: 1,
-        ..Limits::default()
-    };
-    let h = Harness::start(limits).await;
+pub async fn quota_errors_are_413_in_each_family_body(h: GatewayHarness) {
+    let a = agent("quota");
     let first = h
         .send(
             Method::PUT,
-            "/agents/agent-a/memory/one",
+            &format!("/agents/{a}/memory/one"),
             &[],
             Some(json!({ "value": 1 })),
         )
@@ -558,7 +590,7 @@ async fn quota_errors_are_413_in_each_family_body() {
     let second = h
         .send(
             Method::PUT,
-            "/agents/agent-a/memory/two",
+            &format!("/agents/{a}/memory/two"),
             &[],
             Some(json!({ "value": 2 })),
         )
@@ -566,26 +598,20 @@ async fn quota_errors_are_413_in_each_family_body() {
     assert_eq!(second.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(second.body["error"]["category"], "QuotaExceeded");
     let second = h
-        .post(
-            "/api/memory",
-            "agent-a",
-            json!({ "key": "two", "value": 2 }),
-        )
+        .post("/api/memory", &a, json!({ "key": "two", "value": 2 }))
         .await;
     assert_eq!(second.status, StatusCode::PAYLOAD_TOO_LARGE);
     flat_error(&second);
 }
 
-#[tokio::test]
-async fn ready_then_graceful_shutdown() {
-    let mut h = Harness::start(Limits::default()).await;
+pub async fn ready_then_graceful_shutdown(mut h: GatewayHarness) {
     let ready = h.send(Method::GET, "/ready", &[], None).await;
     assert_eq!(
         (ready.status, ready.body),
         (StatusCode::OK, json!({ "status": "ready" }))
     );
-    h.shutdown.trigger();
-    let gateway = h.gateway.take().unwrap();
+    h.trigger_shutdown();
+    let gateway = h.take_gateway();
     let stopped = tokio::time::timeout(Duration::from_secs(10), gateway).await;
     stopped
         .expect("the gateway drains and stops")

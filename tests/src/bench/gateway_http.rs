@@ -1,0 +1,181 @@
+//! The REST gateway over HTTP/1.1: an in-process gateway (free mode, the
+//! caller's namespace from `X-Agent-Id`) in front of the in-process memory
+//! server, called through one pooled keep-alive reqwest client.
+
+use super::driver::{run_shared, Outcome};
+use super::memory_grpc::{ClientKeys, MemoryGrpc};
+use super::Settings;
+use anyhow::{ensure, Context};
+use reqwest::header::CONTENT_TYPE;
+use reqwest::Response;
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+use tessera_gateway::GatewayConfig;
+use tessera_runtime::Shutdown;
+use tessera_tests::harness::unique_namespace;
+
+/// One client's requests, built once.
+struct ClientRequests {
+    get_url: String,
+    acquire: Vec<u8>,
+    release: Vec<u8>,
+    increment: Vec<u8>,
+}
+
+struct Shared {
+    http: reqwest::Client,
+    namespace: String,
+    cas_url: String,
+    incr_url: String,
+    clients: Vec<ClientRequests>,
+}
+
+pub struct GatewayHttp {
+    shutdown: Shutdown,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Deserialize)]
+struct CasView {
+    swapped: bool,
+}
+
+impl GatewayHttp {
+    pub async fn setup(settings: &Settings, memory: &MemoryGrpc) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let router = tessera_gateway::router(&GatewayConfig {
+            listen_addr: addr,
+            memory_url: memory.url(),
+            free_mode: true,
+        })
+        .await?;
+        let shutdown = Shutdown::new();
+        let task = tokio::spawn(tessera_gateway::serve(listener, router, shutdown.clone()));
+
+        let namespace = unique_namespace("bench-http");
+        memory.seed(&namespace).await?;
+        let base = format!("http://{addr}");
+        let clients = ClientKeys::all(settings.concurrency)
+            .into_iter()
+            .map(|keys| ClientRequests {
+                get_url: format!("{base}/api/memory?key={}", keys.get),
+                acquire: body(
+                    json!({ "key": keys.lock, "expected": null, "value": holder(&keys) }),
+                ),
+                release: body(
+                    json!({ "key": keys.lock, "expected": holder(&keys), "value": null }),
+                ),
+                increment: body(json!({ "key": keys.counter, "by": 1 })),
+            })
+            .collect();
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(settings.concurrency)
+            .build()?;
+        Ok(GatewayHttp {
+            shutdown,
+            task,
+            shared: Arc::new(Shared {
+                http,
+                namespace,
+                cas_url: format!("{base}/api/memory/cas"),
+                incr_url: format!("{base}/api/memory/incr"),
+                clients,
+            }),
+        })
+    }
+
+    pub async fn get(&self, name: &str, settings: &Settings) -> Outcome {
+        run_shared(
+            name,
+            settings,
+            &self.shared,
+            |shared, client, _| async move {
+                let request = shared.http.get(&shared.clients[client].get_url);
+                let response = request
+                    .header("x-agent-id", &shared.namespace)
+                    .send()
+                    .await?;
+                success(response).await?;
+                Ok(())
+            },
+        )
+        .await
+    }
+
+    /// Lock acquire and release pairs on the client's own key, as over gRPC.
+    pub async fn compare_and_swap(&self, name: &str, settings: &Settings) -> Outcome {
+        run_shared(
+            name,
+            settings,
+            &self.shared,
+            |shared, client, call| async move {
+                let requests = &shared.clients[client];
+                let body = if call.is_multiple_of(2) {
+                    &requests.acquire
+                } else {
+                    &requests.release
+                };
+                let body = success(shared.post(&shared.cas_url, body).await?).await?;
+                let view: CasView = serde_json::from_slice(body.as_ref()).context("CAS reply")?;
+                ensure!(view.swapped, "CAS did not swap");
+                Ok(())
+            },
+        )
+        .await
+    }
+
+    pub async fn increment(&self, name: &str, settings: &Settings) -> Outcome {
+        run_shared(
+            name,
+            settings,
+            &self.shared,
+            |shared, client, _| async move {
+                let body = &shared.clients[client].increment;
+                success(shared.post(&shared.incr_url, body).await?).await?;
+                Ok(())
+            },
+        )
+        .await
+    }
+
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.trigger();
+        self.task.await?
+    }
+}
+
+impl Shared {
+    async fn post(&self, url: &str, body: &[u8]) -> reqwest::Result<Response> {
+        self.http
+            .post(url)
+            .header("x-agent-id", &self.namespace)
+            .header(CONTENT_TYPE, "application/json")
+            .body(body.to_vec())
+            .send()
+            .await
+    }
+}
+
+fn holder(keys: &ClientKeys) -> serde_json::Value {
+    serde_json::from_str(&keys.holder).expect("the holder is JSON")
+}
+
+fn body(value: serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(&value).expect("a JSON value serializes")
+}
+
+/// The body of a 2xx reply, read to the end so the connection is reused; a
+/// failure names the status and the gateway's error.
+async fn success(response: Response) -> anyhow::Result<impl AsRef<[u8]>> {
+    let status = response.status();
+    let body = response.bytes().await?;
+    ensure!(
+        status.is_success(),
+        "HTTP {status}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    Ok(body)
+}

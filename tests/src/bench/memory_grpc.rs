@@ -1,0 +1,214 @@
+//! The memory service over gRPC: an in-process server on the durable backend
+//! (Redis + PostgreSQL), called through tonic clients. Every write is
+//! acknowledged only once PostgreSQL has it.
+
+use super::driver::{run_shared, Outcome};
+use super::Settings;
+use anyhow::{ensure, Context};
+use std::sync::Arc;
+use tessera_memory::Limits;
+use tessera_proto::memory::v1 as pb;
+use tessera_proto::memory::v1::memory_service_client::MemoryServiceClient;
+use tessera_tests::harness::{durable_memory, unique_namespace, MemoryServer};
+use tonic::transport::{Channel, Endpoint};
+
+type Client = MemoryServiceClient<Channel>;
+
+/// Limits no bench reaches, so no call fails on quota.
+fn bench_limits() -> Limits {
+    Limits {
+        max_keys: u64::MAX / 2,
+        max_bytes: u64::MAX / 2,
+        ..Default::default()
+    }
+}
+
+/// One client's keys.
+pub struct ClientKeys {
+    /// Holds a value, for Get.
+    pub get: String,
+    /// Acquired and released, for CompareAndSwap.
+    pub lock: String,
+    /// Incremented.
+    pub counter: String,
+    /// Overwritten, for the durable Set.
+    pub set: String,
+    /// The lock holder, a JSON string.
+    pub holder: String,
+}
+
+impl ClientKeys {
+    pub fn for_client(client: usize) -> Self {
+        ClientKeys {
+            get: format!("get-{client}"),
+            lock: format!("lock-{client}"),
+            counter: format!("counter-{client}"),
+            set: format!("set-{client}"),
+            holder: format!("\"agent-{client}\""),
+        }
+    }
+
+    /// Every client's keys.
+    pub fn all(concurrency: usize) -> Vec<Self> {
+        (0..concurrency).map(Self::for_client).collect()
+    }
+}
+
+struct Shared {
+    namespace: String,
+    /// One per client; clients of the same group share a channel.
+    clients: Vec<Client>,
+    keys: Vec<ClientKeys>,
+}
+
+pub struct MemoryGrpc {
+    server: MemoryServer,
+    shared: Arc<Shared>,
+}
+
+impl MemoryGrpc {
+    /// Starts the server and connects `concurrency` clients, each channel
+    /// (one HTTP/2 connection) shared by `clients_per_channel()` of them.
+    pub async fn setup(settings: &Settings) -> anyhow::Result<Self> {
+        let server = MemoryServer::start(durable_memory(bench_limits()).await).await;
+        let endpoint = Endpoint::from_shared(server.url())?;
+        let per_channel = settings.clients_per_channel();
+        let mut clients = Vec::with_capacity(settings.concurrency);
+        for client in 0..settings.concurrency {
+            if client % per_channel == 0 {
+                let channel = endpoint
+                    .connect()
+                    .await
+                    .context("connect to the memory server")?;
+                clients.push(MemoryServiceClient::new(channel));
+            } else {
+                let shared = clients[client - client % per_channel].clone();
+                clients.push(shared);
+            }
+        }
+        let namespace = unique_namespace("bench-grpc");
+        let keys = ClientKeys::all(settings.concurrency);
+        let target = MemoryGrpc {
+            server,
+            shared: Arc::new(Shared {
+                namespace,
+                clients,
+                keys,
+            }),
+        };
+        target.seed(&target.shared.namespace).await?;
+        Ok(target)
+    }
+
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    /// Writes each client's Get key in `namespace`.
+    pub async fn seed(&self, namespace: &str) -> anyhow::Result<()> {
+        let mut client = self.shared.clients[0].clone();
+        for keys in &self.shared.keys {
+            client
+                .set(pb::SetRequest {
+                    namespace: namespace.to_string(),
+                    key: keys.get.clone(),
+                    value_json: keys.holder.clone(),
+                    ..Default::default()
+                })
+                .await
+                .context("seed a key to read")?;
+        }
+        Ok(())
+    }
+
+    pub async fn get(&self, name: &str, settings: &Settings) -> Outcome {
+        run_shared(
+            name,
+            settings,
+            &self.shared,
+            |shared, client, _| async move {
+                let mut memory = shared.clients[client].clone();
+                let request = pb::GetRequest {
+                    namespace: shared.namespace.clone(),
+                    key: shared.keys[client].get.clone(),
+                };
+                memory.get(request).await?;
+                Ok(())
+            },
+        )
+        .await
+    }
+
+    /// Lock acquire (expected absent) and release (expected the holder, no
+    /// value: delete) on the client's own key; each call one op.
+    pub async fn compare_and_swap(&self, name: &str, settings: &Settings) -> Outcome {
+        run_shared(
+            name,
+            settings,
+            &self.shared,
+            |shared, client, call| async move {
+                let mut memory = shared.clients[client].clone();
+                let keys = &shared.keys[client];
+                let acquire = call.is_multiple_of(2);
+                let holder = Some(keys.holder.clone());
+                let request = pb::CompareAndSwapRequest {
+                    namespace: shared.namespace.clone(),
+                    key: keys.lock.clone(),
+                    expected_json: if acquire { None } else { holder.clone() },
+                    value_json: if acquire { holder } else { None },
+                    ttl_seconds: None,
+                };
+                let reply = memory.compare_and_swap(request).await?.into_inner();
+                ensure!(reply.swapped, "CompareAndSwap did not swap");
+                Ok(())
+            },
+        )
+        .await
+    }
+
+    pub async fn increment(&self, name: &str, settings: &Settings) -> Outcome {
+        run_shared(
+            name,
+            settings,
+            &self.shared,
+            |shared, client, _| async move {
+                let mut memory = shared.clients[client].clone();
+                let request = pb::IncrementRequest {
+                    namespace: shared.namespace.clone(),
+                    key: shared.keys[client].counter.clone(),
+                    by_json: "1".to_string(),
+                    ttl_seconds: None,
+                };
+                memory.increment(request).await?;
+                Ok(())
+            },
+        )
+        .await
+    }
+
+    /// A durable write: the ack means PostgreSQL has committed it. Each
+    /// call writes a new value (the call number) to the client's own key.
+    pub async fn set(&self, name: &str, settings: &Settings) -> Outcome {
+        run_shared(
+            name,
+            settings,
+            &self.shared,
+            |shared, client, call| async move {
+                let mut memory = shared.clients[client].clone();
+                let request = pb::SetRequest {
+                    namespace: shared.namespace.clone(),
+                    key: shared.keys[client].set.clone(),
+                    value_json: call.to_string(),
+                    ..Default::default()
+                };
+                memory.set(request).await?;
+                Ok(())
+            },
+        )
+        .await
+    }
+
+    pub async fn stop(self) {
+        self.server.stop().await;
+    }
+}
