@@ -12,7 +12,7 @@ redact = $(shell printf '%s' '$(1)' | sed -E 's#(://[^:/@]*:)[^@]*@#\1***@#')
 # cargo-nextest when installed, plain cargo test otherwise.
 TEST_CMD := $(if $(shell command -v cargo-nextest 2>/dev/null),cargo nextest run --workspace --no-tests=pass,cargo test --workspace)
 
-.PHONY: help run test check-services bench fmt lint build
+.PHONY: help run test check-services chain-deps bench fmt lint build
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -20,8 +20,14 @@ help: ## List the targets.
 run: ## Build and start the all-in-one on the embedded backend (no Redis/Postgres).
 	FREE_MODE=true cargo run --release -p tessera-suite --bin tessera
 
-test: check-services ## Everything, incl. the conformance suite on Redis + PostgreSQL.
+test: check-services chain-deps ## Everything, incl. the conformance suite on Redis + PostgreSQL.
+	node --test tests/chain/
 	$(TEST_CMD)
+
+chain-deps: ## anvil, solc and the official x402 client packages (npm, pinned).
+	@if [ ! -x tests/chain/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil ] \
+	  || [ tests/chain/package-lock.json -nt tests/chain/node_modules/.package-lock.json ]; then \
+	  npm ci --prefix tests/chain --no-audit --no-fund; fi
 
 check-services: ## Fail loudly unless Redis and PostgreSQL answer.
 	@redis-cli -u "$(REDIS_URL)" ping 2>/dev/null | grep -q PONG || { \

@@ -15,6 +15,12 @@ pub struct GatewayConfig {
     /// `FREE_MODE`, default false: serve without payment, callers naming
     /// their own namespace. Development only.
     pub free_mode: bool,
+    /// `PAYMENT_URL`: the payment service (gRPC) that makes every memory
+    /// route paid with x402. Required unless `free_mode`.
+    pub payment_url: Option<String>,
+    /// `PAYMENT_SETTLE_BEFORE_EXECUTION`, default false: settle a payment
+    /// before running the call instead of after it succeeded.
+    pub settle_before: bool,
 }
 
 impl Default for GatewayConfig {
@@ -25,6 +31,8 @@ impl Default for GatewayConfig {
                 .expect("a valid default address"),
             memory_url: DEFAULT_MEMORY_URL.to_string(),
             free_mode: false,
+            payment_url: None,
+            settle_before: false,
         }
     }
 }
@@ -36,6 +44,8 @@ impl GatewayConfig {
             listen_addr: env_or("GATEWAY_ADDR", defaults.listen_addr)?,
             memory_url: env_string("MEMORY_URL", DEFAULT_MEMORY_URL),
             free_mode: env_bool("FREE_MODE", defaults.free_mode)?,
+            payment_url: Some(env_string("PAYMENT_URL", "")).filter(|url| !url.is_empty()),
+            settle_before: env_bool("PAYMENT_SETTLE_BEFORE_EXECUTION", false)?,
         })
     }
 }

@@ -19,6 +19,7 @@ mod faces;
 mod identity;
 mod memory;
 mod timestamps;
+pub mod x402;
 
 pub use config::GatewayConfig;
 
@@ -38,7 +39,7 @@ use tokio::net::TcpListener;
 use tracing::Instrument;
 
 const NO_PAYMENT_GATE: &str =
-    "no payment gate is configured: x402 payments are not wired yet; set FREE_MODE=true for development";
+    "no payment gate is configured: set PAYMENT_URL to the payment service (x402), or FREE_MODE=true for development";
 
 #[derive(Clone)]
 pub(crate) struct AppState {
@@ -61,39 +62,51 @@ impl FromRef<AppState> for Gate {
 }
 
 /// The gateway's routes over a memory service at `config.memory_url`,
-/// connected on first use. Fails unless some gate decides who pays: today
-/// only FREE_MODE does.
+/// connected on first use. Every memory route is paid with x402 through the
+/// payment service at `config.payment_url`, unless FREE_MODE.
 pub async fn router(config: &GatewayConfig) -> anyhow::Result<Router> {
-    let gate = identity_gate(config)?;
+    let (gate, payments) = identity_gate(config)?;
     let memory = MemoryClient::connect_lazy(&config.memory_url)?;
-    tracing::info!(memory_url = %config.memory_url, "gateway routes ready");
-    Ok(routes(AppState {
+    tracing::info!(memory_url = %config.memory_url, paid = payments.is_some(), "gateway routes ready");
+    let state = AppState {
         memory,
         gate,
         started: Instant::now(),
         free_mode: config.free_mode,
-    }))
+    };
+    Ok(routes(state, payments))
 }
 
-fn identity_gate(config: &GatewayConfig) -> anyhow::Result<Gate> {
-    if !config.free_mode {
-        anyhow::bail!(NO_PAYMENT_GATE);
+fn identity_gate(config: &GatewayConfig) -> anyhow::Result<(Gate, Option<x402::PaymentGate>)> {
+    if config.free_mode {
+        tracing::warn!(
+            "FREE_MODE is on: a DEVELOPMENT mode with NO payment. Callers name their own namespace \
+             with X-Agent-Id, so anyone can read and write any namespace. Never expose this."
+        );
+        return Ok((Arc::new(FreeModeGate), None));
     }
-    tracing::warn!(
-        "FREE_MODE is on: a DEVELOPMENT mode with NO payment. Callers name their own namespace \
-         with X-Agent-Id, so anyone can read and write any namespace. Never expose this."
-    );
-    Ok(Arc::new(FreeModeGate))
+    let Some(payment_url) = &config.payment_url else {
+        anyhow::bail!(NO_PAYMENT_GATE);
+    };
+    tracing::info!(%payment_url, settle_before = config.settle_before, "memory routes are paid with x402");
+    let payments = x402::PaymentGate::connect_lazy(payment_url, config.settle_before)?;
+    Ok((Arc::new(x402::X402Gate), Some(payments)))
 }
 
-fn routes(state: AppState) -> Router {
+fn routes(state: AppState, payments: Option<x402::PaymentGate>) -> Router {
+    let mut memory_routes = Router::new()
+        .merge(faces::agent402::routes())
+        .merge(faces::twos::routes())
+        .merge(faces::agents::routes());
+    if let Some(payments) = payments {
+        memory_routes =
+            memory_routes.route_layer(axum::middleware::from_fn_with_state(payments, x402::charge));
+    }
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
         .merge(tessera_runtime::metrics::routes())
-        .merge(faces::agent402::routes())
-        .merge(faces::twos::routes())
-        .merge(faces::agents::routes())
+        .merge(memory_routes)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
@@ -193,6 +206,7 @@ mod tests {
             listen_addr: "127.0.0.1:0".parse().unwrap(),
             memory_url: "http://127.0.0.1:1".into(),
             free_mode: true,
+            ..Default::default()
         };
         let request = axum::http::Request::builder()
             .method(method)

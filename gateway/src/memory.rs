@@ -1,6 +1,9 @@
 //! A thin client over the memory gRPC service that speaks in JSON values
-//! rather than JSON text, shared by every REST face.
+//! rather than JSON text, shared by every REST face. Every data call names a
+//! [`Target`]: the namespace acted on and the caller acting; the memory
+//! service decides whether the caller may (a grant, for another namespace).
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Number, Value};
 use std::time::Duration;
 use tessera_error::{Error, ErrorKind};
@@ -10,6 +13,78 @@ use tonic::transport::{Channel, Endpoint};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Who calls, on which namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The caller's own namespace (the gate's identity).
+    pub caller: String,
+    /// The namespace read or written: the caller's, or an owner's that
+    /// granted it access.
+    pub namespace: String,
+}
+
+impl Target {
+    /// A namespace acting on itself.
+    pub fn own(namespace: impl Into<String>) -> Self {
+        let namespace = namespace.into();
+        Target {
+            caller: namespace.clone(),
+            namespace,
+        }
+    }
+}
+
+/// What a grant allows, spelled as the agent402 API spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GrantMode {
+    /// Get and list.
+    Read,
+    /// Everything.
+    Readwrite,
+}
+
+impl From<GrantMode> for pb::AccessMode {
+    fn from(mode: GrantMode) -> Self {
+        match mode {
+            GrantMode::Read => pb::AccessMode::Read,
+            GrantMode::Readwrite => pb::AccessMode::Readwrite,
+        }
+    }
+}
+
+/// An active grant of the owner's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub owner: String,
+    pub grantee: String,
+    pub mode: GrantMode,
+    pub expires_at_ms: Option<i64>,
+}
+
+impl TryFrom<pb::GrantEntry> for Grant {
+    type Error = Error;
+
+    fn try_from(grant: pb::GrantEntry) -> Result<Self, Error> {
+        let mode = match pb::AccessMode::try_from(grant.mode) {
+            Ok(pb::AccessMode::Read) => GrantMode::Read,
+            Ok(pb::AccessMode::Readwrite) => GrantMode::Readwrite,
+            _ => {
+                return Err(Error::internal(format!(
+                    "memory service returned a grant with mode {}",
+                    grant.mode
+                )))
+            }
+        };
+        Ok(Grant {
+            owner: grant.namespace,
+            grantee: grant.grantee,
+            mode,
+            expires_at_ms: grant.expires_at_ms,
+        })
+    }
+}
 
 /// A live entry, its value parsed.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,10 +177,11 @@ impl MemoryClient {
     }
 
     /// The entry, or `None` when absent or expired.
-    pub async fn get(&self, namespace: &str, key: &str) -> Result<Option<Entry>, Error> {
+    pub async fn get(&self, target: &Target, key: &str) -> Result<Option<Entry>, Error> {
         let request = pb::GetRequest {
-            namespace: namespace.into(),
+            namespace: target.namespace.clone(),
             key: key.into(),
+            caller: target.caller.clone(),
         };
         match self.client.clone().get(request).await {
             Ok(response) => Ok(Some(response.into_inner().try_into()?)),
@@ -118,17 +194,18 @@ impl MemoryClient {
 
     pub async fn set(
         &self,
-        namespace: &str,
+        target: &Target,
         key: &str,
         value: &Value,
         options: WriteOptions,
     ) -> Result<Entry, Error> {
         let request = pb::SetRequest {
-            namespace: namespace.into(),
+            namespace: target.namespace.clone(),
             key: key.into(),
             value_json: value.to_string(),
             ttl_seconds: options.ttl_seconds,
             if_match: options.if_match,
+            caller: target.caller.clone(),
         };
         let response = self
             .client
@@ -141,14 +218,15 @@ impl MemoryClient {
 
     pub async fn delete(
         &self,
-        namespace: &str,
+        target: &Target,
         key: &str,
         if_match: Option<String>,
     ) -> Result<Deleted, Error> {
         let request = pb::DeleteRequest {
-            namespace: namespace.into(),
+            namespace: target.namespace.clone(),
             key: key.into(),
             if_match,
+            caller: target.caller.clone(),
         };
         let response = self
             .client
@@ -163,12 +241,13 @@ impl MemoryClient {
         })
     }
 
-    pub async fn list(&self, namespace: &str, params: ListParams) -> Result<Page, Error> {
+    pub async fn list(&self, target: &Target, params: ListParams) -> Result<Page, Error> {
         let request = pb::ListRequest {
-            namespace: namespace.into(),
+            namespace: target.namespace.clone(),
             prefix: params.prefix,
             limit: params.limit,
             cursor: params.cursor,
+            caller: target.caller.clone(),
         };
         let response = self
             .client
@@ -191,18 +270,19 @@ impl MemoryClient {
     /// equals `expected` (`None` = absent).
     pub async fn compare_and_swap(
         &self,
-        namespace: &str,
+        target: &Target,
         key: &str,
         expected: Option<&Value>,
         value: Option<&Value>,
         ttl_seconds: Option<u64>,
     ) -> Result<CasOutcome, Error> {
         let request = pb::CompareAndSwapRequest {
-            namespace: namespace.into(),
+            namespace: target.namespace.clone(),
             key: key.into(),
             expected_json: expected.map(Value::to_string),
             value_json: value.map(Value::to_string),
             ttl_seconds,
+            caller: target.caller.clone(),
         };
         let response = self
             .client
@@ -220,17 +300,18 @@ impl MemoryClient {
 
     pub async fn increment(
         &self,
-        namespace: &str,
+        target: &Target,
         key: &str,
         by: &Number,
         ttl_seconds: Option<u64>,
     ) -> Result<Entry, Error> {
         // `Number::to_string` is exact for any i64/u64, so integers add exactly.
         let request = pb::IncrementRequest {
-            namespace: namespace.into(),
+            namespace: target.namespace.clone(),
             key: key.into(),
             by_json: by.to_string(),
             ttl_seconds,
+            caller: target.caller.clone(),
         };
         let response = self
             .client
@@ -245,7 +326,66 @@ impl MemoryClient {
     /// through the service's storage too, which a gRPC health probe would not,
     /// and works against a server that registers no health service.
     pub async fn ping(&self) -> Result<(), Error> {
-        self.get("tessera.readiness", "ping").await.map(|_| ())
+        self.get(&Target::own("tessera.readiness"), "ping")
+            .await
+            .map(|_| ())
+    }
+
+    /// Lets `grantee` into `owner`'s namespace; replaces an earlier grant.
+    pub async fn grant(
+        &self,
+        owner: &str,
+        grantee: &str,
+        mode: GrantMode,
+        ttl_seconds: Option<u64>,
+    ) -> Result<Grant, Error> {
+        let request = pb::GrantRequest {
+            namespace: owner.into(),
+            grantee: grantee.into(),
+            mode: pb::AccessMode::from(mode).into(),
+            ttl_seconds,
+        };
+        let response = self
+            .client
+            .clone()
+            .grant(request)
+            .await
+            .map_err(from_status)?;
+        response.into_inner().try_into()
+    }
+
+    /// `true` when an active grant was withdrawn.
+    pub async fn revoke(&self, owner: &str, grantee: &str) -> Result<bool, Error> {
+        let request = pb::RevokeRequest {
+            namespace: owner.into(),
+            grantee: grantee.into(),
+        };
+        let response = self
+            .client
+            .clone()
+            .revoke(request)
+            .await
+            .map_err(from_status)?;
+        Ok(response.into_inner().revoked)
+    }
+
+    /// `owner`'s active grants, ordered by grantee.
+    pub async fn list_grants(&self, owner: &str) -> Result<Vec<Grant>, Error> {
+        let request = pb::ListGrantsRequest {
+            namespace: owner.into(),
+        };
+        let response = self
+            .client
+            .clone()
+            .list_grants(request)
+            .await
+            .map_err(from_status)?;
+        response
+            .into_inner()
+            .grants
+            .into_iter()
+            .map(Grant::try_from)
+            .collect()
     }
 }
 
@@ -295,6 +435,28 @@ mod tests {
     fn a_malformed_value_is_an_internal_error() {
         let error = Entry::try_from(proto_entry("{not json")).unwrap_err();
         assert_eq!(error.kind, ErrorKind::Internal);
+    }
+
+    #[test]
+    fn grants_map_from_proto_and_an_unknown_mode_is_internal() {
+        let entry = pb::GrantEntry {
+            namespace: "0xa".into(),
+            grantee: "0xb".into(),
+            mode: pb::AccessMode::Readwrite.into(),
+            expires_at_ms: Some(5_000),
+            created_at_ms: 1_000,
+        };
+        let grant = Grant::try_from(entry.clone()).unwrap();
+        assert_eq!(
+            (grant.owner.as_str(), grant.grantee.as_str(), grant.mode),
+            ("0xa", "0xb", GrantMode::Readwrite)
+        );
+        assert_eq!(grant.expires_at_ms, Some(5_000));
+        let unknown = pb::GrantEntry { mode: 0, ..entry };
+        assert_eq!(
+            Grant::try_from(unknown).unwrap_err().kind,
+            ErrorKind::Internal
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ fn config(free_mode: bool) -> GatewayConfig {
         listen_addr: "127.0.0.1:0".parse().unwrap(),
         memory_url: "http://127.0.0.1:1".into(),
         free_mode,
+        ..Default::default()
     }
 }
 
@@ -214,9 +215,42 @@ async fn cross_agent_access_is_a_memory_violation() {
 }
 
 #[tokio::test]
-async fn agent402_owner_of_another_namespace_needs_a_grant() {
+async fn grant_routes_check_identity_and_bodies_before_the_backend() {
+    for (method, uri) in [
+        (Method::POST, "/api/memory/grant"),
+        (Method::POST, "/api/memory/revoke"),
+        (Method::GET, "/api/memory/grants"),
+    ] {
+        let reply = call(method, uri, None, r#"{"grantee":"0xb","mode":"read"}"#).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{uri}");
+        assert!(message(&reply).contains("X-Agent-Id"), "{uri}");
+    }
+    for (uri, body) in [
+        ("/api/memory/grant", r#"{"mode":"read"}"#),
+        ("/api/memory/grant", r#"{"grantee":"0xb"}"#),
+        ("/api/memory/grant", r#"{"grantee":"0xb","mode":"write"}"#),
+        (
+            "/api/memory/grant",
+            r#"{"grantee":"0xb","mode":"read","ttlSeconds":"60"}"#,
+        ),
+        ("/api/memory/revoke", "{}"),
+        ("/api/memory/revoke", r#"{"grantee":7}"#),
+    ] {
+        let reply = call(Method::POST, uri, Some("0xa"), body).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{uri} {body}");
+        message(&reply);
+    }
+    let reply = call(Method::GET, "/api/memory/grant", Some("0xa"), Body::empty()).await;
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn agent402_owner_is_decided_by_the_memory_service() {
+    // The gateway forwards `owner` and lets the memory service decide; with
+    // the service down that is a 503, never a silent fall-back to the
+    // caller's own namespace.
     let body = r#"{"key":"k","expected":null,"value":1,"owner":"0xother"}"#;
     let reply = call(Method::POST, "/api/memory/cas", Some("0xme"), body).await;
-    assert_eq!(reply.status, StatusCode::FORBIDDEN);
-    assert!(message(&reply).contains("grant"));
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    message(&reply);
 }

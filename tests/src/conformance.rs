@@ -6,7 +6,7 @@ use crate::harness::unique_namespace;
 use std::collections::HashSet;
 use std::time::Duration;
 use tessera_error::ErrorKind;
-use tessera_memory::{Limits, Memory};
+use tessera_memory::{AccessMode, Limits, Memory};
 
 /// Generates one `#[tokio::test]` per case for a backend factory
 /// `async fn(Limits) -> Memory`.
@@ -34,6 +34,17 @@ macro_rules! conformance_suite {
             byte_quota_is_enforced,
             expired_keys_free_their_quota,
             namespaces_are_isolated,
+            read_grant_allows_reads_only,
+            readwrite_grant_allows_every_op,
+            without_a_grant_every_op_is_denied,
+            revoke_removes_access,
+            grant_ttl_expires,
+            granting_again_replaces_mode_and_expiry,
+            list_grants_shows_active_grants,
+            self_grant_is_rejected,
+            a_grant_reaches_only_its_owner,
+            grants_are_listed_only_to_their_owner,
+            grant_quota_is_enforced,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {
@@ -60,6 +71,10 @@ pub fn limits_for(case: &str) -> Limits {
         },
         "bad_input_is_rejected_and_nothing_is_written" => Limits {
             max_value_bytes: 64,
+            ..Limits::default()
+        },
+        "grant_quota_is_enforced" => Limits {
+            max_grants: 2,
             ..Limits::default()
         },
         _ => Limits::default(),
@@ -686,4 +701,414 @@ pub async fn namespaces_are_isolated(memory: Memory) {
     assert!(memory.list(&b, "", 0, "").await.unwrap().entries.is_empty());
     assert!(!memory.delete(&b, "k", None).await.unwrap().deleted);
     assert_eq!(memory.get(&a, "k").await.unwrap().value, r#""a's""#);
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// The refusal of a cross-namespace call without the needed grant.
+fn assert_denied<T: std::fmt::Debug>(result: tessera_error::Result<T>, what: &str) {
+    let (k, reason) = kind(result);
+    assert_eq!(
+        (k, reason.as_str()),
+        (ErrorKind::PermissionDenied, "NO_GRANT"),
+        "{what}"
+    );
+    assert_eq!(k.http_status(), 403);
+}
+
+/// Every write, as `as_caller` on `owner`'s keys `k` (holding `"1"`) and
+/// `n` (a counter), each one that would change something if allowed.
+async fn assert_every_write_denied(memory: &Memory, owner: &str) {
+    assert_denied(memory.set(owner, "k", "2", None, None).await, "set");
+    assert_denied(memory.set(owner, "new", "2", None, None).await, "set new");
+    assert_denied(memory.delete(owner, "k", None).await, "delete");
+    assert_denied(
+        memory.cas(owner, "k", Some("1"), Some("3"), None).await,
+        "cas",
+    );
+    assert_denied(
+        memory.cas(owner, "k", Some("1"), None, None).await,
+        "cas delete",
+    );
+    assert_denied(memory.incr(owner, "n", "1", None).await, "incr");
+}
+
+/// `owner`'s keys as [`assert_every_write_denied`] expects them.
+async fn seed(memory: &Memory, owner: &str) -> (u64, u64) {
+    let k = memory.set(owner, "k", "1", None, None).await.unwrap();
+    let n = memory.incr(owner, "n", "5", None).await.unwrap();
+    (k.revision, n.revision)
+}
+
+/// Read as the owner: nothing changed since [`seed`].
+async fn assert_untouched(memory: &Memory, owner: &str, (k_rev, n_rev): (u64, u64)) {
+    let k = memory.get(owner, "k").await.unwrap();
+    assert_eq!((k.value.as_str(), k.revision), ("1", k_rev), "k untouched");
+    let n = memory.get(owner, "n").await.unwrap();
+    assert_eq!((n.value.as_str(), n.revision), ("5", n_rev), "n untouched");
+    assert_eq!(kind(memory.get(owner, "new").await).0, ErrorKind::NotFound);
+    assert_eq!(
+        memory.list(owner, "", 0, "").await.unwrap().entries.len(),
+        2
+    );
+}
+
+pub async fn read_grant_allows_reads_only(memory: Memory) {
+    let (owner, reader) = (ns("rg-owner"), ns("rg-reader"));
+    let seeded = seed(&memory, &owner).await;
+    let before = now_ms();
+    let grant = memory
+        .grant(&owner, &reader, AccessMode::Read, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (grant.namespace.as_str(), grant.grantee.as_str(), grant.mode),
+        (owner.as_str(), reader.as_str(), AccessMode::Read)
+    );
+    assert_eq!(grant.expires_at_ms, None);
+    assert!(
+        (before - 2_000..=now_ms() + 2_000).contains(&grant.created_at_ms),
+        "created now: {}",
+        grant.created_at_ms
+    );
+
+    let as_reader = memory.as_caller(&reader);
+    let k = as_reader.get(&owner, "k").await.unwrap();
+    assert_eq!(
+        (k.namespace.as_str(), k.value.as_str()),
+        (owner.as_str(), "1")
+    );
+    assert_eq!(
+        kind(as_reader.get(&owner, "absent").await).0,
+        ErrorKind::NotFound,
+        "a read grant sees what is absent too"
+    );
+    let page = as_reader.list(&owner, "", 0, "").await.unwrap();
+    let mut keys: Vec<_> = page.entries.iter().map(|e| e.key.as_str()).collect();
+    keys.sort();
+    assert_eq!(keys, ["k", "n"]);
+
+    assert_every_write_denied(&as_reader, &owner).await;
+    assert_untouched(&memory, &owner, seeded).await;
+    assert!(
+        memory
+            .list(&reader, "", 0, "")
+            .await
+            .unwrap()
+            .entries
+            .is_empty(),
+        "nothing landed in the reader's own namespace"
+    );
+}
+
+pub async fn readwrite_grant_allows_every_op(memory: Memory) {
+    let (owner, writer) = (ns("rw-owner"), ns("rw-writer"));
+    memory.set(&owner, "k", "1", None, None).await.unwrap();
+    memory
+        .grant(&owner, &writer, AccessMode::ReadWrite, None)
+        .await
+        .unwrap();
+    let as_writer = memory.as_caller(&writer);
+
+    let set = as_writer
+        .set(&owner, "new", r#""by writer""#, None, None)
+        .await
+        .unwrap();
+    assert_eq!(set.namespace, owner);
+    assert_eq!(as_writer.get(&owner, "k").await.unwrap().value, "1");
+    assert_eq!(
+        as_writer
+            .list(&owner, "", 0, "")
+            .await
+            .unwrap()
+            .entries
+            .len(),
+        2
+    );
+    let swapped = as_writer
+        .cas(&owner, "k", Some("1"), Some("2"), None)
+        .await
+        .unwrap();
+    assert!(swapped.swapped);
+    assert_eq!(
+        as_writer.incr(&owner, "n", "7", None).await.unwrap().value,
+        "7"
+    );
+    let etag = set.etag();
+    assert!(
+        as_writer
+            .delete(&owner, "new", Some(&etag))
+            .await
+            .unwrap()
+            .deleted
+    );
+
+    // The owner sees every change, and the writer's own namespace has none.
+    assert_eq!(memory.get(&owner, "k").await.unwrap().value, "2");
+    assert_eq!(memory.get(&owner, "n").await.unwrap().value, "7");
+    assert_eq!(kind(memory.get(&owner, "new").await).0, ErrorKind::NotFound);
+    assert!(memory
+        .list(&writer, "", 0, "")
+        .await
+        .unwrap()
+        .entries
+        .is_empty());
+}
+
+pub async fn without_a_grant_every_op_is_denied(memory: Memory) {
+    let (owner, stranger) = (ns("ng-owner"), ns("ng-stranger"));
+    let seeded = seed(&memory, &owner).await;
+    let as_stranger = memory.as_caller(&stranger);
+    assert_denied(as_stranger.get(&owner, "k").await, "get");
+    assert_denied(
+        as_stranger.get(&owner, "absent").await,
+        "get of an absent key says nothing about it",
+    );
+    assert_denied(as_stranger.list(&owner, "", 0, "").await, "list");
+    assert_every_write_denied(&as_stranger, &owner).await;
+    assert_untouched(&memory, &owner, seeded).await;
+    assert!(memory
+        .list(&stranger, "", 0, "")
+        .await
+        .unwrap()
+        .entries
+        .is_empty());
+    // Its own namespace is its own, grant or no grant.
+    as_stranger
+        .set(&stranger, "mine", "1", None, None)
+        .await
+        .unwrap();
+    assert_eq!(as_stranger.get(&stranger, "mine").await.unwrap().value, "1");
+}
+
+pub async fn revoke_removes_access(memory: Memory) {
+    let (owner, grantee) = (ns("rv-owner"), ns("rv-grantee"));
+    let seeded = seed(&memory, &owner).await;
+    assert!(
+        !memory.revoke(&owner, &grantee).await.unwrap(),
+        "nothing to revoke yet"
+    );
+    memory
+        .grant(&owner, &grantee, AccessMode::ReadWrite, None)
+        .await
+        .unwrap();
+    let as_grantee = memory.as_caller(&grantee);
+    as_grantee.get(&owner, "k").await.unwrap();
+    assert!(memory.revoke(&owner, &grantee).await.unwrap());
+    assert_denied(as_grantee.get(&owner, "k").await, "get after revoke");
+    assert_denied(
+        as_grantee.list(&owner, "", 0, "").await,
+        "list after revoke",
+    );
+    assert_every_write_denied(&as_grantee, &owner).await;
+    assert_untouched(&memory, &owner, seeded).await;
+    assert!(memory.list_grants(&owner).await.unwrap().is_empty());
+    assert!(
+        !memory.revoke(&owner, &grantee).await.unwrap(),
+        "a second revoke finds none"
+    );
+}
+
+pub async fn grant_ttl_expires(memory: Memory) {
+    let (owner, grantee) = (ns("tt-owner"), ns("tt-grantee"));
+    let seeded = seed(&memory, &owner).await;
+    let grant = memory
+        .grant(&owner, &grantee, AccessMode::ReadWrite, Some(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        grant.expires_at_ms,
+        Some(grant.created_at_ms + 1_000),
+        "expires one second after it was given"
+    );
+    let as_grantee = memory.as_caller(&grantee);
+    as_grantee.get(&owner, "k").await.unwrap();
+    assert_eq!(memory.list_grants(&owner).await.unwrap(), [grant]);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_denied(as_grantee.get(&owner, "k").await, "get after expiry");
+    assert_every_write_denied(&as_grantee, &owner).await;
+    assert_untouched(&memory, &owner, seeded).await;
+    assert!(
+        memory.list_grants(&owner).await.unwrap().is_empty(),
+        "expired grants are not listed"
+    );
+    assert!(
+        !memory.revoke(&owner, &grantee).await.unwrap(),
+        "an expired grant is no grant"
+    );
+    for ttl in [0, 31_536_001] {
+        let (k, reason) = kind(
+            memory
+                .grant(&owner, &grantee, AccessMode::Read, Some(ttl))
+                .await,
+        );
+        assert_eq!(
+            (k, reason.as_str()),
+            (ErrorKind::InvalidArgument, "INVALID_TTL")
+        );
+    }
+}
+
+pub async fn granting_again_replaces_mode_and_expiry(memory: Memory) {
+    let (owner, grantee) = (ns("re-owner"), ns("re-grantee"));
+    memory.set(&owner, "k", "1", None, None).await.unwrap();
+    let as_grantee = memory.as_caller(&grantee);
+    let first = memory
+        .grant(&owner, &grantee, AccessMode::ReadWrite, Some(100))
+        .await
+        .unwrap();
+    assert!(first.expires_at_ms.is_some());
+    as_grantee.set(&owner, "k", "2", None, None).await.unwrap();
+
+    let second = memory
+        .grant(&owner, &grantee, AccessMode::Read, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (second.mode, second.expires_at_ms),
+        (AccessMode::Read, None)
+    );
+    assert_eq!(memory.list_grants(&owner).await.unwrap(), [second]);
+    assert_eq!(as_grantee.get(&owner, "k").await.unwrap().value, "2");
+    assert_denied(
+        as_grantee.set(&owner, "k", "3", None, None).await,
+        "downgraded",
+    );
+    assert_eq!(memory.get(&owner, "k").await.unwrap().value, "2");
+
+    let third = memory
+        .grant(&owner, &grantee, AccessMode::ReadWrite, Some(60))
+        .await
+        .unwrap();
+    let grants = memory.list_grants(&owner).await.unwrap();
+    assert_eq!(grants.len(), 1, "one grant per grantee");
+    assert_eq!(grants[0].mode, AccessMode::ReadWrite);
+    assert_eq!(grants[0].expires_at_ms, third.expires_at_ms);
+    as_grantee.set(&owner, "k", "3", None, None).await.unwrap();
+    assert_eq!(memory.get(&owner, "k").await.unwrap().value, "3");
+}
+
+pub async fn list_grants_shows_active_grants(memory: Memory) {
+    let owner = ns("lg-owner");
+    let (b, c) = (ns("lg-b"), ns("lg-c"));
+    assert!(memory.list_grants(&owner).await.unwrap().is_empty());
+    let to_c = memory
+        .grant(&owner, &c, AccessMode::ReadWrite, Some(60))
+        .await
+        .unwrap();
+    let to_b = memory
+        .grant(&owner, &b, AccessMode::Read, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        memory.list_grants(&owner).await.unwrap(),
+        [to_b, to_c],
+        "ordered by grantee"
+    );
+    assert!(
+        memory.list_grants(&b).await.unwrap().is_empty(),
+        "a grantee's list holds what it gives, not what it got"
+    );
+}
+
+pub async fn self_grant_is_rejected(memory: Memory) {
+    let owner = ns("self");
+    let (k, reason) = kind(
+        memory
+            .grant(&owner, &owner, AccessMode::ReadWrite, None)
+            .await,
+    );
+    assert_eq!(
+        (k, reason.as_str()),
+        (ErrorKind::InvalidArgument, "SELF_GRANT")
+    );
+    assert_eq!(k.http_status(), 400);
+    assert_eq!(kind(memory.revoke(&owner, &owner).await).1, "SELF_GRANT");
+    for bad in ["", "has space", "a{b}"] {
+        let (k, reason) = kind(memory.grant(&owner, bad, AccessMode::Read, None).await);
+        assert_eq!(
+            (k, reason.as_str()),
+            (ErrorKind::InvalidArgument, "INVALID_GRANTEE"),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(
+        kind(memory.grant("", "someone", AccessMode::Read, None).await).1,
+        "INVALID_NAMESPACE"
+    );
+    assert!(memory.list_grants(&owner).await.unwrap().is_empty());
+}
+
+pub async fn a_grant_reaches_only_its_owner(memory: Memory) {
+    let (a, b, c) = (ns("reach-a"), ns("reach-b"), ns("reach-c"));
+    memory.set(&a, "k", r#""a's""#, None, None).await.unwrap();
+    let seeded_c = seed(&memory, &c).await;
+    memory
+        .grant(&a, &b, AccessMode::ReadWrite, None)
+        .await
+        .unwrap();
+    let as_b = memory.as_caller(&b);
+    assert_eq!(as_b.get(&a, "k").await.unwrap().value, r#""a's""#);
+    // A's grant to B does not open C to B ...
+    assert_denied(as_b.get(&c, "k").await, "B into C");
+    assert_denied(as_b.list(&c, "", 0, "").await, "B lists C");
+    assert_every_write_denied(&as_b, &c).await;
+    assert_untouched(&memory, &c, seeded_c).await;
+    // ... nor A to C, nor B to A's grantee's namespace the other way round.
+    assert_denied(memory.as_caller(&c).get(&a, "k").await, "C into A");
+    assert_denied(memory.as_caller(&a).get(&b, "k").await, "A into B");
+}
+
+pub async fn grants_are_listed_only_to_their_owner(memory: Memory) {
+    let (a, b) = (ns("own-a"), ns("own-b"));
+    let (x, y) = (ns("own-x"), ns("own-y"));
+    let from_a = memory.grant(&a, &x, AccessMode::Read, None).await.unwrap();
+    let from_b = memory
+        .grant(&b, &y, AccessMode::ReadWrite, None)
+        .await
+        .unwrap();
+    assert_eq!(memory.list_grants(&a).await.unwrap(), [from_a]);
+    assert_eq!(memory.list_grants(&b).await.unwrap(), [from_b]);
+    // Revoking in one owner's grants leaves another's alone.
+    assert!(!memory.revoke(&a, &y).await.unwrap());
+    assert_eq!(memory.list_grants(&b).await.unwrap().len(), 1);
+    let (k, reason) = kind(memory.as_caller(&b).list_grants(&a).await);
+    assert_eq!(
+        (k, reason.as_str()),
+        (ErrorKind::PermissionDenied, "NOT_OWNER")
+    );
+}
+
+pub async fn grant_quota_is_enforced(memory: Memory) {
+    let owner = ns("gq-owner");
+    let (b, c, d) = (ns("gq-b"), ns("gq-c"), ns("gq-d"));
+    memory
+        .grant(&owner, &b, AccessMode::Read, None)
+        .await
+        .unwrap();
+    memory
+        .grant(&owner, &c, AccessMode::Read, None)
+        .await
+        .unwrap();
+    let (k, reason) = kind(memory.grant(&owner, &d, AccessMode::Read, None).await);
+    assert_eq!(
+        (k, reason.as_str()),
+        (ErrorKind::QuotaExceeded, "GRANT_QUOTA_EXCEEDED")
+    );
+    assert_denied(memory.as_caller(&d).get(&owner, "k").await, "not granted");
+    memory
+        .grant(&owner, &b, AccessMode::ReadWrite, None)
+        .await
+        .expect("replacing a grant is not a new one");
+    assert!(memory.revoke(&owner, &c).await.unwrap());
+    memory
+        .grant(&owner, &d, AccessMode::Read, None)
+        .await
+        .expect("a revoke frees a grant");
+    assert_eq!(memory.list_grants(&owner).await.unwrap().len(), 2);
 }

@@ -28,6 +28,9 @@ macro_rules! gateway_http_suite {
             per_agent_memory_matches_the_docs,
             quota_errors_are_413_in_each_family_body,
             ready_then_graceful_shutdown,
+            agent402_grant_revoke_and_list_shapes,
+            agent402_owner_needs_a_grant_on_every_route,
+            per_agent_and_twos_faces_ignore_grants,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {
@@ -80,6 +83,7 @@ impl GatewayHarness {
             listen_addr,
             memory_url: memory.url(),
             free_mode: true,
+            ..Default::default()
         };
         let router = tessera_gateway::router(&config).await.unwrap();
         let shutdown = Shutdown::new();
@@ -617,4 +621,407 @@ pub async fn ready_then_graceful_shutdown(mut h: GatewayHarness) {
         .expect("the gateway drains and stops")
         .unwrap()
         .unwrap();
+}
+
+/// The object's keys, sorted: a shape check that catches extra fields.
+fn keys_of(value: &Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = value
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {value}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort();
+    keys
+}
+
+pub async fn agent402_grant_revoke_and_list_shapes(h: GatewayHarness) {
+    let owner = agent("grant-owner");
+    // Fresh ids sort by label, so the listing's order is known.
+    let (reader, writer) = (agent("grant-b-reader"), agent("grant-c-writer"));
+
+    let granted = h
+        .post(
+            "/api/memory/grant",
+            &owner,
+            json!({ "grantee": writer, "mode": "readwrite", "ttlSeconds": 60 }),
+        )
+        .await;
+    assert_eq!(granted.status, StatusCode::OK, "{}", granted.body);
+    assert_eq!(
+        keys_of(&granted.body),
+        ["expiresAt", "grantee", "mode", "owner"]
+    );
+    assert_eq!(granted.body["owner"], owner.as_str());
+    assert_eq!(granted.body["grantee"], writer.as_str());
+    assert_eq!(granted.body["mode"], "readwrite");
+    let expires = granted.body["expiresAt"].as_i64().unwrap();
+    assert!(
+        (now_seconds() + 58..=now_seconds() + 61).contains(&expires),
+        "{expires}"
+    );
+
+    let forever = h
+        .post(
+            "/api/memory/grant",
+            &owner,
+            json!({ "grantee": reader, "mode": "read" }),
+        )
+        .await;
+    assert_eq!(
+        (forever.status, &forever.body),
+        (
+            StatusCode::OK,
+            &json!({ "owner": owner, "grantee": reader, "mode": "read", "expiresAt": null })
+        )
+    );
+
+    let listed = h.get("/api/memory/grants", &owner).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    assert_eq!(
+        listed.body,
+        json!({ "owner": owner, "grants": [
+            { "grantee": reader, "mode": "read", "active": true, "expiresAt": null },
+            { "grantee": writer, "mode": "readwrite", "active": true, "expiresAt": expires },
+        ] })
+    );
+    // A grantee's list holds what it gives, not what it got.
+    assert_eq!(
+        h.get("/api/memory/grants", &writer).await.body,
+        json!({ "owner": writer, "grants": [] })
+    );
+
+    // Granting again replaces mode and expiry.
+    let replaced = h
+        .post(
+            "/api/memory/grant",
+            &owner,
+            json!({ "grantee": writer, "mode": "read" }),
+        )
+        .await;
+    assert_eq!(replaced.body["mode"], "read");
+    assert_eq!(replaced.body["expiresAt"], Value::Null);
+    let listed = h.get("/api/memory/grants", &owner).await;
+    assert_eq!(
+        listed.body["grants"][1],
+        json!({ "grantee": writer, "mode": "read", "active": true, "expiresAt": null })
+    );
+
+    let revoked = h
+        .post("/api/memory/revoke", &owner, json!({ "grantee": writer }))
+        .await;
+    assert_eq!(
+        (revoked.status, &revoked.body),
+        (
+            StatusCode::OK,
+            &json!({ "owner": owner, "grantee": writer, "revoked": true })
+        )
+    );
+    let again = h
+        .post("/api/memory/revoke", &owner, json!({ "grantee": writer }))
+        .await;
+    assert_eq!(
+        again.body,
+        json!({ "owner": owner, "grantee": writer, "revoked": false })
+    );
+    assert_eq!(
+        h.get("/api/memory/grants", &owner).await.body["grants"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Refusals are 400 in the flat body.
+    for body in [
+        json!({ "grantee": owner, "mode": "read" }),
+        json!({ "grantee": "not a namespace", "mode": "read" }),
+        json!({ "grantee": reader, "mode": "write" }),
+        json!({ "grantee": reader, "mode": "read", "ttlSeconds": 0 }),
+    ] {
+        let refused = h.post("/api/memory/grant", &owner, body.clone()).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(keys_of(&refused.body), ["error"], "{body}");
+        flat_error(&refused);
+    }
+    let self_grant = h
+        .post(
+            "/api/memory/grant",
+            &owner,
+            json!({ "grantee": owner, "mode": "readwrite" }),
+        )
+        .await;
+    assert!(flat_error(&self_grant).contains("itself"));
+    // Nothing above changed the reader's grant.
+    assert_eq!(
+        h.get("/api/memory/grants", &owner).await.body["grants"][0]["mode"],
+        "read"
+    );
+}
+
+/// Every agent402 memory route, as `caller` on `owner`'s namespace.
+async fn owner_calls(h: &GatewayHarness, caller: &str, owner: &str) -> Vec<(&'static str, Reply)> {
+    vec![
+        (
+            "get",
+            h.get(&format!("/api/memory?key=k&owner={owner}"), caller)
+                .await,
+        ),
+        (
+            "list",
+            h.get(&format!("/api/memory?owner={owner}"), caller).await,
+        ),
+        (
+            "set",
+            h.post(
+                "/api/memory",
+                caller,
+                json!({ "key": "k", "value": 2, "owner": owner }),
+            )
+            .await,
+        ),
+        (
+            "set new",
+            h.post(
+                "/api/memory",
+                caller,
+                json!({ "key": "new", "value": 2, "owner": owner }),
+            )
+            .await,
+        ),
+        (
+            "cas",
+            h.post(
+                "/api/memory/cas",
+                caller,
+                json!({ "key": "k", "expected": 1, "value": 3, "owner": owner }),
+            )
+            .await,
+        ),
+        (
+            "incr",
+            h.post(
+                "/api/memory/incr",
+                caller,
+                json!({ "key": "n", "by": 10, "owner": owner }),
+            )
+            .await,
+        ),
+        (
+            "delete",
+            h.post(
+                "/api/memory",
+                caller,
+                json!({ "key": "k", "delete": true, "owner": owner }),
+            )
+            .await,
+        ),
+    ]
+}
+
+fn assert_forbidden(reply: &Reply, what: &str) {
+    assert_eq!(
+        reply.status,
+        StatusCode::FORBIDDEN,
+        "{what}: {}",
+        reply.body
+    );
+    assert_eq!(keys_of(&reply.body), ["error"], "{what}");
+    assert!(
+        flat_error(reply).contains("grant"),
+        "{what}: {}",
+        reply.body
+    );
+}
+
+/// `owner`'s namespace as seeded: k = 1, n = 5, nothing else.
+async fn assert_owner_untouched(h: &GatewayHarness, owner: &str) {
+    let list = h.get("/api/memory", owner).await;
+    let mut found: Vec<(String, Value)> = list.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["key"].as_str().unwrap().to_string(), e["value"].clone()))
+        .collect();
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        found,
+        [("k".to_string(), json!(1)), ("n".to_string(), json!(5))]
+    );
+}
+
+pub async fn agent402_owner_needs_a_grant_on_every_route(h: GatewayHarness) {
+    let owner = agent("own-owner");
+    let caller = agent("own-caller");
+    h.post("/api/memory", &owner, json!({ "key": "k", "value": 1 }))
+        .await;
+    h.post("/api/memory/incr", &owner, json!({ "key": "n", "by": 5 }))
+        .await;
+
+    // No grant: every route is 403 and nothing is read or written.
+    for (what, reply) in owner_calls(&h, &caller, &owner).await {
+        assert_forbidden(&reply, what);
+    }
+    assert_owner_untouched(&h, &owner).await;
+    assert_eq!(
+        h.get("/api/memory", &caller).await.body["keys"],
+        json!([]),
+        "nothing landed in the caller's own namespace"
+    );
+
+    // A read grant: get and list, with the owner's namespace as `owner`.
+    h.post(
+        "/api/memory/grant",
+        &owner,
+        json!({ "grantee": caller, "mode": "read" }),
+    )
+    .await;
+    for (what, reply) in owner_calls(&h, &caller, &owner).await {
+        match what {
+            "get" => {
+                assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+                assert_eq!(
+                    (&reply.body["value"], &reply.body["owner"]),
+                    (&json!(1), &json!(owner))
+                );
+            }
+            "list" => {
+                assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+                assert_eq!(reply.body["owner"], owner.as_str());
+                assert_eq!(reply.body["entries"].as_array().unwrap().len(), 2);
+                assert!(reply.body["entries"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|e| e["owner"] == owner.as_str()));
+            }
+            _ => assert_forbidden(&reply, what),
+        }
+    }
+    assert_owner_untouched(&h, &owner).await;
+
+    // A readwrite grant: everything, each answer naming the owner.
+    h.post(
+        "/api/memory/grant",
+        &owner,
+        json!({ "grantee": caller, "mode": "readwrite" }),
+    )
+    .await;
+    let replies = owner_calls(&h, &caller, &owner).await;
+    for (what, reply) in &replies {
+        assert_eq!(reply.status, StatusCode::OK, "{what}: {}", reply.body);
+        assert_eq!(reply.body["owner"], owner.as_str(), "{what}");
+    }
+    let by_name = |name: &str| &replies.iter().find(|(w, _)| *w == name).unwrap().1.body;
+    assert_eq!(by_name("set")["value"], 2);
+    assert_eq!(by_name("cas")["swapped"], false, "k was 2 by then");
+    assert_eq!(by_name("incr")["value"], 15);
+    assert_eq!(by_name("delete")["deleted"], true);
+    let seen = h.get("/api/memory", &owner).await;
+    let mut keys: Vec<&str> = seen.body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["n", "new"], "the owner sees the grantee's writes");
+    assert_eq!(
+        h.get("/api/memory", &caller).await.body["keys"],
+        json!([]),
+        "and the caller's own namespace stays empty"
+    );
+
+    // `owner` naming the caller itself needs nothing.
+    let own = h
+        .post(
+            "/api/memory",
+            &caller,
+            json!({ "key": "mine", "value": true, "owner": caller }),
+        )
+        .await;
+    assert_eq!(
+        (own.status, &own.body["owner"]),
+        (StatusCode::OK, &json!(caller))
+    );
+
+    // Revoked: back to 403, nothing read or written.
+    h.post("/api/memory/revoke", &owner, json!({ "grantee": caller }))
+        .await;
+    h.post("/api/memory", &owner, json!({ "key": "k", "value": 1 }))
+        .await;
+    h.post("/api/memory", &owner, json!({ "key": "n", "value": 5 }))
+        .await;
+    h.post(
+        "/api/memory",
+        &owner,
+        json!({ "key": "new", "delete": true }),
+    )
+    .await;
+    for (what, reply) in owner_calls(&h, &caller, &owner).await {
+        assert_forbidden(&reply, what);
+    }
+    assert_owner_untouched(&h, &owner).await;
+}
+
+pub async fn per_agent_and_twos_faces_ignore_grants(h: GatewayHarness) {
+    let (a, b) = (agent("face-a"), agent("face-b"));
+    h.post("/api/memory", &b, json!({ "key": "k", "value": "b's" }))
+        .await;
+    let granted = h
+        .post(
+            "/api/memory/grant",
+            &b,
+            json!({ "grantee": a, "mode": "readwrite" }),
+        )
+        .await;
+    assert_eq!(granted.status, StatusCode::OK);
+    // The grant works where grants apply ...
+    assert_eq!(
+        h.get(&format!("/api/memory?key=k&owner={b}"), &a)
+            .await
+            .body["value"],
+        "b's"
+    );
+    // ... and never on the per-agent face.
+    let violation = json!({ "error": {
+        "category": "MemoryViolation",
+        "message": "Cross-agent memory access denied",
+        "details": { "caller": a, "scope_owner": b },
+    } });
+    for (method, path, body) in [
+        (Method::GET, format!("/agents/{b}/memory/k"), None),
+        (Method::GET, format!("/agents/{b}/memory"), None),
+        (
+            Method::PUT,
+            format!("/agents/{b}/memory/k"),
+            Some(json!({ "value": 1 })),
+        ),
+        (Method::DELETE, format!("/agents/{b}/memory/k"), None),
+    ] {
+        let reply = h
+            .send(method.clone(), &path, &[("x-agent-id", &a)], body)
+            .await;
+        assert_eq!(
+            (reply.status, &reply.body),
+            (StatusCode::FORBIDDEN, &violation),
+            "{method} {path}"
+        );
+    }
+    // The 2s.io face has no owner parameter: it stays in the caller's own.
+    let twos = h
+        .get(&format!("/api/agent/memory/get?key=k&owner={b}"), &a)
+        .await;
+    assert_eq!(twos.status, StatusCode::NOT_FOUND);
+    let put = h
+        .post(
+            "/api/agent/memory/put",
+            &a,
+            json!({ "key": "k", "value": "a's", "owner": b }),
+        )
+        .await;
+    assert_eq!(put.status, StatusCode::OK);
+    let untouched = h.get("/api/memory?key=k", &b).await;
+    assert_eq!(untouched.body["value"], "b's");
+    assert_eq!(untouched.body["revision"], 1);
 }

@@ -74,6 +74,7 @@ async fn acknowledged_writes_survive_redis_loss_and_replica_restart() {
                             value_json: seq.to_string(),
                             ttl_seconds: None,
                             if_match: None,
+                            ..Default::default()
                         })
                         .await;
                     match set {
@@ -97,6 +98,7 @@ async fn acknowledged_writes_survive_redis_loss_and_replica_restart() {
                             key: "shared/counter".into(),
                             by_json: "1".into(),
                             ttl_seconds: None,
+                            ..Default::default()
                         })
                         .await;
                     match incr {

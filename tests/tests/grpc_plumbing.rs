@@ -77,6 +77,7 @@ async fn health_reflection_and_structured_errors() {
             value_json: "1".into(),
             ttl_seconds: None,
             if_match: None,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -96,5 +97,106 @@ async fn health_reflection_and_structured_errors() {
             .await
             .is_err(),
         "a stopped server no longer answers"
+    );
+}
+
+/// A direct gRPC client gets the grant check too: `caller` on the data
+/// requests, and the Grant / Revoke / ListGrants RPCs.
+#[tokio::test]
+async fn grants_over_grpc() {
+    let server = MemoryServer::start(embedded_memory(Limits::default()).await).await;
+    let mut memory = server.client().await;
+    let (owner, grantee) = ("0xowner", "0xgrantee");
+    memory
+        .set(pb::SetRequest {
+            namespace: owner.into(),
+            key: "k".into(),
+            value_json: "1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let get = |caller: &str| pb::GetRequest {
+        namespace: owner.into(),
+        key: "k".into(),
+        caller: caller.into(),
+    };
+
+    let status = memory.get(get(grantee)).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    let error = tessera_error::Error::from_status(&status);
+    assert_eq!(
+        (error.reason.as_str(), error.http_status()),
+        ("NO_GRANT", 403)
+    );
+    // Empty caller and caller == namespace are the namespace itself.
+    memory.get(get("")).await.unwrap();
+    memory.get(get(owner)).await.unwrap();
+
+    let unspecified = memory
+        .grant(pb::GrantRequest {
+            namespace: owner.into(),
+            grantee: grantee.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unspecified.code(), tonic::Code::InvalidArgument);
+    let granted = memory
+        .grant(pb::GrantRequest {
+            namespace: owner.into(),
+            grantee: grantee.into(),
+            mode: pb::AccessMode::Read.into(),
+            ttl_seconds: Some(60),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(granted.mode(), pb::AccessMode::Read);
+    assert_eq!(granted.expires_at_ms, Some(granted.created_at_ms + 60_000));
+    assert_eq!(
+        memory
+            .get(get(grantee))
+            .await
+            .unwrap()
+            .into_inner()
+            .value_json,
+        "1"
+    );
+    let write = memory
+        .increment(pb::IncrementRequest {
+            namespace: owner.into(),
+            key: "k".into(),
+            caller: grantee.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(write.code(), tonic::Code::PermissionDenied);
+
+    let listed = memory
+        .list_grants(pb::ListGrantsRequest {
+            namespace: owner.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.grants, [granted]);
+    let revoke = pb::RevokeRequest {
+        namespace: owner.into(),
+        grantee: grantee.into(),
+    };
+    assert!(
+        memory
+            .revoke(revoke.clone())
+            .await
+            .unwrap()
+            .into_inner()
+            .revoked
+    );
+    assert!(!memory.revoke(revoke).await.unwrap().into_inner().revoked);
+    assert_eq!(
+        memory.get(get(grantee)).await.unwrap_err().code(),
+        tonic::Code::PermissionDenied
     );
 }

@@ -74,6 +74,7 @@ async fn cas_lock_admits_one_holder_at_a_time_with_growing_fences() {
                             expected_json: None,
                             value_json: Some(me.clone()),
                             ttl_seconds: Some(30),
+                            ..Default::default()
                         })
                         .await
                         .unwrap()
@@ -91,6 +92,7 @@ async fn cas_lock_admits_one_holder_at_a_time_with_growing_fences() {
                     .get(pb::GetRequest {
                         namespace: namespace.clone(),
                         key: "counter".into(),
+                        ..Default::default()
                     })
                     .await
                     .map(|r| r.into_inner().value_json.parse::<u64>().unwrap())
@@ -102,6 +104,7 @@ async fn cas_lock_admits_one_holder_at_a_time_with_growing_fences() {
                         value_json: (current + 1).to_string(),
                         ttl_seconds: None,
                         if_match: None,
+                        ..Default::default()
                     })
                     .await
                     .unwrap();
@@ -114,6 +117,7 @@ async fn cas_lock_admits_one_holder_at_a_time_with_growing_fences() {
                         expected_json: Some(me.clone()),
                         value_json: None,
                         ttl_seconds: None,
+                        ..Default::default()
                     })
                     .await
                     .unwrap()
@@ -132,6 +136,7 @@ async fn cas_lock_admits_one_holder_at_a_time_with_growing_fences() {
         .get(pb::GetRequest {
             namespace: namespace.clone(),
             key: "counter".into(),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -1,11 +1,19 @@
 //! The agent402.tools memory API: `/api/memory`, `/api/memory/cas` and
-//! `/api/memory/incr`, scoped to the caller's namespace (the paying wallet).
-//! Timestamps are unix seconds; errors are `{"error": "<message>"}`.
+//! `/api/memory/incr`, scoped to the caller's namespace (the paying wallet),
+//! and its grants: `/api/memory/grant`, `/api/memory/revoke`,
+//! `/api/memory/grants`. The `owner` body field (query parameter on `GET
+//! /api/memory`) names another namespace to act on; the memory service
+//! allows it only with that owner's active grant to the caller (`read` for
+//! get and list, `readwrite` for writes) and otherwise answers 403 having
+//! read and written nothing. Timestamps are unix seconds; errors are
+//! `{"error": "<message>"}`.
 
 use crate::errors::{render, ApiError, Family};
 use crate::extract::{IfMatch, JsonBody, QueryParams};
 use crate::identity::Caller;
-use crate::memory::{Deleted, Entry, ListParams, MemoryClient, Page, WriteOptions};
+use crate::memory::{
+    Deleted, Entry, Grant, GrantMode, ListParams, MemoryClient, Page, Target, WriteOptions,
+};
 use crate::timestamps::unix_seconds;
 use crate::AppState;
 use axum::extract::State;
@@ -15,13 +23,16 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Number, Value};
-use tessera_error::{Error, ErrorKind};
+use tessera_error::Error;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/memory", get(read).post(write))
         .route("/api/memory/cas", post(compare_and_swap))
         .route("/api/memory/incr", post(increment))
+        .route("/api/memory/grant", post(grant))
+        .route("/api/memory/revoke", post(revoke))
+        .route("/api/memory/grants", get(list_grants))
         .layer(map_response_with_state(Family::Agent402, render))
 }
 
@@ -55,21 +66,14 @@ impl EntryView {
     }
 }
 
-/// The namespace a request acts in: the caller's own. Naming another `owner`
-/// will need a readwrite grant, which does not exist yet.
-fn namespace(Caller(caller): Caller, owner: Option<String>) -> Result<String, Error> {
-    match owner {
-        Some(owner) if owner != caller => Err(Error::new(
-            ErrorKind::PermissionDenied,
-            "GRANT_REQUIRED",
-            format!(
-                "owner {owner:?} is not your namespace: access to another namespace needs a \
-                 readwrite grant, and grants are not supported yet"
-            ),
-        )
-        .with_detail("owner", owner)),
-        _ => Ok(caller),
-    }
+/// Who acts on which namespace: the caller on its own, or on `owner`'s when
+/// that names another (an empty `owner` is none). Whether the caller may is
+/// the memory service's decision: it needs the owner's grant.
+fn target(Caller(caller): Caller, owner: Option<String>) -> Target {
+    let namespace = owner
+        .filter(|owner| !owner.is_empty())
+        .unwrap_or_else(|| caller.clone());
+    Target { caller, namespace }
 }
 
 // GET /api/memory
@@ -117,21 +121,21 @@ async fn read(
     caller: Caller,
     QueryParams(query): QueryParams<ReadQuery>,
 ) -> Result<Response, ApiError> {
-    let owner = namespace(caller, query.owner)?;
+    let target = target(caller, query.owner);
     if let Some(key) = query.key {
         let entry = memory
-            .get(&owner, &key)
+            .get(&target, &key)
             .await?
             .ok_or_else(|| not_found(&key))?;
-        return Ok(Json(EntryView::new(entry, &owner)).into_response());
+        return Ok(Json(EntryView::new(entry, &target.namespace)).into_response());
     }
     let params = ListParams {
         prefix: query.prefix,
         limit: query.limit,
         cursor: query.cursor,
     };
-    let page = memory.list(&owner, params).await?;
-    Ok(Json(ListView::new(page, owner)).into_response())
+    let page = memory.list(&target, params).await?;
+    Ok(Json(ListView::new(page, target.namespace)).into_response())
 }
 
 fn not_found(key: &str) -> Error {
@@ -166,14 +170,14 @@ async fn write(
     IfMatch(if_match): IfMatch,
     JsonBody(body): JsonBody<WriteBody>,
 ) -> Result<Response, ApiError> {
-    let owner = namespace(caller, body.owner)?;
+    let target = target(caller, body.owner);
     if body.delete {
-        let Deleted { deleted, revision } = memory.delete(&owner, &body.key, if_match).await?;
+        let Deleted { deleted, revision } = memory.delete(&target, &body.key, if_match).await?;
         return Ok(Json(DeletedView {
             key: body.key,
             deleted,
             revision,
-            owner,
+            owner: target.namespace,
         })
         .into_response());
     }
@@ -182,8 +186,8 @@ async fn write(
         ttl_seconds: body.ttl_seconds,
         if_match,
     };
-    let entry = memory.set(&owner, &body.key, &value, options).await?;
-    Ok(Json(EntryView::new(entry, &owner)).into_response())
+    let entry = memory.set(&target, &body.key, &value, options).await?;
+    Ok(Json(EntryView::new(entry, &target.namespace)).into_response())
 }
 
 // POST /api/memory/cas
@@ -217,10 +221,10 @@ async fn compare_and_swap(
     caller: Caller,
     JsonBody(body): JsonBody<CasBody>,
 ) -> Result<Json<CasView>, ApiError> {
-    let owner = namespace(caller, body.owner)?;
+    let target = target(caller, body.owner);
     let outcome = memory
         .compare_and_swap(
-            &owner,
+            &target,
             &body.key,
             body.expected.as_ref(),
             body.value.as_ref(),
@@ -235,7 +239,7 @@ async fn compare_and_swap(
         key: body.key,
         swapped: outcome.swapped,
         value,
-        owner,
+        owner: target.namespace,
         expires_at: expires_at_ms.map(unix_seconds),
         revision: outcome.revision,
     }))
@@ -267,18 +271,125 @@ async fn increment(
     caller: Caller,
     JsonBody(body): JsonBody<IncrBody>,
 ) -> Result<Json<IncrView>, ApiError> {
-    let owner = namespace(caller, body.owner)?;
+    let target = target(caller, body.owner);
     let by = body.by.unwrap_or_else(|| Number::from(1));
     let entry = memory
-        .increment(&owner, &body.key, &by, body.ttl_seconds)
+        .increment(&target, &body.key, &by, body.ttl_seconds)
         .await?;
     Ok(Json(IncrView {
         key: entry.key,
         value: entry.value,
         revision: entry.revision,
         expires_at: entry.expires_at_ms.map(unix_seconds),
-        owner,
+        owner: target.namespace,
     }))
+}
+
+// POST /api/memory/grant
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GrantBody {
+    grantee: String,
+    mode: GrantMode,
+    ttl_seconds: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GrantView {
+    owner: String,
+    grantee: String,
+    mode: GrantMode,
+    expires_at: Option<i64>,
+}
+
+impl From<Grant> for GrantView {
+    fn from(grant: Grant) -> Self {
+        GrantView {
+            owner: grant.owner,
+            grantee: grant.grantee,
+            mode: grant.mode,
+            expires_at: grant.expires_at_ms.map(unix_seconds),
+        }
+    }
+}
+
+/// Lets `grantee` into the caller's namespace; granting again replaces the
+/// mode and expiry.
+async fn grant(
+    State(memory): State<MemoryClient>,
+    Caller(owner): Caller,
+    JsonBody(body): JsonBody<GrantBody>,
+) -> Result<Json<GrantView>, ApiError> {
+    let grant = memory
+        .grant(&owner, &body.grantee, body.mode, body.ttl_seconds)
+        .await?;
+    Ok(Json(grant.into()))
+}
+
+// POST /api/memory/revoke
+
+#[derive(Debug, Deserialize)]
+struct RevokeBody {
+    grantee: String,
+}
+
+#[derive(Debug, Serialize)]
+struct RevokeView {
+    owner: String,
+    grantee: String,
+    revoked: bool,
+}
+
+async fn revoke(
+    State(memory): State<MemoryClient>,
+    Caller(owner): Caller,
+    JsonBody(RevokeBody { grantee }): JsonBody<RevokeBody>,
+) -> Result<Json<RevokeView>, ApiError> {
+    let revoked = memory.revoke(&owner, &grantee).await?;
+    Ok(Json(RevokeView {
+        owner,
+        grantee,
+        revoked,
+    }))
+}
+
+// GET /api/memory/grants
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GrantItem {
+    grantee: String,
+    mode: GrantMode,
+    /// Always true: expired grants are not listed.
+    active: bool,
+    expires_at: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+struct GrantsView {
+    owner: String,
+    grants: Vec<GrantItem>,
+}
+
+/// The caller's active grants, ordered by grantee; expired ones are omitted.
+async fn list_grants(
+    State(memory): State<MemoryClient>,
+    Caller(owner): Caller,
+) -> Result<Json<GrantsView>, ApiError> {
+    let grants = memory
+        .list_grants(&owner)
+        .await?
+        .into_iter()
+        .map(|grant| GrantItem {
+            grantee: grant.grantee,
+            mode: grant.mode,
+            active: true,
+            expires_at: grant.expires_at_ms.map(unix_seconds),
+        })
+        .collect();
+    Ok(Json(GrantsView { owner, grants }))
 }
 
 #[cfg(test)]
@@ -368,12 +479,66 @@ mod tests {
     }
 
     #[test]
-    fn another_owner_needs_a_grant() {
+    fn owner_names_the_namespace_and_the_caller_stays_the_caller() {
         let caller = || Caller("0xabc".into());
-        assert_eq!(namespace(caller(), None).unwrap(), "0xabc");
-        assert_eq!(namespace(caller(), Some("0xabc".into())).unwrap(), "0xabc");
-        let error = namespace(caller(), Some("0xdef".into())).unwrap_err();
-        assert_eq!(error.http_status(), 403);
-        assert!(error.message.contains("grant"));
+        assert_eq!(target(caller(), None), Target::own("0xabc"));
+        assert_eq!(target(caller(), Some(String::new())), Target::own("0xabc"));
+        assert_eq!(target(caller(), Some("0xabc".into())), Target::own("0xabc"));
+        assert_eq!(
+            target(caller(), Some("0xdef".into())),
+            Target {
+                caller: "0xabc".into(),
+                namespace: "0xdef".into()
+            }
+        );
+    }
+
+    #[test]
+    fn grant_bodies_need_a_grantee_and_a_known_mode() {
+        let body: GrantBody =
+            parse_json(br#"{"grantee":"0xdef","mode":"readwrite","ttlSeconds":60}"#).unwrap();
+        assert_eq!(
+            (body.grantee.as_str(), body.mode, body.ttl_seconds),
+            ("0xdef", GrantMode::Readwrite, Some(60))
+        );
+        let body: GrantBody = parse_json(br#"{"grantee":"0xdef","mode":"read"}"#).unwrap();
+        assert_eq!((body.mode, body.ttl_seconds), (GrantMode::Read, None));
+        for (raw, needle) in [
+            (r#"{"mode":"read"}"#, "grantee"),
+            (r#"{"grantee":"0xdef"}"#, "mode"),
+            (r#"{"grantee":"0xdef","mode":"write"}"#, "mode"),
+            (r#"{"grantee":"0xdef","mode":"READ"}"#, "mode"),
+            (
+                r#"{"grantee":"0xdef","mode":"read","ttlSeconds":-1}"#,
+                "ttlSeconds",
+            ),
+        ] {
+            let error = parse_json::<GrantBody>(raw.as_bytes()).unwrap_err();
+            assert_eq!(error.http_status(), 400, "{raw}");
+            assert!(error.message.contains(needle), "{raw}: {}", error.message);
+        }
+    }
+
+    #[test]
+    fn grants_render_with_unix_seconds_and_null_expiry() {
+        let grant = Grant {
+            owner: "0xabc".into(),
+            grantee: "0xdef".into(),
+            mode: GrantMode::Readwrite,
+            expires_at_ms: Some(1_760_086_400_999),
+        };
+        assert_eq!(
+            serde_json::to_value(GrantView::from(grant.clone())).unwrap(),
+            json!({ "owner": "0xabc", "grantee": "0xdef", "mode": "readwrite", "expiresAt": 1_760_086_400 })
+        );
+        let forever = Grant {
+            mode: GrantMode::Read,
+            expires_at_ms: None,
+            ..grant
+        };
+        assert_eq!(
+            serde_json::to_value(GrantView::from(forever)).unwrap()["expiresAt"],
+            Value::Null
+        );
     }
 }

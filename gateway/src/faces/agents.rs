@@ -1,10 +1,13 @@
 //! The per-agent memory API: `/agents/{id}/memory[/{key}]`. The path's agent
 //! is the namespace; errors are `{"error": {"category", "message", "details"}}`.
+//! Cross-agent access is never possible here: a caller that is not `{id}` is
+//! a `MemoryViolation` even when `{id}` granted it access (grants are used
+//! through the agent402 face's `owner`).
 
 use crate::errors::{render, ApiError, Family};
 use crate::extract::{JsonBody, PathParams};
 use crate::identity::AgentScope;
-use crate::memory::{ListParams, MemoryClient, WriteOptions};
+use crate::memory::{ListParams, MemoryClient, Target, WriteOptions};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -55,6 +58,7 @@ async fn list_all(
     State(memory): State<MemoryClient>,
     AgentScope(agent): AgentScope,
 ) -> Result<Json<MemoryView>, ApiError> {
+    let target = Target::own(agent);
     let mut entries = Map::new();
     let mut cursor = String::new();
     loop {
@@ -63,7 +67,7 @@ async fn list_all(
             limit: PAGE_SIZE,
             cursor,
         };
-        let page = memory.list(&agent, params).await?;
+        let page = memory.list(&target, params).await?;
         let room = MAX_LISTED - entries.len();
         entries.extend(
             page.entries
@@ -77,7 +81,7 @@ async fn list_all(
         }
     }
     Ok(Json(MemoryView {
-        agent_id: agent,
+        agent_id: target.namespace,
         entries,
     }))
 }
@@ -88,7 +92,7 @@ async fn read(
     PathParams(KeyPath { key }): PathParams<KeyPath>,
 ) -> Result<Json<KeyValue>, ApiError> {
     let entry = memory
-        .get(&agent, &key)
+        .get(&Target::own(agent), &key)
         .await?
         .ok_or_else(|| not_found(&key))?;
     Ok(Json(KeyValue {
@@ -110,7 +114,7 @@ async fn write(
 ) -> Result<Json<KeyValue>, ApiError> {
     let value = super::required_value(body.value)?;
     let entry = memory
-        .set(&agent, &key, &value, WriteOptions::default())
+        .set(&Target::own(agent), &key, &value, WriteOptions::default())
         .await?;
     Ok(Json(KeyValue {
         key,
@@ -123,7 +127,11 @@ async fn remove(
     AgentScope(agent): AgentScope,
     PathParams(KeyPath { key }): PathParams<KeyPath>,
 ) -> Result<StatusCode, ApiError> {
-    if memory.delete(&agent, &key, None).await?.deleted {
+    if memory
+        .delete(&Target::own(agent), &key, None)
+        .await?
+        .deleted
+    {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(not_found(&key).into())

@@ -5,7 +5,7 @@
 use crate::errors::{render, ApiError, Family};
 use crate::extract::{IfMatch, JsonBody, QueryParams};
 use crate::identity::Caller;
-use crate::memory::{Entry, ListParams, MemoryClient, Page, WriteOptions};
+use crate::memory::{Entry, ListParams, MemoryClient, Page, Target, WriteOptions};
 use crate::timestamps::rfc3339_millis;
 use crate::AppState;
 use axum::extract::State;
@@ -100,7 +100,9 @@ async fn put(
         ttl_seconds: body.ttl_seconds,
         if_match,
     };
-    let entry = memory.set(&namespace, &body.key, &value, options).await?;
+    let entry = memory
+        .set(&Target::own(namespace), &body.key, &value, options)
+        .await?;
     Ok(entry_response(entry))
 }
 
@@ -115,7 +117,7 @@ async fn read(
     QueryParams(KeyQuery { key }): QueryParams<KeyQuery>,
 ) -> Result<Response, ApiError> {
     check_key(&key)?;
-    match memory.get(&namespace, &key).await? {
+    match memory.get(&Target::own(namespace), &key).await? {
         Some(entry) => Ok(entry_response(entry)),
         None => Err(Error::not_found(format!("key {key:?} not found")).into()),
     }
@@ -155,7 +157,9 @@ async fn list(
         limit: query.limit,
         cursor: query.cursor,
     };
-    Ok(Json(memory.list(&namespace, params).await?.into()))
+    Ok(Json(
+        memory.list(&Target::own(namespace), params).await?.into(),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -176,7 +180,10 @@ async fn delete(
     JsonBody(DeleteBody { key }): JsonBody<DeleteBody>,
 ) -> Result<Json<DeletedView>, ApiError> {
     check_key(&key)?;
-    let deleted = memory.delete(&namespace, &key, if_match).await?.deleted;
+    let deleted = memory
+        .delete(&Target::own(namespace), &key, if_match)
+        .await?
+        .deleted;
     Ok(Json(DeletedView { key, deleted }))
 }
 

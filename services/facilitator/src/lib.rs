@@ -1,106 +1,207 @@
-//! Tessera facilitator service (`tessera.facilitator.v1.FacilitatorService`).
+//! Tessera's x402 facilitator (`tessera-facilitator`): verifies payments of
+//! the `exact` scheme on an EVM chain (EIP-3009 `transferWithAuthorization`
+//! signed as EIP-712 typed data) and settles them on chain from its own key.
 //!
-//! An x402 facilitator: verifies payment payloads and settles them on
-//! chain.
+//! It speaks the standard facilitator HTTP API, so any x402 resource server
+//! can use it ([`http`]: `POST /verify`, `POST /settle`, `GET /supported`),
+//! and the same over gRPC ([`grpc`], `tessera.facilitator.v1`, the documents
+//! as JSON strings). Both faces call one [`Facilitator`].
 //!
-//! The gRPC API is designed now so clients and the gateway can be written
-//! against it. Every RPC answers `UNIMPLEMENTED` with a message saying it
-//! lands with issue #3 (x402 payments).
-//! The server still carries health and reflection (through
-//! `tessera_runtime::grpc::GrpcServer`), so it can be deployed and probed like
-//! any other service.
+//! - [`verify`]: the checklist and its reasons (x402 v2 spec §9).
+//! - [`settle`]: re-verify, send, wait for the receipt; what each outcome
+//!   answers.
+//! - [`nonces`]: why the settling key's transaction nonces survive restarts
+//!   and concurrent settles without a database.
+//!
+//! **Answers, not errors.** A request whose body is a facilitator request
+//! always gets HTTP 200 (gRPC OK): a failed check is `isValid: false` /
+//! `success: false` with the reason, as the reference facilitator answers.
+//! Only a body that is not a facilitator request at all is HTTP 400
+//! (`{"error": "…"}`; gRPC `INVALID_ARGUMENT`).
+//!
+//! **When the chain is down** (the RPC endpoint refuses, times out after
+//! `FACILITATOR_RPC_TIMEOUT_SECS`, or answers garbage), a resource server
+//! sees, still with HTTP 200:
+//!
+//! - `/verify`: `{"isValid": false, "invalidReason": "unexpected_verify_error",
+//!   "invalidMessage": "chain RPC unavailable: …", "payer": …}`
+//! - `/settle`: `{"success": false, "errorReason": "unexpected_settle_error",
+//!   "errorMessage": "chain RPC unavailable: …", "transaction": ""}` when
+//!   nothing was sent; with a `transaction` hash when the transaction went
+//!   out and its receipt did not come back within
+//!   `FACILITATOR_RECEIPT_TIMEOUT_SECS` (the outcome is then unknown, see
+//!   [`settle`]).
+//!
+//! `unexpected_*` reasons are the facilitator's failure, not the payer's: a
+//! resource server should answer them as "service unavailable", not as a
+//! bad payment. A settle never takes longer than a few RPC timeouts plus
+//! the receipt timeout.
 
-use pb::facilitator_service_server::{FacilitatorService, FacilitatorServiceServer};
-use tessera_proto::facilitator::v1 as pb;
-use tonic::{Request, Response, Status};
+pub mod chain;
+pub mod config;
+pub mod eip3009;
+pub mod grpc;
+pub mod http;
+pub mod nonces;
+pub mod settle;
+pub mod verify;
+
+use alloy::primitives::Address;
+use std::sync::Arc;
+use std::time::Duration;
+use tessera_runtime::Shutdown;
+use tessera_x402::facilitator::{SupportedKind, SupportedResponse};
+use tessera_x402::Network;
+use tokio::net::TcpListener;
+
+pub use chain::{Chain, ChainError};
+pub use config::{FacilitatorConfig, SettlementKey};
+pub use verify::{Rejection, SignatureKind, Simulate, Verified};
 
 /// Fully qualified gRPC service name (`NamedService::NAME`), for health and
 /// reflection.
-pub const SERVICE_NAME: &str = pb::facilitator_service_server::SERVICE_NAME;
+pub const SERVICE_NAME: &str = grpc::SERVICE_NAME;
 
-/// Environment variable holding the standalone binary's listen address.
-pub const ADDR_ENV: &str = "FACILITATOR_GRPC_ADDR";
+/// The only scheme served.
+pub const SCHEME: &str = "exact";
 
-/// Listen address of the standalone binary when `FACILITATOR_GRPC_ADDR` is unset.
-pub const DEFAULT_ADDR: &str = "127.0.0.1:50053";
-
-/// Where the real implementation comes from.
-pub const LANDS_WITH: &str = "issue #3 (x402 payments)";
-
-/// The planned facilitator service: every RPC answers `UNIMPLEMENTED`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct FacilitatorPlanned;
-
-/// The tonic server for [`FacilitatorPlanned`], ready for `GrpcServer::new`/`add`.
-pub fn server() -> FacilitatorServiceServer<FacilitatorPlanned> {
-    FacilitatorServiceServer::new(FacilitatorPlanned)
+/// The settling key and its nonce allocator.
+#[derive(Debug)]
+pub(crate) struct Settler {
+    pub(crate) key: SettlementKey,
+    pub(crate) nonces: nonces::NonceAllocator,
 }
 
-fn planned(rpc: &str) -> Status {
-    Status::unimplemented(format!(
-        "facilitator.{rpc} is planned: it lands with {LANDS_WITH}"
-    ))
+/// One facilitator on one chain; both faces share it (`Arc`).
+#[derive(Debug)]
+pub struct Facilitator {
+    chain: Chain,
+    network: Network,
+    settler: Option<Settler>,
+    receipt_timeout: Duration,
 }
 
-#[tonic::async_trait]
-impl FacilitatorService for FacilitatorPlanned {
-    async fn verify(
-        &self,
-        _request: Request<pb::VerifyRequest>,
-    ) -> Result<Response<pb::VerifyResponse>, Status> {
-        Err(planned("Verify"))
+/// Why a facilitator could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("chain RPC {url}: {source}")]
+pub struct StartError {
+    pub url: String,
+    #[source]
+    pub source: ChainError,
+}
+
+impl Facilitator {
+    /// Reads the chain id from the RPC endpoint and, with a settling key,
+    /// the key's pending transaction count (the first nonce to use).
+    pub async fn connect(config: &FacilitatorConfig) -> Result<Self, StartError> {
+        let failed = |source| StartError {
+            url: config.rpc_url.clone(),
+            source,
+        };
+        let chain = Chain::new(&config.rpc_url, config.rpc_timeout).map_err(failed)?;
+        let chain_id = chain.chain_id().await.map_err(failed)?;
+        let settler = match &config.settlement_key {
+            Some(key) => {
+                let next = chain.pending_nonce(key.address()).await.map_err(failed)?;
+                tracing::info!(address = %key.address(), next_nonce = next, "settling key loaded");
+                Some(Settler {
+                    key: key.clone(),
+                    nonces: nonces::NonceAllocator::new(next),
+                })
+            }
+            None => {
+                tracing::warn!(
+                    "no FACILITATOR_PRIVATE_KEY: verify only, every settle answers unexpected_settle_error"
+                );
+                None
+            }
+        };
+        Ok(Facilitator {
+            chain,
+            network: Network::new(chain_id),
+            settler,
+            receipt_timeout: config.receipt_timeout,
+        })
     }
 
-    async fn settle(
-        &self,
-        _request: Request<pb::SettleRequest>,
-    ) -> Result<Response<pb::SettleResponse>, Status> {
-        Err(planned("Settle"))
+    /// The chain served, from the RPC endpoint's `eth_chainId`.
+    pub fn network(&self) -> Network {
+        self.network
     }
 
-    async fn supported(
-        &self,
-        _request: Request<pb::SupportedRequest>,
-    ) -> Result<Response<pb::SupportedResponse>, Status> {
-        Err(planned("Supported"))
+    /// The address that sends settlements, if this facilitator settles.
+    pub fn settlement_address(&self) -> Option<Address> {
+        self.settler.as_ref().map(|s| s.key.address())
+    }
+
+    /// The next transaction nonce of the settling key, as allocated here.
+    pub async fn next_settlement_nonce(&self) -> Option<u64> {
+        match &self.settler {
+            Some(settler) => settler.nonces.peek().await,
+            None => None,
+        }
+    }
+
+    pub fn chain(&self) -> &Chain {
+        &self.chain
+    }
+
+    /// How the network is spelled for a request of `x402_version`: v1 uses
+    /// the network's name where it has one (`base-sepolia`), v2 CAIP-2.
+    pub fn network_label(&self, x402_version: u32) -> String {
+        match (x402_version, self.network.v1_name()) {
+            (1, Some(name)) => name.to_string(),
+            _ => self.network.caip2(),
+        }
+    }
+
+    /// `GET /supported`: `exact` on our network for x402 v1 and v2, and our
+    /// settling address under `eip155:*`.
+    pub fn supported(&self) -> SupportedResponse {
+        let kinds = [1, 2]
+            .into_iter()
+            .map(|version| SupportedKind {
+                x402_version: version,
+                scheme: SCHEME.to_string(),
+                network: self.network_label(version),
+                extra: None,
+            })
+            .collect();
+        let mut signers = std::collections::BTreeMap::new();
+        if let Some(address) = self.settlement_address() {
+            signers.insert("eip155:*".to_string(), vec![address.to_checksum(None)]);
+        }
+        SupportedResponse {
+            kinds,
+            extensions: Vec::new(),
+            signers,
+        }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tonic::server::NamedService;
-
-    fn assert_planned<T: std::fmt::Debug>(result: Result<T, Status>, message: &str) {
-        let status = result.expect_err("a planned RPC must not succeed");
-        assert_eq!(status.code(), tonic::Code::Unimplemented);
-        assert_eq!(status.message(), message);
-    }
-
-    #[tokio::test]
-    async fn every_rpc_answers_unimplemented_naming_its_issue() {
-        assert_planned(
-            FacilitatorPlanned
-                .verify(Request::new(pb::VerifyRequest::default()))
-                .await,
-            "facilitator.Verify is planned: it lands with issue #3 (x402 payments)",
-        );
-        assert_planned(
-            FacilitatorPlanned
-                .settle(Request::new(pb::SettleRequest::default()))
-                .await,
-            "facilitator.Settle is planned: it lands with issue #3 (x402 payments)",
-        );
-        assert_planned(
-            FacilitatorPlanned
-                .supported(Request::new(pb::SupportedRequest::default()))
-                .await,
-            "facilitator.Supported is planned: it lands with issue #3 (x402 payments)",
-        );
-        assert_eq!(
-            <FacilitatorServiceServer<FacilitatorPlanned> as NamedService>::NAME,
-            SERVICE_NAME
-        );
-        assert_eq!(SERVICE_NAME, "tessera.facilitator.v1.FacilitatorService");
-    }
+/// Serves the HTTP API on `http` and gRPC (with health and reflection) on
+/// `grpc` until `shutdown` fires; if one server stops, the other is stopped
+/// too.
+pub async fn serve(
+    facilitator: Arc<Facilitator>,
+    http: TcpListener,
+    grpc: TcpListener,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let grpc_server =
+        tessera_runtime::grpc::GrpcServer::new(SERVICE_NAME, grpc::server(facilitator.clone()));
+    let mut grpc_task = tokio::spawn(grpc_server.serve(grpc, shutdown.clone()));
+    let mut http_task = tokio::spawn(http::serve(
+        http,
+        http::router(facilitator),
+        shutdown.clone(),
+    ));
+    let (first, other) = tokio::select! {
+        result = &mut grpc_task => (result, http_task),
+        result = &mut http_task => (result, grpc_task),
+    };
+    shutdown.trigger();
+    first??;
+    other.await??;
+    Ok(())
 }

@@ -1,24 +1,71 @@
-//! Standalone facilitator service: serves `FacilitatorService` (planned: every RPC answers
-//! `UNIMPLEMENTED`) with health and reflection on `FACILITATOR_GRPC_ADDR`
-//! (default `127.0.0.1:50053`) until SIGINT/SIGTERM.
+//! `tessera-facilitator`: the x402 facilitator as its own deployable. The
+//! HTTP API on `FACILITATOR_HTTP_ADDR` (default 127.0.0.1:8402), gRPC with
+//! health and reflection on `FACILITATOR_GRPC_ADDR` (default
+//! 127.0.0.1:50053), the chain at `FACILITATOR_RPC_URL`; see
+//! `tessera_facilitator::config`. Stops gracefully on SIGINT/SIGTERM.
 
 use anyhow::Context;
-use std::net::SocketAddr;
-use tessera_facilitator::{server, ADDR_ENV, DEFAULT_ADDR, LANDS_WITH, SERVICE_NAME};
-use tessera_runtime::{config::env_or, grpc::GrpcServer, telemetry, Shutdown};
+use std::sync::Arc;
+use std::time::Duration;
+use tessera_facilitator::{config, Facilitator, FacilitatorConfig};
+use tessera_runtime::config::redact_url;
+use tessera_runtime::{telemetry, Shutdown};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = telemetry::init("tessera-facilitator")?;
-    let addr: SocketAddr = env_or(ADDR_ENV, DEFAULT_ADDR.parse()?)?;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr} ({ADDR_ENV})"))?;
-    tracing::warn!(
-        service = SERVICE_NAME,
-        "planned service: every RPC answers UNIMPLEMENTED until it lands with {LANDS_WITH}"
+    let config = FacilitatorConfig::from_env()?;
+    let shutdown = Shutdown::on_signals();
+
+    let Some(facilitator) = connect(&config, &shutdown).await else {
+        return Ok(());
+    };
+    tracing::info!(
+        network = %facilitator.network(),
+        rpc = %redact_url(&config.rpc_url),
+        settles_from = ?facilitator.settlement_address(),
+        "facilitator ready"
     );
-    GrpcServer::new(SERVICE_NAME, server())
-        .serve(listener, Shutdown::on_signals())
+    let http = tokio::net::TcpListener::bind(config.http_addr)
         .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} ({})",
+                config.http_addr,
+                config::HTTP_ADDR_ENV
+            )
+        })?;
+    let grpc = tokio::net::TcpListener::bind(config.grpc_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} ({})",
+                config.grpc_addr,
+                config::GRPC_ADDR_ENV
+            )
+        })?;
+    tessera_facilitator::serve(Arc::new(facilitator), http, grpc, shutdown).await
+}
+
+/// Waits for the chain (it may start after us), retrying with backoff
+/// until it answers or a shutdown signal arrives.
+async fn connect(config: &FacilitatorConfig, shutdown: &Shutdown) -> Option<Facilitator> {
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match Facilitator::connect(config).await {
+            Ok(facilitator) => return Some(facilitator),
+            Err(error) => {
+                tracing::warn!(
+                    error = %redact_url(&error.to_string()),
+                    retry_in_ms = delay.as_millis() as u64,
+                    "chain not reachable yet"
+                );
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.wait() => return None,
+        }
+        delay = (delay * 2).min(Duration::from_secs(10));
+    }
 }

@@ -11,6 +11,7 @@
 //! | `MEMORY_MAX_VALUE_BYTES` | `65536` | largest serialized value |
 //! | `MEMORY_MAX_KEYS` | `10000` | live keys per namespace |
 //! | `MEMORY_MAX_BYTES` | `33554432` | key + value bytes per namespace |
+//! | `MEMORY_MAX_GRANTS` | `1000` | active grants a namespace gives |
 
 use crate::durable::{DurableConfig, DurableStore};
 use crate::embedded::EmbeddedStore;
@@ -46,6 +47,7 @@ impl MemoryConfig {
             max_value_bytes: env_or("MEMORY_MAX_VALUE_BYTES", defaults.max_value_bytes)?,
             max_keys: env_or("MEMORY_MAX_KEYS", defaults.max_keys)?,
             max_bytes: env_or("MEMORY_MAX_BYTES", defaults.max_bytes)?,
+            max_grants: env_or("MEMORY_MAX_GRANTS", defaults.max_grants)?,
         };
         let backend = match env_string("MEMORY_BACKEND", "embedded").as_str() {
             "embedded" => Backend::Embedded {

@@ -2,11 +2,13 @@
 //! IMMEDIATE transaction applying [`crate::ops::apply`], the file synced
 //! before the call returns (`synchronous=FULL`).
 
+use crate::grants::{grant_quota_exceeded, stored_mode, AccessMode, Grant};
 use crate::model::{
     quota_exceeded, CasOutcome, Deleted, Entry, Limits, ListPage, ListQuery, TtlChange,
 };
 use crate::ops::{self, Number, Op, Stored, Transition};
 use crate::store::MemoryStore;
+use sqlx::sqlite::SqliteRow;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqliteConnection, SqlitePool};
 use std::path::Path;
@@ -81,6 +83,86 @@ impl EmbeddedStore {
             .map_err(db_error)?;
         result.map(|t| (t, now))
     }
+
+    /// Creates or replaces a grant in one transaction, with the quota.
+    async fn put_grant(
+        &self,
+        namespace: &str,
+        grantee: &str,
+        mode: AccessMode,
+        ttl_seconds: Option<u64>,
+    ) -> Result<Grant> {
+        let now = now_ms();
+        let grant = Grant {
+            namespace: namespace.to_string(),
+            grantee: grantee.to_string(),
+            mode,
+            expires_at_ms: ttl_seconds.map(|s| now + s as i64 * 1000),
+            created_at_ms: now,
+        };
+        let mut conn = self.pool.acquire().await.map_err(db_error)?;
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        let result = put_grant_in_transaction(&mut conn, &grant, now, self.limits.max_grants).await;
+        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        sqlx::query(end)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        result.map(|()| grant)
+    }
+}
+
+async fn put_grant_in_transaction(
+    conn: &mut SqliteConnection,
+    grant: &Grant,
+    now: i64,
+    max_grants: u64,
+) -> Result<()> {
+    sqlx::query("DELETE FROM memory_grants WHERE namespace = ? AND expires_at <= ?")
+        .bind(&grant.namespace)
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    let others: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM memory_grants WHERE namespace = ? AND grantee <> ?",
+    )
+    .bind(&grant.namespace)
+    .bind(&grant.grantee)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    if others as u64 >= max_grants {
+        return Err(grant_quota_exceeded(max_grants));
+    }
+    sqlx::query(
+        "INSERT INTO memory_grants (namespace, grantee, mode, expires_at, created_at)
+         VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (namespace, grantee) DO UPDATE SET mode = excluded.mode,
+             expires_at = excluded.expires_at, created_at = excluded.created_at",
+    )
+    .bind(&grant.namespace)
+    .bind(&grant.grantee)
+    .bind(grant.mode.as_str())
+    .bind(grant.expires_at_ms)
+    .bind(grant.created_at_ms)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+fn grant_from(namespace: &str, row: &SqliteRow) -> Result<Grant> {
+    Ok(Grant {
+        namespace: namespace.to_string(),
+        grantee: row.get("grantee"),
+        mode: stored_mode(row.get("mode"))?,
+        expires_at_ms: row.get("expires_at"),
+        created_at_ms: row.get("created_at"),
+    })
 }
 
 async fn apply_in_transaction(
@@ -342,6 +424,58 @@ impl MemoryStore for EmbeddedStore {
     async fn incr(&self, namespace: &str, key: &str, by: Number, ttl: TtlChange) -> Result<Entry> {
         let (t, now) = self.apply(namespace, key, &Op::Incr { by, ttl }).await?;
         live_entry(namespace, key, &t.state, now)
+    }
+
+    async fn grant(
+        &self,
+        namespace: &str,
+        grantee: &str,
+        mode: AccessMode,
+        ttl_seconds: Option<u64>,
+    ) -> Result<Grant> {
+        self.put_grant(namespace, grantee, mode, ttl_seconds).await
+    }
+
+    async fn revoke(&self, namespace: &str, grantee: &str) -> Result<bool> {
+        let active: Option<bool> = sqlx::query_scalar(
+            "DELETE FROM memory_grants WHERE namespace = ? AND grantee = ?
+             RETURNING expires_at IS NULL OR expires_at > ?",
+        )
+        .bind(namespace)
+        .bind(grantee)
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(active == Some(true))
+    }
+
+    async fn list_grants(&self, namespace: &str) -> Result<Vec<Grant>> {
+        let rows = sqlx::query(
+            "SELECT grantee, mode, expires_at, created_at FROM memory_grants
+             WHERE namespace = ? AND (expires_at IS NULL OR expires_at > ?)
+             ORDER BY grantee",
+        )
+        .bind(namespace)
+        .bind(now_ms())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(|row| grant_from(namespace, row)).collect()
+    }
+
+    async fn grant_mode(&self, namespace: &str, grantee: &str) -> Result<Option<AccessMode>> {
+        let mode: Option<String> = sqlx::query_scalar(
+            "SELECT mode FROM memory_grants
+             WHERE namespace = ? AND grantee = ? AND (expires_at IS NULL OR expires_at > ?)",
+        )
+        .bind(namespace)
+        .bind(grantee)
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        mode.as_deref().map(stored_mode).transpose()
     }
 
     async fn ping(&self) -> Result<()> {

@@ -1,8 +1,10 @@
 //! The thin gRPC adapter over [`Memory`]: proto in, proto out, errors through
-//! the shared table.
+//! the shared table. A request's `caller` goes to [`Memory::as_caller`].
 
+use crate::grants::{AccessMode, Grant};
 use crate::model::{Entry, ListPage};
 use crate::Memory;
+use tessera_error::Error;
 use tessera_proto::memory::v1 as pb;
 use tessera_proto::memory::v1::memory_service_server::{MemoryService, MemoryServiceServer};
 use tonic::{Request, Response, Status};
@@ -39,18 +41,53 @@ fn page_to_proto(page: ListPage) -> pb::ListResponse {
     }
 }
 
+pub fn mode_to_proto(mode: AccessMode) -> pb::AccessMode {
+    match mode {
+        AccessMode::Read => pb::AccessMode::Read,
+        AccessMode::ReadWrite => pb::AccessMode::Readwrite,
+    }
+}
+
+fn mode_from_proto(mode: i32) -> Result<AccessMode, Error> {
+    match pb::AccessMode::try_from(mode) {
+        Ok(pb::AccessMode::Read) => Ok(AccessMode::Read),
+        Ok(pb::AccessMode::Readwrite) => Ok(AccessMode::ReadWrite),
+        _ => Err(Error::invalid(
+            "INVALID_MODE",
+            "mode must be ACCESS_MODE_READ or ACCESS_MODE_READWRITE",
+        )),
+    }
+}
+
+pub fn grant_to_proto(grant: Grant) -> pb::GrantEntry {
+    pb::GrantEntry {
+        namespace: grant.namespace,
+        grantee: grant.grantee,
+        mode: mode_to_proto(grant.mode).into(),
+        expires_at_ms: grant.expires_at_ms,
+        created_at_ms: grant.created_at_ms,
+    }
+}
+
+impl MemoryGrpc {
+    /// The service as `caller` (empty = the request's namespace itself).
+    fn by(&self, caller: &str) -> Memory {
+        self.memory.as_caller(caller)
+    }
+}
+
 #[tonic::async_trait]
 impl MemoryService for MemoryGrpc {
     async fn get(&self, request: Request<pb::GetRequest>) -> Result<Response<pb::Entry>, Status> {
         let r = request.into_inner();
-        let entry = self.memory.get(&r.namespace, &r.key).await?;
+        let entry = self.by(&r.caller).get(&r.namespace, &r.key).await?;
         Ok(Response::new(entry_to_proto(entry)))
     }
 
     async fn set(&self, request: Request<pb::SetRequest>) -> Result<Response<pb::Entry>, Status> {
         let r = request.into_inner();
         let entry = self
-            .memory
+            .by(&r.caller)
             .set(
                 &r.namespace,
                 &r.key,
@@ -68,7 +105,7 @@ impl MemoryService for MemoryGrpc {
     ) -> Result<Response<pb::DeleteResponse>, Status> {
         let r = request.into_inner();
         let deleted = self
-            .memory
+            .by(&r.caller)
             .delete(&r.namespace, &r.key, r.if_match.as_deref())
             .await?;
         Ok(Response::new(pb::DeleteResponse {
@@ -83,7 +120,7 @@ impl MemoryService for MemoryGrpc {
     ) -> Result<Response<pb::ListResponse>, Status> {
         let r = request.into_inner();
         let page = self
-            .memory
+            .by(&r.caller)
             .list(&r.namespace, &r.prefix, r.limit, &r.cursor)
             .await?;
         Ok(Response::new(page_to_proto(page)))
@@ -95,7 +132,7 @@ impl MemoryService for MemoryGrpc {
     ) -> Result<Response<pb::CompareAndSwapResponse>, Status> {
         let r = request.into_inner();
         let outcome = self
-            .memory
+            .by(&r.caller)
             .cas(
                 &r.namespace,
                 &r.key,
@@ -117,9 +154,57 @@ impl MemoryService for MemoryGrpc {
     ) -> Result<Response<pb::Entry>, Status> {
         let r = request.into_inner();
         let entry = self
-            .memory
+            .by(&r.caller)
             .incr(&r.namespace, &r.key, &r.by_json, r.ttl_seconds)
             .await?;
         Ok(Response::new(entry_to_proto(entry)))
+    }
+
+    async fn grant(
+        &self,
+        request: Request<pb::GrantRequest>,
+    ) -> Result<Response<pb::GrantEntry>, Status> {
+        let r = request.into_inner();
+        let mode = mode_from_proto(r.mode)?;
+        let grant = self
+            .memory
+            .grant(&r.namespace, &r.grantee, mode, r.ttl_seconds)
+            .await?;
+        Ok(Response::new(grant_to_proto(grant)))
+    }
+
+    async fn revoke(
+        &self,
+        request: Request<pb::RevokeRequest>,
+    ) -> Result<Response<pb::RevokeResponse>, Status> {
+        let r = request.into_inner();
+        let revoked = self.memory.revoke(&r.namespace, &r.grantee).await?;
+        Ok(Response::new(pb::RevokeResponse { revoked }))
+    }
+
+    async fn list_grants(
+        &self,
+        request: Request<pb::ListGrantsRequest>,
+    ) -> Result<Response<pb::ListGrantsResponse>, Status> {
+        let r = request.into_inner();
+        let grants = self.memory.list_grants(&r.namespace).await?;
+        Ok(Response::new(pb::ListGrantsResponse {
+            grants: grants.into_iter().map(grant_to_proto).collect(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_map_both_ways_and_unspecified_is_invalid() {
+        for mode in [AccessMode::Read, AccessMode::ReadWrite] {
+            assert_eq!(mode_from_proto(mode_to_proto(mode).into()).unwrap(), mode);
+        }
+        for raw in [pb::AccessMode::Unspecified as i32, 7] {
+            assert_eq!(mode_from_proto(raw).unwrap_err().reason, "INVALID_MODE");
+        }
     }
 }

@@ -18,6 +18,8 @@ pub struct Limits {
     pub max_keys: u64,
     /// Most bytes (keys + values) in one namespace.
     pub max_bytes: u64,
+    /// Most active grants one namespace gives.
+    pub max_grants: u64,
 }
 
 impl Default for Limits {
@@ -26,6 +28,7 @@ impl Default for Limits {
             max_value_bytes: 64 * 1024,
             max_keys: 10_000,
             max_bytes: 32 * 1024 * 1024,
+            max_grants: 1000,
         }
     }
 }

@@ -1,8 +1,10 @@
-//! The memory service: validates and canonicalizes requests, then applies
-//! them through the configured [`MemoryStore`]. Both the gRPC server and
-//! in-process callers go through here, so every face gets the same rules.
+//! The memory service: validates and canonicalizes requests, checks that the
+//! caller may act on the namespace, then applies them through the configured
+//! [`MemoryStore`]. Both the gRPC server and in-process callers go through
+//! here, so every face gets the same rules.
 
 use crate::canonical::canonicalize_text;
+use crate::grants::{no_grant, not_owner, validate_grant, AccessMode, Grant};
 use crate::model::{
     list_limit, parse_etag, validate_key, validate_namespace, validate_prefix, validate_ttl,
     CasOutcome, Deleted, Entry, Limits, ListCursor, ListPage, ListQuery, TtlChange,
@@ -16,11 +18,36 @@ use tessera_error::{Error, Result};
 pub struct Memory {
     store: Arc<dyn MemoryStore>,
     limits: Limits,
+    /// Who the calls are made by; `None` = each call's namespace itself.
+    caller: Option<Arc<str>>,
 }
 
 impl Memory {
+    /// Calls made by each call's namespace itself, which needs no grant.
     pub fn new(store: Arc<dyn MemoryStore>, limits: Limits) -> Self {
-        Memory { store, limits }
+        Memory {
+            store,
+            limits,
+            caller: None,
+        }
+    }
+
+    /// The same service, calls made by `caller`: on its own namespace (or
+    /// with `caller` empty) as usual; on another namespace only with an
+    /// active grant from it, `read` for get and list, `readwrite` for every
+    /// write. Without one a call fails with `PermissionDenied` (`NO_GRANT`)
+    /// and nothing is read or written. Only a namespace itself manages its
+    /// grants.
+    pub fn as_caller(&self, caller: &str) -> Memory {
+        Memory {
+            caller: (!caller.is_empty()).then(|| Arc::from(caller)),
+            ..self.clone()
+        }
+    }
+
+    /// The caller set by [`Memory::as_caller`], if any.
+    pub fn caller(&self) -> Option<&str> {
+        self.caller.as_deref()
     }
 
     pub fn limits(&self) -> Limits {
@@ -31,15 +58,16 @@ impl Memory {
         &self.store
     }
 
-    #[tracing::instrument(skip(self), err(Display))]
+    #[tracing::instrument(skip(self), fields(caller = self.caller()), err(Display))]
     pub async fn get(&self, namespace: &str, key: &str) -> Result<Entry> {
         check_address(namespace, key)?;
+        self.authorize(namespace, AccessMode::Read).await?;
         self.store.get(namespace, key).await?.ok_or_else(|| {
             Error::not_found(format!("key '{key}' not found")).with_detail("key", key)
         })
     }
 
-    #[tracing::instrument(skip(self, value_json), err(Display))]
+    #[tracing::instrument(skip(self, value_json), fields(caller = self.caller()), err(Display))]
     pub async fn set(
         &self,
         namespace: &str,
@@ -52,6 +80,7 @@ impl Memory {
         validate_ttl(ttl_seconds)?;
         let value = self.storable_value(value_json, "value")?;
         let if_match = if_match.map(parse_etag).transpose()?;
+        self.authorize(namespace, AccessMode::ReadWrite).await?;
         self.store
             .set(
                 namespace,
@@ -63,7 +92,7 @@ impl Memory {
             .await
     }
 
-    #[tracing::instrument(skip(self), err(Display))]
+    #[tracing::instrument(skip(self), fields(caller = self.caller()), err(Display))]
     pub async fn delete(
         &self,
         namespace: &str,
@@ -72,10 +101,11 @@ impl Memory {
     ) -> Result<Deleted> {
         check_address(namespace, key)?;
         let if_match = if_match.map(parse_etag).transpose()?;
+        self.authorize(namespace, AccessMode::ReadWrite).await?;
         self.store.delete(namespace, key, if_match).await
     }
 
-    #[tracing::instrument(skip(self), err(Display))]
+    #[tracing::instrument(skip(self), fields(caller = self.caller()), err(Display))]
     pub async fn list(
         &self,
         namespace: &str,
@@ -92,12 +122,13 @@ impl Memory {
                 .then(|| ListCursor::decode(cursor))
                 .transpose()?,
         };
+        self.authorize(namespace, AccessMode::Read).await?;
         self.store.list(namespace, query).await
     }
 
     /// `expected_json` absent or `null` = expect absent; `value_json` absent
     /// or `null` = delete on match.
-    #[tracing::instrument(skip(self, expected_json, value_json), err(Display))]
+    #[tracing::instrument(skip(self, expected_json, value_json), fields(caller = self.caller()), err(Display))]
     pub async fn cas(
         &self,
         namespace: &str,
@@ -110,6 +141,7 @@ impl Memory {
         validate_ttl(ttl_seconds)?;
         let expected = self.optional_value(expected_json, "expected")?;
         let value = self.optional_value(value_json, "value")?;
+        self.authorize(namespace, AccessMode::ReadWrite).await?;
         self.store
             .cas(
                 namespace,
@@ -121,7 +153,7 @@ impl Memory {
             .await
     }
 
-    #[tracing::instrument(skip(self), err(Display))]
+    #[tracing::instrument(skip(self), fields(caller = self.caller()), err(Display))]
     pub async fn incr(
         &self,
         namespace: &str,
@@ -136,9 +168,71 @@ impl Memory {
         } else {
             Number::parse(by_json, "by")?
         };
+        self.authorize(namespace, AccessMode::ReadWrite).await?;
         self.store
             .incr(namespace, key, by, TtlChange::or_keep(ttl_seconds))
             .await
+    }
+
+    /// Lets `grantee` read (`Read`) or read and write (`ReadWrite`)
+    /// `namespace`, until revoked or for `ttl_seconds`. Granting again
+    /// replaces the mode and expiry.
+    #[tracing::instrument(skip(self), fields(caller = self.caller()), err(Display))]
+    pub async fn grant(
+        &self,
+        namespace: &str,
+        grantee: &str,
+        mode: AccessMode,
+        ttl_seconds: Option<u64>,
+    ) -> Result<Grant> {
+        validate_grant(namespace, grantee)?;
+        validate_ttl(ttl_seconds)?;
+        self.check_owner(namespace)?;
+        self.store
+            .grant(namespace, grantee, mode, ttl_seconds)
+            .await
+    }
+
+    /// Withdraws `namespace`'s grant to `grantee`; `false` when there was no
+    /// active one.
+    #[tracing::instrument(skip(self), fields(caller = self.caller()), err(Display))]
+    pub async fn revoke(&self, namespace: &str, grantee: &str) -> Result<bool> {
+        validate_grant(namespace, grantee)?;
+        self.check_owner(namespace)?;
+        self.store.revoke(namespace, grantee).await
+    }
+
+    /// `namespace`'s active grants, ordered by grantee; expired ones are not
+    /// listed.
+    #[tracing::instrument(skip(self), fields(caller = self.caller()), err(Display))]
+    pub async fn list_grants(&self, namespace: &str) -> Result<Vec<Grant>> {
+        validate_namespace(namespace)?;
+        self.check_owner(namespace)?;
+        self.store.list_grants(namespace).await
+    }
+
+    /// Whether the caller may act on `namespace` with `need`. Its own
+    /// namespace never touches the grants; another needs an active grant.
+    async fn authorize(&self, namespace: &str, need: AccessMode) -> Result<()> {
+        let Some(caller) = self.caller().filter(|caller| *caller != namespace) else {
+            return Ok(());
+        };
+        validate_namespace(caller).map_err(|e| Error {
+            reason: "INVALID_CALLER".into(),
+            message: format!("caller: {}", e.message),
+            ..e
+        })?;
+        match self.store.grant_mode(namespace, caller).await? {
+            Some(mode) if mode.allows(need) => Ok(()),
+            held => Err(no_grant(caller, namespace, need, held)),
+        }
+    }
+
+    fn check_owner(&self, namespace: &str) -> Result<()> {
+        match self.caller() {
+            Some(caller) if caller != namespace => Err(not_owner(caller, namespace)),
+            _ => Ok(()),
+        }
     }
 
     fn storable_value(&self, json: &str, field: &str) -> Result<String> {
@@ -174,4 +268,170 @@ impl Memory {
 fn check_address(namespace: &str, key: &str) -> Result<()> {
     validate_namespace(namespace)?;
     validate_key(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embedded::EmbeddedStore;
+    use crate::grants::Grant;
+    use crate::model::{CasOutcome, Deleted, ListQuery};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tessera_error::ErrorKind;
+
+    /// The embedded store, counting grant lookups.
+    struct Counting {
+        inner: EmbeddedStore,
+        lookups: AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl MemoryStore for Counting {
+        async fn get(&self, ns: &str, key: &str) -> Result<Option<Entry>> {
+            self.inner.get(ns, key).await
+        }
+        async fn set(
+            &self,
+            ns: &str,
+            key: &str,
+            value: String,
+            ttl: TtlChange,
+            if_match: Option<u64>,
+        ) -> Result<Entry> {
+            self.inner.set(ns, key, value, ttl, if_match).await
+        }
+        async fn delete(&self, ns: &str, key: &str, if_match: Option<u64>) -> Result<Deleted> {
+            self.inner.delete(ns, key, if_match).await
+        }
+        async fn list(&self, ns: &str, query: ListQuery) -> Result<ListPage> {
+            self.inner.list(ns, query).await
+        }
+        async fn cas(
+            &self,
+            ns: &str,
+            key: &str,
+            expected: Option<String>,
+            value: Option<String>,
+            ttl: TtlChange,
+        ) -> Result<CasOutcome> {
+            self.inner.cas(ns, key, expected, value, ttl).await
+        }
+        async fn incr(&self, ns: &str, key: &str, by: Number, ttl: TtlChange) -> Result<Entry> {
+            self.inner.incr(ns, key, by, ttl).await
+        }
+        async fn grant(
+            &self,
+            ns: &str,
+            grantee: &str,
+            mode: AccessMode,
+            ttl: Option<u64>,
+        ) -> Result<Grant> {
+            self.inner.grant(ns, grantee, mode, ttl).await
+        }
+        async fn revoke(&self, ns: &str, grantee: &str) -> Result<bool> {
+            self.inner.revoke(ns, grantee).await
+        }
+        async fn list_grants(&self, ns: &str) -> Result<Vec<Grant>> {
+            self.inner.list_grants(ns).await
+        }
+        async fn grant_mode(&self, ns: &str, grantee: &str) -> Result<Option<AccessMode>> {
+            self.lookups.fetch_add(1, Ordering::SeqCst);
+            self.inner.grant_mode(ns, grantee).await
+        }
+        async fn ping(&self) -> Result<()> {
+            self.inner.ping().await
+        }
+    }
+
+    async fn counting() -> (Memory, Arc<Counting>) {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let path = std::env::temp_dir().join(format!(
+            "tessera-service-{}-{nanos}-{}/memory.db",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        ));
+        let inner = EmbeddedStore::open(&path, Limits::default()).await.unwrap();
+        let store = Arc::new(Counting {
+            inner,
+            lookups: AtomicUsize::new(0),
+        });
+        (Memory::new(store.clone(), Limits::default()), store)
+    }
+
+    async fn every_op(memory: &Memory, ns: &str) -> Vec<Result<()>> {
+        vec![
+            memory.set(ns, "k", "1", None, None).await.map(drop),
+            memory.get(ns, "k").await.map(drop),
+            memory.list(ns, "", 0, "").await.map(drop),
+            memory
+                .cas(ns, "k", Some("1"), Some("2"), None)
+                .await
+                .map(drop),
+            memory.incr(ns, "k", "1", None).await.map(drop),
+            memory.delete(ns, "k", None).await.map(drop),
+        ]
+    }
+
+    #[tokio::test]
+    async fn own_namespace_calls_never_look_up_a_grant() {
+        let (memory, store) = counting().await;
+        for result in every_op(&memory, "agent-a").await {
+            result.unwrap();
+        }
+        for result in every_op(&memory.as_caller("agent-a"), "agent-a").await {
+            result.unwrap();
+        }
+        for result in every_op(&memory.as_caller(""), "agent-a").await {
+            result.unwrap();
+        }
+        assert_eq!(store.lookups.load(Ordering::SeqCst), 0);
+        memory
+            .as_caller("agent-b")
+            .get("agent-a", "k")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            store.lookups.load(Ordering::SeqCst),
+            1,
+            "one lookup per foreign call"
+        );
+    }
+
+    #[tokio::test]
+    async fn only_the_owner_manages_grants_and_callers_are_validated() {
+        let (memory, _) = counting().await;
+        let stranger = memory.as_caller("agent-b");
+        for error in [
+            stranger
+                .grant("agent-a", "agent-b", AccessMode::ReadWrite, None)
+                .await
+                .unwrap_err(),
+            stranger.revoke("agent-a", "agent-c").await.unwrap_err(),
+            stranger.list_grants("agent-a").await.unwrap_err(),
+        ] {
+            assert_eq!(
+                (error.kind, error.reason.as_str()),
+                (ErrorKind::PermissionDenied, "NOT_OWNER")
+            );
+        }
+        let owner = memory.as_caller("agent-a");
+        owner
+            .grant("agent-a", "agent-b", AccessMode::Read, None)
+            .await
+            .unwrap();
+        assert_eq!(owner.list_grants("agent-a").await.unwrap().len(), 1);
+        let error = memory
+            .as_caller("bad caller")
+            .get("agent-a", "k")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (error.kind, error.reason.as_str()),
+            (ErrorKind::InvalidArgument, "INVALID_CALLER")
+        );
+    }
 }

@@ -1,6 +1,7 @@
 //! The storage trait both backends implement. Inputs arrive validated and
 //! canonical (see [`crate::Memory`]); each call is atomic.
 
+use crate::grants::{AccessMode, Grant};
 use crate::model::{CasOutcome, Deleted, Entry, ListPage, ListQuery, TtlChange};
 use crate::ops::Number;
 use tessera_error::Result;
@@ -36,6 +37,28 @@ pub trait MemoryStore: Send + Sync + 'static {
     ) -> Result<CasOutcome>;
 
     async fn incr(&self, namespace: &str, key: &str, by: Number, ttl: TtlChange) -> Result<Entry>;
+
+    /// Creates or replaces `namespace`'s grant to `grantee` (mode, expiry
+    /// `ttl_seconds` from now on the store's clock, and creation time).
+    /// Expired grants of `namespace` are dropped first; a new grantee past
+    /// `Limits::max_grants` active grants is `QuotaExceeded`.
+    async fn grant(
+        &self,
+        namespace: &str,
+        grantee: &str,
+        mode: AccessMode,
+        ttl_seconds: Option<u64>,
+    ) -> Result<Grant>;
+
+    /// Removes the grant; `true` when an active one was removed.
+    async fn revoke(&self, namespace: &str, grantee: &str) -> Result<bool>;
+
+    /// `namespace`'s active grants, ordered by grantee.
+    async fn list_grants(&self, namespace: &str) -> Result<Vec<Grant>>;
+
+    /// The mode of `namespace`'s active grant to `grantee`, if any: one
+    /// primary-key lookup, made only for cross-namespace calls.
+    async fn grant_mode(&self, namespace: &str, grantee: &str) -> Result<Option<AccessMode>>;
 
     /// Readiness of the backing servers.
     async fn ping(&self) -> Result<()>;

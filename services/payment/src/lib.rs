@@ -1,119 +1,46 @@
-//! Tessera payment service (`tessera.payment.v1.PaymentService`).
-//!
-//! Payment verification for the gateway: x402 quotes, payment-payload
-//! checks, durable nonce reservation and settlement through a facilitator.
-//!
-//! The gRPC API is designed now so clients and the gateway can be written
-//! against it. Every RPC answers `UNIMPLEMENTED` with a message saying it
-//! lands with issue #3 (x402 payments).
-//! The server still carries health and reflection (through
-//! `tessera_runtime::grpc::GrpcServer`), so it can be deployed and probed like
-//! any other service.
+//! The payment service (`tessera.payment.v1.PaymentService`): x402 quotes
+//! from one price catalog, payment checks, a durable nonce reservation so a
+//! payment serves at most one call, the facilitator round trips, and the
+//! payments ledger in PostgreSQL. The gateway drives it; see [`Payments`].
 
-use pb::payment_service_server::{PaymentService, PaymentServiceServer};
-use tessera_proto::payment::v1 as pb;
-use tonic::{Request, Response, Status};
+pub mod catalog;
+pub mod config;
+pub mod facilitator_client;
+pub mod grpc;
+pub mod ledger;
+pub mod service;
 
-/// Fully qualified gRPC service name (`NamedService::NAME`), for health and
-/// reflection.
-pub const SERVICE_NAME: &str = pb::payment_service_server::SERVICE_NAME;
+pub use config::PaymentConfig;
+pub use service::{Payments, Settled, Verified};
 
-/// Environment variable holding the standalone binary's listen address.
-pub const ADDR_ENV: &str = "PAYMENT_GRPC_ADDR";
+/// Fully qualified gRPC service name, for health and reflection.
+pub const SERVICE_NAME: &str = tessera_proto::payment::v1::payment_service_server::SERVICE_NAME;
 
-/// Listen address of the standalone binary when `PAYMENT_GRPC_ADDR` is unset.
-pub const DEFAULT_ADDR: &str = "127.0.0.1:50052";
-
-/// Where the real implementation comes from.
-pub const LANDS_WITH: &str = "issue #3 (x402 payments)";
-
-/// The planned payment service: every RPC answers `UNIMPLEMENTED`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PaymentPlanned;
-
-/// The tonic server for [`PaymentPlanned`], ready for `GrpcServer::new`/`add`.
-pub fn server() -> PaymentServiceServer<PaymentPlanned> {
-    PaymentServiceServer::new(PaymentPlanned)
+/// Connects the ledger (running its migrations) and builds the service.
+pub async fn open(config: &PaymentConfig) -> anyhow::Result<Payments> {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(std::time::Duration::from_secs(5))
+        .connect(&config.database_url)
+        .await?;
+    ledger::migrator().run(&pool).await?;
+    Ok(Payments::new(config, ledger::Ledger::new(pool)))
 }
 
-fn planned(rpc: &str) -> Status {
-    Status::unimplemented(format!(
-        "payment.{rpc} is planned: it lands with {LANDS_WITH}"
-    ))
-}
-
-#[tonic::async_trait]
-impl PaymentService for PaymentPlanned {
-    async fn quote(
-        &self,
-        _request: Request<pb::QuoteRequest>,
-    ) -> Result<Response<pb::QuoteResponse>, Status> {
-        Err(planned("Quote"))
-    }
-
-    async fn verify(
-        &self,
-        _request: Request<pb::VerifyRequest>,
-    ) -> Result<Response<pb::VerifyResponse>, Status> {
-        Err(planned("Verify"))
-    }
-
-    async fn settle(
-        &self,
-        _request: Request<pb::SettleRequest>,
-    ) -> Result<Response<pb::SettleResponse>, Status> {
-        Err(planned("Settle"))
-    }
-
-    async fn cancel(
-        &self,
-        _request: Request<pb::CancelRequest>,
-    ) -> Result<Response<pb::CancelResponse>, Status> {
-        Err(planned("Cancel"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tonic::server::NamedService;
-
-    fn assert_planned<T: std::fmt::Debug>(result: Result<T, Status>, message: &str) {
-        let status = result.expect_err("a planned RPC must not succeed");
-        assert_eq!(status.code(), tonic::Code::Unimplemented);
-        assert_eq!(status.message(), message);
-    }
-
-    #[tokio::test]
-    async fn every_rpc_answers_unimplemented_naming_its_issue() {
-        assert_planned(
-            PaymentPlanned
-                .quote(Request::new(pb::QuoteRequest::default()))
-                .await,
-            "payment.Quote is planned: it lands with issue #3 (x402 payments)",
-        );
-        assert_planned(
-            PaymentPlanned
-                .verify(Request::new(pb::VerifyRequest::default()))
-                .await,
-            "payment.Verify is planned: it lands with issue #3 (x402 payments)",
-        );
-        assert_planned(
-            PaymentPlanned
-                .settle(Request::new(pb::SettleRequest::default()))
-                .await,
-            "payment.Settle is planned: it lands with issue #3 (x402 payments)",
-        );
-        assert_planned(
-            PaymentPlanned
-                .cancel(Request::new(pb::CancelRequest::default()))
-                .await,
-            "payment.Cancel is planned: it lands with issue #3 (x402 payments)",
-        );
-        assert_eq!(
-            <PaymentServiceServer<PaymentPlanned> as NamedService>::NAME,
-            SERVICE_NAME
-        );
-        assert_eq!(SERVICE_NAME, "tessera.payment.v1.PaymentService");
+/// Retries pending settlements every `every` until `shutdown`.
+pub async fn run_retries(
+    payments: Payments,
+    every: std::time::Duration,
+    shutdown: tessera_runtime::Shutdown,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tokio::time::sleep(every) => {
+                if let Err(error) = payments.retry_pending().await {
+                    tracing::warn!(%error, "retrying pending settlements failed");
+                }
+            }
+        }
     }
 }

@@ -1,24 +1,22 @@
-//! Standalone payment service: serves `PaymentService` (planned: every RPC answers
-//! `UNIMPLEMENTED`) with health and reflection on `PAYMENT_GRPC_ADDR`
-//! (default `127.0.0.1:50052`) until SIGINT/SIGTERM.
+//! Standalone payment service on `PAYMENT_GRPC_ADDR` (see `config` for
+//! every variable), retrying pending settlements in the background.
 
-use anyhow::Context;
-use std::net::SocketAddr;
-use tessera_payment::{server, ADDR_ENV, DEFAULT_ADDR, LANDS_WITH, SERVICE_NAME};
-use tessera_runtime::{config::env_or, grpc::GrpcServer, telemetry, Shutdown};
+use tessera_payment::{config::PaymentConfig, grpc, open, run_retries, SERVICE_NAME};
+use tessera_runtime::{grpc::GrpcServer, telemetry, Shutdown};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = telemetry::init("tessera-payment")?;
-    let addr: SocketAddr = env_or(ADDR_ENV, DEFAULT_ADDR.parse()?)?;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr} ({ADDR_ENV})"))?;
-    tracing::warn!(
-        service = SERVICE_NAME,
-        "planned service: every RPC answers UNIMPLEMENTED until it lands with {LANDS_WITH}"
-    );
-    GrpcServer::new(SERVICE_NAME, server())
-        .serve(listener, Shutdown::on_signals())
+    let config = PaymentConfig::from_env()?;
+    let payments = open(&config).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen_addr).await?;
+    let shutdown = Shutdown::on_signals();
+    tokio::spawn(run_retries(
+        payments.clone(),
+        config.retry_every,
+        shutdown.clone(),
+    ));
+    GrpcServer::new(SERVICE_NAME, grpc::server(payments))
+        .serve(listener, shutdown)
         .await
 }

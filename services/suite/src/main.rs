@@ -33,16 +33,29 @@ async fn main() -> anyhow::Result<()> {
         tessera_memory::grpc::SERVICE_NAME,
         tessera_memory::grpc::server(memory),
     )
-    .add(tessera_payment::SERVICE_NAME, tessera_payment::server())
-    .add(
-        tessera_facilitator::SERVICE_NAME,
-        tessera_facilitator::server(),
-    )
+    // The x402 facilitator is its own deployable (`tessera-facilitator`):
+    // it needs a chain RPC endpoint and a settling key.
     .add(tessera_pow::SERVICE_NAME, tessera_pow::server())
     .add(tessera_discovery::SERVICE_NAME, tessera_discovery::server())
     .add(tessera_stats::SERVICE_NAME, tessera_stats::server());
 
     let shutdown = Shutdown::on_signals();
+    // Payments need a chain and a ledger: hosted when configured (PAYMENT_PAY_TO).
+    let grpc = if std::env::var_os("PAYMENT_PAY_TO").is_some() {
+        let config = tessera_payment::PaymentConfig::from_env()?;
+        let payments = tessera_payment::open(&config).await?;
+        tokio::spawn(tessera_payment::run_retries(
+            payments.clone(),
+            config.retry_every,
+            shutdown.clone(),
+        ));
+        grpc.add(
+            tessera_payment::SERVICE_NAME,
+            tessera_payment::grpc::server(payments),
+        )
+    } else {
+        grpc
+    };
     let mut grpc_task = tokio::spawn(grpc.serve(grpc_listener, shutdown.clone()));
     let mut http_task = tokio::spawn(tessera_gateway::serve(
         http_listener,

@@ -50,6 +50,7 @@ impl GatewayHttp {
             listen_addr: addr,
             memory_url: memory.url(),
             free_mode: true,
+            ..Default::default()
         })
         .await?;
         let shutdown = Shutdown::new();

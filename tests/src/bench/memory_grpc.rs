@@ -131,6 +131,7 @@ impl MemoryGrpc {
                 let request = pb::GetRequest {
                     namespace: shared.namespace.clone(),
                     key: shared.keys[client].get.clone(),
+                    ..Default::default()
                 };
                 memory.get(request).await?;
                 Ok(())
@@ -157,6 +158,7 @@ impl MemoryGrpc {
                     expected_json: if acquire { None } else { holder.clone() },
                     value_json: if acquire { holder } else { None },
                     ttl_seconds: None,
+                    ..Default::default()
                 };
                 let reply = memory.compare_and_swap(request).await?.into_inner();
                 ensure!(reply.swapped, "CompareAndSwap did not swap");
@@ -178,6 +180,7 @@ impl MemoryGrpc {
                     key: shared.keys[client].counter.clone(),
                     by_json: "1".to_string(),
                     ttl_seconds: None,
+                    ..Default::default()
                 };
                 memory.increment(request).await?;
                 Ok(())

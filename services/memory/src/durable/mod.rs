@@ -11,12 +11,14 @@
 //! key's history. Reads return only states known durable; a reader that sees
 //! a state still in flight persists it itself (the same guarded UPDATE)
 //! rather than report something that might vanish. See the README's
-//! "Storage design" for the argument.
+//! "Storage design" for the argument. Grants live in PostgreSQL only.
 
+mod grants;
 mod keys;
 mod pg;
 pub mod scripts;
 
+use crate::grants::{AccessMode, Grant};
 use crate::model::{
     precondition_failed, quota_exceeded, CasOutcome, Deleted, Entry, Limits, ListPage, ListQuery,
     TtlChange,
@@ -33,7 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tessera_error::{Error, ErrorKind, Result};
 
-pub use pg::MIGRATOR;
+pub use pg::migrator;
 
 /// How often one call may go round (load, recount, fenced) before giving up.
 const ATTEMPTS: usize = 12;
@@ -103,7 +105,7 @@ impl DurableStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect(&config.database_url)
             .await?;
-        MIGRATOR.run(&pg).await?;
+        migrator().run(&pg).await?;
         Ok(DurableStore {
             redis,
             pg,
@@ -447,6 +449,29 @@ impl MemoryStore for DurableStore {
             Executed::Float => self.incr_float(namespace, key, by, ttl).await,
             Executed::Absent => Err(Error::internal("unexpected reply to a write")),
         }
+    }
+
+    async fn grant(
+        &self,
+        namespace: &str,
+        grantee: &str,
+        mode: AccessMode,
+        ttl_seconds: Option<u64>,
+    ) -> Result<Grant> {
+        let max = self.limits.max_grants;
+        grants::grant(&self.pg, namespace, grantee, mode, ttl_seconds, max).await
+    }
+
+    async fn revoke(&self, namespace: &str, grantee: &str) -> Result<bool> {
+        grants::revoke(&self.pg, namespace, grantee).await
+    }
+
+    async fn list_grants(&self, namespace: &str) -> Result<Vec<Grant>> {
+        grants::list(&self.pg, namespace).await
+    }
+
+    async fn grant_mode(&self, namespace: &str, grantee: &str) -> Result<Option<AccessMode>> {
+        grants::mode(&self.pg, namespace, grantee).await
     }
 
     async fn ping(&self) -> Result<()> {

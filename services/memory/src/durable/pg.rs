@@ -5,7 +5,14 @@ use crate::ops::Stored;
 use sqlx::{PgConnection, PgPool, Row};
 use tessera_error::{Error, Result};
 
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+/// The memory schema's migrations. Other services may keep their own
+/// migrations in the same database (and sqlx's one `_sqlx_migrations`
+/// table), so versions applied by them are not an error here.
+pub fn migrator() -> sqlx::migrate::Migrator {
+    let mut migrator = sqlx::migrate!("./migrations/postgres");
+    migrator.set_ignore_missing(true);
+    migrator
+}
 
 pub fn db_error(error: sqlx::Error) -> Error {
     tracing::warn!(%error, "postgres call failed");

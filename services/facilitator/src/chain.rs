@@ -1,0 +1,212 @@
+//! The chain as the facilitator sees it: a JSON-RPC provider with a
+//! per-request timeout, typed `eth_call`s, and RPC failures sorted into
+//! "the chain said no" (a revert) and "the chain did not answer".
+
+use alloy::network::Ethereum;
+use alloy::primitives::{Address, Bytes, B256, U256};
+use alloy::providers::{Provider, RootProvider};
+use alloy::rpc::client::ClientBuilder;
+use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
+use alloy::sol_types::SolCall;
+use alloy::transports::http::reqwest;
+use alloy::transports::{RpcError, TransportError};
+use std::time::Duration;
+
+use crate::eip3009::{IEip3009Token, IERC1271};
+
+/// Why an RPC call did not give an answer we can use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChainError {
+    /// The call executed and reverted; the text is the decoded reason.
+    #[error("reverted: {0}")]
+    Reverted(String),
+    /// The node answered with an error that is not a revert (e.g. a
+    /// rejected transaction); the text is the node's message.
+    #[error("the node refused: {0}")]
+    Refused(String),
+    /// No usable answer: connection refused, timeout, malformed reply.
+    #[error("chain RPC unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl ChainError {
+    fn from_transport(error: TransportError) -> Self {
+        match &error {
+            RpcError::ErrorResp(payload) => {
+                if let Some(data) = payload.as_revert_data() {
+                    let reason = alloy::sol_types::decode_revert_reason(&data)
+                        .unwrap_or_else(|| format!("{} (data {data})", payload.message));
+                    return ChainError::Reverted(reason);
+                }
+                if payload.message.to_ascii_lowercase().contains("revert") {
+                    return ChainError::Reverted(payload.message.to_string());
+                }
+                ChainError::Refused(payload.message.to_string())
+            }
+            _ => ChainError::Unavailable(error.to_string()),
+        }
+    }
+}
+
+/// A JSON-RPC endpoint over plain HTTP.
+#[derive(Debug, Clone)]
+pub struct Chain {
+    provider: RootProvider<Ethereum>,
+    url: String,
+}
+
+impl Chain {
+    /// No request is made here; every later request gives up after
+    /// `rpc_timeout`.
+    pub fn new(url: &str, rpc_timeout: Duration) -> Result<Self, ChainError> {
+        let parsed: reqwest::Url = url
+            .parse()
+            .map_err(|e| ChainError::Unavailable(format!("{url:?} is not a URL: {e}")))?;
+        let client = reqwest::Client::builder()
+            .timeout(rpc_timeout)
+            .connect_timeout(rpc_timeout)
+            .build()
+            .map_err(|e| ChainError::Unavailable(format!("HTTP client: {e}")))?;
+        let rpc = ClientBuilder::default().http_with_client(client, parsed);
+        Ok(Chain {
+            provider: RootProvider::new(rpc),
+            url: url.to_string(),
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn provider(&self) -> &RootProvider<Ethereum> {
+        &self.provider
+    }
+
+    pub async fn chain_id(&self) -> Result<u64, ChainError> {
+        self.provider
+            .get_chain_id()
+            .await
+            .map_err(ChainError::from_transport)
+    }
+
+    /// `eth_getTransactionCount(address, "pending")`: mined plus pooled.
+    pub async fn pending_nonce(&self, address: Address) -> Result<u64, ChainError> {
+        self.provider
+            .get_transaction_count(address)
+            .pending()
+            .await
+            .map_err(ChainError::from_transport)
+    }
+
+    pub async fn code_at(&self, address: Address) -> Result<Bytes, ChainError> {
+        self.provider
+            .get_code_at(address)
+            .await
+            .map_err(ChainError::from_transport)
+    }
+
+    /// `eth_call` of `call` on `to`, as `from`.
+    pub async fn call<C: SolCall>(
+        &self,
+        from: Option<Address>,
+        to: Address,
+        call: &C,
+    ) -> Result<C::Return, ChainError> {
+        let mut request = TransactionRequest::default()
+            .to(to)
+            .input(Bytes::from(call.abi_encode()).into());
+        if let Some(from) = from {
+            request = request.from(from);
+        }
+        let output = self
+            .provider
+            .call(request)
+            .await
+            .map_err(ChainError::from_transport)?;
+        C::abi_decode_returns(&output).map_err(|e| {
+            ChainError::Reverted(format!(
+                "{} returned an undecodable answer ({e}); is {to} the contract it claims to be?",
+                C::SIGNATURE
+            ))
+        })
+    }
+
+    pub async fn authorization_used(
+        &self,
+        token: Address,
+        authorizer: Address,
+        nonce: B256,
+    ) -> Result<bool, ChainError> {
+        self.call(
+            None,
+            token,
+            &IEip3009Token::authorizationStateCall { authorizer, nonce },
+        )
+        .await
+    }
+
+    pub async fn balance_of(&self, token: Address, account: Address) -> Result<U256, ChainError> {
+        self.call(None, token, &IEip3009Token::balanceOfCall { account })
+            .await
+    }
+
+    /// ERC-1271: the 4 bytes the wallet returns (the magic value if it
+    /// accepts the signature).
+    pub async fn is_valid_signature(
+        &self,
+        wallet: Address,
+        hash: B256,
+        signature: Bytes,
+    ) -> Result<[u8; 4], ChainError> {
+        let magic = self
+            .call(
+                None,
+                wallet,
+                &IERC1271::isValidSignatureCall { hash, signature },
+            )
+            .await?;
+        Ok(magic.0)
+    }
+
+    /// `eth_call` with raw input; `Ok` = the call would succeed now.
+    pub async fn simulate(&self, request: TransactionRequest) -> Result<Bytes, ChainError> {
+        self.provider
+            .call(request)
+            .await
+            .map_err(ChainError::from_transport)
+    }
+
+    pub async fn estimate_gas(&self, request: TransactionRequest) -> Result<u64, ChainError> {
+        self.provider
+            .estimate_gas(request)
+            .await
+            .map_err(ChainError::from_transport)
+    }
+
+    /// `(max_fee_per_gas, max_priority_fee_per_gas)`.
+    pub async fn fees(&self) -> Result<(u128, u128), ChainError> {
+        let estimate = self
+            .provider
+            .estimate_eip1559_fees()
+            .await
+            .map_err(ChainError::from_transport)?;
+        Ok((estimate.max_fee_per_gas, estimate.max_priority_fee_per_gas))
+    }
+
+    /// Hands a signed transaction to the node.
+    pub async fn send_raw(&self, encoded: &[u8]) -> Result<B256, ChainError> {
+        let pending = self
+            .provider
+            .send_raw_transaction(encoded)
+            .await
+            .map_err(ChainError::from_transport)?;
+        Ok(*pending.tx_hash())
+    }
+
+    pub async fn receipt(&self, hash: B256) -> Result<Option<TransactionReceipt>, ChainError> {
+        self.provider
+            .get_transaction_receipt(hash)
+            .await
+            .map_err(ChainError::from_transport)
+    }
+}

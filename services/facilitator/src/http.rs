@@ -1,0 +1,158 @@
+//! The standard facilitator HTTP API:
+//!
+//! - `POST /verify`, `POST /settle`: body `{x402Version, paymentPayload,
+//!   paymentRequirements}`; always 200 with a `VerifyResponse` /
+//!   `SettleResponse` once the body is such a document (a failed check is
+//!   `isValid: false` / `success: false` with the reason). A body that is
+//!   not JSON or lacks a field: 400 `{"error": "…"}`.
+//! - `GET /supported`: the kinds served and our settling address.
+//! - `GET /health`: `{"status": "ok", "network", "settles"}` (no chain call).
+//! - `GET /metrics`: Prometheus (`service="facilitator"`).
+
+use crate::Facilitator;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{from_fn, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Instant;
+use tessera_runtime::Shutdown;
+use tessera_x402::facilitator::FacilitatorRequest;
+use tokio::net::TcpListener;
+use tracing::Instrument;
+
+/// Largest request body: a payload and its requirements are a few KiB.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+pub fn router(facilitator: Arc<Facilitator>) -> Router {
+    Router::new()
+        .route("/verify", post(verify))
+        .route("/settle", post(settle))
+        .route("/supported", get(supported))
+        .route("/health", get(health))
+        .merge(tessera_runtime::metrics::routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(from_fn(trace_request))
+        .with_state(facilitator)
+}
+
+/// Serves `router` on `listener` until `shutdown` fires, letting in-flight
+/// requests (a settle waiting for its receipt) finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "facilitator HTTP listening");
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.wait().await })
+        .await?;
+    tracing::info!(%addr, "facilitator HTTP stopped");
+    Ok(())
+}
+
+/// Reads a facilitator request, or the 400 answer.
+pub fn parse_request(body: &[u8]) -> Result<FacilitatorRequest, String> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
+    serde_json::from_value(value).map_err(|e| {
+        format!("the body is not a facilitator request {{x402Version, paymentPayload, paymentRequirements}}: {e}")
+    })
+}
+
+fn bad_request(message: String) -> Response {
+    (StatusCode::BAD_REQUEST, Json(json!({ "error": message }))).into_response()
+}
+
+async fn verify(State(facilitator): State<Arc<Facilitator>>, body: Bytes) -> Response {
+    match parse_request(&body) {
+        Ok(request) => Json(facilitator.verify(&request).await).into_response(),
+        Err(message) => bad_request(message),
+    }
+}
+
+async fn settle(State(facilitator): State<Arc<Facilitator>>, body: Bytes) -> Response {
+    match parse_request(&body) {
+        Ok(request) => Json(facilitator.settle(&request).await).into_response(),
+        Err(message) => bad_request(message),
+    }
+}
+
+async fn supported(State(facilitator): State<Arc<Facilitator>>) -> Response {
+    Json(facilitator.supported()).into_response()
+}
+
+async fn health(State(facilitator): State<Arc<Facilitator>>) -> Response {
+    Json(json!({
+        "status": "ok",
+        "network": facilitator.network().caip2(),
+        "settles": facilitator.settlement_address().is_some(),
+    }))
+    .into_response()
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, Json(json!({ "error": "not found" }))).into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(json!({ "error": "method not allowed" })),
+    )
+        .into_response()
+}
+
+/// A span and a log line per request; `tessera_requests_total` and
+/// `tessera_request_duration_seconds` by route pattern.
+async fn trace_request(request: Request, next: Next) -> Response {
+    let span =
+        tracing::info_span!("http", method = %request.method(), path = %request.uri().path());
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    async move {
+        let started = Instant::now();
+        let response = next.run(request).await;
+        let elapsed = started.elapsed();
+        tessera_runtime::metrics::record_request(
+            "facilitator",
+            route.as_ref().map_or("unmatched", MatchedPath::as_str),
+            response.status().as_str(),
+            elapsed,
+        );
+        tracing::debug!(
+            status = response.status().as_u16(),
+            elapsed_ms = elapsed.as_millis() as u64,
+            "request"
+        );
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_errors_say_what_is_wrong() {
+        assert!(parse_request(b"{").unwrap_err().contains("not JSON"));
+        let missing = parse_request(br#"{"x402Version":2,"paymentPayload":{}}"#).unwrap_err();
+        assert!(missing.contains("paymentRequirements"), "{missing}");
+        let request = parse_request(
+            br#"{"x402Version":2,"paymentPayload":{"a":1},"paymentRequirements":{"b":2}}"#,
+        )
+        .unwrap();
+        assert_eq!(request.x402_version, 2);
+    }
+}

@@ -1,0 +1,99 @@
+//! Payment service configuration, from the environment.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `PAYMENT_GRPC_ADDR` | `127.0.0.1:50052` | gRPC listen address |
+//! | `DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/test` | the ledger |
+//! | `FACILITATOR_URL` | `http://127.0.0.1:8402` | any x402 facilitator (`/verify`, `/settle`) |
+//! | `PAYMENT_PAY_TO` | (required) | the address that is paid |
+//! | `PAYMENT_NETWORK` | `eip155:8453` | CAIP-2 network of the asset |
+//! | `PAYMENT_ASSET` | USDC of the network | EIP-3009 token address |
+//! | `PAYMENT_ASSET_NAME` / `PAYMENT_ASSET_VERSION` | the network's USDC domain | EIP-712 domain of the token |
+//! | `PAYMENT_MAX_TIMEOUT_SECONDS` | `60` | how long a signed payment may take |
+//! | `PAYMENT_PRICES` | the catalog | overrides, `route=atomic,route=atomic` |
+//! | `PAYMENT_SETTLE_TIMEOUT_SECONDS` | `30` | a settle slower than this becomes pending |
+//! | `PAYMENT_RETRY_SECONDS` | `5` | how often pending settlements are retried |
+
+use crate::catalog::Catalog;
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tessera_runtime::config::{env_or, env_string};
+use tessera_x402::Network;
+
+/// USDC by chain: (chain id, address, EIP-712 name, version).
+const USDC: &[(u64, &str, &str, &str)] = &[
+    (
+        8453,
+        "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913",
+        "USD Coin",
+        "2",
+    ),
+    (
+        84532,
+        "0x036CbD53842c5426634e7929541eC2318f3dCF7e",
+        "USDC",
+        "2",
+    ),
+];
+
+#[derive(Debug, Clone)]
+pub struct Asset {
+    pub network: Network,
+    pub address: String,
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct PaymentConfig {
+    pub listen_addr: SocketAddr,
+    pub database_url: String,
+    pub facilitator_url: String,
+    pub pay_to: String,
+    pub asset: Asset,
+    pub max_timeout_seconds: u64,
+    pub catalog: Catalog,
+    pub settle_timeout: Duration,
+    pub retry_every: Duration,
+}
+
+impl PaymentConfig {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let network_text = env_string("PAYMENT_NETWORK", "eip155:8453");
+        let network = Network::parse(&network_text).with_context(|| {
+            format!("PAYMENT_NETWORK={network_text:?} is not an eip155 network")
+        })?;
+        let known = USDC.iter().find(|(id, ..)| *id == network.chain_id);
+        let asset = Asset {
+            network,
+            address: env_string("PAYMENT_ASSET", known.map_or("", |k| k.1)),
+            name: env_string("PAYMENT_ASSET_NAME", known.map_or("USD Coin", |k| k.2)),
+            version: env_string("PAYMENT_ASSET_VERSION", known.map_or("2", |k| k.3)),
+        };
+        anyhow::ensure!(
+            is_address(&asset.address),
+            "PAYMENT_ASSET must be a 0x address (no USDC default for {network})"
+        );
+        let pay_to = env_string("PAYMENT_PAY_TO", "");
+        anyhow::ensure!(
+            is_address(&pay_to),
+            "PAYMENT_PAY_TO must be the 0x address that receives payments"
+        );
+        Ok(PaymentConfig {
+            listen_addr: env_or("PAYMENT_GRPC_ADDR", "127.0.0.1:50052".parse()?)?,
+            database_url: env_string("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test"),
+            facilitator_url: env_string("FACILITATOR_URL", "http://127.0.0.1:8402"),
+            pay_to,
+            asset,
+            max_timeout_seconds: env_or("PAYMENT_MAX_TIMEOUT_SECONDS", 60)?,
+            catalog: Catalog::with_overrides(&env_string("PAYMENT_PRICES", ""))?,
+            settle_timeout: Duration::from_secs(env_or("PAYMENT_SETTLE_TIMEOUT_SECONDS", 30)?),
+            retry_every: Duration::from_secs(env_or("PAYMENT_RETRY_SECONDS", 5)?),
+        })
+    }
+}
+
+pub fn is_address(text: &str) -> bool {
+    text.len() == 42 && text.starts_with("0x") && text[2..].bytes().all(|b| b.is_ascii_hexdigit())
+}

@@ -1,0 +1,71 @@
+//! The gRPC adapter over [`Payments`].
+
+use crate::Payments;
+use tessera_proto::payment::v1 as pb;
+use tessera_proto::payment::v1::payment_service_server::{PaymentService, PaymentServiceServer};
+use tonic::{Request, Response, Status};
+
+pub fn server(payments: Payments) -> PaymentServiceServer<PaymentGrpc> {
+    PaymentServiceServer::new(PaymentGrpc { payments })
+}
+
+#[derive(Clone)]
+pub struct PaymentGrpc {
+    payments: Payments,
+}
+
+#[tonic::async_trait]
+impl PaymentService for PaymentGrpc {
+    async fn quote(
+        &self,
+        request: Request<pb::QuoteRequest>,
+    ) -> Result<Response<pb::QuoteResponse>, Status> {
+        let r = request.into_inner();
+        let quote = self.payments.quote(&r.route, &r.resource_url, None)?;
+        Ok(Response::new(pb::QuoteResponse {
+            payment_required_header: tessera_x402::encode_header(&quote),
+            payment_required_json: serde_json::to_string(&quote).expect("serializes"),
+        }))
+    }
+
+    async fn verify(
+        &self,
+        request: Request<pb::VerifyRequest>,
+    ) -> Result<Response<pb::VerifyResponse>, Status> {
+        let r = request.into_inner();
+        let verified = self
+            .payments
+            .verify(&r.route, &r.resource_url, &r.payment_header)
+            .await?;
+        Ok(Response::new(pb::VerifyResponse {
+            payer: verified.payer,
+            payment_id: verified.payment_id,
+        }))
+    }
+
+    async fn settle(
+        &self,
+        request: Request<pb::SettleRequest>,
+    ) -> Result<Response<pb::SettleResponse>, Status> {
+        let r = request.into_inner();
+        let settled = self.payments.settle(&r.payment_id).await?;
+        Ok(Response::new(pb::SettleResponse {
+            payment_response_header: settled.header(),
+            success: settled.response.success,
+            transaction: settled.response.transaction,
+            network: settled.response.network,
+            payer: settled.response.payer.unwrap_or_default(),
+            pending: settled.pending,
+            error_reason: settled.response.error_reason.unwrap_or_default(),
+        }))
+    }
+
+    async fn cancel(
+        &self,
+        request: Request<pb::CancelRequest>,
+    ) -> Result<Response<pb::CancelResponse>, Status> {
+        let r = request.into_inner();
+        self.payments.cancel(&r.payment_id, &r.reason).await?;
+        Ok(Response::new(pb::CancelResponse {}))
+    }
+}

@@ -1,0 +1,27 @@
+//! The x402 wire protocol as the coinbase/x402 specification and its
+//! reference packages speak it: v2 (`PAYMENT-REQUIRED` / `PAYMENT-SIGNATURE`
+//! / `PAYMENT-RESPONSE`, CAIP-2 networks) and v1 (`X-PAYMENT` /
+//! `X-PAYMENT-RESPONSE`, network names). Internally every requirement is
+//! normalized to the v2 shape ([`Requirements`]).
+
+pub mod codec;
+pub mod facilitator;
+pub mod network;
+pub mod payment;
+pub mod reason;
+
+pub use codec::{decode_header, encode_header, HeaderError};
+pub use network::Network;
+pub use payment::{
+    Authorization, ExactEvmPayload, PaymentPayload, PaymentRequired, Requirements, RequirementsV1,
+    ResourceInfo,
+};
+
+/// Header names, as the HTTP transport specs spell them.
+pub mod headers {
+    pub const PAYMENT_REQUIRED: &str = "PAYMENT-REQUIRED";
+    pub const PAYMENT_SIGNATURE: &str = "PAYMENT-SIGNATURE";
+    pub const PAYMENT_RESPONSE: &str = "PAYMENT-RESPONSE";
+    pub const X_PAYMENT: &str = "X-PAYMENT";
+    pub const X_PAYMENT_RESPONSE: &str = "X-PAYMENT-RESPONSE";
+}
