@@ -12,7 +12,7 @@ redact = $(shell printf '%s' '$(1)' | sed -E 's#(://[^:/@]*:)[^@]*@#\1***@#')
 # cargo-nextest when installed, plain cargo test otherwise.
 TEST_CMD := $(if $(shell command -v cargo-nextest 2>/dev/null),cargo nextest run --workspace --no-tests=pass,cargo test --workspace)
 
-.PHONY: help run test check-services chain-deps bench fmt lint build
+.PHONY: help run test check-services chain-deps pay-demo bench fmt lint build
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -22,6 +22,7 @@ run: ## Build and start the all-in-one on the embedded backend (no Redis/Postgre
 
 test: check-services chain-deps ## Everything, incl. the conformance suite on Redis + PostgreSQL.
 	node --test tests/chain/
+	$(MAKE) --no-print-directory pay-demo
 	$(TEST_CMD)
 
 chain-deps: ## anvil, solc and the official x402 client packages (npm, pinned).
@@ -40,6 +41,10 @@ check-services: ## Fail loudly unless Redis and PostgreSQL answer.
 	  echo "  e.g. docker run -d -p 5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust -e POSTGRES_DB=test postgres:16" >&2; \
 	  echo "  (or point DATABASE_URL at a running PostgreSQL)" >&2; exit 1; }
 	@echo "Redis ($(call redact,$(REDIS_URL))) and PostgreSQL ($(call redact,$(DATABASE_URL))) answer."
+
+pay-demo: chain-deps ## Pay a memory call with the official x402 client on a local chain.
+	cargo build -p tessera-suite -p tessera-facilitator
+	deploy/demo/pay-demo.sh
 
 bench: ## Raw Redis vs memory over gRPC vs the gateway over HTTP.
 	cargo run --release -p tessera-tests --bin tessera-bench

@@ -5,5 +5,6 @@ pub mod chain;
 pub mod conformance;
 pub mod gateway_http;
 pub mod harness;
+pub mod paid;
 pub mod proxy;
 pub mod redis_server;

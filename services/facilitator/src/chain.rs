@@ -145,6 +145,29 @@ impl Chain {
         .await
     }
 
+    /// The transaction that spent `authorizer`'s EIP-3009 `nonce` on
+    /// `token` (its `AuthorizationUsed` log), if any did.
+    pub async fn authorization_spender(
+        &self,
+        token: Address,
+        authorizer: Address,
+        nonce: B256,
+    ) -> Result<Option<B256>, ChainError> {
+        use alloy::sol_types::SolEvent;
+        let filter = alloy::rpc::types::Filter::new()
+            .address(token)
+            .event_signature(IEip3009Token::AuthorizationUsed::SIGNATURE_HASH)
+            .topic1(authorizer.into_word())
+            .topic2(nonce)
+            .from_block(0);
+        let logs = self
+            .provider
+            .get_logs(&filter)
+            .await
+            .map_err(ChainError::from_transport)?;
+        Ok(logs.first().and_then(|log| log.transaction_hash))
+    }
+
     pub async fn balance_of(&self, token: Address, account: Address) -> Result<U256, ChainError> {
         self.call(None, token, &IEip3009Token::balanceOfCall { account })
             .await

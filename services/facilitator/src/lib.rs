@@ -79,6 +79,11 @@ pub struct Facilitator {
     network: Network,
     settler: Option<Settler>,
     receipt_timeout: Duration,
+    /// Authorizations being settled now, as (token, from, nonce): a second
+    /// settle of the same one is refused instead of sending a transaction
+    /// that could only revert.
+    in_flight:
+        std::sync::Mutex<std::collections::HashSet<(Address, Address, alloy::primitives::B256)>>,
 }
 
 /// Why a facilitator could not start.
@@ -121,6 +126,7 @@ impl Facilitator {
             network: Network::new(chain_id),
             settler,
             receipt_timeout: config.receipt_timeout,
+            in_flight: Default::default(),
         })
     }
 

@@ -5,6 +5,7 @@
 //! |---|---|---|---|
 //! | mined, status 1 | true | - | tx hash |
 //! | a check failed (incl. a spent nonce: replay) | false | the verify reason | "" |
+//! | the same authorization is being settled by a concurrent request | false | `invalid_transaction_state` | "" |
 //! | the transfer would revert (gas estimate) | false | `invalid_transaction_state` | "" |
 //! | mined, reverted | false | `invalid_transaction_state` | tx hash |
 //! | sent, no receipt within the timeout, or the node's answer to the send was lost | false | `unexpected_settle_error` | tx hash: **may still be mined** |
@@ -16,7 +17,7 @@
 //! `invalid_transaction_state` and can never charge twice).
 
 use alloy::network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder};
-use alloy::primitives::B256;
+use alloy::primitives::{Address, B256};
 use alloy::rpc::types::TransactionReceipt;
 use std::time::Duration;
 use tessera_x402::facilitator::{FacilitatorRequest, SettleResponse};
@@ -60,6 +61,9 @@ impl Facilitator {
     /// Settles a facilitator request: never fails, a failure is a
     /// `success: false` answer.
     pub async fn settle(&self, request: &FacilitatorRequest) -> SettleResponse {
+        if let Some(settled) = self.reconcile(request).await {
+            return settled;
+        }
         let verified = match self.check(request, Simulate::No, unix_now()).await {
             Ok(verified) => verified,
             Err(rejection) => {
@@ -83,7 +87,14 @@ impl Facilitator {
         let payer = verified.payer().to_checksum(None);
         let network = self.network_label(verified.x402_version);
         let amount = Some(verified.authorization.value.to_string());
-        match self.send_and_confirm(&verified).await {
+        let outcome = match InFlight::claim(self, &verified) {
+            Some(_claim) => self.send_and_confirm(&verified).await,
+            None => Err(Failure::new(
+                reason::INVALID_TRANSACTION_STATE,
+                "this authorization is being settled by another request",
+            )),
+        };
+        match outcome {
             Ok(hash) => {
                 tracing::info!(%payer, tx = %hash, value = %verified.authorization.value, "settled");
                 SettleResponse {
@@ -117,6 +128,76 @@ impl Facilitator {
                     amount,
                 }
             }
+        }
+    }
+
+    /// A settle of an authorization whose nonce is already spent: if the
+    /// transaction that spent it paid exactly this payment (a `Transfer`
+    /// from the payer to payTo of the amount, beside the `AuthorizationUsed`
+    /// log), the payment is settled by it: answer success with that hash, as
+    /// many times as asked. This is how a settle that timed out is retried
+    /// without a second charge, and it needs no store of our own: the chain
+    /// is the record. `None`: not spent (or not readable), settle normally.
+    async fn reconcile(&self, request: &FacilitatorRequest) -> Option<SettleResponse> {
+        let parsed = crate::verify::parse_for_settle(request, self.network()).ok()?;
+        let (token, from, nonce) = (
+            parsed.token,
+            parsed.authorization.from,
+            parsed.authorization.nonce,
+        );
+        if !self
+            .chain
+            .authorization_used(token, from, nonce)
+            .await
+            .ok()?
+        {
+            return None;
+        }
+        let network = self.network_label(parsed.x402_version);
+        let answer = |success: bool, transaction: String, message: Option<String>| SettleResponse {
+            success,
+            error_reason: (!success).then(|| reason::INVALID_TRANSACTION_STATE.to_string()),
+            error_message: message,
+            payer: Some(from.to_checksum(None)),
+            transaction,
+            network: network.clone(),
+            amount: Some(parsed.authorization.value.to_string()),
+        };
+        let spender = self
+            .chain
+            .authorization_spender(token, from, nonce)
+            .await
+            .ok()?;
+        let Some(hash) = spender else {
+            return Some(answer(
+                false,
+                String::new(),
+                Some("the authorization was cancelled".into()),
+            ));
+        };
+        let receipt = self.chain.receipt(hash).await.ok()??;
+        let paid = receipt.inner.logs().iter().any(|log| {
+            use alloy::sol_types::SolEvent;
+            log.address() == token
+                && crate::eip3009::IEip3009Token::Transfer::decode_log(&log.inner).is_ok_and(
+                    |transfer| {
+                        transfer.from == from
+                            && transfer.to == parsed.authorization.to
+                            && transfer.value == parsed.authorization.value
+                    },
+                )
+        });
+        if paid {
+            tracing::info!(payer = %from, tx = %hash, "settle: already settled by this transaction");
+            Some(answer(true, hash.to_string(), None))
+        } else {
+            Some(answer(
+                false,
+                String::new(),
+                Some(format!(
+                    "the nonce was spent by {hash}, which did not pay this payment"
+                )),
+            ))
         }
     }
 
@@ -271,6 +352,34 @@ impl Facilitator {
             message.push_str(&format!(" (last poll: {error})"));
         }
         Err(Failure::new(reason::UNEXPECTED_SETTLE_ERROR, message).with_tx(hash))
+    }
+}
+
+/// Marks an authorization as being settled for as long as it lives.
+struct InFlight<'a> {
+    facilitator: &'a Facilitator,
+    key: (Address, Address, B256),
+}
+
+impl<'a> InFlight<'a> {
+    fn claim(facilitator: &'a Facilitator, verified: &Verified) -> Option<Self> {
+        let key = (
+            verified.token,
+            verified.authorization.from,
+            verified.authorization.nonce,
+        );
+        let mut in_flight = facilitator.in_flight.lock().expect("not poisoned");
+        // Lazily: an `InFlight` built for a refused claim would, when
+        // dropped, remove the holder's key (and lock the held mutex).
+        in_flight.insert(key).then(|| InFlight { facilitator, key })
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut in_flight) = self.facilitator.in_flight.lock() {
+            in_flight.remove(&self.key);
+        }
     }
 }
 

@@ -147,13 +147,13 @@ pub enum Simulate {
 }
 
 /// What was read from the request, before anything on chain.
-struct Parsed {
-    x402_version: u32,
+pub(crate) struct Parsed {
+    pub(crate) x402_version: u32,
     network: Network,
-    token: Address,
+    pub(crate) token: Address,
     name: String,
     version: String,
-    authorization: TransferWithAuthorization,
+    pub(crate) authorization: TransferWithAuthorization,
     signature: Bytes,
 }
 
@@ -323,6 +323,15 @@ impl Facilitator {
 
 fn unexpected(error: ChainError) -> Rejection {
     Rejection::new(reason::UNEXPECTED_VERIFY_ERROR, error.to_string())
+}
+
+/// The request's payment as `check` reads it (recipient and value already
+/// matched against the requirements), without any chain call.
+pub(crate) fn parse_for_settle(
+    request: &FacilitatorRequest,
+    ours: Network,
+) -> Result<Parsed, Rejection> {
+    parse(request, ours)
 }
 
 fn parse(request: &FacilitatorRequest, ours: Network) -> Result<Parsed, Rejection> {

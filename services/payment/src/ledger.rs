@@ -180,6 +180,16 @@ impl Ledger {
         Ok(row.map(|row| (row.get("status"), row.get("transaction"))))
     }
 
+    /// Statuses of a payer's payments, oldest first (for operators and tests).
+    pub async fn statuses_of(&self, payer: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT status FROM payments WHERE payer = $1 ORDER BY created_at")
+            .bind(payer.to_ascii_lowercase())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(rows.iter().map(|row| row.get("status")).collect())
+    }
+
     /// Payments whose settlement is pending, or whose settler died mid-way.
     pub async fn due_for_retry(&self, limit: i64) -> Result<Vec<String>> {
         let rows = sqlx::query(

@@ -278,7 +278,18 @@ impl Payments {
                 }
             }
         };
-        let pending = response.error_reason.as_deref() == Some(SETTLEMENT_PENDING);
+        // Not finished is not failed: a transfer may be in flight, or the
+        // chain was unreachable. Either way a retry settles it, or finds the
+        // nonce spent by it, and can never charge twice.
+        let pending = !response.success
+            && matches!(
+                response.error_reason.as_deref(),
+                Some(SETTLEMENT_PENDING) | Some(reason::UNEXPECTED_SETTLE_ERROR)
+            );
+        let mut response = response;
+        if pending {
+            response.error_reason = Some(SETTLEMENT_PENDING.into());
+        }
         let status = if response.success {
             "settled"
         } else if pending {
@@ -322,6 +333,10 @@ impl Payments {
             }
         }
         Ok(retried)
+    }
+
+    pub async fn ledger_statuses(&self, payer: &str) -> Result<Vec<String>> {
+        self.ledger.statuses_of(payer).await
     }
 
     pub async fn status(&self, payment_id: &str) -> Result<Option<(String, Option<String>)>> {

@@ -25,6 +25,10 @@ async fn main() -> anyhow::Result<()> {
 
     let mut gateway_config = GatewayConfig::from_env()?;
     gateway_config.memory_url = format!("http://{}", loopback(grpc_addr));
+    let payments_hosted = std::env::var_os("PAYMENT_PAY_TO").is_some();
+    if payments_hosted && !gateway_config.free_mode && gateway_config.payment_url.is_none() {
+        gateway_config.payment_url = Some(format!("http://{}", loopback(grpc_addr)));
+    }
     let router = tessera_gateway::router(&gateway_config).await?;
     let http_listener = tokio::net::TcpListener::bind(gateway_config.listen_addr).await?;
     let http_addr = http_listener.local_addr()?;
@@ -41,7 +45,7 @@ async fn main() -> anyhow::Result<()> {
 
     let shutdown = Shutdown::on_signals();
     // Payments need a chain and a ledger: hosted when configured (PAYMENT_PAY_TO).
-    let grpc = if std::env::var_os("PAYMENT_PAY_TO").is_some() {
+    let grpc = if payments_hosted {
         let config = tessera_payment::PaymentConfig::from_env()?;
         let payments = tessera_payment::open(&config).await?;
         tokio::spawn(tessera_payment::run_retries(

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Pays for a memory call with the official x402 client, end to end, on a
+# local chain: anvil with our EIP-3009 token, our facilitator, and Tessera
+# charging every memory route. Needs PostgreSQL (the payments ledger) at
+# DATABASE_URL; `make pay-demo` runs it.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+say() { printf '\n==> %s\n' "$*"; }
+json() { node -e "process.stdout.write(String(JSON.parse(require('fs').readFileSync(0,'utf8'))$1))"; }
+wait_http() {
+  for _ in $(seq 100); do curl -fs -o /dev/null "$1" && return 0; sleep 0.2; done
+  echo "no answer from $1" >&2; return 1
+}
+
+GATEWAY=127.0.0.1:${DEMO_GATEWAY_PORT:-18480}
+FACILITATOR=127.0.0.1:${DEMO_FACILITATOR_PORT:-18402}
+GRPC=127.0.0.1:${DEMO_GRPC_PORT:-18451}
+# anvil's fourth dev account: it sends the settlements and pays their gas.
+FACILITATOR_KEY=0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6
+
+say "a local chain: anvil from npm, our EIP-3009 token deployed, the buyer funded"
+node tests/chain/anvil.mjs > "$work/chain.json" &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$work/chain.json" ] && break; sleep 0.2; done
+rpc=$(json .rpcUrl < "$work/chain.json")
+token=$(json .token < "$work/chain.json")
+buyer_key=$(json .buyerKey < "$work/chain.json")
+pay_to=$(json .payTo < "$work/chain.json")
+echo "chain $rpc, token $token, payTo $pay_to"
+
+say "our x402 facilitator on http://$FACILITATOR"
+FACILITATOR_RPC_URL=$rpc FACILITATOR_PRIVATE_KEY=$FACILITATOR_KEY FACILITATOR_HTTP_ADDR=$FACILITATOR \
+  FACILITATOR_GRPC_ADDR=127.0.0.1:0 target/debug/tessera-facilitator > "$work/facilitator.log" 2>&1 &
+pids+=($!)
+wait_http "http://$FACILITATOR/supported"
+curl -s "http://$FACILITATOR/supported"; echo
+
+say "Tessera charging every memory route, paid to $pay_to"
+FREE_MODE=false PAYMENT_PAY_TO=$pay_to PAYMENT_NETWORK=eip155:84532 PAYMENT_ASSET=$token \
+  PAYMENT_ASSET_NAME=USDC PAYMENT_ASSET_VERSION=2 FACILITATOR_URL=http://$FACILITATOR \
+  MEMORY_EMBEDDED_PATH=$work/memory.db GATEWAY_ADDR=$GATEWAY MEMORY_GRPC_ADDR=$GRPC \
+  target/debug/tessera > "$work/tessera.log" 2>&1 &
+pids+=($!)
+wait_http "http://$GATEWAY/health"
+
+say "an unpaid call: 402 and the quote"
+curl -s -i -X POST "http://$GATEWAY/api/memory/cas" -H 'Content-Type: application/json' \
+  -d '{"key":"locks/import","expected":null,"value":"agent-7","ttlSeconds":30}' | sed -n '1p;/^payment-required/Ip'
+
+say "the official x402 client (@x402/fetch) pays and retries"
+result=$(node tests/chain/pay.mjs --url "http://$GATEWAY/api/memory/cas" --method POST \
+  --body '{"key":"locks/import","expected":null,"value":"agent-7","ttlSeconds":30}' \
+  --key "$buyer_key" --allow-asset "$token")
+echo "$result"
+status=$(json .status <<< "$result")
+success=$(json .paymentResponse.success <<< "$result")
+if [ "$status" != 200 ] || [ "$success" != true ]; then
+  echo "the paid call did not succeed; logs:" >&2
+  tail -20 "$work/tessera.log" "$work/facilitator.log" >&2
+  exit 1
+fi
+say "paid: HTTP $status, settled in $(json .paymentResponse.transaction <<< "$result")"
