@@ -370,7 +370,7 @@ async fn a_payment_serves_exactly_one_call() {
     let first = post(
         &stack.url("/api/memory/incr"),
         json!({"key": "n"}),
-        &[payment.clone()],
+        std::slice::from_ref(&payment),
     )
     .await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.body);

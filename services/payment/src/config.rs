@@ -11,7 +11,7 @@
 //! | `PAYMENT_ASSET_NAME` / `PAYMENT_ASSET_VERSION` | the network's USDC domain | EIP-712 domain of the token |
 //! | `PAYMENT_MAX_TIMEOUT_SECONDS` | `60` | how long a signed payment may take |
 //! | `PAYMENT_PRICES` | the catalog | overrides, `route=atomic,route=atomic` |
-//! | `PAYMENT_SETTLE_TIMEOUT_SECONDS` | `30` | a settle slower than this becomes pending |
+//! | `PAYMENT_SETTLE_TIMEOUT_SECONDS` | `45` | a settle slower than this becomes pending (above the facilitator's receipt timeout) |
 //! | `PAYMENT_RETRY_SECONDS` | `5` | how often pending settlements are retried |
 
 use crate::catalog::Catalog;
@@ -88,7 +88,7 @@ impl PaymentConfig {
             asset,
             max_timeout_seconds: env_or("PAYMENT_MAX_TIMEOUT_SECONDS", 60)?,
             catalog: Catalog::with_overrides(&env_string("PAYMENT_PRICES", ""))?,
-            settle_timeout: Duration::from_secs(env_or("PAYMENT_SETTLE_TIMEOUT_SECONDS", 30)?),
+            settle_timeout: Duration::from_secs(env_or("PAYMENT_SETTLE_TIMEOUT_SECONDS", 45)?),
             retry_every: Duration::from_secs(env_or("PAYMENT_RETRY_SECONDS", 5)?),
         })
     }
