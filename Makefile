@@ -46,7 +46,7 @@ pay-demo: chain-deps ## Pay a memory call with the official x402 client on a loc
 	cargo build -p tessera-suite -p tessera-facilitator
 	deploy/demo/pay-demo.sh
 
-bench: ## Raw Redis vs memory over gRPC vs the gateway over HTTP.
+bench: chain-deps ## Raw Redis vs memory over gRPC vs the gateway over HTTP; x402 verify and paid CAS.
 	cargo run --release -p tessera-tests --bin tessera-bench
 
 fmt: ## Format every crate.

@@ -23,9 +23,8 @@ pub mod x402;
 
 pub use config::GatewayConfig;
 
-use axum::extract::{DefaultBodyLimit, FromRef, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::http::StatusCode;
-use axum::middleware::{from_fn, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -36,7 +35,6 @@ use std::sync::Arc;
 use std::time::Instant;
 use tessera_runtime::Shutdown;
 use tokio::net::TcpListener;
-use tracing::Instrument;
 
 const NO_PAYMENT_GATE: &str =
     "no payment gate is configured: set PAYMENT_URL to the payment service (x402), or FREE_MODE=true for development";
@@ -102,16 +100,16 @@ fn routes(state: AppState, payments: Option<x402::PaymentGate>) -> Router {
         memory_routes =
             memory_routes.route_layer(axum::middleware::from_fn_with_state(payments, x402::charge));
     }
-    Router::new()
+    let router = Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
         .merge(tessera_runtime::metrics::routes())
         .merge(memory_routes)
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(tessera_runtime::http::not_found)
+        .method_not_allowed_fallback(tessera_runtime::http::method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
-        .layer(from_fn(trace_request))
-        .with_state(state)
+        .with_state(state);
+    tessera_runtime::http::traced(router, "gateway")
 }
 
 /// Serves `router` on `listener` until `shutdown` fires, then lets in-flight
@@ -151,47 +149,6 @@ async fn ready(State(memory): State<MemoryClient>) -> Response {
             (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
         }
     }
-}
-
-async fn not_found() -> Response {
-    (StatusCode::NOT_FOUND, Json(json!({ "error": "not found" }))).into_response()
-}
-
-async fn method_not_allowed() -> Response {
-    (
-        StatusCode::METHOD_NOT_ALLOWED,
-        Json(json!({ "error": "method not allowed" })),
-    )
-        .into_response()
-}
-
-/// Logs every request and records it in `tessera_requests_total` and
-/// `tessera_request_duration_seconds`: `route` is the matched route pattern
-/// (`/agents/{id}/memory/{*key}`), `unmatched` for the fallback, so paths
-/// cannot grow the number of series.
-async fn trace_request(request: Request, next: Next) -> Response {
-    let span =
-        tracing::info_span!("http", method = %request.method(), path = %request.uri().path());
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    async move {
-        let started = Instant::now();
-        let response = next.run(request).await;
-        let elapsed = started.elapsed();
-        tessera_runtime::metrics::record_request(
-            "gateway",
-            route.as_ref().map_or("unmatched", MatchedPath::as_str),
-            response.status().as_str(),
-            elapsed,
-        );
-        tracing::info!(
-            status = response.status().as_u16(),
-            elapsed_ms = elapsed.as_millis() as u64,
-            "request"
-        );
-        response
-    }
-    .instrument(span)
-    .await
 }
 
 #[cfg(test)]

@@ -11,35 +11,32 @@
 
 use crate::Facilitator;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
-use axum::middleware::{from_fn, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use std::sync::Arc;
-use std::time::Instant;
 use tessera_runtime::Shutdown;
 use tessera_x402::facilitator::FacilitatorRequest;
 use tokio::net::TcpListener;
-use tracing::Instrument;
 
 /// Largest request body: a payload and its requirements are a few KiB.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 pub fn router(facilitator: Arc<Facilitator>) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/verify", post(verify))
         .route("/settle", post(settle))
         .route("/supported", get(supported))
         .route("/health", get(health))
         .merge(tessera_runtime::metrics::routes())
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(tessera_runtime::http::not_found)
+        .method_not_allowed_fallback(tessera_runtime::http::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(from_fn(trace_request))
-        .with_state(facilitator)
+        .with_state(facilitator);
+    tessera_runtime::http::traced(router, "facilitator")
 }
 
 /// Serves `router` on `listener` until `shutdown` fires, letting in-flight
@@ -99,45 +96,6 @@ async fn health(State(facilitator): State<Arc<Facilitator>>) -> Response {
         "settles": facilitator.settlement_address().is_some(),
     }))
     .into_response()
-}
-
-async fn not_found() -> Response {
-    (StatusCode::NOT_FOUND, Json(json!({ "error": "not found" }))).into_response()
-}
-
-async fn method_not_allowed() -> Response {
-    (
-        StatusCode::METHOD_NOT_ALLOWED,
-        Json(json!({ "error": "method not allowed" })),
-    )
-        .into_response()
-}
-
-/// A span and a log line per request; `tessera_requests_total` and
-/// `tessera_request_duration_seconds` by route pattern.
-async fn trace_request(request: Request, next: Next) -> Response {
-    let span =
-        tracing::info_span!("http", method = %request.method(), path = %request.uri().path());
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    async move {
-        let started = Instant::now();
-        let response = next.run(request).await;
-        let elapsed = started.elapsed();
-        tessera_runtime::metrics::record_request(
-            "facilitator",
-            route.as_ref().map_or("unmatched", MatchedPath::as_str),
-            response.status().as_str(),
-            elapsed,
-        );
-        tracing::debug!(
-            status = response.status().as_u16(),
-            elapsed_ms = elapsed.as_millis() as u64,
-            "request"
-        );
-        response
-    }
-    .instrument(span)
-    .await
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod grpc;
+pub mod http;
 pub mod metrics;
 pub mod shutdown;
 pub mod telemetry;

@@ -48,7 +48,8 @@ impl Outcome {
         }
     }
 
-    fn error(&mut self, count: u64, message: impl FnOnce() -> String) {
+    /// Adds `count` failures; the first message is kept.
+    pub fn error(&mut self, count: u64, message: impl FnOnce() -> String) {
         self.errors += count;
         if self.first_error.is_none() {
             self.first_error = Some(message());
@@ -126,6 +127,74 @@ where
         }
     }
     outcome
+}
+
+/// [`run_case`] for CPU-bound work: `concurrency` OS threads, each calling
+/// the synchronous `op(client, call)` back to back in a tight loop (no async
+/// runtime in between), with the same warm-up, window and histogram.
+pub async fn run_threads<F>(name: &str, concurrency: usize, seconds: u64, op: F) -> Outcome
+where
+    F: Fn(usize, u64) -> anyhow::Result<()> + Send + Sync + 'static,
+{
+    eprintln!("  {name}: {concurrency} OS threads, {WARMUP:?} warm-up + {seconds} s");
+    let op = Arc::new(op);
+    let window = Duration::from_secs(seconds);
+    let measure_from = std::time::Instant::now() + WARMUP;
+    let until = measure_from + window;
+
+    let threads: Vec<_> = (0..concurrency)
+        .map(|client| {
+            let op = op.clone();
+            std::thread::Builder::new()
+                .name(format!("bench-{client}"))
+                .spawn(move || {
+                    let mut tally = Outcome::empty(window);
+                    let mut call = 0u64;
+                    loop {
+                        let began = std::time::Instant::now();
+                        if began >= until {
+                            break;
+                        }
+                        let result = op(client, call);
+                        call += 1;
+                        match result {
+                            Ok(()) if began >= measure_from => {
+                                let micros = began.elapsed().as_micros();
+                                tally.latency_us.saturating_record(micros as u64);
+                            }
+                            Ok(()) => {}
+                            Err(error) => tally.error(1, || format!("{error:#}")),
+                        }
+                    }
+                    tally
+                })
+        })
+        .collect();
+
+    let join = tokio::task::spawn_blocking(move || {
+        let mut outcome = Outcome::empty(window);
+        for thread in threads {
+            match thread.map(|handle| handle.join()) {
+                Ok(Ok(tally)) => {
+                    outcome
+                        .latency_us
+                        .add(&tally.latency_us)
+                        .expect("histograms share bounds");
+                    if let Some(first) = tally.first_error {
+                        outcome.error(tally.errors, || first);
+                    }
+                }
+                Ok(Err(_)) => outcome.error(1, || "a client thread panicked".into()),
+                Err(error) => outcome.error(1, || format!("spawning a client thread: {error}")),
+            }
+        }
+        outcome
+    });
+    join.await.unwrap_or_else(|error| {
+        let mut outcome = Outcome::empty(window);
+        outcome.error(1, || format!("joining the client threads: {error}"));
+        outcome
+    })
 }
 
 /// [`run_case`] at the run's concurrency and duration, handing each call the

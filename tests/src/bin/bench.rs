@@ -1,6 +1,8 @@
 //! `make bench`: raw Redis vs the memory service over gRPC vs the REST gateway
-//! over HTTP, and durable writes vs a plain PostgreSQL upsert loop, all in one
-//! run at the same concurrency on this machine's Redis and PostgreSQL.
+//! over HTTP, durable writes vs a plain PostgreSQL upsert loop, the x402
+//! facilitator's `/verify` vs its CPU limit (EIP-712 hash + ECDSA recovery),
+//! and a memory CAS paid with x402 end to end on anvil, all in one run at
+//! the same concurrency on this machine's Redis and PostgreSQL.
 //!
 //! | variable                    | default                                    |
 //! |-----------------------------|--------------------------------------------|
@@ -16,21 +18,27 @@ mod driver;
 mod gateway_http;
 #[path = "../bench/memory_grpc.rs"]
 mod memory_grpc;
+#[path = "../bench/paid_cas.rs"]
+mod paid_cas;
 #[path = "../bench/postgres.rs"]
 mod postgres;
 #[path = "../bench/raw_redis.rs"]
 mod raw_redis;
 #[path = "../bench/report.rs"]
 mod report;
+#[path = "../bench/x402.rs"]
+mod x402;
 
 use anyhow::{bail, Context};
 use gateway_http::GatewayHttp;
 use memory_grpc::MemoryGrpc;
+use paid_cas::PaidCas;
 use postgres::Postgres;
 use raw_redis::RawRedis;
 use report::Row;
 use sqlx::Connection;
 use tessera_runtime::config::{env_or, env_string, redact_url};
+use x402::{Eip712Recover, FacilitatorVerify};
 
 /// A bench case, named for `BENCH_ONLY`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,11 +54,14 @@ pub enum Case {
     HttpIncr,
     PgUpsert,
     GrpcDurableSet,
+    Eip712Recover,
+    FacilitatorVerify,
+    PaidCas,
 }
 
 impl Case {
     /// Every case, in run order: each baseline before what it is compared with.
-    const ALL: [Case; 11] = [
+    const ALL: [Case; 14] = [
         Case::RedisGet,
         Case::RedisSet,
         Case::RedisEvalshaCas,
@@ -62,6 +73,9 @@ impl Case {
         Case::HttpIncr,
         Case::PgUpsert,
         Case::GrpcDurableSet,
+        Case::Eip712Recover,
+        Case::FacilitatorVerify,
+        Case::PaidCas,
     ];
 
     pub fn name(self) -> &'static str {
@@ -77,6 +91,9 @@ impl Case {
             Case::HttpIncr => "http-incr",
             Case::PgUpsert => "pg-upsert",
             Case::GrpcDurableSet => "grpc-set",
+            Case::Eip712Recover => "eip712-recover",
+            Case::FacilitatorVerify => "facilitator-verify",
+            Case::PaidCas => "paid-cas",
         }
     }
 
@@ -87,6 +104,9 @@ impl Case {
             Case::HttpGet | Case::HttpCas | Case::HttpIncr => "gateway HTTP",
             Case::PgUpsert => "postgres (raw)",
             Case::GrpcDurableSet => "memory gRPC",
+            Case::Eip712Recover => "EVM (raw CPU)",
+            Case::FacilitatorVerify => "facilitator HTTP",
+            Case::PaidCas => "gateway x402 paid",
         }
     }
 
@@ -103,20 +123,27 @@ impl Case {
             Case::HttpIncr => "POST /api/memory/incr",
             Case::PgUpsert => "upsert 1 row",
             Case::GrpcDurableSet => "Set (durable)",
+            Case::Eip712Recover => "EIP-712 hash + ecrecover",
+            Case::FacilitatorVerify => "POST /verify",
+            Case::PaidCas => "POST /api/memory/cas",
         }
     }
 
-    /// The raw case this one's ratio is taken against.
-    pub fn baseline(self) -> Case {
+    /// The cases this one's ratio is taken against, preferred first: the
+    /// first that ran is used. A case that lists itself is a baseline.
+    pub fn baselines(self) -> &'static [Case] {
         match self {
-            Case::RedisGet | Case::GrpcGet | Case::HttpGet => Case::RedisGet,
-            Case::RedisSet => Case::RedisSet,
+            Case::RedisGet | Case::GrpcGet | Case::HttpGet => &[Case::RedisGet],
+            Case::RedisSet => &[Case::RedisSet],
             Case::RedisEvalshaCas
             | Case::GrpcCas
             | Case::GrpcIncr
             | Case::HttpCas
-            | Case::HttpIncr => Case::RedisEvalshaCas,
-            Case::PgUpsert | Case::GrpcDurableSet => Case::PgUpsert,
+            | Case::HttpIncr => &[Case::RedisEvalshaCas],
+            Case::PgUpsert | Case::GrpcDurableSet => &[Case::PgUpsert],
+            Case::Eip712Recover | Case::FacilitatorVerify => &[Case::Eip712Recover],
+            // The same CAS unpaid through the same gateway, else raw Redis.
+            Case::PaidCas => &[Case::HttpCas, Case::RedisEvalshaCas],
         }
     }
 
@@ -219,6 +246,9 @@ struct Targets {
     memory: Option<MemoryGrpc>,
     gateway: Option<GatewayHttp>,
     postgres: Option<Postgres>,
+    recover: Option<Eip712Recover>,
+    verify: Option<FacilitatorVerify>,
+    paid: Option<PaidCas>,
 }
 
 impl Targets {
@@ -228,6 +258,9 @@ impl Targets {
             memory: None,
             gateway: None,
             postgres: None,
+            recover: None,
+            verify: None,
+            paid: None,
         };
         if settings.wants(Case::is_raw_redis) {
             let redis = RawRedis::setup(settings).await.context("raw Redis setup")?;
@@ -251,9 +284,31 @@ impl Targets {
                 .context("PostgreSQL setup")?;
             targets.postgres = Some(postgres);
         }
+        if settings.wants(|case| case == Case::Eip712Recover) {
+            targets.recover = Some(Eip712Recover::setup(settings));
+        }
+        if settings.wants(|case| case == Case::FacilitatorVerify) {
+            let verify = FacilitatorVerify::setup(settings)
+                .await
+                .context("facilitator setup (anvil: make chain-deps)")?;
+            targets.verify = Some(verify);
+        }
+        if settings.wants(|case| case == Case::PaidCas) {
+            let paid = PaidCas::setup(settings)
+                .await
+                .context("paid stack setup (anvil: make chain-deps)")?;
+            eprintln!(
+                "  paid-cas: {} buyer wallets minted, CAS price {} units",
+                settings.concurrency,
+                paid.price()
+            );
+            targets.paid = Some(paid);
+        }
         Ok(targets)
     }
-    async fn run(&self, case: Case, settings: &Settings) -> driver::Outcome {
+
+    /// Runs `case`; `done` holds the rows of the cases run before it.
+    async fn run(&mut self, case: Case, settings: &Settings, done: &[Row]) -> driver::Outcome {
         let name = case.name();
         let (redis, memory, gateway, postgres) = (
             self.redis.as_ref(),
@@ -284,7 +339,31 @@ impl Targets {
             }
             Case::HttpIncr => gateway.expect(missing).increment(name, settings).await,
             Case::PgUpsert => postgres.expect(missing).upsert(name, settings).await,
+            Case::Eip712Recover => {
+                let recover = self.recover.as_ref().expect(missing);
+                recover.recover(name, settings).await
+            }
+            Case::FacilitatorVerify => {
+                let verify = self.verify.as_ref().expect(missing);
+                let limit = done
+                    .iter()
+                    .find(|row| row.case == Case::Eip712Recover && row.outcome.ops() > 0)
+                    .map(|row| row.outcome.ops_per_sec());
+                verify.verify(name, settings, limit).await
+            }
+            Case::PaidCas => {
+                let paid = self.paid.as_mut().expect(missing);
+                paid.compare_and_swap(name, settings).await
+            }
         }
+    }
+
+    /// Lines to print after the table.
+    fn notes(&self) -> Vec<String> {
+        self.paid
+            .iter()
+            .filter_map(|paid| paid.note.clone())
+            .collect()
     }
 
     async fn stop(self) -> anyhow::Result<()> {
@@ -297,6 +376,10 @@ impl Targets {
         if let Some(memory) = self.memory {
             memory.stop().await;
         }
+        if let Some(verify) = self.verify {
+            verify.stop().await;
+        }
+        drop(self.paid);
         Ok(())
     }
 }
@@ -349,9 +432,54 @@ async fn print_facts(settings: &Settings) -> anyhow::Result<()> {
         "  pg upsert    pool of {} connections, one row per client",
         settings.concurrency
     );
+    if settings.wants(|case| case == Case::Eip712Recover) {
+        println!(
+            "  eip712       {} OS threads in a tight loop: domain + signing hash of an EIP-3009 \
+             TransferWithAuthorization, ecrecover of pre-signed signatures (more threads than \
+             cores: p99 is OS time slicing)",
+            settings.concurrency
+        );
+    }
+    if settings.wants(|case| matches!(case, Case::FacilitatorVerify | Case::PaidCas)) {
+        println!(
+            "  chain        anvil {} (automine: a block per settlement), our EIP-3009 token",
+            anvil_version().await
+        );
+    }
+    if settings.wants(|case| case == Case::FacilitatorVerify) {
+        println!(
+            "  verify       in-process facilitator, one pooled HTTP/1.1 client, distinct \
+             pre-signed payments (signature, nonce, balance, simulated transfer on anvil)"
+        );
+    }
+    if settings.wants(|case| case == Case::PaidCas) {
+        println!(
+            "  paid cas     gateway + payment service (ledger in PostgreSQL) + facilitator + \
+             durable memory in-process; each client signs every call from its own wallet"
+        );
+    }
     println!("  cases        {}", names.join(", "));
     println!();
     Ok(())
+}
+
+/// `anvil --version`'s first line, or why it is unknown.
+async fn anvil_version() -> String {
+    let bin = tessera_tests::chain::anvil_bin();
+    match tokio::process::Command::new(&bin)
+        .arg("--version")
+        .output()
+        .await
+    {
+        Ok(output) => String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim_start_matches("anvil Version: ")
+            .trim()
+            .to_string(),
+        Err(error) => format!("({}: {error})", bin.display()),
+    }
 }
 
 async fn redis_version(settings: &Settings) -> anyhow::Result<String> {
@@ -383,16 +511,16 @@ async fn main() -> anyhow::Result<()> {
     print_facts(&settings).await?;
 
     eprintln!("setting up");
-    let targets = Targets::setup(&settings).await?;
+    let mut targets = Targets::setup(&settings).await?;
     eprintln!("running {} cases", settings.cases.len());
     let mut rows = Vec::with_capacity(settings.cases.len());
     for &case in &settings.cases {
-        let outcome = targets.run(case, &settings).await;
+        let outcome = targets.run(case, &settings, &rows).await;
         rows.push(Row { case, outcome });
     }
 
     println!();
-    let errors = report::print(&rows);
+    let errors = report::print(&rows, &targets.notes());
     targets.stop().await?;
     if errors > 0 {
         std::process::exit(1);

@@ -1,0 +1,65 @@
+//! What every Tessera HTTP face shares: a span, a log line and the request
+//! metrics per call, and JSON answers for unknown routes and methods.
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{from_fn_with_state, Next};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use std::time::Instant;
+use tracing::Instrument;
+
+/// Wraps `router` so each request gets a span and a log line and is counted
+/// in `tessera_requests_total` / `tessera_request_duration_seconds` under
+/// `service`, by route pattern (`unmatched` for the fallback, so raw paths
+/// cannot grow the number of series).
+pub fn traced(router: Router, service: &'static str) -> Router {
+    router.layer(from_fn_with_state(service, trace_request))
+}
+
+async fn trace_request(
+    State(service): State<&'static str>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let span =
+        tracing::info_span!("http", method = %request.method(), path = %request.uri().path());
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    async move {
+        let started = Instant::now();
+        let response = next.run(request).await;
+        let elapsed = started.elapsed();
+        crate::metrics::record_request(
+            service,
+            route.as_ref().map_or("unmatched", MatchedPath::as_str),
+            response.status().as_str(),
+            elapsed,
+        );
+        tracing::info!(
+            status = response.status().as_u16(),
+            elapsed_ms = elapsed.as_millis() as u64,
+            "request"
+        );
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+/// `404 {"error": "not found"}`.
+pub async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(serde_json::json!({ "error": "not found" })),
+    )
+        .into_response()
+}
+
+/// `405 {"error": "method not allowed"}`.
+pub async fn method_not_allowed() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(serde_json::json!({ "error": "method not allowed" })),
+    )
+        .into_response()
+}
