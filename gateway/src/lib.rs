@@ -119,17 +119,7 @@ pub async fn serve(
     router: Router,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let addr = listener.local_addr()?;
-    tracing::info!(%addr, "gateway listening");
-    // Small JSON replies must not wait on Nagle's algorithm.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { shutdown.wait().await })
-        .await?;
-    tracing::info!(%addr, "gateway stopped");
-    Ok(())
+    tessera_runtime::http::serve(listener, router, shutdown, "gateway").await
 }
 
 async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {

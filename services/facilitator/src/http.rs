@@ -46,16 +46,7 @@ pub async fn serve(
     router: Router,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let addr = listener.local_addr()?;
-    tracing::info!(%addr, "facilitator HTTP listening");
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { shutdown.wait().await })
-        .await?;
-    tracing::info!(%addr, "facilitator HTTP stopped");
-    Ok(())
+    tessera_runtime::http::serve(listener, router, shutdown, "facilitator").await
 }
 
 /// Reads a facilitator request, or the 400 answer.

@@ -63,3 +63,24 @@ pub async fn method_not_allowed() -> Response {
     )
         .into_response()
 }
+
+/// Serves `router` on `listener` until `shutdown` fires, then lets in-flight
+/// requests finish. `name` labels the log lines.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: crate::Shutdown,
+    name: &'static str,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "{name} HTTP listening");
+    // Small JSON replies must not wait on Nagle's algorithm.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.wait().await })
+        .await?;
+    tracing::info!(%addr, "{name} HTTP stopped");
+    Ok(())
+}

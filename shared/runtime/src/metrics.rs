@@ -100,12 +100,7 @@ async fn metrics() -> impl IntoResponse {
 
 /// Serves `GET /metrics` on `listener` until `shutdown` fires.
 pub async fn serve(listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
-    let addr = listener.local_addr()?;
-    tracing::info!(%addr, "metrics listening");
-    axum::serve(listener, routes::<()>())
-        .with_graceful_shutdown(async move { shutdown.wait().await })
-        .await?;
-    Ok(())
+    crate::http::serve(listener, routes::<()>(), shutdown, "metrics").await
 }
 
 /// When `METRICS_ADDR` is set, binds it and serves `/metrics` in the
