@@ -4,7 +4,7 @@
 
 use crate::grants::{grant_quota_exceeded, stored_mode, AccessMode, Grant};
 use crate::model::{
-    quota_exceeded, CasOutcome, Deleted, Entry, Limits, ListPage, ListQuery, TtlChange,
+    now_ms, quota_exceeded, CasOutcome, Deleted, Entry, Limits, ListPage, ListQuery, TtlChange,
 };
 use crate::ops::{self, Number, Op, Stored, Transition};
 use crate::store::MemoryStore;
@@ -31,13 +31,6 @@ fn db_error(error: sqlx::Error) -> Error {
         "DATABASE_UNAVAILABLE",
         "the embedded memory database failed; retry",
     )
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 impl EmbeddedStore {
@@ -67,21 +60,23 @@ impl EmbeddedStore {
         Ok(EmbeddedStore { pool, limits })
     }
 
+    /// A transaction that takes SQLite's write lock at once, so its reads
+    /// and writes form one critical section. Dropped uncommitted = rolled back.
+    async fn write_transaction(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_error)
+    }
+
     /// Applies `op` to a key in one transaction, with quota accounting.
     async fn apply(&self, namespace: &str, key: &str, op: &Op) -> Result<(Transition, i64)> {
         let now = now_ms();
-        let mut conn = self.pool.acquire().await.map_err(db_error)?;
-        sqlx::query("BEGIN IMMEDIATE")
-            .execute(&mut *conn)
-            .await
-            .map_err(db_error)?;
-        let result = apply_in_transaction(&mut conn, namespace, key, op, now, self.limits).await;
-        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-        sqlx::query(end)
-            .execute(&mut *conn)
-            .await
-            .map_err(db_error)?;
-        result.map(|t| (t, now))
+        let mut tx = self.write_transaction().await?;
+        let transition =
+            apply_in_transaction(&mut tx, namespace, key, op, now, self.limits).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok((transition, now))
     }
 
     /// Creates or replaces a grant in one transaction, with the quota.
@@ -100,18 +95,10 @@ impl EmbeddedStore {
             expires_at_ms: ttl_seconds.map(|s| now + s as i64 * 1000),
             created_at_ms: now,
         };
-        let mut conn = self.pool.acquire().await.map_err(db_error)?;
-        sqlx::query("BEGIN IMMEDIATE")
-            .execute(&mut *conn)
-            .await
-            .map_err(db_error)?;
-        let result = put_grant_in_transaction(&mut conn, &grant, now, self.limits.max_grants).await;
-        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-        sqlx::query(end)
-            .execute(&mut *conn)
-            .await
-            .map_err(db_error)?;
-        result.map(|()| grant)
+        let mut tx = self.write_transaction().await?;
+        put_grant_in_transaction(&mut tx, &grant, now, self.limits.max_grants).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(grant)
     }
 }
 

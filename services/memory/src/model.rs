@@ -9,6 +9,14 @@ pub const MAX_NAMESPACE_CHARS: usize = 128;
 pub const MAX_LIST_LIMIT: u32 = 1000;
 pub const DEFAULT_LIST_LIMIT: u32 = 100;
 
+/// This process's clock in unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 /// Per-namespace limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {

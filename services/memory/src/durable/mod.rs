@@ -20,8 +20,8 @@ pub mod scripts;
 
 use crate::grants::{AccessMode, Grant};
 use crate::model::{
-    precondition_failed, quota_exceeded, CasOutcome, Deleted, Entry, Limits, ListPage, ListQuery,
-    TtlChange,
+    now_ms, precondition_failed, quota_exceeded, CasOutcome, Deleted, Entry, Limits, ListPage,
+    ListQuery, TtlChange,
 };
 use crate::ops::{self, not_a_number, overflow, Number, Op};
 use crate::store::MemoryStore;
@@ -351,13 +351,6 @@ impl DurableStore {
             "the value kept changing; retry",
         ))
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 fn live_entry(namespace: &str, key: &str, state: &RedisState) -> Result<Entry> {
