@@ -27,6 +27,10 @@ FACILITATOR=127.0.0.1:${DEMO_FACILITATOR_PORT:-18402}
 GRPC=127.0.0.1:${DEMO_GRPC_PORT:-18451}
 # anvil's fourth dev account: it sends the settlements and pays their gas.
 FACILITATOR_KEY=0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6
+# What an operator sets: the facilitator only serves callers with an API key,
+# and Tessera's internal gRPC only callers with the service token.
+API_KEY=demo-facilitator-key-$RANDOM$RANDOM
+SERVICE_TOKEN=demo-internal-token-$RANDOM$RANDOM
 
 say "a local chain: anvil from npm, our EIP-3009 token deployed, the buyer funded"
 node tests/chain/anvil.mjs > "$work/chain.json" &
@@ -40,6 +44,7 @@ echo "chain $rpc, token $token, payTo $pay_to"
 
 say "our x402 facilitator on http://$FACILITATOR"
 FACILITATOR_RPC_URL=$rpc FACILITATOR_PRIVATE_KEY=$FACILITATOR_KEY FACILITATOR_HTTP_ADDR=$FACILITATOR \
+  FACILITATOR_API_KEYS=$API_KEY \
   FACILITATOR_GRPC_ADDR=127.0.0.1:0 target/debug/tessera-facilitator > "$work/facilitator.log" 2>&1 &
 pids+=($!)
 wait_http "http://$FACILITATOR/supported"
@@ -48,10 +53,17 @@ curl -s "http://$FACILITATOR/supported"; echo
 say "Tessera charging every memory route, paid to $pay_to"
 FREE_MODE=false PAYMENT_PAY_TO=$pay_to PAYMENT_NETWORK=eip155:84532 PAYMENT_ASSET=$token \
   PAYMENT_ASSET_NAME=USDC PAYMENT_ASSET_VERSION=2 FACILITATOR_URL=http://$FACILITATOR \
+  FACILITATOR_API_KEY=$API_KEY PAYMENT_RPC_URL=$rpc INTERNAL_TOKEN=$SERVICE_TOKEN \
   MEMORY_EMBEDDED_PATH=$work/memory.db GATEWAY_ADDR=$GATEWAY MEMORY_GRPC_ADDR=$GRPC \
   target/debug/tessera > "$work/tessera.log" 2>&1 &
 pids+=($!)
 wait_http "http://$GATEWAY/health"
+# In paid mode the banner says how to pay, and nothing about X-Agent-Id.
+for _ in $(seq 50); do grep -q '^Tessera is up' "$work/tessera.log" && break; sleep 0.1; done
+if grep -q 'X-Agent-Id' "$work/tessera.log" || ! grep -q 'paid with x402' "$work/tessera.log"; then
+  echo "the paid-mode banner is wrong:" >&2; cat "$work/tessera.log" >&2; exit 1
+fi
+sed -n '/^Tessera is up/,/^  node /p' "$work/tessera.log"
 
 say "an unpaid call: 402 and the quote"
 curl -s -i -X POST "http://$GATEWAY/api/memory/cas" -H 'Content-Type: application/json' \

@@ -1,12 +1,27 @@
 //! The gateway's settings, from the environment.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `GATEWAY_ADDR` | `127.0.0.1:8080` | HTTP listen address |
+//! | `MEMORY_URL` | `http://127.0.0.1:50051` | the memory service (gRPC) |
+//! | `FREE_MODE` | `false` | serve without payment, callers naming their own namespace (development only) |
+//! | `PAYMENT_URL` | unset | the payment service (gRPC); required unless `FREE_MODE` |
+//! | `PAYMENT_SETTLE_BEFORE_EXECUTION` | `false` | settle every payment before its call runs |
+//! | `GATEWAY_REQUEST_TIMEOUT_SECONDS` | `30` | a paid route's call (not its payment) that takes longer is answered 504 and not charged |
+//! | `GATEWAY_MAX_CONCURRENT_REQUESTS` | `1024` | requests in progress at once; more are answered 503 at once |
+//! | `INTERNAL_TOKEN` | unset | sent to the memory and payment services (`authorization: Bearer`) |
 
 use std::net::SocketAddr;
+use std::time::Duration;
 use tessera_runtime::config::{env_bool, env_or, env_string};
+use tessera_runtime::grpc_auth::ServiceToken;
 
 pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_MEMORY_URL: &str = "http://127.0.0.1:50051";
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 1024;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct GatewayConfig {
     /// `GATEWAY_ADDR`, default `127.0.0.1:8080`.
     pub listen_addr: SocketAddr,
@@ -21,6 +36,12 @@ pub struct GatewayConfig {
     /// `PAYMENT_SETTLE_BEFORE_EXECUTION`, default false: settle a payment
     /// before running the call instead of after it succeeded.
     pub settle_before: bool,
+    /// `GATEWAY_REQUEST_TIMEOUT_SECONDS`, default 30.
+    pub request_timeout: Duration,
+    /// `GATEWAY_MAX_CONCURRENT_REQUESTS`, default 1024.
+    pub max_concurrent_requests: usize,
+    /// `INTERNAL_TOKEN`, default none.
+    pub internal_token: ServiceToken,
 }
 
 impl Default for GatewayConfig {
@@ -33,6 +54,9 @@ impl Default for GatewayConfig {
             free_mode: false,
             payment_url: None,
             settle_before: false,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
+            internal_token: ServiceToken::none(),
         }
     }
 }
@@ -40,12 +64,31 @@ impl Default for GatewayConfig {
 impl GatewayConfig {
     pub fn from_env() -> anyhow::Result<Self> {
         let defaults = GatewayConfig::default();
+        let timeout_secs: u64 = env_or(
+            "GATEWAY_REQUEST_TIMEOUT_SECONDS",
+            defaults.request_timeout.as_secs(),
+        )?;
+        anyhow::ensure!(
+            timeout_secs > 0,
+            "GATEWAY_REQUEST_TIMEOUT_SECONDS must be at least 1"
+        );
+        let max_concurrent_requests = env_or(
+            "GATEWAY_MAX_CONCURRENT_REQUESTS",
+            defaults.max_concurrent_requests,
+        )?;
+        anyhow::ensure!(
+            max_concurrent_requests > 0,
+            "GATEWAY_MAX_CONCURRENT_REQUESTS must be at least 1"
+        );
         Ok(GatewayConfig {
             listen_addr: env_or("GATEWAY_ADDR", defaults.listen_addr)?,
             memory_url: env_string("MEMORY_URL", DEFAULT_MEMORY_URL),
             free_mode: env_bool("FREE_MODE", defaults.free_mode)?,
             payment_url: Some(env_string("PAYMENT_URL", "")).filter(|url| !url.is_empty()),
             settle_before: env_bool("PAYMENT_SETTLE_BEFORE_EXECUTION", false)?,
+            request_timeout: Duration::from_secs(timeout_secs),
+            max_concurrent_requests,
+            internal_token: ServiceToken::from_env()?,
         })
     }
 }

@@ -42,10 +42,27 @@ impl Family {
     }
 }
 
+/// The error an internal gRPC service (`service`) answered. A refused
+/// service token is the gateway's misconfiguration, not the client's: 500,
+/// logged, never a 401 the client could act on.
+pub fn from_internal_status(service: &str, status: &tonic::Status) -> Error {
+    let error = Error::from_status(status);
+    if error.reason != tessera_runtime::grpc_auth::REASON {
+        return error;
+    }
+    let env = tessera_runtime::grpc_auth::ENV;
+    tracing::error!(
+        "the {service} service refused this gateway's internal token: set the same {env} on both"
+    );
+    Error::internal(format!(
+        "{service} service: the gateway's internal service token is missing or wrong ({env})"
+    ))
+}
+
 /// The per-agent API's category for an error kind.
 pub fn category(kind: ErrorKind) -> &'static str {
     match kind {
-        ErrorKind::InvalidArgument => "InvalidInput",
+        ErrorKind::InvalidArgument | ErrorKind::HeaderTooLarge => "InvalidInput",
         ErrorKind::Unauthenticated | ErrorKind::PaymentRequired => "Unauthenticated",
         ErrorKind::PermissionDenied => "MemoryViolation",
         ErrorKind::NotFound => "NotFound",

@@ -1,9 +1,8 @@
 //! Who is calling, and which namespace they may use.
 //!
-//! An [`IdentityGate`] turns a request into the caller's namespace. Today the
-//! only gate is [`FreeModeGate`] (the caller names itself with `X-Agent-Id`);
-//! the x402 gate will answer with the payer's wallet instead, and return
-//! `PaymentRequired` rather than `None` for an unpaid request.
+//! An [`IdentityGate`] turns a request into the caller's namespace: the
+//! payer's wallet behind x402 ([`crate::x402::X402Gate`]), or, in FREE_MODE
+//! only, whatever `X-Agent-Id` says ([`FreeModeGate`]).
 
 use crate::errors::ApiError;
 use crate::extract::PathParams;
@@ -101,10 +100,21 @@ where
     }
 }
 
+/// Whether two namespaces are the same: equal, or the same EVM address
+/// spelled in another case (a payer is lower-case; a path may checksum it).
+pub fn same_namespace(a: &str, b: &str) -> bool {
+    let is_address = |text: &str| {
+        text.len() == 42
+            && text.starts_with("0x")
+            && text[2..].bytes().all(|byte| byte.is_ascii_hexdigit())
+    };
+    a == b || (is_address(a) && is_address(b) && a.eq_ignore_ascii_case(b))
+}
+
 /// `owner` when the caller is anonymous or is `owner` itself.
 pub fn scope(caller: Option<String>, owner: String) -> Result<String, Error> {
     match caller {
-        Some(caller) if caller != owner => Err(Error::new(
+        Some(caller) if !same_namespace(&caller, &owner) => Err(Error::new(
             ErrorKind::PermissionDenied,
             "MEMORY_VIOLATION",
             "Cross-agent memory access denied",
@@ -154,5 +164,24 @@ mod tests {
         assert_eq!(error.message, "Cross-agent memory access denied");
         assert_eq!(error.details["caller"], "agent-a");
         assert_eq!(error.details["scope_owner"], "agent-b");
+    }
+
+    #[test]
+    fn an_address_is_the_same_namespace_in_any_case() {
+        let payer = "0x857b06519e91e3a54538791bdbb0e22373e36b66";
+        let checksummed = "0x857b06519E91e3A54538791bDbb0E22373e36b66";
+        assert!(same_namespace(payer, checksummed));
+        assert_eq!(
+            scope(Some(payer.into()), checksummed.into()).unwrap(),
+            checksummed
+        );
+        assert!(
+            !same_namespace("Agent-A", "agent-a"),
+            "only addresses fold case"
+        );
+        assert!(!same_namespace(
+            payer,
+            "0x857b06519e91e3a54538791bdbb0e22373e36b67"
+        ));
     }
 }

@@ -18,11 +18,14 @@ mod extract;
 mod faces;
 mod identity;
 mod memory;
+pub mod routes;
 mod timestamps;
 pub mod x402;
 
 pub use config::GatewayConfig;
+pub use routes::DeclaredRoute;
 
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -33,6 +36,7 @@ use memory::MemoryClient;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
+use tessera_error::{Error, ErrorKind};
 use tessera_runtime::Shutdown;
 use tokio::net::TcpListener;
 
@@ -59,12 +63,20 @@ impl FromRef<AppState> for Gate {
     }
 }
 
+/// The routes that are free: health, readiness and metrics.
+pub const FREE_ROUTES: &[(&str, &str)] =
+    &[("GET", "/health"), ("GET", "/ready"), ("GET", "/metrics")];
+
 /// The gateway's routes over a memory service at `config.memory_url`,
 /// connected on first use. Every memory route is paid with x402 through the
-/// payment service at `config.payment_url`, unless FREE_MODE.
+/// payment service at `config.payment_url`, unless FREE_MODE; then the
+/// payment service must price every paid route, or this fails.
 pub async fn router(config: &GatewayConfig) -> anyhow::Result<Router> {
     let (gate, payments) = identity_gate(config)?;
-    let memory = MemoryClient::connect_lazy(&config.memory_url)?;
+    if let Some(payments) = &payments {
+        payments.check_prices().await?;
+    }
+    let memory = MemoryClient::connect_lazy(&config.memory_url, config.internal_token.clone())?;
     tracing::info!(memory_url = %config.memory_url, paid = payments.is_some(), "gateway routes ready");
     let state = AppState {
         memory,
@@ -72,7 +84,29 @@ pub async fn router(config: &GatewayConfig) -> anyhow::Result<Router> {
         started: Instant::now(),
         free_mode: config.free_mode,
     };
-    Ok(routes(state, payments))
+    let guard = routes::Guard {
+        payments,
+        call_timeout: config.request_timeout,
+    };
+    Ok(assemble(state, &guard, config.max_concurrent_requests))
+}
+
+/// Every paid route the gateway serves: each catalog route, bound to its
+/// handler, by method and path.
+pub fn declared_routes() -> Vec<DeclaredRoute> {
+    let guard = routes::Guard {
+        payments: None,
+        call_timeout: config::DEFAULT_REQUEST_TIMEOUT,
+    };
+    routes::build(faces(), &guard).1
+}
+
+fn faces() -> Vec<routes::FaceRoutes> {
+    vec![
+        faces::agent402::routes(),
+        faces::twos::routes(),
+        faces::agents::routes(),
+    ]
 }
 
 fn identity_gate(config: &GatewayConfig) -> anyhow::Result<(Gate, Option<x402::PaymentGate>)> {
@@ -87,24 +121,37 @@ fn identity_gate(config: &GatewayConfig) -> anyhow::Result<(Gate, Option<x402::P
         anyhow::bail!(NO_PAYMENT_GATE);
     };
     tracing::info!(%payment_url, settle_before = config.settle_before, "memory routes are paid with x402");
-    let payments = x402::PaymentGate::connect_lazy(payment_url, config.settle_before)?;
+    let payments = x402::PaymentGate::connect_lazy(
+        payment_url,
+        config.settle_before,
+        config.internal_token.clone(),
+    )?;
     Ok((Arc::new(x402::X402Gate), Some(payments)))
 }
 
-fn routes(state: AppState, payments: Option<x402::PaymentGate>) -> Router {
-    let mut memory_routes = Router::new()
-        .merge(faces::agent402::routes())
-        .merge(faces::twos::routes())
-        .merge(faces::agents::routes());
-    if let Some(payments) = payments {
-        memory_routes =
-            memory_routes.route_layer(axum::middleware::from_fn_with_state(payments, x402::charge));
-    }
+fn assemble(state: AppState, guard: &routes::Guard, max_concurrent: usize) -> Router {
+    let (paid, _) = routes::build(faces(), guard);
+    // Past `max_concurrent` requests in progress, a paid route is refused at
+    // once (503) rather than queued; health and metrics are never refused.
+    let paid = paid.layer(
+        tower::ServiceBuilder::new()
+            .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                errors::Family::Agent402.response(&Error::new(
+                    ErrorKind::Unavailable,
+                    "GATEWAY_OVERLOADED",
+                    "the gateway is at its concurrency limit; retry shortly",
+                ))
+            }))
+            .load_shed()
+            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                max_concurrent,
+            )),
+    );
     let router = Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
         .merge(tessera_runtime::metrics::routes())
-        .merge(memory_routes)
+        .merge(paid)
         .fallback(tessera_runtime::http::not_found)
         .method_not_allowed_fallback(tessera_runtime::http::method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))

@@ -2,6 +2,8 @@
 //! rather than JSON text, shared by every REST face. Every data call names a
 //! [`Target`]: the namespace acted on and the caller acting; the memory
 //! service decides whether the caller may (a grant, for another namespace).
+//! Grant management names the owner as the caller too. Every call carries
+//! the internal service token (`INTERNAL_TOKEN`) when one is set.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Number, Value};
@@ -9,6 +11,8 @@ use std::time::Duration;
 use tessera_error::{Error, ErrorKind};
 use tessera_proto::memory::v1 as pb;
 use tessera_proto::memory::v1::memory_service_client::MemoryServiceClient;
+use tessera_runtime::grpc_auth::ServiceToken;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -159,21 +163,24 @@ pub struct WriteOptions {
 
 #[derive(Debug, Clone)]
 pub struct MemoryClient {
-    client: MemoryServiceClient<Channel>,
+    client: MemoryServiceClient<InterceptedService<Channel, ServiceToken>>,
 }
 
 impl MemoryClient {
     /// A client whose connection is made on first use, so the gateway starts
-    /// (and reports not-ready) while the memory service is still down.
-    pub fn connect_lazy(url: &str) -> anyhow::Result<Self> {
+    /// (and reports not-ready) while the memory service is still down. Every
+    /// call carries `token` (the internal service token), if one is set.
+    pub fn connect_lazy(url: &str, token: ServiceToken) -> anyhow::Result<Self> {
         let endpoint = Endpoint::from_shared(url.to_string())?
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(CALL_TIMEOUT);
-        Ok(Self::new(MemoryServiceClient::new(endpoint.connect_lazy())))
+        Ok(Self::new(endpoint.connect_lazy(), token))
     }
 
-    pub fn new(client: MemoryServiceClient<Channel>) -> Self {
-        MemoryClient { client }
+    pub fn new(channel: Channel, token: ServiceToken) -> Self {
+        MemoryClient {
+            client: MemoryServiceClient::with_interceptor(channel, token),
+        }
     }
 
     /// The entry, or `None` when absent or expired.
@@ -332,6 +339,8 @@ impl MemoryClient {
     }
 
     /// Lets `grantee` into `owner`'s namespace; replaces an earlier grant.
+    /// `owner` is the acting namespace (the caller): the memory service
+    /// refuses anyone else.
     pub async fn grant(
         &self,
         owner: &str,
@@ -344,6 +353,7 @@ impl MemoryClient {
             grantee: grantee.into(),
             mode: pb::AccessMode::from(mode).into(),
             ttl_seconds,
+            caller: owner.into(),
         };
         let response = self
             .client
@@ -359,6 +369,7 @@ impl MemoryClient {
         let request = pb::RevokeRequest {
             namespace: owner.into(),
             grantee: grantee.into(),
+            caller: owner.into(),
         };
         let response = self
             .client
@@ -373,6 +384,7 @@ impl MemoryClient {
     pub async fn list_grants(&self, owner: &str) -> Result<Vec<Grant>, Error> {
         let request = pb::ListGrantsRequest {
             namespace: owner.into(),
+            caller: owner.into(),
         };
         let response = self
             .client
@@ -391,7 +403,7 @@ impl MemoryClient {
 
 /// The service's own error; failures to reach it say which service it was.
 fn from_status(status: tonic::Status) -> Error {
-    let mut error = Error::from_status(&status);
+    let mut error = crate::errors::from_internal_status("memory", &status);
     if matches!(
         error.kind,
         ErrorKind::Unavailable | ErrorKind::Timeout | ErrorKind::BadGateway
@@ -457,6 +469,20 @@ mod tests {
             Grant::try_from(unknown).unwrap_err().kind,
             ErrorKind::Internal
         );
+    }
+
+    #[test]
+    fn a_refused_service_token_is_an_internal_error() {
+        let refused = tessera_runtime::grpc_auth::refusal(false).to_status();
+        let error = from_status(refused);
+        assert_eq!(error.kind, ErrorKind::Internal);
+        assert!(
+            error.message.contains("INTERNAL_TOKEN"),
+            "{}",
+            error.message
+        );
+        let foreign = from_status(tonic::Status::unavailable("connection refused"));
+        assert!(foreign.message.starts_with("memory service: "));
     }
 
     #[test]

@@ -9,19 +9,25 @@
 //! cancelled and not charged. With `settle_before`, settlement happens before
 //! the call runs instead.
 
-use crate::errors::Family;
+use crate::errors::{from_internal_status, Family};
 use crate::identity::IdentityGate;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::Request;
 use axum::http::header::{CACHE_CONTROL, HOST};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use std::time::Duration;
+use tessera_catalog::Route;
 use tessera_error::{Error, ErrorKind};
 use tessera_proto::payment::v1 as pb;
 use tessera_proto::payment::v1::payment_service_client::PaymentServiceClient;
-use tessera_x402::headers;
+use tessera_runtime::grpc_auth::ServiceToken;
+use tessera_x402::{headers, MAX_HEADER_BYTES};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+
+type PaymentClient = PaymentServiceClient<InterceptedService<Channel, ServiceToken>>;
 
 /// The payer a verified payment proved, for the identity gate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,68 +57,107 @@ impl IdentityGate for X402Gate {
 
 #[derive(Clone)]
 pub struct PaymentGate {
-    payments: PaymentServiceClient<Channel>,
+    payments: PaymentClient,
     settle_before: bool,
 }
 
+/// How long a starting gateway waits for the payment service to list its
+/// prices.
+const PRICES_WAIT: Duration = Duration::from_secs(30);
+
 impl PaymentGate {
-    pub fn connect_lazy(url: &str, settle_before: bool) -> anyhow::Result<Self> {
+    pub fn connect_lazy(
+        url: &str,
+        settle_before: bool,
+        token: ServiceToken,
+    ) -> anyhow::Result<Self> {
         let channel = tonic::transport::Endpoint::from_shared(url.to_string())?
-            .connect_timeout(std::time::Duration::from_secs(5))
-            .timeout(std::time::Duration::from_secs(60))
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(60))
             .connect_lazy();
         Ok(PaymentGate {
-            payments: PaymentServiceClient::new(channel),
+            payments: PaymentServiceClient::with_interceptor(channel, token),
             settle_before,
         })
     }
-}
 
-/// The catalog route a request buys, if it is paid.
-pub fn route_id(method: &Method, path: &str, query: Option<&str>) -> Option<&'static str> {
-    let has_key = query.is_some_and(|q| q.split('&').any(|pair| pair.starts_with("key=")));
-    Some(match (method.as_str(), path) {
-        ("POST", "/api/memory") => "memory.set",
-        ("GET", "/api/memory") if has_key => "memory.get",
-        ("GET", "/api/memory") => "memory.list",
-        ("POST", "/api/memory/cas") => "memory.cas",
-        ("POST", "/api/memory/incr") => "memory.incr",
-        ("POST", "/api/memory/grant") => "memory.grant",
-        ("POST", "/api/memory/revoke") => "memory.revoke",
-        ("GET", "/api/memory/grants") => "memory.grants",
-        ("POST", "/api/agent/memory/put") => "agent.memory.put",
-        ("GET", "/api/agent/memory/get") => "agent.memory.get",
-        ("GET", "/api/agent/memory/list") => "agent.memory.list",
-        ("POST", "/api/agent/memory/delete") => "agent.memory.delete",
-        ("GET", "/agents/{id}/memory") => "agents.memory.list",
-        ("GET", "/agents/{id}/memory/{*key}") => "agents.memory.get",
-        ("PUT", "/agents/{id}/memory/{*key}") => "agents.memory.put",
-        ("DELETE", "/agents/{id}/memory/{*key}") => "agents.memory.delete",
-        _ => return None,
-    })
-}
-
-fn family_of(path: &str) -> Family {
-    if path.starts_with("/agents/") {
-        Family::Agents
-    } else if path.starts_with("/api/agent/") {
-        Family::TwoS
-    } else {
-        Family::Agent402
+    /// Fails unless the payment service prices every catalog route (a
+    /// gateway must not serve a paid route nobody can quote). Waits up to
+    /// 30 s for the payment service to answer.
+    pub async fn check_prices(&self) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + PRICES_WAIT;
+        let listed = loop {
+            match self
+                .payments
+                .clone()
+                .list_prices(pb::ListPricesRequest {})
+                .await
+            {
+                Ok(listed) => break listed.into_inner(),
+                // Not up yet: wait. Anything else (a refused token, an old
+                // payment service) will not change by waiting.
+                Err(status)
+                    if matches!(
+                        status.code(),
+                        tonic::Code::Unavailable | tonic::Code::Unknown
+                    ) && tokio::time::Instant::now() < deadline =>
+                {
+                    tracing::info!(error = %status.message(), "waiting for the payment service to list its prices");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(status) => anyhow::bail!(
+                    "the payment service did not list its prices: {}",
+                    from_internal_status("payment", &status).message
+                ),
+            }
+        };
+        let priced: std::collections::HashSet<&str> = listed
+            .prices
+            .iter()
+            .filter(|price| price.amount > 0)
+            .map(|price| price.route.as_str())
+            .collect();
+        let unpriced: Vec<&str> = tessera_catalog::ROUTES
+            .iter()
+            .map(|route| route.id)
+            .filter(|id| !priced.contains(id))
+            .collect();
+        anyhow::ensure!(
+            unpriced.is_empty(),
+            "paid routes without a price at the payment service: {}",
+            unpriced.join(", ")
+        );
+        tracing::info!(routes = priced.len(), network = %listed.network, asset = %listed.asset, "every paid route is priced");
+        Ok(())
     }
 }
 
 /// The payment header and its version: v2 `PAYMENT-SIGNATURE`, v1 `X-PAYMENT`.
-fn payment_header(headers: &HeaderMap) -> Option<(String, u32)> {
-    let get = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
-    get(headers::PAYMENT_SIGNATURE)
-        .map(|h| (h, 2))
-        .or_else(|| get(headers::X_PAYMENT).map(|h| (h, 1)))
+/// `Err`: the header is there but no payment (too large, not text).
+fn payment_header(headers: &HeaderMap) -> Result<Option<(String, u32)>, Error> {
+    for (name, version) in [(headers::PAYMENT_SIGNATURE, 2), (headers::X_PAYMENT, 1)] {
+        let Some(value) = headers.get(name) else {
+            continue;
+        };
+        if value.len() > MAX_HEADER_BYTES {
+            return Err(Error::new(
+                ErrorKind::HeaderTooLarge,
+                "PAYMENT_HEADER_TOO_LARGE",
+                format!(
+                    "the {name} header is {} bytes; a payment is at most {MAX_HEADER_BYTES}",
+                    value.len()
+                ),
+            ));
+        }
+        let text = value.to_str().map_err(|_| {
+            Error::invalid(
+                "INVALID_PAYMENT_HEADER",
+                format!("{name} must be ASCII base64"),
+            )
+        })?;
+        return Ok(Some((text.to_string(), version)));
+    }
+    Ok(None)
 }
 
 fn resource_url(request: &Request) -> String {
@@ -165,35 +210,39 @@ fn attach_settlement(response: &mut Response, settled: &pb::SettleResponse, vers
     }
 }
 
-/// The middleware on paid routes (a `route_layer`, so the route is matched).
-pub async fn charge(State(gate): State<PaymentGate>, mut request: Request, next: Next) -> Response {
-    let path = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_default();
-    let Some(route) = route_id(request.method(), &path, request.uri().query()) else {
-        return next.run(request).await;
-    };
-    let family = family_of(&path);
+/// Charges `route` for `request`: a quote (402) without a payment, else
+/// verify, run, then settle (or cancel a call that failed). A payer that is
+/// a debtor, or a gateway in settle-before mode, settles before the call
+/// runs. Called by the route gate for every paid route.
+pub(crate) async fn charge(
+    gate: PaymentGate,
+    route: &'static Route,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let family = crate::routes::family(route.face);
     let resource = resource_url(&request);
     let mut payments = gate.payments.clone();
 
-    let Some((header, version)) = payment_header(request.headers()) else {
+    let header = match payment_header(request.headers()) {
+        Ok(header) => header,
+        Err(error) => return refusal(family, error),
+    };
+    let Some((header, version)) = header else {
         let quote = payments
             .quote(pb::QuoteRequest {
-                route: route.into(),
+                route: route.id.into(),
                 resource_url: resource,
             })
             .await;
         return match quote {
             Ok(quote) => payment_required(&quote.into_inner().payment_required_header),
-            Err(status) => refusal(family, Error::from_status(&status)),
+            Err(status) => refusal(family, from_internal_status("payment", &status)),
         };
     };
     let verified = payments
         .verify(pb::VerifyRequest {
-            route: route.into(),
+            route: route.id.into(),
             resource_url: resource,
             payment_header: header,
             x402_version: version,
@@ -201,21 +250,24 @@ pub async fn charge(State(gate): State<PaymentGate>, mut request: Request, next:
         .await;
     let verified = match verified {
         Ok(verified) => verified.into_inner(),
-        Err(status) => return refusal(family, Error::from_status(&status)),
+        Err(status) => return refusal(family, from_internal_status("payment", &status)),
     };
     let payment_id = verified.payment_id.clone();
-    tracing::info!(route, payer = %verified.payer, payment_id, "payment verified");
+    tracing::info!(route = route.id, payer = %verified.payer, payment_id, debtor = verified.settle_before, "payment verified");
     request.extensions_mut().insert(PaidCaller(verified.payer));
 
-    let settle = |mut payments: PaymentServiceClient<Channel>, payment_id: String| async move {
+    let settle = |mut payments: PaymentClient, payment_id: String, before_execution: bool| async move {
         payments
-            .settle(pb::SettleRequest { payment_id })
+            .settle(pb::SettleRequest {
+                payment_id,
+                before_execution,
+            })
             .await
             .map(|s| s.into_inner())
     };
 
-    if gate.settle_before {
-        let settled = match settle(payments.clone(), payment_id.clone()).await {
+    if gate.settle_before || verified.settle_before {
+        let settled = match settle(payments.clone(), payment_id.clone(), true).await {
             Ok(settled) if settled.success || settled.pending => settled,
             Ok(settled) => {
                 let error = Error::new(
@@ -227,7 +279,7 @@ pub async fn charge(State(gate): State<PaymentGate>, mut request: Request, next:
                 attach_settlement(&mut response, &settled, version);
                 return response;
             }
-            Err(status) => return refusal(family, Error::from_status(&status)),
+            Err(status) => return refusal(family, from_internal_status("payment", &status)),
         };
         let mut response = next.run(request).await;
         attach_settlement(&mut response, &settled, version);
@@ -245,7 +297,7 @@ pub async fn charge(State(gate): State<PaymentGate>, mut request: Request, next:
         }
         return response;
     }
-    match settle(payments, payment_id.clone()).await {
+    match settle(payments, payment_id.clone(), false).await {
         Ok(settled) => {
             if !settled.success {
                 tracing::warn!(payment_id, reason = %settled.error_reason, pending = settled.pending, "payment not settled");
@@ -264,74 +316,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_memory_route_is_priced_and_others_are_free() {
-        assert_eq!(
-            route_id(&Method::GET, "/api/memory", Some("key=a")),
-            Some("memory.get")
-        );
-        assert_eq!(
-            route_id(&Method::GET, "/api/memory", Some("prefix=a")),
-            Some("memory.list")
-        );
-        assert_eq!(
-            route_id(&Method::GET, "/api/memory", None),
-            Some("memory.list")
-        );
-        assert_eq!(
-            route_id(&Method::POST, "/api/memory/cas", None),
-            Some("memory.cas")
-        );
-        assert_eq!(
-            route_id(&Method::GET, "/api/agent/memory/get", Some("key=a")),
-            Some("agent.memory.get")
-        );
-        assert_eq!(
-            route_id(&Method::PUT, "/agents/{id}/memory/{*key}", None),
-            Some("agents.memory.put")
-        );
-        assert_eq!(route_id(&Method::GET, "/health", None), None);
-        assert_eq!(route_id(&Method::GET, "/metrics", None), None);
-    }
-
-    #[test]
     fn v2_header_wins_over_v1() {
         let mut headers = HeaderMap::new();
         headers.insert("x-payment", HeaderValue::from_static("v1"));
-        assert_eq!(payment_header(&headers), Some(("v1".into(), 1)));
+        assert_eq!(payment_header(&headers).unwrap(), Some(("v1".into(), 1)));
         headers.insert("payment-signature", HeaderValue::from_static("v2"));
-        assert_eq!(payment_header(&headers), Some(("v2".into(), 2)));
+        assert_eq!(payment_header(&headers).unwrap(), Some(("v2".into(), 2)));
     }
 
     #[test]
-    fn every_priced_route_is_in_the_payment_catalog() {
-        let catalog = tessera_payment_routes();
-        for (method, path, query) in [
-            (Method::POST, "/api/memory", None),
-            (Method::GET, "/api/memory", Some("key=a")),
-            (Method::GET, "/api/memory", None),
-            (Method::POST, "/api/memory/cas", None),
-            (Method::POST, "/api/memory/incr", None),
-            (Method::POST, "/api/memory/grant", None),
-            (Method::POST, "/api/memory/revoke", None),
-            (Method::GET, "/api/memory/grants", None),
-            (Method::POST, "/api/agent/memory/put", None),
-            (Method::GET, "/api/agent/memory/get", None),
-            (Method::GET, "/api/agent/memory/list", None),
-            (Method::POST, "/api/agent/memory/delete", None),
-            (Method::GET, "/agents/{id}/memory", None),
-            (Method::GET, "/agents/{id}/memory/{*key}", None),
-            (Method::PUT, "/agents/{id}/memory/{*key}", None),
-            (Method::DELETE, "/agents/{id}/memory/{*key}", None),
-        ] {
-            let route = route_id(&method, path, query).unwrap();
-            assert!(catalog.contains(&route), "{route} has no price");
-        }
-    }
-
-    fn tessera_payment_routes() -> Vec<&'static str> {
-        tessera_payment::catalog::DEFAULT_PRICES
-            .iter()
-            .map(|(route, _)| *route)
-            .collect()
+    fn oversized_payment_headers_are_refused_with_431() {
+        let mut headers = HeaderMap::new();
+        let huge = "A".repeat(MAX_HEADER_BYTES + 1);
+        headers.insert("payment-signature", HeaderValue::from_str(&huge).unwrap());
+        let error = payment_header(&headers).unwrap_err();
+        assert_eq!(error.http_status(), 431);
+        let mut headers = HeaderMap::new();
+        headers.insert("x-payment", HeaderValue::from_bytes(b"\xffabc").unwrap());
+        assert_eq!(payment_header(&headers).unwrap_err().http_status(), 400);
     }
 }

@@ -3,13 +3,17 @@
 // official client: interop both ways round, with nothing of ours in between.
 //
 //   node tests/chain/interop-express.mjs --facilitator http://127.0.0.1:PORT \
-//        --token 0xTOKEN --pay-to 0xPAYTO --key 0xBUYER_PRIVATE_KEY [--price 1000]
+//        --token 0xTOKEN --pay-to 0xPAYTO --key 0xBUYER_PRIVATE_KEY [--price 1000] \
+//        [--api-key FACILITATOR_API_KEY]
 //
 // Starts Express with `@x402/express`'s paymentMiddleware on a free 127.0.0.1
 // port; its x402ResourceServer talks to the facilitator at --facilitator
 // through `@x402/core`'s HTTPFacilitatorClient (GET /supported at start,
 // POST /verify and POST /settle per payment) with `@x402/evm`'s exact EVM
-// server scheme registered for eip155:84532. `GET /weather` costs --price
+// server scheme registered for eip155:84532. With --api-key, the client's
+// `createAuthHeaders` sends `Authorization: Bearer <key>` on verify, settle
+// and supported (a facilitator with FACILITATOR_API_KEYS requires it on
+// verify and settle). `GET /weather` costs --price
 // atomic units of --token (an explicit AssetAmount with the token's EIP-712
 // domain USDC/2: the packages only price "$…" in the known USDC contracts).
 // Then it calls /weather once bare and once through `@x402/fetch`
@@ -39,7 +43,7 @@ const log = (msg) => console.error(`interop-express.mjs: ${msg}`);
 
 function usage(msg) {
   console.error(
-    `interop-express.mjs: ${msg}\nusage: node interop-express.mjs --facilitator URL --token 0x… --pay-to 0x… --key 0x… [--price UNITS]`,
+    `interop-express.mjs: ${msg}\nusage: node interop-express.mjs --facilitator URL --token 0x… --pay-to 0x… --key 0x… [--price UNITS] [--api-key KEY]`,
   );
   process.exit(2);
 }
@@ -53,6 +57,7 @@ try {
       "pay-to": { type: "string" },
       key: { type: "string" },
       price: { type: "string", default: "1000" },
+      "api-key": { type: "string" },
     },
   }));
 } catch (err) {
@@ -64,6 +69,9 @@ if (!address.test(values.token ?? "")) usage("--token must be a 0x token address
 if (!address.test(values["pay-to"] ?? "")) usage("--pay-to must be a 0x address");
 if (!/^0x[0-9a-fA-F]{64}$/.test(values.key ?? "")) usage("--key must be a 0x-prefixed 32-byte hex private key");
 if (!/^[1-9][0-9]*$/.test(values.price)) usage("--price must be a positive integer (atomic units)");
+if (values["api-key"] !== undefined && !/^[\x21-\x7e]+$/.test(values["api-key"])) {
+  usage("--api-key must be visible ASCII without spaces");
+}
 
 // ---- the resource server: official middleware, our facilitator ----
 const routes = {
@@ -80,8 +88,17 @@ const routes = {
     mimeType: "application/json",
   },
 };
+// The facilitator's API key, as the official client sends one: headers keyed
+// by request path (a flat headers object is refused by @x402/core).
+const apiKey = values["api-key"];
+const createAuthHeaders = apiKey
+  ? async () => {
+      const headers = { Authorization: `Bearer ${apiKey}` };
+      return { verify: headers, settle: headers, supported: headers };
+    }
+  : undefined;
 const resourceServer = new x402ResourceServer(
-  new HTTPFacilitatorClient({ url: values.facilitator, timeoutMs: 30_000 }),
+  new HTTPFacilitatorClient({ url: values.facilitator, timeoutMs: 30_000, createAuthHeaders }),
 ).register(NETWORK, new ExactEvmScheme());
 
 // Fail fast, before listening: the facilitator answers GET /supported with
@@ -113,7 +130,7 @@ try {
   process.exit(1);
 }
 const url = `http://127.0.0.1:${server.address().port}/weather`;
-log(`official resource server at ${url}, facilitator ${values.facilitator}`);
+log(`official resource server at ${url}, facilitator ${values.facilitator}${apiKey ? " (with an API key)" : ""}`);
 
 function shutdown(code) {
   server.closeAllConnections();

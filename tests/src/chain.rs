@@ -29,9 +29,10 @@ use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tessera_facilitator::eip3009::{self, TransferWithAuthorization};
+use tessera_evm::token::IEip3009Token;
 use tessera_facilitator::{Facilitator, FacilitatorConfig, SettlementKey};
 use tessera_runtime::Shutdown;
+use tessera_x402::eip3009::{self, TransferWithAuthorization};
 use tessera_x402::{Authorization, ExactEvmPayload, PaymentPayload, Requirements};
 use tokio::process::{Child, Command};
 
@@ -206,9 +207,41 @@ impl Chain {
         assert!(self.send_unlocked(request).await.status(), "mint reverted");
     }
 
+    /// Moves `value` of `from`'s tokens to `to` on chain now, with an
+    /// EIP-3009 authorization `from` signs and the owner sends (a payer
+    /// emptying its wallet behind our back).
+    pub async fn transfer_as(&self, from: &PrivateKeySigner, to: Address, value: U256) {
+        let authorization = TransferWithAuthorization {
+            from: from.address(),
+            to,
+            value,
+            validAfter: U256::ZERO,
+            validBefore: U256::from(unix_now() + 3600),
+            nonce: random_nonce(),
+        };
+        let signature = self.sign(from, &authorization);
+        let call = IEip3009Token::transferWithAuthorization_1Call {
+            from: authorization.from,
+            to,
+            value,
+            validAfter: authorization.validAfter,
+            validBefore: authorization.validBefore,
+            nonce: authorization.nonce,
+            signature,
+        };
+        let request = TransactionRequest::default()
+            .from(self.owner)
+            .to(self.token)
+            .input(Bytes::from(call.abi_encode()).into());
+        assert!(
+            self.send_unlocked(request).await.status(),
+            "transfer reverted"
+        );
+    }
+
     /// The token balance of `address`.
     pub async fn balance_of(&self, address: Address) -> U256 {
-        let call = eip3009::IEip3009Token::balanceOfCall { account: address };
+        let call = IEip3009Token::balanceOfCall { account: address };
         let output = self
             .provider
             .call(
@@ -218,11 +251,11 @@ impl Chain {
             )
             .await
             .unwrap();
-        eip3009::IEip3009Token::balanceOfCall::abi_decode_returns(&output).unwrap()
+        IEip3009Token::balanceOfCall::abi_decode_returns(&output).unwrap()
     }
 
     pub async fn authorization_used(&self, from: Address, nonce: B256) -> bool {
-        let call = eip3009::IEip3009Token::authorizationStateCall {
+        let call = IEip3009Token::authorizationStateCall {
             authorizer: from,
             nonce,
         };
@@ -235,7 +268,7 @@ impl Chain {
             )
             .await
             .unwrap();
-        eip3009::IEip3009Token::authorizationStateCall::abi_decode_returns(&output).unwrap()
+        IEip3009Token::authorizationStateCall::abi_decode_returns(&output).unwrap()
     }
 
     /// Mined transactions of `address` (its account nonce).
@@ -468,8 +501,9 @@ impl FacilitatorServer {
         let http_url = format!("http://{}", http.local_addr().unwrap());
         let grpc_url = format!("http://{}", grpc.local_addr().unwrap());
         let shutdown = Shutdown::new();
-        let task = tokio::spawn(tessera_facilitator::serve(
+        let task = tokio::spawn(tessera_facilitator::serve_with_keys(
             facilitator.clone(),
+            config.api_keys.clone(),
             http,
             grpc,
             shutdown.clone(),

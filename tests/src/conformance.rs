@@ -25,6 +25,7 @@ macro_rules! conformance_suite {
             cas_equality_ignores_object_key_order,
             cas_lease_can_be_taken_after_expiry,
             incr_is_exact_and_typed,
+            incr_by_a_whole_float_stays_an_exact_integer,
             incr_keeps_ttl_unless_given,
             concurrent_increments_all_count,
             concurrent_cas_admits_one_winner,
@@ -45,6 +46,8 @@ macro_rules! conformance_suite {
             a_grant_reaches_only_its_owner,
             grants_are_listed_only_to_their_owner,
             grant_quota_is_enforced,
+            evm_address_namespaces_ignore_case,
+            grants_between_evm_addresses_ignore_case,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {
@@ -438,6 +441,68 @@ pub async fn incr_is_exact_and_typed(memory: Memory) {
     assert_eq!(
         kind(memory.incr(&ns, "c", "\"1\"", None).await).1,
         "NOT_A_NUMBER"
+    );
+}
+
+/// `by` is read as its canonical JSON value: a whole number written as a
+/// float (`1.0`, `1e3`) is that integer, so an integer counter stays an
+/// exact integer, also beyond 2^53 where a double would round.
+pub async fn incr_by_a_whole_float_stays_an_exact_integer(memory: Memory) {
+    let ns = ns("incrwhole");
+    memory
+        .set(&ns, "c", "9007199254740993", None, None)
+        .await
+        .unwrap();
+    for (by, expected) in [
+        ("1.0", "9007199254740994"),
+        ("1e3", "9007199254741994"),
+        ("-2.0", "9007199254741992"),
+        ("1", "9007199254741993"),
+    ] {
+        assert_eq!(
+            memory.incr(&ns, "c", by, None).await.unwrap().value,
+            expected,
+            "by {by}"
+        );
+    }
+    assert_eq!(
+        memory.get(&ns, "c").await.unwrap().value,
+        "9007199254741993"
+    );
+    assert_eq!(
+        memory.incr(&ns, "new", "1.0", None).await.unwrap().value,
+        "1",
+        "created at 0, an integer"
+    );
+    assert_eq!(
+        memory.incr(&ns, "new", "1.0", None).await.unwrap().value,
+        "2"
+    );
+
+    memory
+        .set(&ns, "big", "9223372036854775806", None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        memory.incr(&ns, "big", "1.0", None).await.unwrap().value,
+        "9223372036854775807"
+    );
+    let (k, reason) = kind(memory.incr(&ns, "big", "1.0", None).await);
+    assert_eq!(
+        (k, reason.as_str()),
+        (ErrorKind::InvalidArgument, "INCR_OVERFLOW"),
+        "overflows like an integer, not into a float"
+    );
+    assert_eq!(
+        memory.get(&ns, "big").await.unwrap().value,
+        "9223372036854775807"
+    );
+
+    memory.set(&ns, "f", "0.5", None, None).await.unwrap();
+    assert_eq!(
+        memory.incr(&ns, "f", "1.0", None).await.unwrap().value,
+        "1.5",
+        "a float counter stays a float"
     );
 }
 
@@ -1111,4 +1176,174 @@ pub async fn grant_quota_is_enforced(memory: Memory) {
         .await
         .expect("a revoke frees a grant");
     assert_eq!(memory.list_grants(&owner).await.unwrap().len(), 2);
+}
+
+/// A fresh EVM address spelled three ways: lower case, EIP-55 checksummed
+/// (mixed case) and upper case.
+fn address() -> (String, String, String) {
+    loop {
+        let address = alloy::primitives::Address::from(rand::random::<[u8; 20]>());
+        let lower = format!("{address:#x}");
+        let checksummed = address.to_checksum(None);
+        if checksummed != lower {
+            let upper = format!("0x{}", lower[2..].to_uppercase());
+            return (lower, checksummed, upper);
+        }
+    }
+}
+
+/// An EVM address names one namespace whatever its case; other names keep
+/// theirs.
+pub async fn evm_address_namespaces_ignore_case(memory: Memory) {
+    let (lower, checksummed, upper) = address();
+    let written = memory
+        .set(&checksummed, "k", "1", None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        written.namespace, lower,
+        "stored under the lower-case address"
+    );
+    let read = memory.get(&lower, "k").await.unwrap();
+    assert_eq!(
+        (read.value.as_str(), read.revision),
+        ("1", written.revision)
+    );
+    assert_eq!(memory.get(&upper, "k").await.unwrap().namespace, lower);
+    assert_eq!(
+        memory.incr(&upper, "n", "2", None).await.unwrap().value,
+        "2"
+    );
+    assert!(
+        memory
+            .cas(&lower, "k", Some("1"), Some("3"), None)
+            .await
+            .unwrap()
+            .swapped
+    );
+    let page = memory.list(&checksummed, "", 0, "").await.unwrap();
+    assert_eq!(page.entries.len(), 2);
+    assert!(page.entries.iter().all(|entry| entry.namespace == lower));
+    // The namespace itself in another spelling needs no grant.
+    assert_eq!(
+        memory
+            .as_caller(&upper)
+            .get(&checksummed, "k")
+            .await
+            .unwrap()
+            .value,
+        "3"
+    );
+    memory
+        .as_caller(&checksummed)
+        .set(&lower, "m", "1", None, None)
+        .await
+        .unwrap();
+    assert!(memory.delete(&upper, "m", None).await.unwrap().deleted);
+
+    let name = ns("Agent-Case");
+    memory.set(&name, "k", "1", None, None).await.unwrap();
+    assert_eq!(
+        kind(memory.get(&name.to_lowercase(), "k").await).0,
+        ErrorKind::NotFound,
+        "only EVM addresses are case-insensitive"
+    );
+    let short = &upper[..41];
+    memory.set(short, "k", "1", None, None).await.unwrap();
+    assert_eq!(
+        kind(memory.get(&short.to_lowercase(), "k").await).0,
+        ErrorKind::NotFound,
+        "0x and 40 hex digits, no fewer"
+    );
+}
+
+/// A grant to a checksummed address admits the lower-case payer, and an
+/// owner named in any spelling is the same owner.
+pub async fn grants_between_evm_addresses_ignore_case(memory: Memory) {
+    let (owner, owner_checksummed, owner_upper) = address();
+    let (payer, payer_checksummed, payer_upper) = address();
+    memory.set(&owner, "k", "1", None, None).await.unwrap();
+
+    let grant = memory
+        .as_caller(&owner_checksummed)
+        .grant(
+            &owner_upper,
+            &payer_checksummed,
+            AccessMode::ReadWrite,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (grant.namespace.as_str(), grant.grantee.as_str()),
+        (owner.as_str(), payer.as_str())
+    );
+    let as_payer = memory.as_caller(&payer);
+    assert_eq!(
+        as_payer.get(&owner_checksummed, "k").await.unwrap().value,
+        "1"
+    );
+    let written = as_payer
+        .set(&owner_upper, "k", "2", None, None)
+        .await
+        .unwrap();
+    assert_eq!(written.namespace, owner);
+    assert_eq!(
+        memory
+            .as_caller(&payer_upper)
+            .get(&owner, "k")
+            .await
+            .unwrap()
+            .value,
+        "2"
+    );
+    assert_eq!(
+        memory
+            .as_caller(&owner_upper)
+            .list_grants(&owner_checksummed)
+            .await
+            .unwrap(),
+        [grant]
+    );
+
+    // Granting again in another spelling replaces the one grant.
+    memory
+        .grant(&owner, &payer_upper, AccessMode::Read, None)
+        .await
+        .unwrap();
+    let grants = memory.list_grants(&owner_upper).await.unwrap();
+    assert_eq!(grants.len(), 1, "{grants:?}");
+    assert_eq!(
+        (grants[0].grantee.as_str(), grants[0].mode),
+        (payer.as_str(), AccessMode::Read)
+    );
+    assert_denied(
+        as_payer.set(&owner_checksummed, "k", "3", None, None).await,
+        "read only now",
+    );
+    assert_eq!(
+        kind(
+            memory
+                .grant(&owner_checksummed, &owner, AccessMode::Read, None)
+                .await
+        )
+        .1,
+        "SELF_GRANT",
+        "the same address in two spellings is itself"
+    );
+    let (_, stranger, _) = address();
+    let (k, reason) = kind(memory.as_caller(&stranger).list_grants(&owner).await);
+    assert_eq!(
+        (k, reason.as_str()),
+        (ErrorKind::PermissionDenied, "NOT_OWNER")
+    );
+
+    assert!(memory
+        .as_caller(&owner_checksummed)
+        .revoke(&owner, &payer_checksummed)
+        .await
+        .unwrap());
+    assert_denied(as_payer.get(&owner, "k").await, "after the revoke");
+    assert!(memory.list_grants(&owner).await.unwrap().is_empty());
+    assert_eq!(memory.get(&owner, "k").await.unwrap().value, "2");
 }

@@ -9,6 +9,7 @@ use tessera_memory::embedded::EmbeddedStore;
 use tessera_memory::{Limits, Memory};
 use tessera_proto::memory::v1::memory_service_client::MemoryServiceClient;
 use tessera_runtime::grpc::GrpcServer;
+use tessera_runtime::grpc_auth::ServiceToken;
 use tessera_runtime::Shutdown;
 use tonic::transport::Channel;
 
@@ -78,25 +79,34 @@ pub async fn durable_memory(limits: Limits) -> Memory {
 /// A memory gRPC server on a free port; stops when the returned handle drops.
 pub struct MemoryServer {
     pub addr: SocketAddr,
+    /// What the server requires, and [`MemoryServer::client`] sends.
+    token: ServiceToken,
     shutdown: Shutdown,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl MemoryServer {
     pub async fn start(memory: Memory) -> Self {
+        Self::start_with_token(memory, ServiceToken::none()).await
+    }
+
+    /// A server requiring `token` (`INTERNAL_TOKEN`) on every call but health.
+    pub async fn start_with_token(memory: Memory, token: ServiceToken) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = Shutdown::new();
         let server = GrpcServer::new(
             tessera_memory::grpc::SERVICE_NAME,
             tessera_memory::grpc::server(memory),
-        );
+        )
+        .require_token(token.clone());
         let stop = shutdown.clone();
         let task = tokio::spawn(async move {
             server.serve(listener, stop).await.expect("memory server");
         });
         MemoryServer {
             addr,
+            token,
             shutdown,
             task: Some(task),
         }
@@ -106,10 +116,17 @@ impl MemoryServer {
         format!("http://{}", self.addr)
     }
 
-    pub async fn client(&self) -> MemoryServiceClient<Channel> {
-        MemoryServiceClient::connect(self.url())
+    /// A client sending the server's token, if it requires one.
+    pub async fn client(
+        &self,
+    ) -> MemoryServiceClient<tonic::service::interceptor::InterceptedService<Channel, ServiceToken>>
+    {
+        let channel = tonic::transport::Endpoint::from_shared(self.url())
+            .unwrap()
+            .connect()
             .await
-            .expect("connect to memory server")
+            .expect("connect to memory server");
+        MemoryServiceClient::with_interceptor(channel, self.token.clone())
     }
 
     /// Stops accepting, drains in-flight calls, and waits until it has.

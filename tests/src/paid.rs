@@ -13,6 +13,7 @@ use tessera_payment::catalog::Catalog;
 use tessera_payment::config::{Asset, PaymentConfig};
 use tessera_payment::Payments;
 use tessera_runtime::grpc::GrpcServer;
+use tessera_runtime::grpc_auth::ServiceToken;
 use tessera_runtime::Shutdown;
 use tessera_x402::Network;
 
@@ -24,6 +25,8 @@ pub struct PaidStack {
     pub payments: Payments,
     pub payment_url: String,
     pub memory: MemoryServer,
+    /// Between the gateway and memory, to hold a served call in flight.
+    pub memory_proxy: PausableProxy,
     pub gateway_url: String,
     shutdown: Shutdown,
 }
@@ -31,6 +34,13 @@ pub struct PaidStack {
 pub struct Options {
     pub settle_before: bool,
     pub settle_timeout: Duration,
+    /// Buyers funded with `BUYER_FUNDS` each.
+    pub buyers: usize,
+    pub request_timeout: Duration,
+    pub max_concurrent_requests: usize,
+    /// The internal service token memory and payment require and the
+    /// gateway sends; empty = none.
+    pub internal_token: &'static str,
 }
 
 impl Default for Options {
@@ -38,6 +48,10 @@ impl Default for Options {
         Options {
             settle_before: false,
             settle_timeout: Duration::from_secs(20),
+            buyers: 4,
+            request_timeout: Duration::from_secs(30),
+            max_concurrent_requests: 1024,
+            internal_token: "",
         }
     }
 }
@@ -48,7 +62,7 @@ impl PaidStack {
     }
 
     pub async fn start_with(options: Options) -> Self {
-        let chain = Chain::start().await;
+        let chain = Chain::start_with_buyers(options.buyers).await;
         let facilitator = chain.start_facilitator().await;
         let facilitator_addr = facilitator
             .http_url
@@ -73,27 +87,39 @@ impl PaidStack {
             catalog: Catalog::default(),
             settle_timeout: options.settle_timeout,
             retry_every: Duration::from_secs(3600),
+            rpc_url: chain.rpc_url.clone(),
+            rpc_timeout: Duration::from_secs(5),
+            facilitator_api_key: None,
         };
         let payments = tessera_payment::open(&config)
             .await
             .expect("payment service opens its ledger");
         let payment_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let payment_url = format!("http://{}", payment_listener.local_addr().unwrap());
+        let token = ServiceToken::new(options.internal_token).unwrap();
         let payment_server = GrpcServer::new(
             tessera_payment::SERVICE_NAME,
             tessera_payment::grpc::server(payments.clone()),
-        );
+        )
+        .require_token(token.clone());
         tokio::spawn(payment_server.serve(payment_listener, shutdown.clone()));
 
-        let memory = MemoryServer::start(durable_memory(Limits::default()).await).await;
+        let memory =
+            MemoryServer::start_with_token(durable_memory(Limits::default()).await, token.clone())
+                .await;
+        let memory_addr = memory.url().trim_start_matches("http://").parse().unwrap();
+        let memory_proxy = PausableProxy::start(memory_addr).await;
         let gateway_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let listen_addr = gateway_listener.local_addr().unwrap();
         let router = tessera_gateway::router(&GatewayConfig {
             listen_addr,
-            memory_url: memory.url(),
+            memory_url: format!("http://{}", memory_proxy.addr),
             free_mode: false,
             payment_url: Some(payment_url.clone()),
             settle_before: options.settle_before,
+            request_timeout: options.request_timeout,
+            max_concurrent_requests: options.max_concurrent_requests,
+            internal_token: token,
         })
         .await
         .expect("gateway with x402");
@@ -110,6 +136,7 @@ impl PaidStack {
             payments,
             payment_url,
             memory,
+            memory_proxy,
             gateway_url: format!("http://{listen_addr}"),
             shutdown,
         }
@@ -122,10 +149,80 @@ impl PaidStack {
     pub async fn balance(&self, address: alloy::primitives::Address) -> U256 {
         self.chain.balance_of(address).await
     }
+
+    /// Payment rows this stack's gateway made (their resource is on its URL).
+    pub async fn ledger_rows(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM payments WHERE resource LIKE $1")
+            .bind(format!("{}/%", self.gateway_url))
+            .fetch_one(self.payments.ledger().pool())
+            .await
+            .unwrap()
+    }
 }
 
 impl Drop for PaidStack {
     fn drop(&mut self) {
         self.shutdown.trigger();
+    }
+}
+
+/// A gateway's answer: status, headers, and the body as JSON (a string when
+/// it is not JSON).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: reqwest::StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: serde_json::Value,
+}
+
+/// Sends `method url` with an optional JSON body and extra headers.
+pub async fn send(
+    method: reqwest::Method,
+    url: &str,
+    body: Option<serde_json::Value>,
+    headers: &[(&str, String)],
+) -> Reply {
+    let mut request = reqwest::Client::new().request(method, url);
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("the gateway answers");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap();
+    Reply {
+        status,
+        headers,
+        body: serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    }
+}
+
+/// A base64 JSON header (`PAYMENT-REQUIRED`, `PAYMENT-RESPONSE`), decoded.
+pub fn decode(header: &reqwest::header::HeaderValue) -> serde_json::Value {
+    tessera_x402::decode_header(header.to_str().unwrap()).unwrap()
+}
+
+/// A signer's namespace: its lower-case 0x address.
+pub fn namespace(signer: &alloy::signers::local::PrivateKeySigner) -> String {
+    format!("{:#x}", signer.address())
+}
+
+impl PaidStack {
+    /// A key's stored value, read from memory directly (no payment), to
+    /// check what a refused call did not write.
+    pub async fn stored(&self, namespace: &str, key: &str) -> Option<String> {
+        let mut memory = self.memory.client().await;
+        memory
+            .get(tessera_proto::memory::v1::GetRequest {
+                namespace: namespace.into(),
+                key: key.into(),
+                ..Default::default()
+            })
+            .await
+            .ok()
+            .map(|entry| entry.into_inner().value_json)
     }
 }

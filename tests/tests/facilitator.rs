@@ -127,7 +127,7 @@ async fn each_bad_payment_gets_its_reason() {
     let server = chain.start_facilitator().await;
     let buyer = &chain.buyers[0];
     let requirements = chain.requirements(chain.pay_to, PRICE);
-    let signed = |authorization: &tessera_facilitator::eip3009::TransferWithAuthorization| {
+    let signed = |authorization: &tessera_x402::eip3009::TransferWithAuthorization| {
         let signature = chain.sign(buyer, authorization);
         facilitator_request(
             &payload_v2(&requirements, authorization, &signature),
@@ -939,4 +939,170 @@ async fn a_nonce_spent_on_another_transfer_does_not_count_as_payment() {
         U256::ZERO,
         "payTo got nothing"
     );
+}
+
+/// `POST` with an optional `Authorization` header: status, body, and the
+/// `WWW-Authenticate` header.
+async fn post_authorized(
+    base: &str,
+    path: &str,
+    body: &Value,
+    authorization: Option<&str>,
+) -> (u16, Value, Option<String>) {
+    let mut request = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .json(body);
+    if let Some(authorization) = authorization {
+        request = request.header("authorization", authorization);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_string());
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+    (status, body, challenge)
+}
+
+fn grpc_call<T>(message: T, authorization: Option<&str>) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(authorization) = authorization {
+        request
+            .metadata_mut()
+            .insert("authorization", authorization.parse().unwrap());
+    }
+    request
+}
+
+/// With FACILITATOR_API_KEYS set, `/verify` and `/settle` (HTTP and gRPC)
+/// need `Bearer <one of the keys>`: none or a wrong one is 401 /
+/// UNAUTHENTICATED and nothing is verified or moved; `/supported`,
+/// `/health` and `/metrics` stay open. Our payment service's client sends
+/// its key.
+#[tokio::test]
+async fn api_keys_guard_verify_and_settle_on_http_and_grpc() {
+    let chain = Chain::start().await;
+    let server = FacilitatorServer::start(FacilitatorConfig {
+        api_keys: tessera_facilitator::config::ApiKeys::parse("key-one-s3cret, key-two-s3cret")
+            .unwrap(),
+        ..chain.facilitator_config()
+    })
+    .await;
+    let buyer = &chain.buyers[0];
+    let requirements = chain.requirements(chain.pay_to, PRICE);
+    let request = facilitator_request(&chain.pay(buyer, &requirements), &requirements);
+    let refused = [
+        None,
+        Some("Bearer key-three-s3cret"),
+        Some("Bearer key-one-s3cre"),
+        Some("key-one-s3cret"),
+        Some("Basic key-one-s3cret"),
+    ];
+
+    for path in ["/verify", "/settle"] {
+        for authorization in refused {
+            let (status, body, challenge) =
+                post_authorized(&server.http_url, path, &request, authorization).await;
+            assert_eq!(status, 401, "{path} with {authorization:?}: {body}");
+            assert!(
+                body["error"].as_str().is_some_and(|e| !e.is_empty()),
+                "{body}"
+            );
+            assert_eq!(challenge.as_deref(), Some("Bearer"));
+        }
+    }
+    assert_eq!(
+        chain.balance_of(chain.pay_to).await,
+        U256::ZERO,
+        "nothing moved"
+    );
+
+    let mut client = FacilitatorServiceClient::connect(server.grpc_url.clone())
+        .await
+        .unwrap();
+    let verify_request = || pb::VerifyRequest {
+        x402_version: 2,
+        payment_payload_json: request["paymentPayload"].to_string(),
+        payment_requirements_json: request["paymentRequirements"].to_string(),
+    };
+    let settle_request = || pb::SettleRequest {
+        x402_version: 2,
+        payment_payload_json: request["paymentPayload"].to_string(),
+        payment_requirements_json: request["paymentRequirements"].to_string(),
+    };
+    for authorization in refused {
+        let status = client
+            .verify(grpc_call(verify_request(), authorization))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            status.code(),
+            tonic::Code::Unauthenticated,
+            "{authorization:?}"
+        );
+        let status = client
+            .settle(grpc_call(settle_request(), authorization))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            status.code(),
+            tonic::Code::Unauthenticated,
+            "{authorization:?}"
+        );
+    }
+    assert_eq!(
+        chain.balance_of(chain.pay_to).await,
+        U256::ZERO,
+        "nothing moved"
+    );
+
+    // Open routes.
+    let supported = client
+        .supported(pb::SupportedRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!supported.kinds.is_empty());
+    for path in ["/supported", "/health", "/metrics"] {
+        let status = reqwest::get(format!("{}{path}", server.http_url))
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200, "{path} needs no key");
+    }
+
+    // Either key works, with the scheme in any case.
+    let valid = json!({ "isValid": true, "payer": checksum(buyer.address()) });
+    for authorization in ["Bearer key-one-s3cret", "bearer key-two-s3cret"] {
+        let (status, body, _) =
+            post_authorized(&server.http_url, "/verify", &request, Some(authorization)).await;
+        assert_eq!((status, &body), (200, &valid), "{authorization}");
+    }
+    let over_grpc = client
+        .verify(grpc_call(verify_request(), Some("Bearer key-two-s3cret")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(over_grpc.is_valid, "{over_grpc:?}");
+
+    // Our payment service's facilitator client: no key is refused (the
+    // facilitator counts as unreachable), its key is served.
+    let typed: tessera_x402::facilitator::FacilitatorRequest =
+        serde_json::from_value(request.clone()).unwrap();
+    let timeout = Duration::from_secs(20);
+    let keyless =
+        tessera_payment::facilitator_client::FacilitatorClient::new(&server.http_url, None);
+    let unreachable = keyless.verify(&typed, timeout).await.unwrap_err();
+    assert!(unreachable.0.contains("401"), "{}", unreachable.0);
+    let keyed = tessera_payment::facilitator_client::FacilitatorClient::new(
+        &server.http_url,
+        Some(tessera_runtime::config::Secret::new("key-one-s3cret")),
+    );
+    let verified = keyed.verify(&typed, timeout).await.unwrap();
+    assert!(verified.is_valid, "{verified:?}");
+    let settled = keyed.settle(&typed, timeout).await.unwrap();
+    assert!(settled.success, "{settled:?}");
+    assert_eq!(chain.balance_of(chain.pay_to).await, U256::from(PRICE));
 }

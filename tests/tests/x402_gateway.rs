@@ -7,44 +7,9 @@ use alloy::signers::local::PrivateKeySigner;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::Duration;
-use tessera_proto::memory::v1 as pb;
 use tessera_tests::chain::{self, chain_dir, exact_payload};
-use tessera_tests::paid::{Options, PaidStack};
+use tessera_tests::paid::{decode, namespace, send, Options, PaidStack, Reply};
 use tessera_x402::{encode_header, Requirements};
-
-fn namespace(signer: &PrivateKeySigner) -> String {
-    format!("{:#x}", signer.address())
-}
-
-struct Reply {
-    status: StatusCode,
-    headers: reqwest::header::HeaderMap,
-    body: Value,
-}
-
-async fn send(
-    method: reqwest::Method,
-    url: &str,
-    body: Option<Value>,
-    headers: &[(&str, String)],
-) -> Reply {
-    let mut request = reqwest::Client::new().request(method, url);
-    for (name, value) in headers {
-        request = request.header(*name, value);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("the gateway answers");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let text = response.text().await.unwrap();
-    Reply {
-        status,
-        headers,
-        body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    }
-}
 
 async fn post(url: &str, body: Value, headers: &[(&str, String)]) -> Reply {
     send(reqwest::Method::POST, url, Some(body), headers).await
@@ -64,22 +29,6 @@ fn pay(
 
 /// Reads a key through the memory service directly (no payment), to check
 /// what a refused call did not write.
-async fn stored(stack: &PaidStack, namespace: &str, key: &str) -> Option<String> {
-    let mut memory = stack.memory.client().await;
-    memory
-        .get(pb::GetRequest {
-            namespace: namespace.into(),
-            key: key.into(),
-            ..Default::default()
-        })
-        .await
-        .ok()
-        .map(|entry| entry.into_inner().value_json)
-}
-
-fn decode(header: &reqwest::header::HeaderValue) -> Value {
-    tessera_x402::decode_header(header.to_str().unwrap()).unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_official_client_pays_a_memory_cas_end_to_end() {
@@ -135,7 +84,8 @@ async fn the_official_client_pays_a_memory_cas_end_to_end() {
         "payTo received exactly the price"
     );
     assert_eq!(
-        stored(&stack, &namespace(buyer), "locks/import")
+        stack
+            .stored(&namespace(buyer), "locks/import")
             .await
             .as_deref(),
         Some("\"agent-7\"")
@@ -344,7 +294,7 @@ async fn bad_payments_are_refused_and_nothing_is_written_or_charged() {
         );
         for namespace in [namespace(&buyer), namespace(&poor)] {
             assert_eq!(
-                stored(&stack, &namespace, &key).await,
+                stack.stored(&namespace, &key).await,
                 None,
                 "{case}: nothing written"
             );
@@ -422,7 +372,7 @@ async fn a_payment_serves_exactly_one_call() {
         "{statuses:?}"
     );
     assert_eq!(
-        stored(&stack, &namespace(&buyer), "n").await.as_deref(),
+        stack.stored(&namespace(&buyer), "n").await.as_deref(),
         Some("2"),
         "served once"
     );
@@ -588,7 +538,7 @@ async fn facilitator_down_is_503_and_chain_down_is_502_and_nothing_is_charged() 
         reply.body
     );
     stack.facilitator_proxy.resume();
-    assert_eq!(stored(&stack, &namespace(&buyer), "down").await, None);
+    assert_eq!(stack.stored(&namespace(&buyer), "down").await, None);
     assert_eq!(stack.balance(buyer.address()).await, before);
 
     let payment = pay(&stack, &buyer, &required);
@@ -601,7 +551,7 @@ async fn facilitator_down_is_503_and_chain_down_is_502_and_nothing_is_charged() 
     .await;
     assert_eq!(reply.status, StatusCode::BAD_GATEWAY, "{}", reply.body);
     assert_eq!(
-        stored(&stack, &namespace(&buyer), "down").await,
+        stack.stored(&namespace(&buyer), "down").await,
         None,
         "nothing written"
     );
@@ -648,7 +598,7 @@ async fn a_settle_that_times_out_is_pending_and_reconciled_once_in_the_backgroun
         "{settlement}"
     );
     assert_eq!(
-        stored(&stack, &namespace(&buyer), "slow").await.as_deref(),
+        stack.stored(&namespace(&buyer), "slow").await.as_deref(),
         Some("1")
     );
 

@@ -8,32 +8,30 @@
 //! read and written nothing. Timestamps are unix seconds; errors are
 //! `{"error": "<message>"}`.
 
-use crate::errors::{render, ApiError, Family};
+use crate::errors::ApiError;
 use crate::extract::{IfMatch, JsonBody, QueryParams};
 use crate::identity::Caller;
 use crate::memory::{
     Deleted, Entry, Grant, GrantMode, ListParams, MemoryClient, Page, Target, WriteOptions,
 };
+use crate::routes::{FaceRoutes, PaidRoute};
 use crate::timestamps::unix_seconds;
-use crate::AppState;
 use axum::extract::State;
-use axum::middleware::map_response_with_state;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::{Number, Value};
 use tessera_error::Error;
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/memory", get(read).post(write))
-        .route("/api/memory/cas", post(compare_and_swap))
-        .route("/api/memory/incr", post(increment))
-        .route("/api/memory/grant", post(grant))
-        .route("/api/memory/revoke", post(revoke))
-        .route("/api/memory/grants", get(list_grants))
-        .layer(map_response_with_state(Family::Agent402, render))
+pub(crate) fn routes() -> FaceRoutes {
+    FaceRoutes::new(tessera_catalog::Face::Agent402)
+        .handle(&["memory.get", "memory.list"], read)
+        .handle(&["memory.set"], write)
+        .handle(&["memory.cas"], compare_and_swap)
+        .handle(&["memory.incr"], increment)
+        .handle(&["memory.grant"], grant)
+        .handle(&["memory.revoke"], revoke)
+        .handle(&["memory.grants"], list_grants)
 }
 
 #[derive(Debug, Serialize)]
@@ -115,14 +113,18 @@ impl ListView {
     }
 }
 
-/// `?key=` reads one entry; without it, lists the namespace.
+/// `?key=` reads one entry (`memory.get`); without it, lists the namespace
+/// (`memory.list`). Which of the two the request is was decided, and paid
+/// for, by the route gate; the handler does that one.
 async fn read(
     State(memory): State<MemoryClient>,
+    Extension(PaidRoute(route)): Extension<PaidRoute>,
     caller: Caller,
     QueryParams(query): QueryParams<ReadQuery>,
 ) -> Result<Response, ApiError> {
     let target = target(caller, query.owner);
-    if let Some(key) = query.key {
+    if route.id == "memory.get" {
+        let key = query.key.unwrap_or_default();
         let entry = memory
             .get(&target, &key)
             .await?

@@ -4,16 +4,14 @@
 //! a `MemoryViolation` even when `{id}` granted it access (grants are used
 //! through the agent402 face's `owner`).
 
-use crate::errors::{render, ApiError, Family};
+use crate::errors::ApiError;
 use crate::extract::{JsonBody, PathParams};
 use crate::identity::AgentScope;
 use crate::memory::{ListParams, MemoryClient, Target, WriteOptions};
-use crate::AppState;
+use crate::routes::FaceRoutes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::middleware::map_response_with_state;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tessera_error::Error;
@@ -22,15 +20,14 @@ const PAGE_SIZE: u32 = 1000;
 /// The most entries `GET /agents/{id}/memory` returns.
 const MAX_LISTED: usize = 10_000;
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/agents/{id}/memory", get(list_all))
-        // A catch-all, so keys may contain `/` unescaped.
-        .route(
-            "/agents/{id}/memory/{*key}",
-            get(read).put(write).delete(remove),
-        )
-        .layer(map_response_with_state(Family::Agents, render))
+/// Keys are a catch-all path segment (`{*key}`), so they may contain `/`
+/// unescaped.
+pub(crate) fn routes() -> FaceRoutes {
+    FaceRoutes::new(tessera_catalog::Face::Agents)
+        .handle(&["agents.memory.list"], list_all)
+        .handle(&["agents.memory.get"], read)
+        .handle(&["agents.memory.put"], write)
+        .handle(&["agents.memory.delete"], remove)
 }
 
 #[derive(Debug, Deserialize)]
@@ -141,6 +138,7 @@ async fn remove(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::errors::Family;
     use crate::extract::parse_json;
     use serde_json::json;
 

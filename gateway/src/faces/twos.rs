@@ -2,19 +2,17 @@
 //! the caller's namespace. Timestamps are RFC 3339 strings; errors are
 //! `{"error": "<message>"}`; get and put also send an `ETag` header.
 
-use crate::errors::{render, ApiError, Family};
+use crate::errors::ApiError;
 use crate::extract::{IfMatch, JsonBody, QueryParams};
 use crate::identity::Caller;
 use crate::memory::{Entry, ListParams, MemoryClient, Page, Target, WriteOptions};
+use crate::routes::FaceRoutes;
 use crate::timestamps::rfc3339_millis;
-use crate::AppState;
 use axum::extract::State;
 use axum::http::header::ETAG;
 use axum::http::HeaderValue;
-use axum::middleware::map_response_with_state;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tessera_error::Error;
@@ -22,13 +20,12 @@ use tessera_error::Error;
 /// This API documents a tighter key limit than the memory service's.
 const MAX_KEY_CHARS: usize = 200;
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/agent/memory/put", post(put))
-        .route("/api/agent/memory/get", get(read))
-        .route("/api/agent/memory/list", get(list))
-        .route("/api/agent/memory/delete", post(delete))
-        .layer(map_response_with_state(Family::TwoS, render))
+pub(crate) fn routes() -> FaceRoutes {
+    FaceRoutes::new(tessera_catalog::Face::TwoS)
+        .handle(&["agent.memory.put"], put)
+        .handle(&["agent.memory.get"], read)
+        .handle(&["agent.memory.list"], list)
+        .handle(&["agent.memory.delete"], delete)
 }
 
 fn check_key(key: &str) -> Result<(), Error> {

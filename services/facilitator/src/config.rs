@@ -8,14 +8,17 @@
 //! | `FACILITATOR_PRIVATE_KEY` | unset | 0x-hex secp256k1 key that sends settlements and pays their gas; without it the facilitator only verifies. Never logged |
 //! | `FACILITATOR_RECEIPT_TIMEOUT_SECS` | `30` | how long a settle waits for its receipt |
 //! | `FACILITATOR_RPC_TIMEOUT_SECS` | `10` | how long one JSON-RPC request may take |
+//! | `FACILITATOR_API_KEYS` | unset | comma-separated API keys; when set, `POST /verify` and `POST /settle` (and gRPC `Verify`/`Settle`) need `Authorization: Bearer <one of them>`. Unset or empty = open. Never logged |
 
 use alloy::primitives::Address;
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::Context;
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tessera_runtime::config::{env_or, env_string};
+use tessera_runtime::grpc_auth::{bearer, constant_time_eq};
 
 pub const HTTP_ADDR_ENV: &str = "FACILITATOR_HTTP_ADDR";
 pub const GRPC_ADDR_ENV: &str = "FACILITATOR_GRPC_ADDR";
@@ -23,6 +26,7 @@ pub const RPC_URL_ENV: &str = "FACILITATOR_RPC_URL";
 pub const PRIVATE_KEY_ENV: &str = "FACILITATOR_PRIVATE_KEY";
 pub const RECEIPT_TIMEOUT_ENV: &str = "FACILITATOR_RECEIPT_TIMEOUT_SECS";
 pub const RPC_TIMEOUT_ENV: &str = "FACILITATOR_RPC_TIMEOUT_SECS";
+pub const API_KEYS_ENV: &str = "FACILITATOR_API_KEYS";
 
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8402";
 pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:50053";
@@ -64,6 +68,63 @@ impl fmt::Debug for SettlementKey {
     }
 }
 
+/// The API keys `/verify` and `/settle` accept; none = open to anyone (the
+/// facilitator then relays any valid payment with its own gas). `Debug`
+/// shows how many there are, never the keys.
+#[derive(Clone, Default)]
+pub struct ApiKeys(Arc<[Box<str>]>);
+
+impl ApiKeys {
+    /// No key: open.
+    pub fn open() -> Self {
+        ApiKeys::default()
+    }
+
+    /// Comma-separated keys, each trimmed; empty entries are skipped. A key
+    /// must be visible ASCII without spaces (it travels in a header); the
+    /// error never repeats it.
+    pub fn parse(list: &str) -> anyhow::Result<Self> {
+        let keys: Vec<Box<str>> = list
+            .split(',')
+            .map(str::trim)
+            .filter(|key| !key.is_empty())
+            .map(Box::from)
+            .collect();
+        anyhow::ensure!(
+            keys.iter()
+                .all(|key| key.bytes().all(|b| b.is_ascii_graphic())),
+            "API keys must be visible ASCII without spaces or commas"
+        );
+        Ok(ApiKeys(keys.into()))
+    }
+
+    /// Whether any key is required.
+    pub fn required(&self) -> bool {
+        !self.0.is_empty()
+    }
+
+    /// Whether an `Authorization` header value admits the call: `Bearer
+    /// <key>` with one of the keys, compared in constant time against every
+    /// key. Always true when none is required.
+    pub fn admits(&self, authorization: Option<&[u8]>) -> bool {
+        if !self.required() {
+            return true;
+        }
+        let Some(presented) = authorization.and_then(bearer) else {
+            return false;
+        };
+        self.0.iter().fold(false, |found, key| {
+            constant_time_eq(presented, key.as_bytes()) | found
+        })
+    }
+}
+
+impl fmt::Debug for ApiKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ApiKeys({} keys)", self.0.len())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct FacilitatorConfig {
     pub http_addr: SocketAddr,
@@ -73,6 +134,8 @@ pub struct FacilitatorConfig {
     pub settlement_key: Option<SettlementKey>,
     pub receipt_timeout: Duration,
     pub rpc_timeout: Duration,
+    /// Keys `/verify` and `/settle` require; [`ApiKeys::open`] by default.
+    pub api_keys: ApiKeys,
 }
 
 impl FacilitatorConfig {
@@ -86,6 +149,7 @@ impl FacilitatorConfig {
             settlement_key,
             receipt_timeout: DEFAULT_RECEIPT_TIMEOUT,
             rpc_timeout: DEFAULT_RPC_TIMEOUT,
+            api_keys: ApiKeys::open(),
         }
     }
 
@@ -110,6 +174,7 @@ impl FacilitatorConfig {
             settlement_key,
             receipt_timeout: Duration::from_secs(receipt_timeout),
             rpc_timeout: Duration::from_secs(rpc_timeout),
+            api_keys: ApiKeys::parse(&env_string(API_KEYS_ENV, "")).context(API_KEYS_ENV)?,
         })
     }
 }
@@ -130,5 +195,39 @@ mod tests {
         let error =
             SettlementKey::parse("0x4c0883a69102937d6231471b5dbb6204fe51296170").unwrap_err();
         assert!(!format!("{error:#}").contains("4c0883a6"), "{error:#}");
+
+        let config = FacilitatorConfig {
+            api_keys: ApiKeys::parse("key-one-secret, key-two-secret").unwrap(),
+            ..config
+        };
+        let shown = format!("{config:?}");
+        assert!(shown.contains("ApiKeys(2 keys)"), "{shown}");
+        assert!(!shown.contains("-secret"), "{shown}");
+        let error = ApiKeys::parse("good,has space-secret").unwrap_err();
+        assert!(!format!("{error:#}").contains("-secret"), "{error:#}");
+    }
+
+    #[test]
+    fn api_keys_admit_any_listed_bearer_key_and_none_is_open() {
+        let open = ApiKeys::parse(" , ").unwrap();
+        assert!(!open.required());
+        assert!(open.admits(None));
+        let keys = ApiKeys::parse("alpha, beta").unwrap();
+        assert!(keys.required());
+        assert!(keys.admits(Some(b"Bearer alpha")));
+        assert!(keys.admits(Some(b"bearer beta")));
+        for wrong in [
+            &b"Bearer gamma"[..],
+            b"Bearer alph",
+            b"alpha",
+            b"Basic alpha",
+        ] {
+            assert!(
+                !keys.admits(Some(wrong)),
+                "{}",
+                String::from_utf8_lossy(wrong)
+            );
+        }
+        assert!(!keys.admits(None));
     }
 }

@@ -1,6 +1,10 @@
 //! `tessera.facilitator.v1.FacilitatorService`: the HTTP API's documents
-//! over gRPC, answered by the same [`Facilitator`].
+//! over gRPC, answered by the same [`Facilitator`]. With API keys configured,
+//! `Verify` and `Settle` need metadata `authorization: Bearer <one of the
+//! keys>` (`UNAUTHENTICATED` otherwise), as the HTTP API does; `Supported`
+//! stays open.
 
+use crate::config::ApiKeys;
 use crate::Facilitator;
 use pb::facilitator_service_server::{FacilitatorService, FacilitatorServiceServer};
 use std::sync::Arc;
@@ -14,11 +18,41 @@ pub const SERVICE_NAME: &str = pb::facilitator_service_server::SERVICE_NAME;
 #[derive(Debug, Clone)]
 pub struct FacilitatorGrpc {
     facilitator: Arc<Facilitator>,
+    api_keys: ApiKeys,
 }
 
-/// The tonic server, ready for `GrpcServer::new`/`add`.
+/// The tonic server, open to anyone, ready for `GrpcServer::new`/`add`.
 pub fn server(facilitator: Arc<Facilitator>) -> FacilitatorServiceServer<FacilitatorGrpc> {
-    FacilitatorServiceServer::new(FacilitatorGrpc { facilitator })
+    server_with_keys(facilitator, ApiKeys::open())
+}
+
+/// The tonic server, `Verify` and `Settle` requiring one of `api_keys` when
+/// any is set.
+pub fn server_with_keys(
+    facilitator: Arc<Facilitator>,
+    api_keys: ApiKeys,
+) -> FacilitatorServiceServer<FacilitatorGrpc> {
+    FacilitatorServiceServer::new(FacilitatorGrpc {
+        facilitator,
+        api_keys,
+    })
+}
+
+impl FacilitatorGrpc {
+    fn require_key<T>(&self, call: &Request<T>) -> Result<(), Status> {
+        let authorization = call.metadata().get("authorization");
+        if self
+            .api_keys
+            .admits(authorization.map(|value| value.as_bytes()))
+        {
+            return Ok(());
+        }
+        Err(Status::unauthenticated(if authorization.is_some() {
+            "the API key is not one this facilitator accepts"
+        } else {
+            "this facilitator requires `authorization: Bearer <API key>`"
+        }))
+    }
 }
 
 fn request(
@@ -64,6 +98,7 @@ impl FacilitatorService for FacilitatorGrpc {
         &self,
         call: Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::VerifyResponse>, Status> {
+        self.require_key(&call)?;
         let call = call.into_inner();
         let request = request(
             call.x402_version,
@@ -79,6 +114,7 @@ impl FacilitatorService for FacilitatorGrpc {
         &self,
         call: Request<pb::SettleRequest>,
     ) -> Result<Response<pb::SettleResponse>, Status> {
+        self.require_key(&call)?;
         let call = call.into_inner();
         let request = request(
             call.x402_version,

@@ -4,15 +4,23 @@
 //!   paymentRequirements}`; always 200 with a `VerifyResponse` /
 //!   `SettleResponse` once the body is such a document (a failed check is
 //!   `isValid: false` / `success: false` with the reason). A body that is
-//!   not JSON or lacks a field: 400 `{"error": "…"}`.
+//!   not JSON or lacks a field: 400 `{"error": "…"}`. With API keys
+//!   configured (`FACILITATOR_API_KEYS`), both need `Authorization: Bearer
+//!   <one of the keys>`; without it: 401 `{"error": "…"}` and
+//!   `WWW-Authenticate: Bearer`, before the body is read.
 //! - `GET /supported`: the kinds served and our settling address.
 //! - `GET /health`: `{"status": "ok", "network", "settles"}` (no chain call).
 //! - `GET /metrics`: Prometheus (`service="facilitator"`).
+//!
+//! `/supported`, `/health` and `/metrics` never need a key.
 
+use crate::config::ApiKeys;
 use crate::Facilitator;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use axum::http::StatusCode;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -25,10 +33,20 @@ use tokio::net::TcpListener;
 /// Largest request body: a payload and its requirements are a few KiB.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// The API, open to anyone.
 pub fn router(facilitator: Arc<Facilitator>) -> Router {
-    let router = Router::new()
+    router_with_keys(facilitator, ApiKeys::open())
+}
+
+/// The API, `/verify` and `/settle` requiring one of `api_keys` when any is
+/// set.
+pub fn router_with_keys(facilitator: Arc<Facilitator>, api_keys: ApiKeys) -> Router {
+    let keyed = Router::new()
         .route("/verify", post(verify))
         .route("/settle", post(settle))
+        .route_layer(axum::middleware::from_fn_with_state(api_keys, require_key));
+    let router = Router::new()
+        .merge(keyed)
         .route("/supported", get(supported))
         .route("/health", get(health))
         .merge(tessera_runtime::metrics::routes())
@@ -56,6 +74,29 @@ pub fn parse_request(body: &[u8]) -> Result<FacilitatorRequest, String> {
     serde_json::from_value(value).map_err(|e| {
         format!("the body is not a facilitator request {{x402Version, paymentPayload, paymentRequirements}}: {e}")
     })
+}
+
+/// Lets a call through only with an accepted API key (always, when none is
+/// configured).
+async fn require_key(State(api_keys): State<ApiKeys>, request: Request, next: Next) -> Response {
+    let authorization = request.headers().get(AUTHORIZATION);
+    if api_keys.admits(authorization.map(|value| value.as_bytes())) {
+        return next.run(request).await;
+    }
+    let message = if authorization.is_some() {
+        "the API key is not one this facilitator accepts"
+    } else {
+        "this facilitator requires `Authorization: Bearer <API key>`"
+    };
+    // Debug only: refused calls must not flood the log (the HTTP metrics
+    // count the 401s).
+    tracing::debug!(path = %request.uri().path(), "{message}");
+    (
+        StatusCode::UNAUTHORIZED,
+        [(WWW_AUTHENTICATE, "Bearer")],
+        Json(json!({ "error": message })),
+    )
+        .into_response()
 }
 
 fn bad_request(message: String) -> Response {

@@ -37,9 +37,7 @@
 //! bad payment. A settle never takes longer than a few RPC timeouts plus
 //! the receipt timeout.
 
-pub mod chain;
 pub mod config;
-pub mod eip3009;
 pub mod grpc;
 pub mod http;
 pub mod nonces;
@@ -54,8 +52,8 @@ use tessera_x402::facilitator::{SupportedKind, SupportedResponse};
 use tessera_x402::Network;
 use tokio::net::TcpListener;
 
-pub use chain::{Chain, ChainError};
 pub use config::{FacilitatorConfig, SettlementKey};
+pub use tessera_evm::{Chain, ChainError};
 pub use verify::{Rejection, SignatureKind, Simulate, Verified};
 
 /// Fully qualified gRPC service name (`NamedService::NAME`), for health and
@@ -82,8 +80,7 @@ pub struct Facilitator {
     /// Authorizations being settled now, as (token, from, nonce): a second
     /// settle of the same one is refused instead of sending a transaction
     /// that could only revert.
-    in_flight:
-        std::sync::Mutex<std::collections::HashSet<(Address, Address, alloy::primitives::B256)>>,
+    in_flight: std::sync::Mutex<std::collections::HashSet<tessera_x402::AuthorizationKey>>,
 }
 
 /// Why a facilitator could not start.
@@ -194,12 +191,26 @@ pub async fn serve(
     grpc: TcpListener,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let grpc_server =
-        tessera_runtime::grpc::GrpcServer::new(SERVICE_NAME, grpc::server(facilitator.clone()));
+    serve_with_keys(facilitator, config::ApiKeys::open(), http, grpc, shutdown).await
+}
+
+/// As [`serve`], `/verify` and `/settle` (HTTP and gRPC) requiring one of
+/// `api_keys` (`FacilitatorConfig::api_keys`) when any is set.
+pub async fn serve_with_keys(
+    facilitator: Arc<Facilitator>,
+    api_keys: config::ApiKeys,
+    http: TcpListener,
+    grpc: TcpListener,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let grpc_server = tessera_runtime::grpc::GrpcServer::new(
+        SERVICE_NAME,
+        grpc::server_with_keys(facilitator.clone(), api_keys.clone()),
+    );
     let mut grpc_task = tokio::spawn(grpc_server.serve(grpc, shutdown.clone()));
     let mut http_task = tokio::spawn(http::serve(
         http,
-        http::router(facilitator),
+        http::router_with_keys(facilitator, api_keys),
         shutdown.clone(),
     ));
     let (first, other) = tokio::select! {

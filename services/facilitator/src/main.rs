@@ -1,7 +1,8 @@
 //! `tessera-facilitator`: the x402 facilitator as its own deployable. The
 //! HTTP API on `FACILITATOR_HTTP_ADDR` (default 127.0.0.1:8402), gRPC with
 //! health and reflection on `FACILITATOR_GRPC_ADDR` (default
-//! 127.0.0.1:50053), the chain at `FACILITATOR_RPC_URL`; see
+//! 127.0.0.1:50053), the chain at `FACILITATOR_RPC_URL`; `/verify` and
+//! `/settle` need a key from `FACILITATOR_API_KEYS` when that is set; see
 //! `tessera_facilitator::config`. Stops gracefully on SIGINT/SIGTERM.
 
 use anyhow::Context;
@@ -24,8 +25,15 @@ async fn main() -> anyhow::Result<()> {
         network = %facilitator.network(),
         rpc = %redact_url(&config.rpc_url),
         settles_from = ?facilitator.settlement_address(),
+        api_keys = config.api_keys.required(),
         "facilitator ready"
     );
+    if !config.api_keys.required() {
+        tracing::warn!(
+            "{} is not set: anyone who reaches /verify and /settle can have payments settled with our gas",
+            config::API_KEYS_ENV
+        );
+    }
     let http = tokio::net::TcpListener::bind(config.http_addr)
         .await
         .with_context(|| {
@@ -44,7 +52,9 @@ async fn main() -> anyhow::Result<()> {
                 config::GRPC_ADDR_ENV
             )
         })?;
-    tessera_facilitator::serve(Arc::new(facilitator), http, grpc, shutdown).await
+    let api_keys = config.api_keys.clone();
+    tessera_facilitator::serve_with_keys(Arc::new(facilitator), api_keys, http, grpc, shutdown)
+        .await
 }
 
 /// Waits for the chain (it may start after us), retrying with backoff

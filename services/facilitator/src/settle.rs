@@ -17,17 +17,17 @@
 //! `invalid_transaction_state` and can never charge twice).
 
 use alloy::network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder};
-use alloy::primitives::{Address, B256};
+use alloy::primitives::B256;
 use alloy::rpc::types::TransactionReceipt;
 use std::time::Duration;
 use tessera_x402::facilitator::{FacilitatorRequest, SettleResponse};
-use tessera_x402::reason;
+use tessera_x402::{reason, AuthorizationKey};
 use tokio::time::Instant;
 
-use crate::chain::ChainError;
 use crate::nonces::is_nonce_conflict;
 use crate::verify::{unix_now, Simulate, Verified};
 use crate::{Facilitator, Settler};
+use tessera_evm::ChainError;
 
 /// Headroom over the gas estimate (the recipient's first receipt of the
 /// token costs more than later ones; unused gas is not paid).
@@ -140,10 +140,11 @@ impl Facilitator {
     /// is the record. `None`: not spent (or not readable), settle normally.
     async fn reconcile(&self, request: &FacilitatorRequest) -> Option<SettleResponse> {
         let parsed = crate::verify::parse_for_settle(request, self.network()).ok()?;
+        let authorization = &parsed.payment.authorization;
         let (token, from, nonce) = (
-            parsed.token,
-            parsed.authorization.from,
-            parsed.authorization.nonce,
+            parsed.required.asset,
+            authorization.from,
+            authorization.nonce,
         );
         if !self
             .chain
@@ -161,7 +162,7 @@ impl Facilitator {
             payer: Some(from.to_checksum(None)),
             transaction,
             network: network.clone(),
-            amount: Some(parsed.authorization.value.to_string()),
+            amount: Some(authorization.value.to_string()),
         };
         let spender = self
             .chain
@@ -179,11 +180,11 @@ impl Facilitator {
         let paid = receipt.inner.logs().iter().any(|log| {
             use alloy::sol_types::SolEvent;
             log.address() == token
-                && crate::eip3009::IEip3009Token::Transfer::decode_log(&log.inner).is_ok_and(
+                && tessera_evm::token::IEip3009Token::Transfer::decode_log(&log.inner).is_ok_and(
                     |transfer| {
                         transfer.from == from
-                            && transfer.to == parsed.authorization.to
-                            && transfer.value == parsed.authorization.value
+                            && transfer.to == authorization.to
+                            && transfer.value == authorization.value
                     },
                 )
         });
@@ -358,16 +359,17 @@ impl Facilitator {
 /// Marks an authorization as being settled for as long as it lives.
 struct InFlight<'a> {
     facilitator: &'a Facilitator,
-    key: (Address, Address, B256),
+    key: AuthorizationKey,
 }
 
 impl<'a> InFlight<'a> {
     fn claim(facilitator: &'a Facilitator, verified: &Verified) -> Option<Self> {
-        let key = (
-            verified.token,
-            verified.authorization.from,
-            verified.authorization.nonce,
-        );
+        let key = AuthorizationKey {
+            chain_id: verified.network.chain_id,
+            asset: verified.token,
+            from: verified.authorization.from,
+            nonce: verified.authorization.nonce,
+        };
         let mut in_flight = facilitator.in_flight.lock().expect("not poisoned");
         // Lazily: an `InFlight` built for a refused claim would, when
         // dropped, remove the holder's key (and lock the held mutex).

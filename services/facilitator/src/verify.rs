@@ -25,18 +25,24 @@
 //! Any RPC failure is `unexpected_verify_error` with a message starting
 //! `chain RPC unavailable:`; see [`crate`] for what a resource server sees.
 
-use alloy::primitives::{Address, Bytes, Signature, B256, U256};
+use alloy::primitives::{Address, Bytes};
 use alloy::rpc::types::TransactionRequest;
 use alloy::sol_types::SolCall;
 use serde_json::Value;
 use std::time::{SystemTime, UNIX_EPOCH};
+use tessera_evm::token::IEip3009Token;
+use tessera_evm::{ChainError, SignatureRefused};
+use tessera_x402::eip3009::{self, TransferWithAuthorization};
 use tessera_x402::facilitator::{FacilitatorRequest, VerifyResponse};
 use tessera_x402::payment::PayloadError;
-use tessera_x402::{reason, Network, PaymentPayload, Requirements, RequirementsV1};
+use tessera_x402::{
+    reason, ExactPayment, ExactRequirements, Network, PaymentPayload, Refusal, Requirements,
+    RequirementsV1,
+};
 
-use crate::chain::ChainError;
-use crate::eip3009::{self, IEip3009Token, TransferWithAuthorization, ERC1271_MAGIC_VALUE};
 use crate::Facilitator;
+
+pub use tessera_evm::SignatureKind;
 
 /// `validBefore` must leave this much time for the transaction to land.
 pub const VALID_BEFORE_GRACE_SECS: u64 = 6;
@@ -73,14 +79,10 @@ impl Rejection {
     }
 }
 
-/// How the signature was proven, which decides the settlement overload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SignatureKind {
-    /// `from` is the ECDSA signer: `transferWithAuthorization(…, v, r, s)`.
-    Ecdsa { v: u8, r: B256, s: B256 },
-    /// `from` is a contract that accepted it through ERC-1271:
-    /// `transferWithAuthorization(…, bytes signature)`.
-    Contract,
+impl From<Refusal> for Rejection {
+    fn from(refusal: Refusal) -> Self {
+        Rejection::new(refusal.reason, refusal.message)
+    }
 }
 
 /// A payment that passed the checklist.
@@ -103,16 +105,16 @@ impl Verified {
     pub fn transfer_calldata(&self) -> Bytes {
         let a = &self.authorization;
         let data = match self.kind {
-            SignatureKind::Ecdsa { v, r, s } => IEip3009Token::transferWithAuthorization_0Call {
+            SignatureKind::Ecdsa(parts) => IEip3009Token::transferWithAuthorization_0Call {
                 from: a.from,
                 to: a.to,
                 value: a.value,
                 validAfter: a.validAfter,
                 validBefore: a.validBefore,
                 nonce: a.nonce,
-                v,
-                r,
-                s,
+                v: parts.v,
+                r: parts.r,
+                s: parts.s,
             }
             .abi_encode(),
             SignatureKind::Contract => IEip3009Token::transferWithAuthorization_1Call {
@@ -149,12 +151,9 @@ pub enum Simulate {
 /// What was read from the request, before anything on chain.
 pub(crate) struct Parsed {
     pub(crate) x402_version: u32,
-    network: Network,
-    pub(crate) token: Address,
-    name: String,
-    version: String,
-    pub(crate) authorization: TransferWithAuthorization,
-    signature: Bytes,
+    pub(crate) required: ExactRequirements,
+    pub(crate) payment: ExactPayment,
+    domain: tessera_x402::exact::TokenDomain,
 }
 
 pub(crate) fn unix_now() -> u64 {
@@ -185,79 +184,39 @@ impl Facilitator {
         now: u64,
     ) -> Result<Verified, Rejection> {
         let parsed = parse(request, self.network())?;
-        let payer = parsed.authorization.from;
+        let payer = parsed.payment.payer();
         let at = |rejection: Rejection| rejection.payer(payer);
-        check_time(&parsed.authorization, now).map_err(at)?;
+        parsed
+            .payment
+            .authorization
+            .check_window(now, VALID_BEFORE_GRACE_SECS)
+            .map_err(|refusal| at(refusal.into()))?;
 
         let domain = eip3009::domain(
-            &parsed.name,
-            &parsed.version,
-            parsed.network.chain_id,
-            parsed.token,
+            &parsed.domain.name,
+            &parsed.domain.version,
+            parsed.required.network.chain_id,
+            parsed.required.asset,
         );
-        let hash = parsed.authorization.signing_hash(&domain);
-        let kind = self
-            .check_signature(payer, hash, &parsed.signature)
-            .await
-            .map_err(at)?;
+        let message = parsed.payment.authorization.message();
+        let hash = message.signing_hash(&domain);
+        let kind =
+            tessera_evm::check_signature(&self.chain, payer, hash, &parsed.payment.signature)
+                .await
+                .map_err(|refused| match refused {
+                    SignatureRefused::Invalid(why) => at(Rejection::new(reason::SIGNATURE, why)),
+                    SignatureRefused::Unavailable(error) => at(unexpected(error)),
+                })?;
         let verified = Verified {
             x402_version: parsed.x402_version,
-            network: parsed.network,
-            token: parsed.token,
-            authorization: parsed.authorization,
-            signature: parsed.signature,
+            network: parsed.required.network,
+            token: parsed.required.asset,
+            authorization: message,
+            signature: parsed.payment.signature,
             kind,
         };
         self.check_state(&verified, simulate).await.map_err(at)?;
         Ok(verified)
-    }
-
-    async fn check_signature(
-        &self,
-        from: Address,
-        hash: B256,
-        signature: &Bytes,
-    ) -> Result<SignatureKind, Rejection> {
-        let mut why = String::from("the signature does not recover to authorization.from");
-        if signature.len() == 65 {
-            match Signature::from_raw(signature) {
-                Ok(parsed) if parsed.normalize_s().is_some() => {
-                    why = "the signature has a high s value (not canonical; EIP-2)".into();
-                }
-                Ok(parsed) => {
-                    if parsed.recover_address_from_prehash(&hash).ok() == Some(from) {
-                        return Ok(SignatureKind::Ecdsa {
-                            v: 27 + u8::from(parsed.v()),
-                            r: parsed.r().into(),
-                            s: parsed.s().into(),
-                        });
-                    }
-                }
-                Err(e) => why = format!("the signature is not r‖s‖v: {e}"),
-            }
-        } else {
-            why = format!(
-                "the signature is {} bytes and authorization.from is no contract wallet",
-                signature.len()
-            );
-        }
-        // Not `from`'s own ECDSA signature: `from` may be a contract wallet.
-        let code = self.chain.code_at(from).await.map_err(unexpected)?;
-        if code.is_empty() {
-            return Err(Rejection::new(reason::SIGNATURE, why));
-        }
-        match self
-            .chain
-            .is_valid_signature(from, hash, signature.clone())
-            .await
-        {
-            Ok(magic) if magic == ERC1271_MAGIC_VALUE.0 => Ok(SignatureKind::Contract),
-            Ok(_) | Err(ChainError::Reverted(_)) | Err(ChainError::Refused(_)) => Err(Rejection::new(
-                reason::SIGNATURE,
-                "authorization.from is a contract whose ERC-1271 isValidSignature rejects the signature",
-            )),
-            Err(error) => Err(unexpected(error)),
-        }
     }
 
     /// Nonce unused, balance, and (verify) the transfer simulated, read
@@ -357,147 +316,32 @@ fn parse(request: &FacilitatorRequest, ours: Network) -> Result<Parsed, Rejectio
         ));
     }
     let requirements = parse_requirements(version, &request.payment_requirements)?;
-
-    if requirements.scheme != "exact" || payload.scheme() != "exact" {
+    let required = ExactRequirements::parse(&requirements)?;
+    let payment = ExactPayment::parse(&payload)?;
+    payment
+        .matches(&required)
+        .map_err(|refusal| Rejection::from(refusal).payer(payment.payer()))?;
+    if required.network != ours {
         return Err(Rejection::new(
-            reason::UNSUPPORTED_SCHEME,
+            reason::INVALID_NETWORK,
             format!(
-                "scheme {:?} (requirements) / {:?} (payload): this facilitator supports \"exact\"",
-                requirements.scheme,
-                payload.scheme()
+                "network {} is not served here (this facilitator is on {ours})",
+                required.network
             ),
         ));
     }
-
-    let network = Network::parse(&requirements.network).ok_or_else(|| {
-        Rejection::new(
-            reason::INVALID_NETWORK,
-            format!(
-                "unknown network {:?} in the requirements",
-                requirements.network
-            ),
-        )
-    })?;
-    match payload.network() {
-        Some(paid) if paid == network => {}
-        _ => {
-            return Err(Rejection::new(
-                reason::INVALID_NETWORK,
-                "the payload's network differs from the requirements'",
-            ))
-        }
-    }
-    if network != ours {
-        return Err(Rejection::new(
-            reason::INVALID_NETWORK,
-            format!("network {network} is not served here (this facilitator is on {ours})"),
-        ));
-    }
-
-    let (name, domain_version) = requirements.eip712_domain().ok_or_else(|| {
+    let domain = required.domain.clone().ok_or_else(|| {
         Rejection::new(
             reason::INVALID_PAYMENT_REQUIREMENTS,
             "extra.name and extra.version (the token's EIP-712 domain) are required",
         )
     })?;
-    let (name, domain_version) = (name.to_string(), domain_version.to_string());
-
-    let token: Address = parse_field(&requirements.asset, "asset")?;
-    let pay_to: Address = parse_field(&requirements.pay_to, "payTo")?;
-    let amount = decimal(&requirements.amount).ok_or_else(|| {
-        Rejection::new(
-            reason::INVALID_PAYMENT_REQUIREMENTS,
-            format!("amount {:?} is not a decimal integer", requirements.amount),
-        )
-    })?;
-
-    if let PaymentPayload::V2 { accepted, .. } = &payload {
-        accepted_matches(accepted, &requirements, network, token, pay_to, amount)?;
-    }
-
-    let exact = payload
-        .exact_evm()
-        .map_err(|e| Rejection::new(reason::INVALID_PAYLOAD, e.to_string()))?;
-    let auth = &exact.authorization;
-    let bad = |field: &str, value: &str| {
-        Rejection::new(
-            reason::INVALID_PAYLOAD,
-            format!("authorization.{field} {value:?} is malformed"),
-        )
-    };
-    let from: Address = auth.from.parse().map_err(|_| bad("from", &auth.from))?;
-    let at = |rejection: Rejection| rejection.payer(from);
-    let to: Address = auth.to.parse().map_err(|_| at(bad("to", &auth.to)))?;
-    let value = decimal(&auth.value).ok_or_else(|| at(bad("value", &auth.value)))?;
-    let valid_after =
-        decimal(&auth.valid_after).ok_or_else(|| at(bad("validAfter", &auth.valid_after)))?;
-    let valid_before =
-        decimal(&auth.valid_before).ok_or_else(|| at(bad("validBefore", &auth.valid_before)))?;
-    let nonce: B256 = auth
-        .nonce
-        .parse()
-        .map_err(|_| at(bad("nonce", &auth.nonce)))?;
-    let signature: Bytes = alloy::hex::decode(exact.signature.trim())
-        .map_err(|_| {
-            at(Rejection::new(
-                reason::INVALID_PAYLOAD,
-                "signature is not hex",
-            ))
-        })?
-        .into();
-
-    if to != pay_to {
-        return Err(at(Rejection::new(
-            reason::RECIPIENT_MISMATCH,
-            format!("authorization.to {to} is not payTo {pay_to}"),
-        )));
-    }
-    if value != amount {
-        return Err(at(Rejection::new(
-            reason::VALUE_MISMATCH,
-            format!("authorization.value {value} must equal the amount {amount} exactly"),
-        )));
-    }
-
     Ok(Parsed {
         x402_version: version,
-        network,
-        token,
-        name,
-        version: domain_version,
-        authorization: TransferWithAuthorization {
-            from,
-            to,
-            value,
-            validAfter: valid_after,
-            validBefore: valid_before,
-            nonce,
-        },
-        signature,
+        required,
+        payment,
+        domain,
     })
-}
-
-fn check_time(authorization: &TransferWithAuthorization, now: u64) -> Result<(), Rejection> {
-    if authorization.validAfter > U256::from(now) {
-        return Err(Rejection::new(
-            reason::VALID_AFTER,
-            format!(
-                "the authorization is valid only after {} (now {now})",
-                authorization.validAfter
-            ),
-        ));
-    }
-    if authorization.validBefore < U256::from(now + VALID_BEFORE_GRACE_SECS) {
-        return Err(Rejection::new(
-            reason::VALID_BEFORE,
-            format!(
-                "the authorization expires at {}; it must be valid until at least {} (now + {VALID_BEFORE_GRACE_SECS} s)",
-                authorization.validBefore,
-                now + VALID_BEFORE_GRACE_SECS
-            ),
-        ));
-    }
-    Ok(())
 }
 
 /// The requirements in the v2 shape; v1 ones (`maxAmountRequired`, network
@@ -522,90 +366,33 @@ fn parse_requirements(version: u32, value: &Value) -> Result<Requirements, Rejec
     }
 }
 
-/// v2: what the client says it accepted must be what the server requires.
-fn accepted_matches(
-    accepted: &Requirements,
-    required: &Requirements,
-    network: Network,
-    token: Address,
-    pay_to: Address,
-    amount: U256,
-) -> Result<(), Rejection> {
-    let mismatch = |field: &str| {
-        Rejection::new(
-            reason::INVALID_PAYMENT_REQUIREMENTS,
-            format!("the payload accepted another {field} than the requirements"),
-        )
-    };
-    if accepted.scheme != required.scheme {
-        return Err(mismatch("scheme"));
-    }
-    if Network::parse(&accepted.network) != Some(network) {
-        return Err(mismatch("network"));
-    }
-    if accepted.asset.parse::<Address>().ok() != Some(token) {
-        return Err(mismatch("asset"));
-    }
-    if accepted.pay_to.parse::<Address>().ok() != Some(pay_to) {
-        return Err(mismatch("payTo"));
-    }
-    if decimal(&accepted.amount) != Some(amount) {
-        return Err(mismatch("amount"));
-    }
-    Ok(())
-}
-
-fn parse_field(text: &str, field: &str) -> Result<Address, Rejection> {
-    text.parse().map_err(|_| {
-        Rejection::new(
-            reason::INVALID_PAYMENT_REQUIREMENTS,
-            format!("{field} {text:?} is not an address"),
-        )
-    })
-}
-
-/// A non-negative decimal integer below 2^256, digits only.
-fn decimal(text: &str) -> Option<U256> {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    U256::from_str_radix(text, 10).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn decimals_are_digits_only() {
-        assert_eq!(decimal("1000"), Some(U256::from(1000)));
-        assert_eq!(decimal("0"), Some(U256::ZERO));
-        for bad in ["", "0x10", "-1", "1e3", " 1", "1.0"] {
-            assert_eq!(decimal(bad), None, "{bad:?}");
-        }
-        assert_eq!(decimal(&"9".repeat(80)), None);
-    }
+    use alloy::primitives::{B256, U256};
 
     #[test]
     fn the_time_window_has_a_grace_before_expiry() {
-        let mut auth = TransferWithAuthorization {
+        let auth = tessera_x402::ExactAuthorization {
             from: Address::ZERO,
             to: Address::ZERO,
             value: U256::ZERO,
-            validAfter: U256::from(100),
-            validBefore: U256::from(206),
+            valid_after: U256::from(100),
+            valid_before: U256::from(206),
             nonce: B256::ZERO,
         };
-        assert!(check_time(&auth, 200).is_ok());
+        assert!(auth.check_window(200, VALID_BEFORE_GRACE_SECS).is_ok());
         assert_eq!(
-            check_time(&auth, 201).unwrap_err().reason,
+            auth.check_window(201, VALID_BEFORE_GRACE_SECS)
+                .unwrap_err()
+                .reason,
             reason::VALID_BEFORE
         );
         assert_eq!(
-            check_time(&auth, 99).unwrap_err().reason,
+            auth.check_window(99, VALID_BEFORE_GRACE_SECS)
+                .unwrap_err()
+                .reason,
             reason::VALID_AFTER
         );
-        auth.validAfter = U256::from(200);
-        assert!(check_time(&auth, 200).is_ok());
     }
 }

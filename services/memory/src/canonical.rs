@@ -62,11 +62,17 @@ fn write_number(n: &serde_json::Number, out: &mut String) {
     out.push_str(&float_text(f));
 }
 
+/// The integer a float is, when it is a whole number within 64 bits: the
+/// value canonical JSON writes as an integer (`1.0` → `1`, `1e3` → `1000`).
+pub fn integral_i64(f: f64) -> Option<i64> {
+    const I64_LIMIT: f64 = 9_223_372_036_854_775_808.0; // 2^63
+    (f.fract() == 0.0 && (-I64_LIMIT..I64_LIMIT).contains(&f)).then_some(f as i64)
+}
+
 /// The canonical spelling of a float result (also used by increments).
 pub fn float_text(f: f64) -> String {
-    const I64_LIMIT: f64 = 9_223_372_036_854_775_808.0; // 2^63
-    if f.fract() == 0.0 && (-I64_LIMIT..I64_LIMIT).contains(&f) {
-        return (f as i64).to_string();
+    if let Some(i) = integral_i64(f) {
+        return i.to_string();
     }
     serde_json::Number::from_f64(f)
         .map(|n| n.to_string())

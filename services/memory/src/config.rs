@@ -7,11 +7,12 @@
 //! | `MEMORY_EMBEDDED_PATH` | `data/tessera-memory.db` | SQLite file of the embedded backend |
 //! | `REDIS_URL` | `redis://127.0.0.1:6379` | hot path (redis-postgres) |
 //! | `DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/test` | source of truth (redis-postgres) |
-//! | `DATABASE_POOL_SIZE` | `16` | PostgreSQL connections |
+//! | `DATABASE_POOL_SIZE` | `16` | PostgreSQL connections (each with `lock_timeout` 5s and `idle_in_transaction_session_timeout` 30s) |
 //! | `MEMORY_MAX_VALUE_BYTES` | `65536` | largest serialized value |
 //! | `MEMORY_MAX_KEYS` | `10000` | live keys per namespace |
 //! | `MEMORY_MAX_BYTES` | `33554432` | key + value bytes per namespace |
 //! | `MEMORY_MAX_GRANTS` | `1000` | active grants a namespace gives |
+//! | `INTERNAL_TOKEN` | unset | when set, every gRPC call but health needs `authorization: Bearer <token>` (see `tessera_runtime::grpc_auth`) |
 
 use crate::durable::{DurableConfig, DurableStore};
 use crate::embedded::EmbeddedStore;

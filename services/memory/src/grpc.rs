@@ -1,5 +1,6 @@
 //! The thin gRPC adapter over [`Memory`]: proto in, proto out, errors through
-//! the shared table. A request's `caller` goes to [`Memory::as_caller`].
+//! the shared table. A request's `caller` (data and grant requests alike)
+//! goes to [`Memory::as_caller`].
 
 use crate::grants::{AccessMode, Grant};
 use crate::model::{Entry, ListPage};
@@ -167,7 +168,7 @@ impl MemoryService for MemoryGrpc {
         let r = request.into_inner();
         let mode = mode_from_proto(r.mode)?;
         let grant = self
-            .memory
+            .by(&r.caller)
             .grant(&r.namespace, &r.grantee, mode, r.ttl_seconds)
             .await?;
         Ok(Response::new(grant_to_proto(grant)))
@@ -178,7 +179,7 @@ impl MemoryService for MemoryGrpc {
         request: Request<pb::RevokeRequest>,
     ) -> Result<Response<pb::RevokeResponse>, Status> {
         let r = request.into_inner();
-        let revoked = self.memory.revoke(&r.namespace, &r.grantee).await?;
+        let revoked = self.by(&r.caller).revoke(&r.namespace, &r.grantee).await?;
         Ok(Response::new(pb::RevokeResponse { revoked }))
     }
 
@@ -187,7 +188,7 @@ impl MemoryService for MemoryGrpc {
         request: Request<pb::ListGrantsRequest>,
     ) -> Result<Response<pb::ListGrantsResponse>, Status> {
         let r = request.into_inner();
-        let grants = self.memory.list_grants(&r.namespace).await?;
+        let grants = self.by(&r.caller).list_grants(&r.namespace).await?;
         Ok(Response::new(pb::ListGrantsResponse {
             grants: grants.into_iter().map(grant_to_proto).collect(),
         }))

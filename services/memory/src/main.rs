@@ -1,11 +1,19 @@
 use tessera_memory::config::MemoryConfig;
 use tessera_runtime::grpc::GrpcServer;
+use tessera_runtime::grpc_auth::{self, ServiceToken};
 use tessera_runtime::{metrics, telemetry, Shutdown};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = telemetry::init("tessera-memory")?;
     let config = MemoryConfig::from_env()?;
+    let token = ServiceToken::from_env()?;
+    if !token.is_set() {
+        tracing::warn!(
+            "{} is not set: any client that reaches the gRPC port can act as any namespace",
+            grpc_auth::ENV
+        );
+    }
     let memory = config.open().await?;
     let listener = tokio::net::TcpListener::bind(config.listen_addr).await?;
     let shutdown = Shutdown::on_signals();
@@ -15,6 +23,7 @@ async fn main() -> anyhow::Result<()> {
         tessera_memory::grpc::SERVICE_NAME,
         tessera_memory::grpc::server(memory),
     )
+    .require_token(token)
     .serve(listener, shutdown.clone())
     .await;
     shutdown.trigger();

@@ -186,6 +186,24 @@ pub struct ListQuery {
     pub after: Option<ListCursor>,
 }
 
+/// Whether `text` is an EVM address: `0x` + 40 hex digits, any case.
+pub fn is_evm_address(text: &str) -> bool {
+    text.len() == 42
+        && (text.starts_with("0x") || text.starts_with("0X"))
+        && text[2..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The one spelling of a namespace (or caller, or grantee): an EVM address
+/// in lower case, so a checksummed `0xAbC…` and the lower-case payer
+/// `0xabc…` are the same namespace; anything else as it is.
+pub fn canonical_namespace(namespace: &str) -> std::borrow::Cow<'_, str> {
+    if is_evm_address(namespace) && namespace.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(namespace.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(namespace)
+    }
+}
+
 pub fn validate_namespace(namespace: &str) -> Result<(), Error> {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || "._~:@-".contains(c);
     if namespace.is_empty()
@@ -319,6 +337,28 @@ mod tests {
         assert_eq!(parse_etag("\"7\"").unwrap(), 7);
         assert_eq!(parse_etag("W/\"7\"").unwrap(), 7);
         assert!(parse_etag("abc").is_err());
+    }
+
+    #[test]
+    fn evm_addresses_are_lower_cased_and_nothing_else_is() {
+        let checksummed = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+        let lower = "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed";
+        assert_eq!(canonical_namespace(checksummed), lower);
+        assert_eq!(canonical_namespace(&checksummed.to_uppercase()), lower);
+        assert!(matches!(
+            canonical_namespace(lower),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        for other in [
+            "Agent-1",
+            "0xABC",
+            "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAe",
+            "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAedD",
+            "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeG",
+            "1x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+        ] {
+            assert_eq!(canonical_namespace(other), other);
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! durable backend runs the same rules in Lua inside Redis (see
 //! `durable/lua/`), and one conformance suite holds both to them.
 
-use crate::canonical::float_text;
+use crate::canonical::{float_text, integral_i64};
 use crate::model::{precondition_failed, Entry, TtlChange};
 use tessera_error::Error;
 
@@ -15,7 +15,11 @@ pub enum Number {
 }
 
 impl Number {
-    /// Parses canonical JSON text that must be a number.
+    /// Parses JSON text that must be a number, as its canonical value: a
+    /// whole number within 64 bits is an integer however it is spelled
+    /// (`1.0`, `1e3`, like `1` and `1000`), so adding it to an integer
+    /// counter stays exact; a fraction, or a whole float beyond 64 bits, is a
+    /// float. (A stored value is canonical already: it parses as it reads.)
     pub fn parse(text: &str, what: &str) -> Result<Number, Error> {
         let value: serde_json::Value =
             serde_json::from_str(text).map_err(|_| not_a_number(what))?;
@@ -29,7 +33,7 @@ impl Number {
                 .as_f64()
                 .filter(|f| f.is_finite())
                 .ok_or_else(|| not_a_number(what))?;
-            Ok(Number::Float(f))
+            Ok(integral_i64(f).map_or(Number::Float(f), Number::Int))
         }
     }
 
@@ -284,6 +288,64 @@ mod tests {
         assert_eq!(
             Number::parse("\"5\"", "v").unwrap_err().reason,
             "NOT_A_NUMBER"
+        );
+    }
+
+    #[test]
+    fn a_whole_float_amount_adds_as_an_integer() {
+        for (text, expected) in [
+            ("1.0", 1),
+            ("-2.0", -2),
+            ("1e3", 1000),
+            ("-0.0", 0),
+            ("1E2", 100),
+            ("9007199254740992.0", 9_007_199_254_740_992),
+            ("1e18", 1_000_000_000_000_000_000),
+        ] {
+            assert_eq!(
+                Number::parse(text, "by").unwrap(),
+                Number::Int(expected),
+                "{text}"
+            );
+        }
+        for text in ["0.5", "-1.25", "1e19", "-1e300"] {
+            assert!(!Number::parse(text, "by").unwrap().is_int(), "{text}");
+        }
+        // Beyond 2^53 a double cannot hold every integer, but an integer
+        // amount adds with 64-bit exactness.
+        let counter = Number::parse("9007199254740993", "v").unwrap();
+        assert_eq!(
+            counter
+                .checked_add(Number::parse("1.0", "by").unwrap())
+                .unwrap(),
+            "9007199254740994"
+        );
+        assert_eq!(
+            Number::Int(i64::MAX)
+                .checked_add(Number::parse("1.0", "by").unwrap())
+                .unwrap_err()
+                .reason,
+            "INCR_OVERFLOW",
+            "a whole float amount overflows like an integer"
+        );
+        let stored = live("9007199254740993", 1);
+        let t = apply(
+            &Op::Incr {
+                by: Number::parse("1.0", "by").unwrap(),
+                ttl: TtlChange::Keep,
+            },
+            &stored,
+            5,
+        )
+        .unwrap();
+        assert_eq!(t.state.value.as_deref(), Some("9007199254740994"));
+        // A float counter stays a float.
+        assert_eq!(
+            Number::parse("1.5", "v")
+                .unwrap()
+                .checked_add(Number::parse("1.0", "by").unwrap())
+                .unwrap(),
+            "2.5"
         );
     }
 

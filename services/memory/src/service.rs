@@ -2,12 +2,16 @@
 //! caller may act on the namespace, then applies them through the configured
 //! [`MemoryStore`]. Both the gRPC server and in-process callers go through
 //! here, so every face gets the same rules.
+//!
+//! Namespaces, callers and grantees that are EVM addresses (`0x` + 40 hex
+//! digits) are lower-cased on the way in ([`canonical_namespace`]): an
+//! address names one namespace whatever its spelling.
 
 use crate::canonical::canonicalize_text;
 use crate::grants::{no_grant, not_owner, validate_grant, AccessMode, Grant};
 use crate::model::{
-    list_limit, parse_etag, validate_key, validate_namespace, validate_prefix, validate_ttl,
-    CasOutcome, Deleted, Entry, Limits, ListCursor, ListPage, ListQuery, TtlChange,
+    canonical_namespace, list_limit, parse_etag, validate_key, validate_namespace, validate_prefix,
+    validate_ttl, CasOutcome, Deleted, Entry, Limits, ListCursor, ListPage, ListQuery, TtlChange,
 };
 use crate::ops::Number;
 use crate::store::MemoryStore;
@@ -37,10 +41,10 @@ impl Memory {
     /// active grant from it, `read` for get and list, `readwrite` for every
     /// write. Without one a call fails with `PermissionDenied` (`NO_GRANT`)
     /// and nothing is read or written. Only a namespace itself manages its
-    /// grants.
+    /// grants. An EVM address is lower-cased, like every namespace.
     pub fn as_caller(&self, caller: &str) -> Memory {
         Memory {
-            caller: (!caller.is_empty()).then(|| Arc::from(caller)),
+            caller: (!caller.is_empty()).then(|| Arc::from(&*canonical_namespace(caller))),
             ..self.clone()
         }
     }
@@ -60,6 +64,7 @@ impl Memory {
 
     #[tracing::instrument(skip(self), fields(caller = self.caller()), err(Display))]
     pub async fn get(&self, namespace: &str, key: &str) -> Result<Entry> {
+        let namespace = &canonical_namespace(namespace);
         check_address(namespace, key)?;
         self.authorize(namespace, AccessMode::Read).await?;
         self.store.get(namespace, key).await?.ok_or_else(|| {
@@ -76,6 +81,7 @@ impl Memory {
         ttl_seconds: Option<u64>,
         if_match: Option<&str>,
     ) -> Result<Entry> {
+        let namespace = &canonical_namespace(namespace);
         check_address(namespace, key)?;
         validate_ttl(ttl_seconds)?;
         let value = self.storable_value(value_json, "value")?;
@@ -99,6 +105,7 @@ impl Memory {
         key: &str,
         if_match: Option<&str>,
     ) -> Result<Deleted> {
+        let namespace = &canonical_namespace(namespace);
         check_address(namespace, key)?;
         let if_match = if_match.map(parse_etag).transpose()?;
         self.authorize(namespace, AccessMode::ReadWrite).await?;
@@ -113,6 +120,7 @@ impl Memory {
         limit: u32,
         cursor: &str,
     ) -> Result<ListPage> {
+        let namespace = &canonical_namespace(namespace);
         validate_namespace(namespace)?;
         validate_prefix(prefix)?;
         let query = ListQuery {
@@ -137,6 +145,7 @@ impl Memory {
         value_json: Option<&str>,
         ttl_seconds: Option<u64>,
     ) -> Result<CasOutcome> {
+        let namespace = &canonical_namespace(namespace);
         check_address(namespace, key)?;
         validate_ttl(ttl_seconds)?;
         let expected = self.optional_value(expected_json, "expected")?;
@@ -161,6 +170,7 @@ impl Memory {
         by_json: &str,
         ttl_seconds: Option<u64>,
     ) -> Result<Entry> {
+        let namespace = &canonical_namespace(namespace);
         check_address(namespace, key)?;
         validate_ttl(ttl_seconds)?;
         let by = if by_json.trim().is_empty() {
@@ -185,6 +195,8 @@ impl Memory {
         mode: AccessMode,
         ttl_seconds: Option<u64>,
     ) -> Result<Grant> {
+        let namespace = &canonical_namespace(namespace);
+        let grantee = &canonical_namespace(grantee);
         validate_grant(namespace, grantee)?;
         validate_ttl(ttl_seconds)?;
         self.check_owner(namespace)?;
@@ -197,6 +209,8 @@ impl Memory {
     /// active one.
     #[tracing::instrument(skip(self), fields(caller = self.caller()), err(Display))]
     pub async fn revoke(&self, namespace: &str, grantee: &str) -> Result<bool> {
+        let namespace = &canonical_namespace(namespace);
+        let grantee = &canonical_namespace(grantee);
         validate_grant(namespace, grantee)?;
         self.check_owner(namespace)?;
         self.store.revoke(namespace, grantee).await
@@ -206,6 +220,7 @@ impl Memory {
     /// listed.
     #[tracing::instrument(skip(self), fields(caller = self.caller()), err(Display))]
     pub async fn list_grants(&self, namespace: &str) -> Result<Vec<Grant>> {
+        let namespace = &canonical_namespace(namespace);
         validate_namespace(namespace)?;
         self.check_owner(namespace)?;
         self.store.list_grants(namespace).await
@@ -386,6 +401,11 @@ mod tests {
             result.unwrap();
         }
         for result in every_op(&memory.as_caller(""), "agent-a").await {
+            result.unwrap();
+        }
+        // An address is its own namespace in any spelling.
+        let wallet = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+        for result in every_op(&memory.as_caller(&wallet.to_lowercase()), wallet).await {
             result.unwrap();
         }
         assert_eq!(store.lookups.load(Ordering::SeqCst), 0);

@@ -1,43 +1,22 @@
-//! The price catalog: every paid route and what it costs, in atomic units of
-//! the payment asset (USDC: 6 decimals, so 1000 = $0.001).
+//! What each paid route costs: the shared catalog's default prices
+//! ([`tessera_catalog::ROUTES`]), with the operator's overrides, in atomic
+//! units of the payment asset (USDC: 6 decimals, so 1000 = $0.001).
 
 use std::collections::BTreeMap;
+use tessera_catalog::Route;
 use tessera_error::Error;
-
-/// Default prices. Route ids name the API face and the operation.
-pub const DEFAULT_PRICES: &[(&str, u64)] = &[
-    // agent402
-    ("memory.set", 2000),
-    ("memory.get", 1000),
-    ("memory.list", 1000),
-    ("memory.cas", 1000),
-    ("memory.incr", 1000),
-    ("memory.grant", 2000),
-    ("memory.revoke", 1000),
-    ("memory.grants", 1000),
-    // 2s.io
-    ("agent.memory.put", 2000),
-    ("agent.memory.get", 1200),
-    ("agent.memory.list", 1000),
-    ("agent.memory.delete", 1000),
-    // per-agent
-    ("agents.memory.list", 1000),
-    ("agents.memory.get", 1000),
-    ("agents.memory.put", 2000),
-    ("agents.memory.delete", 1000),
-];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Catalog {
-    prices: BTreeMap<String, u64>,
+    prices: BTreeMap<&'static str, (u64, &'static Route)>,
 }
 
 impl Default for Catalog {
     fn default() -> Self {
         Catalog {
-            prices: DEFAULT_PRICES
+            prices: tessera_catalog::ROUTES
                 .iter()
-                .map(|(r, p)| (r.to_string(), *p))
+                .map(|route| (route.id, (route.price, route)))
                 .collect(),
         }
     }
@@ -56,27 +35,37 @@ impl Catalog {
                 .split_once('=')
                 .ok_or_else(|| anyhow::anyhow!("price override {pair:?} is not route=amount"))?;
             let route = route.trim();
-            anyhow::ensure!(
-                catalog.prices.contains_key(route),
-                "price override for unknown route {route:?}"
-            );
+            let entry = catalog
+                .prices
+                .get_mut(route)
+                .ok_or_else(|| anyhow::anyhow!("price override for unknown route {route:?}"))?;
             let price: u64 = price.trim().parse().map_err(|_| {
                 anyhow::anyhow!("price of {route} is not a whole number of atomic units")
             })?;
-            catalog.prices.insert(route.to_string(), price);
+            anyhow::ensure!(
+                price > 0,
+                "price of {route} is 0: a paid route cannot be free"
+            );
+            entry.0 = price;
         }
         Ok(catalog)
     }
 
-    pub fn price(&self, route: &str) -> Result<u64, Error> {
+    /// The route and its price; an unknown route is refused (nothing is
+    /// sold that is not in the catalog).
+    pub fn priced(&self, route: &str) -> Result<(u64, &'static Route), Error> {
         self.prices
             .get(route)
             .copied()
             .ok_or_else(|| Error::invalid("UNKNOWN_ROUTE", format!("no price for route {route:?}")))
     }
 
-    pub fn routes(&self) -> impl Iterator<Item = (&str, u64)> {
-        self.prices.iter().map(|(r, p)| (r.as_str(), *p))
+    pub fn price(&self, route: &str) -> Result<u64, Error> {
+        self.priced(route).map(|(price, _)| price)
+    }
+
+    pub fn routes(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        self.prices.iter().map(|(id, (price, _))| (*id, *price))
     }
 }
 
@@ -93,5 +82,20 @@ mod tests {
         assert!(catalog.price("nope").is_err());
         assert!(Catalog::with_overrides("nope=1").is_err());
         assert!(Catalog::with_overrides("memory.get=0.5").is_err());
+        assert!(Catalog::with_overrides("memory.get=0").is_err());
+    }
+
+    #[test]
+    fn every_catalog_route_is_priced() {
+        let catalog = Catalog::default();
+        for route in tessera_catalog::ROUTES {
+            assert_eq!(
+                catalog.price(route.id).unwrap(),
+                route.price,
+                "{}",
+                route.id
+            );
+        }
+        assert_eq!(catalog.routes().count(), tessera_catalog::ROUTES.len());
     }
 }

@@ -5,6 +5,7 @@
 //! | `PAYMENT_GRPC_ADDR` | `127.0.0.1:50052` | gRPC listen address |
 //! | `DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/test` | the ledger |
 //! | `FACILITATOR_URL` | `http://127.0.0.1:8402` | any x402 facilitator (`/verify`, `/settle`) |
+//! | `FACILITATOR_API_KEY` | unset | sent as `Authorization: Bearer <key>` on `/verify` and `/settle` (one of the facilitator's `FACILITATOR_API_KEYS`). Never logged |
 //! | `PAYMENT_PAY_TO` | (required) | the address that is paid |
 //! | `PAYMENT_NETWORK` | `eip155:8453` | CAIP-2 network of the asset |
 //! | `PAYMENT_ASSET` | USDC of the network | EIP-3009 token address |
@@ -13,6 +14,8 @@
 //! | `PAYMENT_PRICES` | the catalog | overrides, `route=atomic,route=atomic` |
 //! | `PAYMENT_SETTLE_TIMEOUT_SECONDS` | `45` | a settle slower than this becomes pending (above the facilitator's receipt timeout) |
 //! | `PAYMENT_RETRY_SECONDS` | `5` | how often pending settlements are retried |
+//! | `PAYMENT_RPC_URL` | `http://127.0.0.1:8545` | the network's JSON-RPC endpoint: payer balances (the exposure bound) and contract-wallet signatures |
+//! | `PAYMENT_RPC_TIMEOUT_SECONDS` | `10` | how long one JSON-RPC request may take |
 
 use crate::catalog::Catalog;
 use anyhow::Context;
@@ -50,12 +53,16 @@ pub struct PaymentConfig {
     pub listen_addr: SocketAddr,
     pub database_url: String,
     pub facilitator_url: String,
+    /// `FACILITATOR_API_KEY`; `Debug` shows `Secret(***)`.
+    pub facilitator_api_key: Option<tessera_runtime::config::Secret>,
     pub pay_to: String,
     pub asset: Asset,
     pub max_timeout_seconds: u64,
     pub catalog: Catalog,
     pub settle_timeout: Duration,
     pub retry_every: Duration,
+    pub rpc_url: String,
+    pub rpc_timeout: Duration,
 }
 
 impl PaymentConfig {
@@ -80,17 +87,34 @@ impl PaymentConfig {
             is_address(&pay_to),
             "PAYMENT_PAY_TO must be the 0x address that receives payments"
         );
-        Ok(PaymentConfig {
+        PaymentConfig {
             listen_addr: env_or("PAYMENT_GRPC_ADDR", "127.0.0.1:50052".parse()?)?,
             database_url: env_string("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test"),
             facilitator_url: env_string("FACILITATOR_URL", "http://127.0.0.1:8402"),
+            facilitator_api_key: tessera_runtime::config::env_secret("FACILITATOR_API_KEY"),
             pay_to,
             asset,
             max_timeout_seconds: env_or("PAYMENT_MAX_TIMEOUT_SECONDS", 60)?,
             catalog: Catalog::with_overrides(&env_string("PAYMENT_PRICES", ""))?,
             settle_timeout: Duration::from_secs(env_or("PAYMENT_SETTLE_TIMEOUT_SECONDS", 45)?),
             retry_every: Duration::from_secs(env_or("PAYMENT_RETRY_SECONDS", 5)?),
-        })
+            rpc_url: env_string("PAYMENT_RPC_URL", "http://127.0.0.1:8545"),
+            rpc_timeout: Duration::from_secs(env_or("PAYMENT_RPC_TIMEOUT_SECONDS", 10)?),
+        }
+        .checked()
+    }
+
+    /// A payment must still be valid when its settlement is sent, so the
+    /// settle timeout has to fit inside the time a client signs for.
+    pub fn checked(self) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            self.settle_timeout.as_secs() < self.max_timeout_seconds,
+            "PAYMENT_SETTLE_TIMEOUT_SECONDS ({}) must be below PAYMENT_MAX_TIMEOUT_SECONDS ({}): \
+             authorizations expiring before a settlement could finish are refused",
+            self.settle_timeout.as_secs(),
+            self.max_timeout_seconds
+        );
+        Ok(self)
     }
 }
 

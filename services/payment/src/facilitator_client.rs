@@ -1,13 +1,22 @@
-//! A client of any x402 facilitator's HTTP API.
+//! A client of any x402 facilitator's HTTP API. With an API key
+//! (`FACILITATOR_API_KEY`), every `/verify` and `/settle` carries
+//! `Authorization: Bearer <key>`, as a facilitator with
+//! `FACILITATOR_API_KEYS` requires; a facilitator that refuses the key (401)
+//! counts as unreachable (the call is answered 503 and nothing is charged).
 
+use reqwest::header::HeaderValue;
 use std::time::Duration;
 use tessera_error::{Error, ErrorKind};
+use tessera_runtime::config::Secret;
 use tessera_x402::facilitator::{FacilitatorRequest, SettleResponse, VerifyResponse};
 
 #[derive(Clone)]
 pub struct FacilitatorClient {
     base_url: String,
     http: reqwest::Client,
+    /// `Bearer <key>`, none without a key; an error when the key cannot be
+    /// a header value (every call then fails, saying so).
+    authorization: Result<Option<HeaderValue>, &'static str>,
 }
 
 /// The facilitator could not be asked, or did not answer in time: the
@@ -26,13 +35,25 @@ impl From<Unreachable> for Error {
 }
 
 impl FacilitatorClient {
-    pub fn new(base_url: &str) -> Self {
+    /// A client of the facilitator at `base_url`, sending `api_key` as a
+    /// bearer token when given.
+    pub fn new(base_url: &str, api_key: Option<Secret>) -> Self {
+        let authorization = match api_key {
+            None => Ok(None),
+            Some(key) => HeaderValue::try_from(format!("Bearer {}", key.expose()))
+                .map(|mut value| {
+                    value.set_sensitive(true);
+                    Some(value)
+                })
+                .map_err(|_| "FACILITATOR_API_KEY is not a valid header value"),
+        };
         FacilitatorClient {
             base_url: base_url.trim_end_matches('/').to_string(),
             http: reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(3))
                 .build()
                 .expect("http client"),
+            authorization,
         }
     }
 
@@ -59,11 +80,13 @@ impl FacilitatorClient {
         timeout: Duration,
     ) -> Result<T, Unreachable> {
         let url = format!("{}/{path}", self.base_url);
-        let response = self
-            .http
-            .post(&url)
-            .timeout(timeout)
-            .json(request)
+        let mut post = self.http.post(&url).timeout(timeout).json(request);
+        match &self.authorization {
+            Ok(Some(value)) => post = post.header(reqwest::header::AUTHORIZATION, value.clone()),
+            Ok(None) => {}
+            Err(problem) => return Err(Unreachable(format!("{url}: {problem}"))),
+        }
+        let response = post
             .send()
             .await
             .map_err(|e| Unreachable(format!("{url}: {e}")))?;

@@ -40,6 +40,7 @@ impl PaymentService for PaymentGrpc {
         Ok(Response::new(pb::VerifyResponse {
             payer: verified.payer,
             payment_id: verified.payment_id,
+            settle_before: verified.settle_before,
         }))
     }
 
@@ -48,7 +49,10 @@ impl PaymentService for PaymentGrpc {
         request: Request<pb::SettleRequest>,
     ) -> Result<Response<pb::SettleResponse>, Status> {
         let r = request.into_inner();
-        let settled = self.payments.settle(&r.payment_id).await?;
+        let settled = self
+            .payments
+            .settle(&r.payment_id, r.before_execution)
+            .await?;
         Ok(Response::new(pb::SettleResponse {
             payment_response_header: settled.header(),
             success: settled.response.success,
@@ -67,5 +71,25 @@ impl PaymentService for PaymentGrpc {
         let r = request.into_inner();
         self.payments.cancel(&r.payment_id, &r.reason).await?;
         Ok(Response::new(pb::CancelResponse {}))
+    }
+
+    async fn list_prices(
+        &self,
+        _request: Request<pb::ListPricesRequest>,
+    ) -> Result<Response<pb::ListPricesResponse>, Status> {
+        let asset = self.payments.asset();
+        Ok(Response::new(pb::ListPricesResponse {
+            prices: self
+                .payments
+                .catalog()
+                .routes()
+                .map(|(route, amount)| pb::RoutePrice {
+                    route: route.to_string(),
+                    amount,
+                })
+                .collect(),
+            network: asset.network.caip2(),
+            asset: asset.address.clone(),
+        }))
     }
 }

@@ -1,10 +1,31 @@
-//! The payments ledger in PostgreSQL. Reserving an authorization is one
-//! INSERT guarded by the unique (network, asset, payer, nonce): of any number
-//! of concurrent presentations of one payment, exactly one gets the row.
+//! The payments ledger in PostgreSQL, shared by every payment replica.
+//!
+//! - **One authorization, one row.** A payment is reserved by an INSERT
+//!   guarded by the unique (network, asset, payer, nonce), all in canonical
+//!   spelling ([`tessera_x402::AuthorizationKey`]): of any number of
+//!   presentations of one authorization, in any spelling, concurrent or
+//!   later, exactly one ever gets a row. The row binds what was paid for:
+//!   route, resource, version, amount and the canonical payload. It is never
+//!   rebound: a presentation of an authorization that already has a row,
+//!   whatever its state (even cancelled or rejected), is refused.
+//! - **Exposure.** Each (network, asset, payer) has an account. A payment
+//!   holds its amount in the account's `outstanding` from reservation until
+//!   it is settled, cancelled or rejected; the reservation succeeds only if
+//!   the payer's on-chain balance covers `outstanding` plus this amount, in
+//!   the same transaction as the INSERT. See [`Ledger::reserve`] for why a
+//!   balance read before the transaction is still safe to judge by.
+//! - **Debts.** A settlement of a served call that definitively fails moves
+//!   the amount to the account's `debt`: the payer is a debtor from then on.
+//!
+//! status: reserved → verified → settling → settled | pending | failed;
+//! rejected (the facilitator said invalid) and cancelled (the call failed or
+//! never ran) are final and charge nothing.
 
+use alloy::primitives::U256;
 use serde_json::Value;
-use sqlx::{PgPool, Row};
-use tessera_error::{Error, ErrorKind, Result};
+use sqlx::{PgPool, Postgres, Row, Transaction};
+use tessera_error::{Error, Result};
+use tessera_x402::AuthorizationKey;
 
 /// The ledger's migrations. Other services' migrations may share the
 /// database (and sqlx's one history table): those are not ours to judge.
@@ -22,18 +43,47 @@ fn db_error(error: sqlx::Error) -> Error {
     )
 }
 
+/// The account a payment is held against: its payer in one asset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// CAIP-2.
+    pub network: String,
+    /// Lower-case 0x.
+    pub asset: String,
+    /// Lower-case 0x.
+    pub payer: String,
+}
+
+impl Account {
+    pub fn of(key: &AuthorizationKey) -> Self {
+        Account {
+            network: format!("eip155:{}", key.chain_id),
+            asset: key.asset_hex(),
+            payer: key.from_hex(),
+        }
+    }
+}
+
 pub struct NewPayment<'a> {
-    pub network: &'a str,
-    pub asset: &'a str,
-    pub payer: &'a str,
-    pub nonce: &'a str,
+    pub key: &'a AuthorizationKey,
     pub route: &'a str,
     pub resource: &'a str,
-    pub amount: &'a str,
+    pub amount: U256,
     pub pay_to: &'a str,
     pub x402_version: u32,
     pub payload: &'a Value,
     pub requirements: &'a Value,
+}
+
+/// What became of a reservation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reservation {
+    /// Reserved under `id`; `debtor`: the payer owes for a served call.
+    Reserved { id: String, debtor: bool },
+    /// This authorization already has a row.
+    AlreadyPresented,
+    /// The balance does not cover what is outstanding plus this amount.
+    NotCovered { balance: U256, committed: U256 },
 }
 
 /// What the facilitator needs to settle a payment.
@@ -43,6 +93,40 @@ pub struct Settleable {
     pub requirements: Value,
     pub network: String,
     pub payer: String,
+    pub amount: String,
+}
+
+/// How a payment ends, and what that does to its account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Paid on chain: no longer outstanding, counted as settled.
+    Settled,
+    /// Not paid, and nothing was served for it (rejected, cancelled, or a
+    /// settlement before execution that failed): released.
+    Released,
+    /// Not paid, but the call was served: the amount becomes debt.
+    Debt,
+}
+
+/// A payment's row, for operators and tests.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct PaymentRow {
+    pub id: String,
+    pub route: String,
+    pub status: String,
+    pub x402_version: i32,
+    pub amount: String,
+    pub transaction: Option<String>,
+    pub error_reason: Option<String>,
+    pub served: bool,
+}
+
+/// An account's state, for operators and tests.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AccountState {
+    pub outstanding: U256,
+    pub settled_total: U256,
+    pub debt: U256,
 }
 
 #[derive(Clone)]
@@ -50,73 +134,221 @@ pub struct Ledger {
     pool: PgPool,
 }
 
+fn numeric(text: &str) -> U256 {
+    U256::from_str_radix(text, 10).unwrap_or(U256::MAX)
+}
+
 impl Ledger {
     pub fn new(pool: PgPool) -> Self {
         Ledger { pool }
     }
 
-    /// Reserves the authorization under a new id. An authorization whose
-    /// earlier attempt was rejected or cancelled (never charged) may be
-    /// presented again; one in use or used is a conflict.
-    pub async fn reserve(&self, payment: &NewPayment<'_>) -> Result<String> {
-        let id = format!("pay_{:032x}", rand::random::<u128>());
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// An account's totals (zero for a payer never seen).
+    pub async fn account(&self, account: &Account) -> Result<AccountState> {
         let row = sqlx::query(
+            "SELECT outstanding::text, settled_total::text, debt::text FROM payer_accounts
+              WHERE network = $1 AND asset = $2 AND payer = $3",
+        )
+        .bind(&account.network)
+        .bind(&account.asset)
+        .bind(&account.payer)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(row.map_or_else(AccountState::default, |row| AccountState {
+            outstanding: numeric(row.get(0)),
+            settled_total: numeric(row.get(1)),
+            debt: numeric(row.get(2)),
+        }))
+    }
+
+    /// Reserves the authorization and `payment.amount` of its payer's
+    /// account, atomically: both or neither.
+    ///
+    /// `balance` is the payer's on-chain balance, read after
+    /// `settled_before` (the account's `settled_total` then) was read. It is
+    /// judged as `outstanding + (settled_total − settled_before) + amount ≤
+    /// balance`. A settlement recorded since `settled_before` may or may not
+    /// be in `balance` (it depends on when its transfer landed), so it is
+    /// counted as spent once more: never less than the truth, and exact
+    /// when nothing settled in between. Settlements not yet recorded are
+    /// still in `outstanding`.
+    pub async fn reserve(
+        &self,
+        payment: &NewPayment<'_>,
+        balance: U256,
+        settled_before: U256,
+    ) -> Result<Reservation> {
+        let account = Account::of(payment.key);
+        let id = format!("pay_{:032x}", rand::random::<u128>());
+        let amount = payment.amount.to_string();
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let inserted = sqlx::query(
             "INSERT INTO payments (id, network, asset, payer, nonce, route, resource, amount, pay_to,
-                                   x402_version, payload, requirements, status)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'reserved')
-             ON CONFLICT (network, asset, payer, nonce) DO UPDATE
-                 SET id = EXCLUDED.id, route = EXCLUDED.route, resource = EXCLUDED.resource,
-                     payload = EXCLUDED.payload, requirements = EXCLUDED.requirements,
-                     status = 'reserved', error_reason = NULL, updated_at = now()
-                 WHERE payments.status IN ('rejected', 'cancelled')
+                                   x402_version, payload, requirements, status, exposure)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'reserved', $8::numeric)
+             ON CONFLICT (network, asset, payer, nonce) DO NOTHING
              RETURNING id",
         )
         .bind(&id)
-        .bind(payment.network)
-        .bind(payment.asset)
-        .bind(payment.payer)
-        .bind(payment.nonce)
+        .bind(&account.network)
+        .bind(&account.asset)
+        .bind(&account.payer)
+        .bind(payment.key.nonce_hex())
         .bind(payment.route)
         .bind(payment.resource)
-        .bind(payment.amount)
+        .bind(&amount)
         .bind(payment.pay_to)
         .bind(payment.x402_version as i32)
         .bind(payment.payload)
         .bind(payment.requirements)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db_error)?;
-        row.map(|_| id).ok_or_else(|| {
-            Error::new(
-                ErrorKind::Conflict,
-                "PAYMENT_ALREADY_USED",
-                "this payment was already presented: sign a new one",
-            )
-        })
+        if inserted.is_none() {
+            return Ok(Reservation::AlreadyPresented);
+        }
+        // Upsert to lock the account row (created on first use).
+        let row = sqlx::query(
+            "INSERT INTO payer_accounts (network, asset, payer) VALUES ($1, $2, $3)
+             ON CONFLICT (network, asset, payer) DO UPDATE SET updated_at = now()
+             RETURNING outstanding::text, settled_total::text, debt > 0",
+        )
+        .bind(&account.network)
+        .bind(&account.asset)
+        .bind(&account.payer)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let outstanding = numeric(row.get(0));
+        let settled_since = numeric(row.get(1)).saturating_sub(settled_before);
+        let debtor: bool = row.get(2);
+        let committed = outstanding.saturating_add(settled_since);
+        if committed.saturating_add(payment.amount) > balance {
+            // Dropping the transaction rolls the INSERT back.
+            return Ok(Reservation::NotCovered { balance, committed });
+        }
+        sqlx::query(
+            "UPDATE payer_accounts SET outstanding = outstanding + $4::numeric
+              WHERE network = $1 AND asset = $2 AND payer = $3",
+        )
+        .bind(&account.network)
+        .bind(&account.asset)
+        .bind(&account.payer)
+        .bind(&amount)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(Reservation::Reserved { id, debtor })
     }
 
-    /// Moves a payment from one status to another; false if it was not in `from`.
-    pub async fn transition(
-        &self,
-        id: &str,
-        from: &[&str],
-        to: &str,
-        reason: Option<&str>,
-    ) -> Result<bool> {
+    /// Moves a payment from one of `from` to `to` without ending it.
+    pub async fn transition(&self, id: &str, from: &[&str], to: &str) -> Result<bool> {
         let from: Vec<String> = from.iter().map(|s| s.to_string()).collect();
         let done = sqlx::query(
-            "UPDATE payments SET status = $3, error_reason = COALESCE($4, error_reason), updated_at = now()
-             WHERE id = $1 AND status = ANY($2)",
+            "UPDATE payments SET status = $3, updated_at = now() WHERE id = $1 AND status = ANY($2)",
         )
         .bind(id)
         .bind(&from)
         .bind(to)
-        .bind(reason)
         .execute(&self.pool)
         .await
         .map_err(db_error)?
         .rows_affected();
         Ok(done == 1)
+    }
+
+    /// Ends a payment that is in one of `from`: its status becomes `status`
+    /// and its account is updated for `outcome`, in one transaction. False
+    /// (and nothing changed) when the payment was not in `from`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn finish(
+        &self,
+        id: &str,
+        from: &[&str],
+        status: &str,
+        outcome: Outcome,
+        transaction: Option<&str>,
+        reason: Option<&str>,
+        served: bool,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let Some(row) = lock_payment(&mut tx, id).await? else {
+            return Ok(false);
+        };
+        let current: String = row.get("status");
+        if !from.contains(&current.as_str()) {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE payments SET status = $2, exposure = 0, served = served OR $3,
+                    transaction = COALESCE($4, transaction), error_reason = COALESCE($5, error_reason),
+                    updated_at = now()
+              WHERE id = $1",
+        )
+        .bind(id)
+        .bind(status)
+        .bind(served)
+        .bind(transaction.filter(|t| !t.is_empty()))
+        .bind(reason)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let (settled, debt) = match outcome {
+            Outcome::Settled => ("amount", "0"),
+            Outcome::Released => ("0", "0"),
+            Outcome::Debt => ("0", "amount"),
+        };
+        // `exposure` is what this payment held (0 for rows older than the
+        // accounts); `amount` is what it was for.
+        let sql = format!(
+            "UPDATE payer_accounts a
+                SET outstanding = a.outstanding - p.exposure,
+                    settled_total = a.settled_total + {settled},
+                    debt = a.debt + {debt},
+                    debtor_since = CASE WHEN {debt} > 0 THEN COALESCE(a.debtor_since, now()) ELSE a.debtor_since END,
+                    updated_at = now()
+               FROM (SELECT $1::numeric AS exposure, $2::numeric AS amount) p
+              WHERE a.network = $3 AND a.asset = $4 AND a.payer = $5"
+        );
+        sqlx::query(&sql)
+            .bind(row.get::<String, _>("exposure"))
+            .bind(row.get::<String, _>("amount"))
+            .bind(row.get::<String, _>("network"))
+            .bind(row.get::<String, _>("asset"))
+            .bind(row.get::<String, _>("payer"))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(true)
+    }
+
+    /// Records a settlement still in flight: the payment stays outstanding.
+    pub async fn record_pending(
+        &self,
+        id: &str,
+        transaction: Option<&str>,
+        served: bool,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE payments SET status = 'pending', served = served OR $2,
+                    transaction = COALESCE($3, transaction), error_reason = 'settlement_pending',
+                    updated_at = now()
+              WHERE id = $1 AND status = 'settling'",
+        )
+        .bind(id)
+        .bind(served)
+        .bind(transaction.filter(|t| !t.is_empty()))
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
     }
 
     /// Takes a verified payment for settling.
@@ -134,7 +366,7 @@ impl Ledger {
         let sql = format!(
             "UPDATE payments SET status = 'settling', attempts = attempts + 1, updated_at = now()
              WHERE id = $1 AND {condition}
-             RETURNING x402_version, payload, requirements, network, payer"
+             RETURNING x402_version, payload, requirements, network, payer, amount"
         );
         let row = sqlx::query(&sql)
             .bind(id)
@@ -147,28 +379,8 @@ impl Ledger {
             requirements: row.get("requirements"),
             network: row.get("network"),
             payer: row.get("payer"),
+            amount: row.get("amount"),
         }))
-    }
-
-    pub async fn record_settlement(
-        &self,
-        id: &str,
-        status: &str,
-        transaction: Option<&str>,
-        reason: Option<&str>,
-    ) -> Result<()> {
-        sqlx::query(
-            "UPDATE payments SET status = $2, transaction = COALESCE($3, transaction), error_reason = $4, updated_at = now()
-             WHERE id = $1",
-        )
-        .bind(id)
-        .bind(status)
-        .bind(transaction.filter(|t| !t.is_empty()))
-        .bind(reason)
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
-        Ok(())
     }
 
     pub async fn status(&self, id: &str) -> Result<Option<(String, Option<String>)>> {
@@ -180,14 +392,26 @@ impl Ledger {
         Ok(row.map(|row| (row.get("status"), row.get("transaction"))))
     }
 
-    /// Statuses of a payer's payments, oldest first (for operators and tests).
+    /// A payer's payments, oldest first (for operators and tests).
+    pub async fn payments_of(&self, payer: &str) -> Result<Vec<PaymentRow>> {
+        sqlx::query_as(
+            "SELECT id, route, status, x402_version, amount, transaction, error_reason, served
+               FROM payments WHERE payer = $1 ORDER BY created_at, id",
+        )
+        .bind(payer.to_ascii_lowercase())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)
+    }
+
+    /// Statuses of a payer's payments, oldest first.
     pub async fn statuses_of(&self, payer: &str) -> Result<Vec<String>> {
-        let rows = sqlx::query("SELECT status FROM payments WHERE payer = $1 ORDER BY created_at")
-            .bind(payer.to_ascii_lowercase())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?;
-        Ok(rows.iter().map(|row| row.get("status")).collect())
+        Ok(self
+            .payments_of(payer)
+            .await?
+            .into_iter()
+            .map(|row| row.status)
+            .collect())
     }
 
     /// Payments whose settlement is pending, or whose settler died mid-way.
@@ -204,4 +428,52 @@ impl Ledger {
         .map_err(db_error)?;
         Ok(rows.iter().map(|row| row.get("id")).collect())
     }
+
+    /// Reservations whose verification never finished (the payment service
+    /// stopped between reserving and answering): never answered verified, so
+    /// never served. Releases them; returns how many.
+    pub async fn release_abandoned(&self, older_than_secs: i64) -> Result<usize> {
+        let rows = sqlx::query(
+            "SELECT id FROM payments
+              WHERE status = 'reserved' AND updated_at < now() - make_interval(secs => $1)
+              LIMIT 100",
+        )
+        .bind(older_than_secs as f64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let mut released = 0;
+        for row in rows {
+            let id: String = row.get("id");
+            if self
+                .finish(
+                    &id,
+                    &["reserved"],
+                    "cancelled",
+                    Outcome::Released,
+                    None,
+                    Some("verification never finished"),
+                    false,
+                )
+                .await?
+            {
+                released += 1;
+            }
+        }
+        Ok(released)
+    }
+}
+
+async fn lock_payment(
+    tx: &mut Transaction<'_, Postgres>,
+    id: &str,
+) -> Result<Option<sqlx::postgres::PgRow>> {
+    sqlx::query(
+        "SELECT status, exposure::text AS exposure, amount, network, asset, payer
+           FROM payments WHERE id = $1 FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db_error)
 }

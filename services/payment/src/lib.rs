@@ -8,6 +8,7 @@ pub mod config;
 pub mod facilitator_client;
 pub mod grpc;
 pub mod ledger;
+pub mod metrics;
 pub mod service;
 
 pub use config::PaymentConfig;
@@ -18,13 +19,20 @@ pub const SERVICE_NAME: &str = tessera_proto::payment::v1::payment_service_serve
 
 /// Connects the ledger (running its migrations) and builds the service.
 pub async fn open(config: &PaymentConfig) -> anyhow::Result<Payments> {
+    let options: sqlx::postgres::PgConnectOptions = config.database_url.parse()?;
+    // A ledger transaction never waits long for a lock, and a connection
+    // left mid-transaction (a stalled caller) cannot hold its locks forever.
+    let options = options.options([
+        ("lock_timeout", "5s"),
+        ("idle_in_transaction_session_timeout", "30s"),
+    ]);
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(16)
         .acquire_timeout(std::time::Duration::from_secs(5))
-        .connect(&config.database_url)
+        .connect_with(options)
         .await?;
     ledger::migrator().run(&pool).await?;
-    Ok(Payments::new(config, ledger::Ledger::new(pool)))
+    Payments::new(config, ledger::Ledger::new(pool))
 }
 
 /// Retries pending settlements every `every` until `shutdown`.

@@ -2,7 +2,7 @@
 //! every variable), retrying pending settlements in the background.
 
 use tessera_payment::{config::PaymentConfig, grpc, open, run_retries, SERVICE_NAME};
-use tessera_runtime::{grpc::GrpcServer, telemetry, Shutdown};
+use tessera_runtime::{grpc::GrpcServer, grpc_auth::ServiceToken, telemetry, Shutdown};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -17,6 +17,8 @@ async fn main() -> anyhow::Result<()> {
         shutdown.clone(),
     ));
     GrpcServer::new(SERVICE_NAME, grpc::server(payments))
+        // INTERNAL_TOKEN: only Tessera's gateway may ask for verifications.
+        .require_token(ServiceToken::from_env()?)
         .serve(listener, shutdown)
         .await
 }

@@ -1,34 +1,70 @@
-//! The payment flow the gateway drives: quote → verify (reserve the nonce,
-//! ask the facilitator) → run the call → settle, or cancel when the call
-//! failed. A settle that cannot finish becomes `pending` and is retried in
-//! the background; the EIP-3009 nonce makes a second charge impossible.
+//! The payment flow the gateway drives: quote → verify → run the call →
+//! settle, or cancel when the call failed.
+//!
+//! Verify, in order, stopping at the first refusal:
+//!
+//! 1. **Read, no I/O.** The header (at most 16 KiB, any base64) is parsed
+//!    once into typed values ([`ExactPayment`]); it must pay exactly this
+//!    route's terms ([`ExactPayment::matches`], the facilitator's own
+//!    check), a v2 payload that names its resource must name this one (path
+//!    and description), and the authorization must stay valid for at least
+//!    the settle timeout.
+//! 2. **Signer, locally.** The EIP-712 signature must recover to `from`;
+//!    only if it does not is the chain asked whether `from` is a contract
+//!    wallet that accepts it (ERC-1271). Nothing refused so far has touched
+//!    the ledger.
+//! 3. **Exposure.** The payer's balance is read, and the authorization and
+//!    its amount are reserved in one ledger transaction, only if the balance
+//!    covers everything the payer has outstanding plus this amount
+//!    ([`Ledger::reserve`]). Any earlier presentation of the same
+//!    authorization, in any spelling and whatever became of it, makes this
+//!    one a conflict (409).
+//! 4. **Facilitator.** `/verify` (nonce unused, balance, simulation).
+//!
+//! A settle that cannot finish becomes `pending` and is retried in the
+//! background; the EIP-3009 nonce makes a second charge impossible. A
+//! settlement of a served call that fails for good makes the payer a debtor,
+//! whose later calls are settled before they run.
 
 use crate::catalog::Catalog;
 use crate::config::{Asset, PaymentConfig};
 use crate::facilitator_client::FacilitatorClient;
-use crate::ledger::{Ledger, NewPayment, Settleable};
+use crate::ledger::{Account, Ledger, NewPayment, Outcome, Reservation, Settleable};
+use crate::metrics;
+use alloy::primitives::Address;
 use serde_json::Value;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tessera_catalog::Route;
 use tessera_error::{Error, ErrorKind, Result};
+use tessera_evm::{Chain, SignatureRefused};
+use tessera_x402::eip3009;
+use tessera_x402::exact::parse_address;
 use tessera_x402::facilitator::{FacilitatorRequest, SettleResponse};
 use tessera_x402::payment::PayloadError;
 use tessera_x402::{
-    encode_header, reason, PaymentPayload, PaymentRequired, Requirements, ResourceInfo,
+    encode_header, reason, ExactPayment, ExactRequirements, HeaderError, PaymentPayload,
+    PaymentRequired, Refusal, Requirements, ResourceInfo,
 };
 
 /// The non-terminal settle outcome of the reference packages.
 pub const SETTLEMENT_PENDING: &str = "settlement_pending";
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(10);
+/// A reservation whose verification has not finished after this long was
+/// abandoned (the service stopped mid-way) and is released.
+const ABANDONED_AFTER_SECS: i64 = 600;
 
 #[derive(Clone)]
 pub struct Payments {
     catalog: Catalog,
     asset: Asset,
+    asset_address: Address,
     pay_to: String,
+    pay_to_address: Address,
     max_timeout_seconds: u64,
     settle_timeout: Duration,
     ledger: Ledger,
     facilitator: FacilitatorClient,
+    chain: Chain,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +72,8 @@ pub struct Verified {
     /// Lower-case 0x address: the caller's namespace.
     pub payer: String,
     pub payment_id: String,
+    /// The payer is a debtor: settle this payment before running the call.
+    pub settle_before: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -50,21 +88,48 @@ impl Settled {
     }
 }
 
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 impl Payments {
-    pub fn new(config: &PaymentConfig, ledger: Ledger) -> Self {
-        Payments {
+    pub fn new(config: &PaymentConfig, ledger: Ledger) -> anyhow::Result<Self> {
+        let asset_address = parse_address(&config.asset.address)
+            .ok_or_else(|| anyhow::anyhow!("PAYMENT_ASSET is not an address"))?;
+        let pay_to_address = parse_address(&config.pay_to)
+            .ok_or_else(|| anyhow::anyhow!("PAYMENT_PAY_TO is not an address"))?;
+        let chain = Chain::new(&config.rpc_url, config.rpc_timeout)
+            .map_err(|e| anyhow::anyhow!("PAYMENT_RPC_URL: {e}"))?;
+        Ok(Payments {
             catalog: config.catalog.clone(),
             asset: config.asset.clone(),
+            asset_address,
             pay_to: config.pay_to.clone(),
+            pay_to_address,
             max_timeout_seconds: config.max_timeout_seconds,
             settle_timeout: config.settle_timeout,
             ledger,
-            facilitator: FacilitatorClient::new(&config.facilitator_url),
-        }
+            facilitator: FacilitatorClient::new(
+                &config.facilitator_url,
+                config.facilitator_api_key.clone(),
+            ),
+            chain,
+        })
     }
 
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
+    }
+
+    pub fn asset(&self) -> &Asset {
+        &self.asset
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
     }
 
     /// What the route costs, as x402 v2 `PaymentRequirements`.
@@ -73,8 +138,8 @@ impl Payments {
             scheme: "exact".into(),
             network: self.asset.network.caip2(),
             amount: self.catalog.price(route)?.to_string(),
-            asset: self.asset.address.clone(),
-            pay_to: self.pay_to.clone(),
+            asset: self.asset_address.to_checksum(None),
+            pay_to: self.pay_to_address.to_checksum(None),
             max_timeout_seconds: self.max_timeout_seconds,
             extra: Some(
                 serde_json::json!({"name": self.asset.name, "version": self.asset.version}),
@@ -89,6 +154,7 @@ impl Payments {
         resource_url: &str,
         error: Option<&str>,
     ) -> Result<PaymentRequired> {
+        let (_, catalog_route) = self.catalog.priced(route)?;
         Ok(PaymentRequired {
             x402_version: 2,
             error: Some(
@@ -96,123 +162,115 @@ impl Payments {
                     .unwrap_or("PAYMENT-SIGNATURE header is required")
                     .to_string(),
             ),
-            resource: resource(route, resource_url),
+            resource: resource(catalog_route, resource_url),
             accepts: vec![self.requirements(route)?],
         })
     }
 
-    fn payment_required(
-        &self,
-        route: &str,
-        resource_url: &str,
-        why: &str,
-        message: impl Into<String>,
-    ) -> Error {
-        let message = message.into();
-        let mut error = Error::new(ErrorKind::PaymentRequired, why, message);
-        if let Ok(quote) = self.quote(route, resource_url, Some(why)) {
+    fn payment_required(&self, route: &str, resource_url: &str, refusal: Refusal) -> Error {
+        metrics::refused(refusal.reason);
+        let mut error = Error::new(ErrorKind::PaymentRequired, refusal.reason, refusal.message);
+        if let Ok(quote) = self.quote(route, resource_url, Some(refusal.reason)) {
             error = error.with_detail("paymentRequired", encode_header(&quote));
         }
         error
     }
 
     /// Checks a `PAYMENT-SIGNATURE` / `X-PAYMENT` header for a route,
-    /// reserves its authorization and has the facilitator verify it.
+    /// reserves its authorization within the payer's means and has the
+    /// facilitator verify it.
     pub async fn verify(&self, route: &str, resource_url: &str, header: &str) -> Result<Verified> {
+        let (price, catalog_route) = self.catalog.priced(route)?;
         let required = self.requirements(route)?;
-        let refuse =
-            |why: &str, message: String| self.payment_required(route, resource_url, why, message);
-        let value: Value = tessera_x402::decode_header(header)
-            .map_err(|e| refuse(reason::INVALID_PAYLOAD, e.to_string()))?;
-        let payload = PaymentPayload::from_value(value).map_err(|e| match e {
-            PayloadError::Version(_) => refuse(reason::INVALID_X402_VERSION, e.to_string()),
-            PayloadError::Malformed(_) => refuse(reason::INVALID_PAYLOAD, e.to_string()),
-        })?;
-        if payload.scheme() != "exact" {
-            return Err(refuse(
-                reason::UNSUPPORTED_SCHEME,
-                format!(
-                    "scheme {:?} is not offered; use \"exact\"",
-                    payload.scheme()
-                ),
-            ));
-        }
-        if payload.network() != Some(self.asset.network) {
-            return Err(refuse(
-                reason::INVALID_NETWORK,
-                format!("this route is paid on {}", self.asset.network),
-            ));
-        }
-        if let PaymentPayload::V2 { accepted, .. } = &payload {
-            if !same_terms(accepted, &required) {
-                return Err(refuse(
-                    reason::INVALID_PAYMENT_REQUIREMENTS,
-                    "the payment accepted other terms (asset, amount, payTo or network) than this route's".into(),
-                ));
-            }
-        }
-        let exact = payload
-            .exact_evm()
-            .map_err(|e| refuse(reason::INVALID_PAYLOAD, e.to_string()))?;
-        let authorization = &exact.authorization;
-        if !authorization.to.eq_ignore_ascii_case(&required.pay_to) {
-            return Err(refuse(
-                reason::RECIPIENT_MISMATCH,
-                format!("pay {} for this route", required.pay_to),
-            ));
-        }
-        if authorization.value != required.amount {
-            return Err(refuse(
-                reason::VALUE_MISMATCH,
-                format!("this route costs exactly {} atomic units", required.amount),
-            ));
-        }
+        let typed = ExactRequirements::parse(&required)
+            .map_err(|refusal| Error::internal(format!("our own requirements: {refusal}")))?;
+        let refuse = |refusal: Refusal| self.payment_required(route, resource_url, refusal);
 
-        let resource_info = resource(route, resource_url);
-        let requirements_json = match payload.version() {
-            1 => serde_json::to_value(required.to_v1(&resource_info).ok_or_else(|| {
-                refuse(
-                    reason::INVALID_X402_VERSION,
-                    format!("{} has no x402 v1 name; pay with v2", self.asset.network),
-                )
-            })?),
+        let payment = read_payment(header, catalog_route, &typed, resource_url)
+            .and_then(|payment| {
+                payment
+                    .authorization
+                    .check_window(unix_now(), self.settle_timeout.as_secs())?;
+                Ok(payment)
+            })
+            .map_err(refuse)?;
+        let requirements_json = match payment.x402_version {
+            1 => {
+                let v1 = required
+                    .to_v1(&resource(catalog_route, resource_url))
+                    .ok_or_else(|| {
+                        refuse(Refusal::new(
+                            reason::INVALID_X402_VERSION,
+                            format!("{} has no x402 v1 name; pay with v2", self.asset.network),
+                        ))
+                    })?;
+                serde_json::to_value(v1)
+            }
             _ => serde_json::to_value(&required),
         }
         .expect("serializes");
-        let payload_json = payload.to_value();
-        let payer = authorization.from.to_ascii_lowercase();
-        let payment_id = self
+        self.check_signer(&payment, &typed)
+            .await
+            .map_err(|e| match e {
+                Signer::Refused(refusal) => refuse(refusal),
+                Signer::Unavailable(error) => error,
+            })?;
+
+        let key = payment.key(self.asset_address);
+        let account = Account::of(&key);
+        let settled_before = self.ledger.account(&account).await?.settled_total;
+        let balance = self
+            .chain
+            .balance_of(self.asset_address, payment.payer())
+            .await
+            .map_err(|e| chain_unavailable(&e))?;
+        let payload_json = canonical(&payment, &required, self.asset.network);
+        let reservation = self
             .ledger
-            .reserve(&NewPayment {
-                network: &self.asset.network.caip2(),
-                asset: &self.asset.address.to_ascii_lowercase(),
-                payer: &payer,
-                nonce: &authorization.nonce.to_ascii_lowercase(),
-                route,
-                resource: resource_url,
-                amount: &required.amount,
-                pay_to: &required.pay_to,
-                x402_version: payload.version(),
-                payload: &payload_json,
-                requirements: &requirements_json,
-            })
+            .reserve(
+                &NewPayment {
+                    key: &key,
+                    route,
+                    resource: resource_url,
+                    amount: price.try_into().expect("u64 fits"),
+                    pay_to: &self.pay_to,
+                    x402_version: payment.x402_version,
+                    payload: &payload_json,
+                    requirements: &requirements_json,
+                },
+                balance,
+                settled_before,
+            )
             .await?;
+        let (payment_id, debtor) = match reservation {
+            Reservation::Reserved { id, debtor } => (id, debtor),
+            Reservation::AlreadyPresented => {
+                metrics::refused("already_presented");
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    "PAYMENT_ALREADY_USED",
+                    "this payment was already presented: sign a new one",
+                ));
+            }
+            Reservation::NotCovered { balance, committed } => {
+                return Err(refuse(Refusal::new(
+                    reason::INSUFFICIENT_FUNDS,
+                    format!(
+                        "the payer's balance {balance} does not cover {committed} already committed plus {price}"
+                    ),
+                )));
+            }
+        };
 
         let request = FacilitatorRequest {
-            x402_version: payload.version(),
+            x402_version: payment.x402_version,
             payment_payload: payload_json,
             payment_requirements: requirements_json,
         };
         let verdict = match self.facilitator.verify(&request, VERIFY_TIMEOUT).await {
             Ok(verdict) => verdict,
             Err(unreachable) => {
-                self.ledger
-                    .transition(
-                        &payment_id,
-                        &["reserved"],
-                        "cancelled",
-                        Some("facilitator unavailable"),
-                    )
+                self.release(&payment_id, "cancelled", "facilitator unavailable")
                     .await?;
                 return Err(unreachable.into());
             }
@@ -222,9 +280,7 @@ impl Payments {
                 .invalid_reason
                 .clone()
                 .unwrap_or_else(|| reason::UNEXPECTED_VERIFY_ERROR.into());
-            self.ledger
-                .transition(&payment_id, &["reserved"], "rejected", Some(&why))
-                .await?;
+            self.release(&payment_id, "rejected", &why).await?;
             if why == reason::UNEXPECTED_VERIFY_ERROR {
                 // The facilitator could not judge (its chain RPC failed): not the payer's fault.
                 return Err(Error::new(
@@ -236,18 +292,78 @@ impl Payments {
             let message = verdict
                 .invalid_message
                 .unwrap_or_else(|| format!("payment rejected: {why}"));
-            return Err(self.payment_required(route, resource_url, &why, message));
+            let known = reason::REGISTRY
+                .iter()
+                .find(|code| **code == why)
+                .copied()
+                .unwrap_or(reason::INVALID_PAYLOAD);
+            return Err(self.payment_required(route, resource_url, Refusal::new(known, message)));
         }
         self.ledger
-            .transition(&payment_id, &["reserved"], "verified", None)
+            .transition(&payment_id, &["reserved"], "verified")
             .await?;
-        Ok(Verified { payer, payment_id })
+        metrics::outcome("verified");
+        Ok(Verified {
+            payer: account.payer,
+            payment_id,
+            settle_before: debtor,
+        })
     }
 
-    /// Settles a verified payment: the call it paid for succeeded.
-    pub async fn settle(&self, payment_id: &str) -> Result<Settled> {
+    /// The signature is `from`'s: recovered locally, or accepted by the
+    /// contract wallet `from` on chain.
+    async fn check_signer(
+        &self,
+        payment: &ExactPayment,
+        required: &ExactRequirements,
+    ) -> std::result::Result<(), Signer> {
+        let domain = eip3009::domain(
+            &self.asset.name,
+            &self.asset.version,
+            required.network.chain_id,
+            required.asset,
+        );
+        let hash = payment.authorization.message().signing_hash(&domain);
+        match tessera_evm::check_signature(&self.chain, payment.payer(), hash, &payment.signature)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(SignatureRefused::Invalid(why)) => {
+                Err(Signer::Refused(Refusal::new(reason::SIGNATURE, why)))
+            }
+            Err(SignatureRefused::Unavailable(error)) => {
+                Err(Signer::Unavailable(chain_unavailable(&error)))
+            }
+        }
+    }
+
+    async fn release(&self, payment_id: &str, status: &str, why: &str) -> Result<bool> {
+        let released = self
+            .ledger
+            .finish(
+                payment_id,
+                &["reserved", "verified"],
+                status,
+                Outcome::Released,
+                None,
+                Some(why),
+                false,
+            )
+            .await?;
+        if released {
+            metrics::outcome(status);
+        }
+        Ok(released)
+    }
+
+    /// Settles a verified payment. `before_execution`: the call has not run
+    /// (a failure refuses it); otherwise it was served (a failure is a debt).
+    pub async fn settle(&self, payment_id: &str, before_execution: bool) -> Result<Settled> {
         match self.ledger.claim_for_settle(payment_id).await? {
-            Some(settleable) => self.settle_claimed(payment_id, settleable).await,
+            Some(settleable) => {
+                self.settle_claimed(payment_id, settleable, !before_execution)
+                    .await
+            }
             None => Err(Error::new(
                 ErrorKind::PreconditionFailed,
                 "PAYMENT_NOT_SETTLEABLE",
@@ -256,14 +372,19 @@ impl Payments {
         }
     }
 
-    async fn settle_claimed(&self, payment_id: &str, settleable: Settleable) -> Result<Settled> {
+    async fn settle_claimed(
+        &self,
+        payment_id: &str,
+        settleable: Settleable,
+        served: bool,
+    ) -> Result<Settled> {
         let request = FacilitatorRequest {
             x402_version: settleable.x402_version,
             payment_payload: settleable.payload,
             payment_requirements: settleable.requirements,
         };
         let outcome = self.facilitator.settle(&request, self.settle_timeout).await;
-        let response = match outcome {
+        let mut response = match outcome {
             Ok(response) => response,
             Err(unreachable) => {
                 tracing::warn!(payment_id, error = %unreachable.0, "settle did not finish; pending, retried in the background");
@@ -286,48 +407,79 @@ impl Payments {
                 response.error_reason.as_deref(),
                 Some(SETTLEMENT_PENDING) | Some(reason::UNEXPECTED_SETTLE_ERROR)
             );
-        let mut response = response;
-        if pending {
-            response.error_reason = Some(SETTLEMENT_PENDING.into());
-        }
-        let status = if response.success {
-            "settled"
+        let transaction = Some(response.transaction.as_str());
+        if response.success {
+            self.ledger
+                .finish(
+                    payment_id,
+                    &["settling"],
+                    "settled",
+                    Outcome::Settled,
+                    transaction,
+                    None,
+                    served,
+                )
+                .await?;
+            metrics::outcome("settled");
         } else if pending {
-            "pending"
+            response.error_reason = Some(SETTLEMENT_PENDING.into());
+            // A call whose settlement is pending is served either way.
+            self.ledger
+                .record_pending(payment_id, transaction, true)
+                .await?;
+            metrics::outcome("pending");
         } else {
-            "failed"
-        };
-        self.ledger
-            .record_settlement(
-                payment_id,
-                status,
-                Some(&response.transaction),
-                response.error_reason.as_deref(),
-            )
-            .await?;
+            let (outcome, label) = if served {
+                (Outcome::Debt, "debt")
+            } else {
+                (Outcome::Released, "failed")
+            };
+            self.ledger
+                .finish(
+                    payment_id,
+                    &["settling"],
+                    "failed",
+                    outcome,
+                    transaction,
+                    response.error_reason.as_deref(),
+                    served,
+                )
+                .await?;
+            metrics::outcome(label);
+            if served {
+                tracing::warn!(
+                    payment_id,
+                    payer = %settleable.payer,
+                    amount = %settleable.amount,
+                    reason = ?response.error_reason,
+                    "a served call could not be settled: the payer is now a debtor"
+                );
+            }
+        }
         Ok(Settled { response, pending })
     }
 
     /// The call failed: release the payment, nothing is charged.
     pub async fn cancel(&self, payment_id: &str, why: &str) -> Result<()> {
-        self.ledger
-            .transition(
-                payment_id,
-                &["verified", "reserved"],
-                "cancelled",
-                Some(why),
-            )
-            .await?;
+        self.release(payment_id, "cancelled", why).await?;
         Ok(())
     }
 
-    /// One pass over pending settlements; returns how many it retried.
+    /// One pass over pending settlements (and abandoned reservations);
+    /// returns how many settlements it retried.
     pub async fn retry_pending(&self) -> Result<usize> {
+        let abandoned = self.ledger.release_abandoned(ABANDONED_AFTER_SECS).await?;
+        if abandoned > 0 {
+            tracing::warn!(
+                abandoned,
+                "released reservations whose verification never finished"
+            );
+        }
         let due = self.ledger.due_for_retry(32).await?;
         let mut retried = 0;
         for id in due {
             if let Some(settleable) = self.ledger.claim_for_retry(&id).await? {
-                let settled = self.settle_claimed(&id, settleable).await?;
+                let settled = self.settle_claimed(&id, settleable, true).await?;
                 tracing::info!(payment_id = %id, success = settled.response.success, pending = settled.pending, "retried a pending settlement");
                 retried += 1;
             }
@@ -344,18 +496,159 @@ impl Payments {
     }
 }
 
-fn resource(route: &str, url: &str) -> ResourceInfo {
+/// Why a signature could not be accepted.
+enum Signer {
+    Refused(Refusal),
+    Unavailable(Error),
+}
+
+fn chain_unavailable(error: &tessera_evm::ChainError) -> Error {
+    Error::new(
+        ErrorKind::BadGateway,
+        reason::UNEXPECTED_VERIFY_ERROR,
+        format!("the payment network could not be read: {error}"),
+    )
+}
+
+/// Steps 1 of verify: the header, read into typed values and held against
+/// the route. No I/O.
+fn read_payment(
+    header: &str,
+    route: &Route,
+    required: &ExactRequirements,
+    resource_url: &str,
+) -> std::result::Result<ExactPayment, Refusal> {
+    let value: Value = tessera_x402::decode_header(header).map_err(|e| match e {
+        HeaderError::TooLarge(_) | HeaderError::Base64 | HeaderError::Json(_) => {
+            Refusal::new(reason::INVALID_PAYLOAD, e.to_string())
+        }
+    })?;
+    let payload = PaymentPayload::from_value(value).map_err(|e| match e {
+        PayloadError::Version(_) => Refusal::new(reason::INVALID_X402_VERSION, e.to_string()),
+        PayloadError::Malformed(_) => Refusal::new(reason::INVALID_PAYLOAD, e.to_string()),
+    })?;
+    let payment = ExactPayment::parse(&payload)?;
+    payment.matches(required)?;
+    check_resource(route, resource_url, payment.resource.as_ref())?;
+    Ok(payment)
+}
+
+/// A v2 payment that names the resource it pays for must name this one: the
+/// same path (the query may differ) and, when it carries one, the
+/// description our quote gave this route. A payment quoted for one route is
+/// no payment for another, even at the same price.
+fn check_resource(
+    route: &Route,
+    resource_url: &str,
+    paid_for: Option<&ResourceInfo>,
+) -> std::result::Result<(), Refusal> {
+    let Some(paid_for) = paid_for else {
+        return Ok(());
+    };
+    let same_path = path_of(&paid_for.url) == path_of(resource_url);
+    let same_route = paid_for
+        .description
+        .as_deref()
+        .is_none_or(|description| description == route.description());
+    if same_path && same_route {
+        return Ok(());
+    }
+    Err(Refusal::new(
+        reason::INVALID_PAYMENT_REQUIREMENTS,
+        format!(
+            "the payment is for {} ({}), not for this call ({} {})",
+            paid_for.url,
+            paid_for.description.as_deref().unwrap_or("no description"),
+            route.method,
+            path_of(resource_url)
+        ),
+    ))
+}
+
+/// The path of an absolute or relative URL, without query or fragment.
+fn path_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let rest = if url.contains("://") {
+        rest.find('/').map_or("", |at| &rest[at..])
+    } else {
+        rest
+    };
+    rest.split(['?', '#']).next().unwrap_or("")
+}
+
+/// The payload as the ledger keeps it and the facilitator receives it: our
+/// requirements as `accepted`, the authorization in canonical spelling.
+fn canonical(
+    payment: &ExactPayment,
+    required: &Requirements,
+    network: tessera_x402::Network,
+) -> Value {
+    let payload = payment.canonical_payload();
+    match payment.x402_version {
+        1 => PaymentPayload::V1 {
+            scheme: "exact".into(),
+            network: network.v1_name().unwrap_or_default().into(),
+            payload,
+        },
+        _ => PaymentPayload::V2 {
+            accepted: required.clone(),
+            resource: payment.resource.clone(),
+            payload,
+            extensions: None,
+        },
+    }
+    .to_value()
+}
+
+fn resource(route: &Route, url: &str) -> ResourceInfo {
     ResourceInfo {
         url: url.to_string(),
-        description: Some(format!("Tessera {route}")),
+        description: Some(route.description()),
         mime_type: Some("application/json".into()),
     }
 }
 
-fn same_terms(accepted: &Requirements, required: &Requirements) -> bool {
-    accepted.scheme == required.scheme
-        && accepted.network == required.network
-        && accepted.amount == required.amount
-        && accepted.asset.eq_ignore_ascii_case(&required.asset)
-        && accepted.pay_to.eq_ignore_ascii_case(&required.pay_to)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_ignore_scheme_host_query_and_fragment() {
+        assert_eq!(
+            path_of("http://127.0.0.1:8080/api/memory?key=a"),
+            "/api/memory"
+        );
+        assert_eq!(
+            path_of("https://x.example/agents/a/memory/k#f"),
+            "/agents/a/memory/k"
+        );
+        assert_eq!(path_of("http://host"), "");
+        assert_eq!(path_of("/api/memory/cas"), "/api/memory/cas");
+    }
+
+    #[test]
+    fn a_payment_for_one_route_is_none_for_another() {
+        let get = tessera_catalog::route("agents.memory.get").unwrap();
+        let delete = tessera_catalog::route("agents.memory.delete").unwrap();
+        let url = "http://h/agents/0xabc/memory/k";
+        let paid = |description: &Route, url: &str| ResourceInfo {
+            url: url.into(),
+            description: Some(description.description()),
+            mime_type: None,
+        };
+        assert!(check_resource(get, url, Some(&paid(get, url))).is_ok());
+        assert!(check_resource(get, url, None).is_ok());
+        let bare = ResourceInfo {
+            description: None,
+            ..paid(get, "http://other/agents/0xabc/memory/k?x=1")
+        };
+        assert!(check_resource(get, url, Some(&bare)).is_ok());
+        // Same path and price, another method.
+        let refusal = check_resource(delete, url, Some(&paid(get, url))).unwrap_err();
+        assert_eq!(refusal.reason, reason::INVALID_PAYMENT_REQUIREMENTS);
+        // Another path.
+        assert!(
+            check_resource(get, url, Some(&paid(get, "http://h/agents/0xabc/memory/j"))).is_err()
+        );
+    }
 }

@@ -29,9 +29,6 @@ async fn main() -> anyhow::Result<()> {
     if payments_hosted && !gateway_config.free_mode && gateway_config.payment_url.is_none() {
         gateway_config.payment_url = Some(format!("http://{}", loopback(grpc_addr)));
     }
-    let router = tessera_gateway::router(&gateway_config).await?;
-    let http_listener = tokio::net::TcpListener::bind(gateway_config.listen_addr).await?;
-    let http_addr = http_listener.local_addr()?;
 
     let grpc = GrpcServer::new(
         tessera_memory::grpc::SERVICE_NAME,
@@ -41,33 +38,66 @@ async fn main() -> anyhow::Result<()> {
     // it needs a chain RPC endpoint and a settling key.
     .add(tessera_pow::SERVICE_NAME, tessera_pow::server())
     .add(tessera_discovery::SERVICE_NAME, tessera_discovery::server())
-    .add(tessera_stats::SERVICE_NAME, tessera_stats::server());
+    .add(tessera_stats::SERVICE_NAME, tessera_stats::server())
+    // The gateway below sends the same INTERNAL_TOKEN it requires here.
+    .require_token(gateway_config.internal_token.clone());
 
     let shutdown = Shutdown::on_signals();
     // Payments need a chain and a ledger: hosted when configured (PAYMENT_PAY_TO).
-    let grpc = if payments_hosted {
-        let config = tessera_payment::PaymentConfig::from_env()?;
-        let payments = tessera_payment::open(&config).await?;
-        tokio::spawn(tessera_payment::run_retries(
-            payments.clone(),
-            config.retry_every,
-            shutdown.clone(),
-        ));
-        grpc.add(
-            tessera_payment::SERVICE_NAME,
-            tessera_payment::grpc::server(payments),
-        )
+    let payment_config = if payments_hosted {
+        Some(tessera_payment::PaymentConfig::from_env()?)
     } else {
-        grpc
+        None
     };
+    let grpc = match &payment_config {
+        Some(config) => {
+            let payments = tessera_payment::open(config).await?;
+            tokio::spawn(tessera_payment::run_retries(
+                payments.clone(),
+                config.retry_every,
+                shutdown.clone(),
+            ));
+            grpc.add(
+                tessera_payment::SERVICE_NAME,
+                tessera_payment::grpc::server(payments),
+            )
+        }
+        None => grpc,
+    };
+    // gRPC first: a paid gateway asks the payment service for its prices
+    // before it serves.
     let mut grpc_task = tokio::spawn(grpc.serve(grpc_listener, shutdown.clone()));
+    let router = tessera_gateway::router(&gateway_config).await?;
+    let http_listener = tokio::net::TcpListener::bind(gateway_config.listen_addr).await?;
+    let http_addr = loopback(http_listener.local_addr()?);
     let mut http_task = tokio::spawn(tessera_gateway::serve(
         http_listener,
         router,
         shutdown.clone(),
     ));
-    println!("Tessera is up.\n  REST gateway: http://{}\n  gRPC (memory + planned services, reflection, health): {}", loopback(http_addr), loopback(grpc_addr));
-    println!("  try: curl -s -X POST http://{}/api/memory -H 'X-Agent-Id: agent-1' -H 'Content-Type: application/json' -d '{{\"key\":\"hello\",\"value\":\"world\"}}'", loopback(http_addr));
+    println!(
+        "Tessera is up.\n  REST gateway: http://{http_addr}\n  gRPC (memory + planned services, reflection, health): {}",
+        loopback(grpc_addr)
+    );
+    match (&payment_config, gateway_config.free_mode) {
+        (_, true) => println!(
+            "  FREE_MODE (development, nobody pays): name your namespace with X-Agent-Id, e.g.\n  \
+             curl -s -X POST http://{http_addr}/api/memory -H 'X-Agent-Id: agent-1' -H 'Content-Type: application/json' -d '{{\"key\":\"hello\",\"value\":\"world\"}}'"
+        ),
+        (Some(config), false) => println!(
+            "  Every memory route is paid with x402, in {} ({}) on {} to {}; the paying wallet is the namespace.\n  \
+             An unpaid call answers 402 with the quote in PAYMENT-REQUIRED; pay it with an x402 client, e.g.\n  \
+             node tests/chain/pay.mjs --url http://{http_addr}/api/memory/cas --method POST --body '{{\"key\":\"k\",\"value\":1}}' --key <payer key>",
+            config.asset.name,
+            config.asset.address,
+            config.asset.network,
+            config.pay_to,
+        ),
+        (None, false) => println!(
+            "  Every memory route is paid with x402 through the payment service at {}; the paying wallet is the namespace.",
+            gateway_config.payment_url.as_deref().unwrap_or("PAYMENT_URL")
+        ),
+    }
 
     // Whichever server stops first (a signal, or a failure) stops the other.
     let (first, other) = tokio::select! {

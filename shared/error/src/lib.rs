@@ -16,6 +16,8 @@ const KIND_KEY: &str = "kind";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
     InvalidArgument,
+    /// A request header is larger than the route accepts (HTTP 431).
+    HeaderTooLarge,
     Unauthenticated,
     PaymentRequired,
     PermissionDenied,
@@ -32,8 +34,9 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 14] = [
+    pub const ALL: [ErrorKind; 15] = [
         ErrorKind::InvalidArgument,
+        ErrorKind::HeaderTooLarge,
         ErrorKind::Unauthenticated,
         ErrorKind::PaymentRequired,
         ErrorKind::PermissionDenied,
@@ -53,6 +56,7 @@ impl ErrorKind {
     const fn row(self) -> (Code, u16, &'static str) {
         match self {
             ErrorKind::InvalidArgument => (Code::InvalidArgument, 400, "InvalidArgument"),
+            ErrorKind::HeaderTooLarge => (Code::InvalidArgument, 431, "HeaderTooLarge"),
             ErrorKind::Unauthenticated => (Code::Unauthenticated, 401, "Unauthenticated"),
             ErrorKind::PaymentRequired => (Code::Unauthenticated, 402, "PaymentRequired"),
             ErrorKind::PermissionDenied => (Code::PermissionDenied, 403, "PermissionDenied"),

@@ -26,6 +26,34 @@ pub fn env_string(name: &str, default: &str) -> String {
     }
 }
 
+/// A configured secret (an API key, a token). `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(std::sync::Arc<str>);
+
+impl Secret {
+    pub fn new(value: &str) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself, to send it; never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Reads the secret `name`, trimmed; `None` when unset or empty.
+pub fn env_secret(name: &str) -> Option<Secret> {
+    Some(env_string(name, ""))
+        .filter(|value| !value.is_empty())
+        .map(|value| Secret::new(&value))
+}
+
 /// `true/false`, `1/0`, `yes/no`, `on/off`.
 pub fn env_bool(name: &str, default: bool) -> anyhow::Result<bool> {
     let raw = env_string(name, if default { "true" } else { "false" });
@@ -72,6 +100,14 @@ mod tests {
             assert!(!parse_bool(no).unwrap());
         }
         assert!(parse_bool("maybe").is_err());
+    }
+
+    #[test]
+    fn secrets_never_reach_debug_output() {
+        let secret = Secret::new("hunter2-value");
+        assert_eq!(format!("{secret:?}"), "Secret(***)");
+        assert_eq!(format!("{:?}", Some(secret.clone())), "Some(Secret(***))");
+        assert_eq!(secret.expose(), "hunter2-value");
     }
 
     #[test]

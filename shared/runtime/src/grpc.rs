@@ -2,8 +2,10 @@
 //! gRPC health (one entry per service, plus the overall ""), reflection over
 //! all Tessera protos, grpc-web, a tracing span per call, request metrics
 //! (`tessera_requests_total`, `tessera_request_duration_seconds`, see
-//! [`crate::metrics`]) and a graceful stop.
+//! [`crate::metrics`]), the internal service token when required (see
+//! [`crate::grpc_auth`]) and a graceful stop.
 
+use crate::grpc_auth::{RequireTokenLayer, ServiceToken};
 use crate::Shutdown;
 use prost::Message as _;
 use std::collections::HashMap;
@@ -21,6 +23,7 @@ use tonic_health::ServingStatus;
 pub struct GrpcServer {
     routes: Routes,
     service_names: Vec<&'static str>,
+    token: ServiceToken,
 }
 
 impl GrpcServer {
@@ -42,6 +45,7 @@ impl GrpcServer {
         GrpcServer {
             routes: Routes::new(service),
             service_names: vec![service_name],
+            token: ServiceToken::none(),
         }
     }
 
@@ -60,6 +64,15 @@ impl GrpcServer {
     {
         self.routes = self.routes.add_service(service);
         self.service_names.push(service_name);
+        self
+    }
+
+    /// Requires `token` (`authorization: Bearer <token>`) on every call but
+    /// the health service's; a call without it is `UNAUTHENTICATED`, reason
+    /// `INTERNAL_TOKEN_REQUIRED`. [`ServiceToken::none`] (the default)
+    /// requires nothing. Usually `require_token(ServiceToken::from_env()?)`.
+    pub fn require_token(mut self, token: ServiceToken) -> Self {
+        self.token = token;
         self
     }
 
@@ -85,7 +98,12 @@ impl GrpcServer {
             .routes
             .add_service(health_service)
             .add_service(reflection);
-        tracing::info!(%addr, services = ?self.service_names, "gRPC listening");
+        tracing::info!(
+            %addr,
+            services = ?self.service_names,
+            token_required = self.token.is_set(),
+            "gRPC listening"
+        );
 
         let drain = {
             let shutdown = shutdown.clone();
@@ -113,6 +131,8 @@ impl GrpcServer {
             // Inside grpc-web, so it sees native gRPC (grpc-status in the
             // headers or the trailers, never in a grpc-web body).
             .layer(MetricsLayer)
+            // Inside metrics, so refused calls are counted (Unauthenticated).
+            .layer(RequireTokenLayer::new(self.token.clone()))
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, drain)
             .await?;

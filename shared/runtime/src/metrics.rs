@@ -79,6 +79,17 @@ pub fn record_request(service: &str, route: &str, status: &str, duration: Durati
         .observe(duration.as_secs_f64());
 }
 
+/// Adds a service's own collector to the process registry and hands it
+/// back. Call it once per collector (from a `LazyLock`): registering the
+/// same series twice is a programming error and panics.
+pub fn register<C: prometheus::core::Collector + Clone + 'static>(collector: C) -> C {
+    METRICS
+        .registry
+        .register(Box::new(collector.clone()))
+        .expect("a collector is registered once");
+    collector
+}
+
 /// Every series in the Prometheus text exposition format.
 pub fn render() -> String {
     TextEncoder::new()

@@ -13,11 +13,11 @@ use reqwest::header::CONTENT_TYPE;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tessera_facilitator::eip3009::{self, TransferWithAuthorization};
 use tessera_tests::chain::{
     facilitator_request, payload_v2, random_nonce, unix_now, Chain, FacilitatorServer, CHAIN_ID,
     TOKEN_NAME, TOKEN_VERSION,
 };
+use tessera_x402::eip3009::{self, TransferWithAuthorization};
 use tessera_x402::facilitator::VerifyResponse;
 use tessera_x402::Requirements;
 

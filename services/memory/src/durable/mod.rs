@@ -12,6 +12,11 @@
 //! a state still in flight persists it itself (the same guarded UPDATE)
 //! rather than report something that might vanish. See the README's
 //! "Storage design" for the argument. Grants live in PostgreSQL only.
+//!
+//! Every pooled PostgreSQL session runs with `lock_timeout` =
+//! [`PG_LOCK_TIMEOUT`] and `idle_in_transaction_session_timeout` =
+//! [`PG_IDLE_IN_TRANSACTION_TIMEOUT`], so a blocked or abandoned transaction
+//! cannot hold connections and locks indefinitely.
 
 mod grants;
 mod keys;
@@ -29,7 +34,7 @@ use keys::Slot;
 use pg::Verdict;
 use redis::aio::ConnectionManager;
 use scripts::{RedisState, Reply, Scripts};
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,6 +61,29 @@ pub struct DurableStore {
     pg: PgPool,
     limits: Limits,
     scripts: Arc<Scripts>,
+}
+
+/// `lock_timeout` of every pooled PostgreSQL session: a statement waiting
+/// longer than this for a row or table lock fails (the call answers
+/// unavailable) instead of holding its connection while the pool runs dry.
+pub const PG_LOCK_TIMEOUT: &str = "5s";
+/// `idle_in_transaction_session_timeout`: PostgreSQL ends a session that
+/// sits inside a transaction doing nothing for this long (a stuck or
+/// cancelled task), releasing its locks.
+pub const PG_IDLE_IN_TRANSACTION_TIMEOUT: &str = "30s";
+
+/// Connect options for `database_url` with the session timeouts above, set
+/// at connection start-up (`options=-c …`), so every pooled connection has
+/// them.
+pub fn pg_options(database_url: &str) -> anyhow::Result<PgConnectOptions> {
+    let options: PgConnectOptions = database_url.parse()?;
+    Ok(options.options([
+        ("lock_timeout", PG_LOCK_TIMEOUT),
+        (
+            "idle_in_transaction_session_timeout",
+            PG_IDLE_IN_TRANSACTION_TIMEOUT,
+        ),
+    ]))
 }
 
 fn redis_error(error: redis::RedisError) -> Error {
@@ -103,7 +131,7 @@ impl DurableStore {
         let pg = PgPoolOptions::new()
             .max_connections(config.database_pool_size)
             .acquire_timeout(Duration::from_secs(5))
-            .connect(&config.database_url)
+            .connect_with(pg_options(&config.database_url)?)
             .await?;
         migrator().run(&pg).await?;
         Ok(DurableStore {

@@ -12,7 +12,7 @@ use alloy::transports::http::reqwest;
 use alloy::transports::{RpcError, TransportError};
 use std::time::Duration;
 
-use crate::eip3009::{IEip3009Token, IERC1271};
+use crate::token::{IEip3009Token, IERC1271};
 
 /// Why an RPC call did not give an answer we can use.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

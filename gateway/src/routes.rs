@@ -1,0 +1,205 @@
+//! The paid routes, built from the catalog ([`tessera_catalog::ROUTES`]) and
+//! nothing else. A face only attaches a handler to catalog route ids; method,
+//! path and error family come from the declaration. Building the router
+//! panics (so the server does not start) if a catalog route has no handler
+//! or one has two.
+//!
+//! Every bound route is wrapped, outermost first, in:
+//! 1. [`gate`]: picks the catalog route the request is (some share a method
+//!    and path, told apart by the query), records it for the handler
+//!    ([`PaidRoute`]), and, when payments are on, charges it through
+//!    [`crate::x402::charge`]. A request no declaration admits is refused:
+//!    the gate fails closed.
+//! 2. the family's error rendering;
+//! 3. the call deadline (`GATEWAY_REQUEST_TIMEOUT_SECONDS`): a call that
+//!    takes longer is answered 504 and, being a failure, not charged.
+//!
+//! A method a path does not declare is 405 before anything runs, `HEAD`
+//! included (axum would otherwise answer `HEAD` with the `GET` handler).
+
+use crate::errors::{render, Family};
+use crate::x402::PaymentGate;
+use crate::AppState;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{Request, State};
+use axum::handler::Handler;
+use axum::middleware::{from_fn_with_state, map_response_with_state, Next};
+use axum::response::Response;
+use axum::routing::{on, MethodFilter, MethodRouter};
+use axum::Router;
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+use tessera_catalog::{Face, Method, Route};
+use tessera_error::{Error, ErrorKind};
+
+/// The catalog route a request was matched to, for handlers whose method
+/// and path serve more than one.
+#[derive(Debug, Clone, Copy)]
+pub struct PaidRoute(pub &'static Route);
+
+/// A method and path the gateway serves, and the catalog routes behind it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeclaredRoute {
+    pub method: Method,
+    /// The axum path pattern.
+    pub path: &'static str,
+    pub ids: Vec<&'static str>,
+}
+
+/// One face's handlers, by catalog route id.
+pub(crate) struct FaceRoutes {
+    face: Face,
+    bindings: Vec<(Vec<&'static Route>, MethodRouter<AppState>)>,
+}
+
+impl FaceRoutes {
+    pub(crate) fn new(face: Face) -> Self {
+        FaceRoutes {
+            face,
+            bindings: Vec::new(),
+        }
+    }
+
+    /// Serves the catalog routes `ids` (one method and path) with `handler`.
+    pub(crate) fn handle<H, T>(mut self, ids: &[&str], handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let routes: Vec<&'static Route> = ids
+            .iter()
+            .map(|id| {
+                tessera_catalog::route(id)
+                    .unwrap_or_else(|| panic!("route {id:?} is not in the catalog"))
+            })
+            .collect();
+        let first = routes[0];
+        for route in &routes {
+            assert!(
+                route.method == first.method && route.path == first.path,
+                "{} and {} do not share a method and path",
+                route.id,
+                first.id
+            );
+            assert_eq!(route.face, self.face, "{} is not on this face", route.id);
+        }
+        self.bindings
+            .push((routes, on(method_filter(first.method), handler)));
+        self
+    }
+}
+
+fn method_filter(method: Method) -> MethodFilter {
+    match method {
+        Method::Get => MethodFilter::GET,
+        Method::Post => MethodFilter::POST,
+        Method::Put => MethodFilter::PUT,
+        Method::Delete => MethodFilter::DELETE,
+    }
+}
+
+pub(crate) fn family(face: Face) -> Family {
+    match face {
+        Face::Agent402 => Family::Agent402,
+        Face::TwoS => Family::TwoS,
+        Face::Agents => Family::Agents,
+    }
+}
+
+/// What wraps every paid route.
+#[derive(Clone)]
+pub(crate) struct Guard {
+    /// `None`: FREE_MODE, nobody pays.
+    pub(crate) payments: Option<PaymentGate>,
+    pub(crate) call_timeout: Duration,
+}
+
+#[derive(Clone)]
+struct Gated {
+    candidates: Vec<&'static Route>,
+    payments: Option<PaymentGate>,
+}
+
+/// The router of every face's routes, and what it declares.
+pub(crate) fn build(
+    faces: Vec<FaceRoutes>,
+    guard: &Guard,
+) -> (Router<AppState>, Vec<DeclaredRoute>) {
+    let mut router = Router::new();
+    let mut bound = HashSet::new();
+    let mut declared = Vec::new();
+    let mut methods_by_path: BTreeMap<&'static str, Vec<Method>> = BTreeMap::new();
+    for face in faces {
+        let family = family(face.face);
+        for (routes, method_router) in face.bindings {
+            for route in &routes {
+                assert!(bound.insert(route.id), "{} is bound twice", route.id);
+            }
+            let (method, path) = (routes[0].method, routes[0].path);
+            let gated = Gated {
+                candidates: routes.clone(),
+                payments: guard.payments.clone(),
+            };
+            let timeout = guard.call_timeout;
+            let method_router =
+                method_router
+                    .route_layer(
+                        tower::ServiceBuilder::new()
+                            .layer(HandleErrorLayer::new(
+                                move |_: tower::BoxError| async move {
+                                    deadline_passed(family, timeout)
+                                },
+                            ))
+                            .timeout(timeout),
+                    )
+                    .route_layer(map_response_with_state(family, render))
+                    .route_layer(from_fn_with_state(gated, gate));
+            router = router.route(path, method_router);
+            methods_by_path.entry(path).or_default().push(method);
+            declared.push(DeclaredRoute {
+                method,
+                path,
+                ids: routes.iter().map(|route| route.id).collect(),
+            });
+        }
+    }
+    for route in tessera_catalog::ROUTES {
+        assert!(
+            bound.contains(route.id),
+            "catalog route {} has no handler",
+            route.id
+        );
+    }
+    for (path, _) in methods_by_path {
+        // Not declared anywhere: HEAD must not reach a GET handler unpaid.
+        router = router.route(
+            path,
+            on(
+                MethodFilter::HEAD,
+                tessera_runtime::http::method_not_allowed,
+            ),
+        );
+    }
+    (router, declared)
+}
+
+fn deadline_passed(family: Family, timeout: Duration) -> Response {
+    family.response(&Error::new(
+        ErrorKind::Timeout,
+        "DEADLINE_EXCEEDED",
+        format!("the call did not finish within {} s", timeout.as_secs()),
+    ))
+}
+
+/// Resolves the catalog route and, when payments are on, charges it.
+async fn gate(State(gated): State<Gated>, mut request: Request, next: Next) -> Response {
+    let Some(route) = tessera_catalog::select(&gated.candidates, request.uri().query()) else {
+        let error = Error::internal("no catalog route admits this request");
+        return family(gated.candidates[0].face).response(&error);
+    };
+    request.extensions_mut().insert(PaidRoute(route));
+    match gated.payments {
+        Some(payments) => crate::x402::charge(payments, route, request, next).await,
+        None => next.run(request).await,
+    }
+}

@@ -1,0 +1,170 @@
+//! Memory, on its three public faces: agent402's `/api/memory`, 2s.io's
+//! `/api/agent/memory`, and the per-agent `/agents/{id}/memory`.
+
+use crate::{Face, Method, Route, When};
+
+const fn route(
+    id: &'static str,
+    method: Method,
+    path: &'static str,
+    face: Face,
+    price: u64,
+    summary: &'static str,
+) -> Route {
+    Route {
+        id,
+        method,
+        path,
+        face,
+        when: When::Always,
+        price,
+        summary,
+    }
+}
+
+const fn when(route: Route, when: When) -> Route {
+    Route { when, ..route }
+}
+
+use Face::{Agent402, Agents, TwoS};
+use Method::{Delete, Get, Post, Put};
+
+pub static ROUTES: &[Route] = &[
+    // agent402
+    route(
+        "memory.set",
+        Post,
+        "/api/memory",
+        Agent402,
+        2000,
+        "set (or delete) one key",
+    ),
+    when(
+        route(
+            "memory.get",
+            Get,
+            "/api/memory",
+            Agent402,
+            1000,
+            "read one key",
+        ),
+        When::QueryHas("key"),
+    ),
+    when(
+        route(
+            "memory.list",
+            Get,
+            "/api/memory",
+            Agent402,
+            1000,
+            "list keys",
+        ),
+        When::QueryLacks("key"),
+    ),
+    route(
+        "memory.cas",
+        Post,
+        "/api/memory/cas",
+        Agent402,
+        1000,
+        "compare and swap one key",
+    ),
+    route(
+        "memory.incr",
+        Post,
+        "/api/memory/incr",
+        Agent402,
+        1000,
+        "increment a counter",
+    ),
+    route(
+        "memory.grant",
+        Post,
+        "/api/memory/grant",
+        Agent402,
+        2000,
+        "grant another namespace access",
+    ),
+    route(
+        "memory.revoke",
+        Post,
+        "/api/memory/revoke",
+        Agent402,
+        1000,
+        "revoke a grant",
+    ),
+    route(
+        "memory.grants",
+        Get,
+        "/api/memory/grants",
+        Agent402,
+        1000,
+        "list the grants given",
+    ),
+    // 2s.io
+    route(
+        "agent.memory.put",
+        Post,
+        "/api/agent/memory/put",
+        TwoS,
+        2000,
+        "put one key",
+    ),
+    route(
+        "agent.memory.get",
+        Get,
+        "/api/agent/memory/get",
+        TwoS,
+        1200,
+        "read one key",
+    ),
+    route(
+        "agent.memory.list",
+        Get,
+        "/api/agent/memory/list",
+        TwoS,
+        1000,
+        "list keys",
+    ),
+    route(
+        "agent.memory.delete",
+        Post,
+        "/api/agent/memory/delete",
+        TwoS,
+        1000,
+        "delete one key",
+    ),
+    // per-agent
+    route(
+        "agents.memory.list",
+        Get,
+        "/agents/{id}/memory",
+        Agents,
+        1000,
+        "list every key and value",
+    ),
+    route(
+        "agents.memory.get",
+        Get,
+        "/agents/{id}/memory/{*key}",
+        Agents,
+        1000,
+        "read one key",
+    ),
+    route(
+        "agents.memory.put",
+        Put,
+        "/agents/{id}/memory/{*key}",
+        Agents,
+        2000,
+        "write one key",
+    ),
+    route(
+        "agents.memory.delete",
+        Delete,
+        "/agents/{id}/memory/{*key}",
+        Agents,
+        1000,
+        "delete one key",
+    ),
+];
