@@ -20,6 +20,16 @@ pub enum Family {
     Agents,
 }
 
+impl From<tessera_catalog::Face> for Family {
+    fn from(face: tessera_catalog::Face) -> Self {
+        match face {
+            tessera_catalog::Face::Agent402 => Family::Agent402,
+            tessera_catalog::Face::TwoS => Family::TwoS,
+            tessera_catalog::Face::Agents => Family::Agents,
+        }
+    }
+}
+
 impl Family {
     pub fn body(self, error: &Error) -> Value {
         match self {

@@ -28,6 +28,7 @@ use axum::response::Response;
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 use tessera_catalog::{Face, Method, Route};
 use tessera_error::{Error, ErrorKind};
@@ -98,14 +99,6 @@ fn method_filter(method: Method) -> MethodFilter {
     }
 }
 
-pub(crate) fn family(face: Face) -> Family {
-    match face {
-        Face::Agent402 => Family::Agent402,
-        Face::TwoS => Family::TwoS,
-        Face::Agents => Family::Agents,
-    }
-}
-
 /// What wraps every paid route.
 #[derive(Clone)]
 pub(crate) struct Guard {
@@ -116,7 +109,7 @@ pub(crate) struct Guard {
 
 #[derive(Clone)]
 struct Gated {
-    candidates: Vec<&'static Route>,
+    candidates: Arc<[&'static Route]>,
     payments: Option<PaymentGate>,
 }
 
@@ -130,14 +123,14 @@ pub(crate) fn build(
     let mut declared = Vec::new();
     let mut methods_by_path: BTreeMap<&'static str, Vec<Method>> = BTreeMap::new();
     for face in faces {
-        let family = family(face.face);
+        let family = Family::from(face.face);
         for (routes, method_router) in face.bindings {
             for route in &routes {
                 assert!(bound.insert(route.id), "{} is bound twice", route.id);
             }
             let (method, path) = (routes[0].method, routes[0].path);
             let gated = Gated {
-                candidates: routes.clone(),
+                candidates: routes.iter().copied().collect(),
                 payments: guard.payments.clone(),
             };
             let timeout = guard.call_timeout;
@@ -195,7 +188,7 @@ fn deadline_passed(family: Family, timeout: Duration) -> Response {
 async fn gate(State(gated): State<Gated>, mut request: Request, next: Next) -> Response {
     let Some(route) = tessera_catalog::select(&gated.candidates, request.uri().query()) else {
         let error = Error::internal("no catalog route admits this request");
-        return family(gated.candidates[0].face).response(&error);
+        return Family::from(gated.candidates[0].face).response(&error);
     };
     request.extensions_mut().insert(PaidRoute(route));
     match gated.payments {

@@ -220,7 +220,7 @@ pub(crate) async fn charge(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let family = crate::routes::family(route.face);
+    let family = Family::from(route.face);
     let resource = resource_url(&request);
     let mut payments = gate.payments.clone();
 

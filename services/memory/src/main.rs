@@ -1,7 +1,7 @@
 use tessera_memory::config::MemoryConfig;
 use tessera_runtime::grpc::GrpcServer;
 use tessera_runtime::grpc_auth::{self, ServiceToken};
-use tessera_runtime::{metrics, telemetry, Shutdown};
+use tessera_runtime::{metrics_endpoint, telemetry, Shutdown};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -18,7 +18,7 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen_addr).await?;
     let shutdown = Shutdown::on_signals();
     // `GET /metrics` on METRICS_ADDR when set; it stops with the server.
-    let metrics_task = metrics::serve_from_env(&shutdown).await?;
+    let metrics_task = metrics_endpoint::serve_from_env(&shutdown).await?;
     let served = GrpcServer::new(
         tessera_memory::grpc::SERVICE_NAME,
         tessera_memory::grpc::server(memory),

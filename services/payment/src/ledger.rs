@@ -166,6 +166,23 @@ impl Ledger {
         }))
     }
 
+    /// Whether this authorization already has a row (a cheap early answer;
+    /// [`Ledger::reserve`] decides for good).
+    pub async fn is_presented(&self, key: &AuthorizationKey) -> Result<bool> {
+        let account = Account::of(key);
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM payments
+                             WHERE network = $1 AND asset = $2 AND payer = $3 AND nonce = $4)",
+        )
+        .bind(&account.network)
+        .bind(&account.asset)
+        .bind(&account.payer)
+        .bind(key.nonce_hex())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_error)
+    }
+
     /// Reserves the authorization and `payment.amount` of its payer's
     /// account, atomically: both or neither.
     ///

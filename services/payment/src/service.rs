@@ -42,8 +42,8 @@ use tessera_x402::exact::parse_address;
 use tessera_x402::facilitator::{FacilitatorRequest, SettleResponse};
 use tessera_x402::payment::PayloadError;
 use tessera_x402::{
-    encode_header, reason, ExactPayment, ExactRequirements, HeaderError, PaymentPayload,
-    PaymentRequired, Refusal, Requirements, ResourceInfo,
+    encode_header, reason, ExactPayment, ExactRequirements, PaymentPayload, PaymentRequired,
+    Refusal, Requirements, ResourceInfo,
 };
 
 /// The non-terminal settle outcome of the reference packages.
@@ -217,6 +217,10 @@ impl Payments {
             })?;
 
         let key = payment.key(self.asset_address);
+        // A replay costs one indexed read, not a balance RPC.
+        if self.ledger.is_presented(&key).await? {
+            return Err(already_presented());
+        }
         let account = Account::of(&key);
         let settled_before = self.ledger.account(&account).await?.settled_total;
         let balance = self
@@ -244,14 +248,7 @@ impl Payments {
             .await?;
         let (payment_id, debtor) = match reservation {
             Reservation::Reserved { id, debtor } => (id, debtor),
-            Reservation::AlreadyPresented => {
-                metrics::refused("already_presented");
-                return Err(Error::new(
-                    ErrorKind::Conflict,
-                    "PAYMENT_ALREADY_USED",
-                    "this payment was already presented: sign a new one",
-                ));
-            }
+            Reservation::AlreadyPresented => return Err(already_presented()),
             Reservation::NotCovered { balance, committed } => {
                 return Err(refuse(Refusal::new(
                     reason::INSUFFICIENT_FUNDS,
@@ -502,6 +499,15 @@ enum Signer {
     Unavailable(Error),
 }
 
+fn already_presented() -> Error {
+    metrics::refused("already_presented");
+    Error::new(
+        ErrorKind::Conflict,
+        "PAYMENT_ALREADY_USED",
+        "this payment was already presented: sign a new one",
+    )
+}
+
 fn chain_unavailable(error: &tessera_evm::ChainError) -> Error {
     Error::new(
         ErrorKind::BadGateway,
@@ -518,11 +524,8 @@ fn read_payment(
     required: &ExactRequirements,
     resource_url: &str,
 ) -> std::result::Result<ExactPayment, Refusal> {
-    let value: Value = tessera_x402::decode_header(header).map_err(|e| match e {
-        HeaderError::TooLarge(_) | HeaderError::Base64 | HeaderError::Json(_) => {
-            Refusal::new(reason::INVALID_PAYLOAD, e.to_string())
-        }
-    })?;
+    let value: Value = tessera_x402::decode_header(header)
+        .map_err(|e| Refusal::new(reason::INVALID_PAYLOAD, e.to_string()))?;
     let payload = PaymentPayload::from_value(value).map_err(|e| match e {
         PayloadError::Version(_) => Refusal::new(reason::INVALID_X402_VERSION, e.to_string()),
         PayloadError::Malformed(_) => Refusal::new(reason::INVALID_PAYLOAD, e.to_string()),

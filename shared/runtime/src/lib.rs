@@ -7,6 +7,7 @@ pub mod grpc;
 pub mod grpc_auth;
 pub mod http;
 pub mod metrics;
+pub mod metrics_endpoint;
 pub mod shutdown;
 pub mod telemetry;
 

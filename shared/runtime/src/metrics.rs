@@ -13,7 +13,6 @@
 //! One registry per process: in the all-in-one binary the gateway's
 //! `/metrics` therefore shows the gRPC services' series too.
 
-use crate::Shutdown;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -21,11 +20,6 @@ use axum::Router;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
 use std::sync::LazyLock;
 use std::time::Duration;
-use tokio::net::TcpListener;
-
-/// Environment variable with the listen address of a standalone binary's
-/// metrics endpoint; unset = no endpoint.
-pub const ADDR_ENV: &str = "METRICS_ADDR";
 
 /// Latency buckets in seconds: sub-millisecond store hits up to slow calls.
 const BUCKETS: &[f64] = &[
@@ -107,30 +101,6 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
 
 async fn metrics() -> impl IntoResponse {
     ([(CONTENT_TYPE, prometheus::TEXT_FORMAT)], render())
-}
-
-/// Serves `GET /metrics` on `listener` until `shutdown` fires.
-pub async fn serve(listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
-    crate::http::serve(listener, routes::<()>(), shutdown, "metrics").await
-}
-
-/// When `METRICS_ADDR` is set, binds it and serves `/metrics` in the
-/// background until `shutdown` fires. Fails if the address is malformed or
-/// cannot be bound.
-pub async fn serve_from_env(
-    shutdown: &Shutdown,
-) -> anyhow::Result<Option<tokio::task::JoinHandle<anyhow::Result<()>>>> {
-    let raw = crate::config::env_string(ADDR_ENV, "");
-    if raw.is_empty() {
-        return Ok(None);
-    }
-    let addr: std::net::SocketAddr = raw
-        .parse()
-        .map_err(|e| anyhow::anyhow!("{ADDR_ENV}={raw:?} is not valid: {e}"))?;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("binding {ADDR_ENV} {addr}: {e}"))?;
-    Ok(Some(tokio::spawn(serve(listener, shutdown.clone()))))
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use std::time::Duration;
 use tessera_proto::pow::v1 as pb;
 use tessera_runtime::grpc::GrpcServer;
-use tessera_runtime::{metrics, Shutdown};
+use tessera_runtime::{metrics, metrics_endpoint, Shutdown};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -34,7 +34,7 @@ async fn grpc_calls_are_counted_and_served_on_metrics() {
     let grpc = tokio::spawn(server.serve(grpc_listener, shutdown.clone()));
     let metrics_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let metrics_addr = metrics_listener.local_addr().unwrap();
-    let metrics_task = tokio::spawn(metrics::serve(metrics_listener, shutdown.clone()));
+    let metrics_task = tokio::spawn(metrics_endpoint::serve(metrics_listener, shutdown.clone()));
 
     let mut client =
         pb::pow_service_client::PowServiceClient::connect(format!("http://{grpc_addr}"))
