@@ -103,9 +103,10 @@ where
 /// Whether two namespaces are the same: equal, or the same EVM address
 /// spelled in another case (a payer is lower-case; a path may checksum it).
 pub fn same_namespace(a: &str, b: &str) -> bool {
+    // As the memory service reads them: `0x` (or `0X`) and 40 hex digits.
     let is_address = |text: &str| {
         text.len() == 42
-            && text.starts_with("0x")
+            && (text.starts_with("0x") || text.starts_with("0X"))
             && text[2..].bytes().all(|byte| byte.is_ascii_hexdigit())
     };
     a == b || (is_address(a) && is_address(b) && a.eq_ignore_ascii_case(b))

@@ -8,8 +8,9 @@
 //! 1. [`gate`]: picks the catalog route the request is (some share a method
 //!    and path, told apart by the query), records it for the handler
 //!    ([`PaidRoute`]), and, when payments are on, charges it through
-//!    [`crate::x402::charge`]. A request no declaration admits is refused:
-//!    the gate fails closed.
+//!    [`crate::x402::charge`] in a task of its own, which a client hanging up
+//!    cannot stop half-way. A request no declaration admits is refused: the
+//!    gate fails closed.
 //! 2. the family's error rendering;
 //! 3. the call deadline (`GATEWAY_REQUEST_TIMEOUT_SECONDS`): a call that
 //!    takes longer is answered 504 and, being a failure, not charged.
@@ -191,8 +192,16 @@ async fn gate(State(gated): State<Gated>, mut request: Request, next: Next) -> R
         return Family::from(gated.candidates[0].face).response(&error);
     };
     request.extensions_mut().insert(PaidRoute(route));
-    match gated.payments {
-        Some(payments) => crate::x402::charge(payments, route, request, next).await,
-        None => next.run(request).await,
-    }
+    let Some(payments) = gated.payments else {
+        return next.run(request).await;
+    };
+    // Detached from the connection: a client that hangs up (the request
+    // future dropped) must not stop a paid call between its verification,
+    // its run and its settlement or cancellation.
+    let charged = tokio::spawn(crate::x402::charge(payments, route, request, next));
+    charged.await.unwrap_or_else(|failed| {
+        tracing::error!(error = %failed, route = route.id, "a paid call's task failed");
+        let error = Error::internal("the call failed inside the gateway");
+        Family::from(route.face).response(&error)
+    })
 }

@@ -6,8 +6,9 @@
 //! payment service, which reserves its nonce; the verified payer becomes the
 //! caller's namespace; the call runs; a call that succeeded (< 400) is
 //! settled and answered with `PAYMENT-RESPONSE`, one that failed is
-//! cancelled and not charged. With `settle_before`, settlement happens before
-//! the call runs instead.
+//! cancelled and not charged. With `settle_before`, and for a payer the
+//! payment service calls a debtor, settlement happens before the call runs
+//! instead.
 
 use crate::errors::{from_internal_status, Family};
 use crate::identity::IdentityGate;

@@ -501,7 +501,7 @@ impl FacilitatorServer {
         let http_url = format!("http://{}", http.local_addr().unwrap());
         let grpc_url = format!("http://{}", grpc.local_addr().unwrap());
         let shutdown = Shutdown::new();
-        let task = tokio::spawn(tessera_facilitator::serve_with_keys(
+        let task = tokio::spawn(tessera_facilitator::serve(
             facilitator.clone(),
             config.api_keys.clone(),
             http,

@@ -1113,3 +1113,280 @@ async fn internal_ports_serve_only_holders_of_the_service_token() {
         );
     }
 }
+
+/// A client that hangs up while its paid call runs cannot leave the call
+/// served and unpaid: the gateway finishes the call and its settlement
+/// whether anyone still listens or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_hanging_up_mid_call_still_pays_for_what_ran() {
+    let stack = PaidStack::start().await;
+    let buyer = stack.chain.buyers[0].clone();
+    let me = namespace(&buyer);
+    let before = stack.balance(buyer.address()).await;
+    let required = stack.payments.requirements("memory.incr").unwrap();
+    let (authorization, signature) = signed(&stack, &buyer, &required);
+    let (name, value) = v2_header(&required, &authorization, &signature);
+
+    stack.memory_proxy.pause();
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap()
+        .post(stack.url("/api/memory/incr"))
+        .header(name, value)
+        .json(&json!({"key": "n"}))
+        .send();
+    let call = tokio::spawn(impatient);
+    wait_for("the payment to be verified", async || {
+        stack.payments.ledger_statuses(&me).await.unwrap() == ["verified"]
+    })
+    .await;
+    assert!(call.await.unwrap().is_err(), "the client gave up");
+    stack.memory_proxy.resume();
+
+    wait_for("the served call to be settled", async || {
+        stack.payments.ledger_statuses(&me).await.unwrap() == ["settled"]
+    })
+    .await;
+    assert_eq!(stack.stored(&me, "n").await.as_deref(), Some("1"));
+    assert_eq!(
+        stack.balance(buyer.address()).await,
+        before - U256::from(1000u64)
+    );
+}
+
+/// Makes a payment look untouched for an hour (its driver stopped long ago).
+async fn age(stack: &PaidStack, payment_id: &str) {
+    sqlx::query("UPDATE payments SET updated_at = now() - interval '1 hour' WHERE id = $1")
+        .bind(payment_id)
+        .execute(stack.payments.ledger().pool())
+        .await
+        .unwrap();
+}
+
+fn account_of(stack: &PaidStack, payer: &str) -> tessera_payment::ledger::Account {
+    tessera_payment::ledger::Account {
+        network: chain::NETWORK.into(),
+        asset: format!("{:#x}", stack.chain.token),
+        payer: payer.into(),
+    }
+}
+
+/// The payment service stopped between reserving an authorization and
+/// answering: the reservation was never answered verified, so nothing was
+/// served; the background pass releases it and its hold on the account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reservation_whose_verification_never_finished_is_released() {
+    let stack = PaidStack::start().await;
+    let buyer = stack.chain.buyers[0].clone();
+    let me = namespace(&buyer);
+    let required = stack.payments.requirements("memory.incr").unwrap();
+    let (authorization, signature) = signed(&stack, &buyer, &required);
+    let payload = chain::payload_v2(&required, &authorization, &signature);
+    let payment = tessera_x402::ExactPayment::parse(
+        &tessera_x402::PaymentPayload::from_value(payload.clone()).unwrap(),
+    )
+    .unwrap();
+    let key = payment.key(stack.chain.token);
+    let ledger = stack.payments.ledger();
+    let reserved = ledger
+        .reserve(
+            &tessera_payment::ledger::NewPayment {
+                key: &key,
+                route: "memory.incr",
+                resource: &stack.url("/api/memory/incr"),
+                amount: U256::from(1000u64),
+                pay_to: &required.pay_to,
+                x402_version: 2,
+                payload: &payload,
+                requirements: &serde_json::to_value(&required).unwrap(),
+            },
+            U256::from(chain::BUYER_FUNDS),
+            U256::ZERO,
+        )
+        .await
+        .unwrap();
+    let tessera_payment::ledger::Reservation::Reserved { id, .. } = reserved else {
+        panic!("{reserved:?}");
+    };
+    let account = account_of(&stack, &me);
+    assert_eq!(
+        ledger.account(&account).await.unwrap().outstanding,
+        U256::from(1000u64)
+    );
+
+    stack.payments.retry_pending().await.unwrap();
+    assert_eq!(
+        ledger.statuses_of(&me).await.unwrap(),
+        ["reserved"],
+        "young: left alone"
+    );
+    age(&stack, &id).await;
+    stack.payments.retry_pending().await.unwrap();
+    assert_eq!(ledger.statuses_of(&me).await.unwrap(), ["cancelled"]);
+    assert_eq!(
+        ledger.account(&account).await.unwrap().outstanding,
+        U256::ZERO,
+        "hold released"
+    );
+    // Released for good: the authorization still buys nothing.
+    let again = incr(
+        &stack,
+        "n",
+        v2_header(&required, &authorization, &signature),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+}
+
+/// A gateway stopped between verifying a payment and settling or
+/// cancelling it: the call may have been served, so the background pass
+/// settles it as served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_verified_payment_whose_gateway_stopped_is_settled_as_served() {
+    let stack = PaidStack::start().await;
+    let buyer = stack.chain.buyers[0].clone();
+    let me = namespace(&buyer);
+    let before = stack.balance(buyer.address()).await;
+    let required = stack.payments.requirements("memory.incr").unwrap();
+    let (authorization, signature) = signed(&stack, &buyer, &required);
+    let header = v2_header(&required, &authorization, &signature).1;
+    let verified = stack
+        .payments
+        .verify("memory.incr", &stack.url("/api/memory/incr"), &header)
+        .await
+        .unwrap();
+
+    stack.payments.retry_pending().await.unwrap();
+    assert_eq!(
+        stack.payments.ledger_statuses(&me).await.unwrap(),
+        ["verified"]
+    );
+    age(&stack, &verified.payment_id).await;
+    stack.payments.retry_pending().await.unwrap();
+    let rows = stack.payments.ledger().payments_of(&me).await.unwrap();
+    assert_eq!((rows[0].status.as_str(), rows[0].served), ("settled", true));
+    assert_eq!(
+        stack.balance(buyer.address()).await,
+        before - U256::from(1000u64)
+    );
+    let state = stack
+        .payments
+        .ledger()
+        .account(&account_of(&stack, &me))
+        .await
+        .unwrap();
+    assert_eq!(
+        (state.outstanding, state.settled_total),
+        (U256::ZERO, U256::from(1000u64))
+    );
+    // The gateway, were it back, cannot settle it a second time.
+    let late = stack
+        .payments
+        .settle(&verified.payment_id, false)
+        .await
+        .unwrap_err();
+    assert_eq!(late.reason, "PAYMENT_NOT_SETTLEABLE");
+}
+
+/// A settler that took a payment and stopped before recording the outcome
+/// leaves it `settling`: the background pass settles it again, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_settlement_whose_settler_stopped_is_finished_once() {
+    let stack = PaidStack::start().await;
+    let buyer = stack.chain.buyers[0].clone();
+    let me = namespace(&buyer);
+    let before = stack.balance(buyer.address()).await;
+    let required = stack.payments.requirements("memory.incr").unwrap();
+    let (authorization, signature) = signed(&stack, &buyer, &required);
+    let header = v2_header(&required, &authorization, &signature).1;
+    let verified = stack
+        .payments
+        .verify("memory.incr", &stack.url("/api/memory/incr"), &header)
+        .await
+        .unwrap();
+    let ledger = stack.payments.ledger();
+    assert!(ledger
+        .claim_for_settle(&verified.payment_id)
+        .await
+        .unwrap()
+        .is_some());
+
+    stack.payments.retry_pending().await.unwrap();
+    assert_eq!(
+        ledger.statuses_of(&me).await.unwrap(),
+        ["settling"],
+        "young: left alone"
+    );
+    age(&stack, &verified.payment_id).await;
+    stack.payments.retry_pending().await.unwrap();
+    stack.payments.retry_pending().await.unwrap();
+    assert_eq!(ledger.statuses_of(&me).await.unwrap(), ["settled"]);
+    assert_eq!(
+        stack.balance(buyer.address()).await,
+        before - U256::from(1000u64),
+        "once"
+    );
+}
+
+/// A ledger transaction that stalls holding a payer's account (a stuck
+/// replica) makes that payer's next payment fail fast (503), not hang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stalled_ledger_lock_fails_a_payment_fast_and_charges_nothing() {
+    let stack = PaidStack::start().await;
+    let buyer = stack.chain.buyers[0].clone();
+    let me = namespace(&buyer);
+    let required = stack.payments.requirements("memory.incr").unwrap();
+    // Create the account, then hold its row.
+    let (authorization, signature) = signed(&stack, &buyer, &required);
+    let first = incr(
+        &stack,
+        "n",
+        v2_header(&required, &authorization, &signature),
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let before = stack.balance(buyer.address()).await;
+    let mut stall = stack.payments.ledger().pool().begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM payer_accounts WHERE payer = $1 FOR UPDATE")
+        .bind(&me)
+        .execute(&mut *stall)
+        .await
+        .unwrap();
+
+    let (authorization, signature) = signed(&stack, &buyer, &required);
+    let started = std::time::Instant::now();
+    let stalled = tokio::time::timeout(
+        Duration::from_secs(20),
+        incr(
+            &stack,
+            "n",
+            v2_header(&required, &authorization, &signature),
+        ),
+    )
+    .await
+    .expect("answered, not hung");
+    assert_eq!(
+        stalled.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        stalled.body
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(stall);
+    assert_eq!(
+        stack.stored(&me, "n").await.as_deref(),
+        Some("1"),
+        "not served"
+    );
+    assert_eq!(stack.balance(buyer.address()).await, before, "not charged");
+    assert_eq!(
+        stack.payments.ledger_statuses(&me).await.unwrap(),
+        ["settled"],
+        "nothing left behind"
+    );
+}

@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tessera_runtime::config::{env_or, env_string};
-use tessera_runtime::grpc_auth::{bearer, constant_time_eq};
+use tessera_runtime::grpc_auth::ServiceToken;
 
 pub const HTTP_ADDR_ENV: &str = "FACILITATOR_HTTP_ADDR";
 pub const GRPC_ADDR_ENV: &str = "FACILITATOR_GRPC_ADDR";
@@ -69,10 +69,11 @@ impl fmt::Debug for SettlementKey {
 }
 
 /// The API keys `/verify` and `/settle` accept; none = open to anyone (the
-/// facilitator then relays any valid payment with its own gas). `Debug`
+/// facilitator then relays any valid payment with its own gas). Each key is
+/// checked like the internal service token (`Bearer`, constant time); `Debug`
 /// shows how many there are, never the keys.
 #[derive(Clone, Default)]
-pub struct ApiKeys(Arc<[Box<str>]>);
+pub struct ApiKeys(Arc<[ServiceToken]>);
 
 impl ApiKeys {
     /// No key: open.
@@ -84,17 +85,14 @@ impl ApiKeys {
     /// must be visible ASCII without spaces (it travels in a header); the
     /// error never repeats it.
     pub fn parse(list: &str) -> anyhow::Result<Self> {
-        let keys: Vec<Box<str>> = list
+        let keys = list
             .split(',')
-            .map(str::trim)
-            .filter(|key| !key.is_empty())
-            .map(Box::from)
-            .collect();
-        anyhow::ensure!(
-            keys.iter()
-                .all(|key| key.bytes().all(|b| b.is_ascii_graphic())),
-            "API keys must be visible ASCII without spaces or commas"
-        );
+            .map(ServiceToken::new)
+            .filter(|key| key.as_ref().map_or(true, ServiceToken::is_set))
+            .collect::<anyhow::Result<Vec<_>>>()
+            .map_err(|_| {
+                anyhow::anyhow!("API keys must be visible ASCII without spaces or commas")
+            })?;
         Ok(ApiKeys(keys.into()))
     }
 
@@ -104,18 +102,14 @@ impl ApiKeys {
     }
 
     /// Whether an `Authorization` header value admits the call: `Bearer
-    /// <key>` with one of the keys, compared in constant time against every
-    /// key. Always true when none is required.
+    /// <key>` with one of the keys, every key compared (in constant time).
+    /// Always true when none is required.
     pub fn admits(&self, authorization: Option<&[u8]>) -> bool {
-        if !self.required() {
-            return true;
-        }
-        let Some(presented) = authorization.and_then(bearer) else {
-            return false;
-        };
-        self.0.iter().fold(false, |found, key| {
-            constant_time_eq(presented, key.as_bytes()) | found
-        })
+        !self.required()
+            || self
+                .0
+                .iter()
+                .fold(false, |found, key| key.admits(authorization) | found)
     }
 }
 

@@ -21,14 +21,9 @@ pub struct FacilitatorGrpc {
     api_keys: ApiKeys,
 }
 
-/// The tonic server, open to anyone, ready for `GrpcServer::new`/`add`.
-pub fn server(facilitator: Arc<Facilitator>) -> FacilitatorServiceServer<FacilitatorGrpc> {
-    server_with_keys(facilitator, ApiKeys::open())
-}
-
-/// The tonic server, `Verify` and `Settle` requiring one of `api_keys` when
-/// any is set.
-pub fn server_with_keys(
+/// The tonic server, ready for `GrpcServer::new`/`add`: `Verify` and
+/// `Settle` require one of `api_keys` when any is set.
+pub fn server(
     facilitator: Arc<Facilitator>,
     api_keys: ApiKeys,
 ) -> FacilitatorServiceServer<FacilitatorGrpc> {

@@ -33,14 +33,9 @@ use tokio::net::TcpListener;
 /// Largest request body: a payload and its requirements are a few KiB.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// The API, open to anyone.
-pub fn router(facilitator: Arc<Facilitator>) -> Router {
-    router_with_keys(facilitator, ApiKeys::open())
-}
-
-/// The API, `/verify` and `/settle` requiring one of `api_keys` when any is
-/// set.
-pub fn router_with_keys(facilitator: Arc<Facilitator>, api_keys: ApiKeys) -> Router {
+/// The API: `/verify` and `/settle` require one of `api_keys` when any is
+/// set ([`ApiKeys::open`]: nobody needs one).
+pub fn router(facilitator: Arc<Facilitator>, api_keys: ApiKeys) -> Router {
     let keyed = Router::new()
         .route("/verify", post(verify))
         .route("/settle", post(settle))

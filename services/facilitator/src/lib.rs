@@ -183,20 +183,10 @@ impl Facilitator {
 }
 
 /// Serves the HTTP API on `http` and gRPC (with health and reflection) on
-/// `grpc` until `shutdown` fires; if one server stops, the other is stopped
-/// too.
+/// `grpc` until `shutdown` fires, `/verify` and `/settle` (HTTP and gRPC)
+/// requiring one of `api_keys` (`FacilitatorConfig::api_keys`) when any is
+/// set; if one server stops, the other is stopped too.
 pub async fn serve(
-    facilitator: Arc<Facilitator>,
-    http: TcpListener,
-    grpc: TcpListener,
-    shutdown: Shutdown,
-) -> anyhow::Result<()> {
-    serve_with_keys(facilitator, config::ApiKeys::open(), http, grpc, shutdown).await
-}
-
-/// As [`serve`], `/verify` and `/settle` (HTTP and gRPC) requiring one of
-/// `api_keys` (`FacilitatorConfig::api_keys`) when any is set.
-pub async fn serve_with_keys(
     facilitator: Arc<Facilitator>,
     api_keys: config::ApiKeys,
     http: TcpListener,
@@ -205,12 +195,12 @@ pub async fn serve_with_keys(
 ) -> anyhow::Result<()> {
     let grpc_server = tessera_runtime::grpc::GrpcServer::new(
         SERVICE_NAME,
-        grpc::server_with_keys(facilitator.clone(), api_keys.clone()),
+        grpc::server(facilitator.clone(), api_keys.clone()),
     );
     let mut grpc_task = tokio::spawn(grpc_server.serve(grpc, shutdown.clone()));
     let mut http_task = tokio::spawn(http::serve(
         http,
-        http::router_with_keys(facilitator, api_keys),
+        http::router(facilitator, api_keys),
         shutdown.clone(),
     ));
     let (first, other) = tokio::select! {

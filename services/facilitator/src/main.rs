@@ -53,8 +53,7 @@ async fn main() -> anyhow::Result<()> {
             )
         })?;
     let api_keys = config.api_keys.clone();
-    tessera_facilitator::serve_with_keys(Arc::new(facilitator), api_keys, http, grpc, shutdown)
-        .await
+    tessera_facilitator::serve(Arc::new(facilitator), api_keys, http, grpc, shutdown).await
 }
 
 /// Waits for the chain (it may start after us), retrying with backoff

@@ -23,7 +23,7 @@
 
 use alloy::primitives::U256;
 use serde_json::Value;
-use sqlx::{PgPool, Postgres, Row, Transaction};
+use sqlx::{PgPool, Row};
 use tessera_error::{Error, Result};
 use tessera_x402::AuthorizationKey;
 
@@ -83,7 +83,14 @@ pub enum Reservation {
     /// This authorization already has a row.
     AlreadyPresented,
     /// The balance does not cover what is outstanding plus this amount.
-    NotCovered { balance: U256, committed: U256 },
+    NotCovered { balance: U256 },
+}
+
+/// What [`Ledger::prior`] read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prior {
+    pub presented: bool,
+    pub settled_total: U256,
 }
 
 /// What the facilitator needs to settle a payment.
@@ -166,13 +173,17 @@ impl Ledger {
         }))
     }
 
-    /// Whether this authorization already has a row (a cheap early answer;
-    /// [`Ledger::reserve`] decides for good).
-    pub async fn is_presented(&self, key: &AuthorizationKey) -> Result<bool> {
+    /// Before reserving, in one read: whether this authorization already has
+    /// a row (a replay is answered without any chain call; [`Ledger::reserve`]
+    /// decides for good), and its account's `settled_total` now (to judge a
+    /// balance read after it).
+    pub async fn prior(&self, key: &AuthorizationKey) -> Result<Prior> {
         let account = Account::of(key);
-        sqlx::query_scalar(
+        let row = sqlx::query(
             "SELECT EXISTS (SELECT 1 FROM payments
-                             WHERE network = $1 AND asset = $2 AND payer = $3 AND nonce = $4)",
+                             WHERE network = $1 AND asset = $2 AND payer = $3 AND nonce = $4),
+                    COALESCE((SELECT settled_total::text FROM payer_accounts
+                               WHERE network = $1 AND asset = $2 AND payer = $3), '0')",
         )
         .bind(&account.network)
         .bind(&account.asset)
@@ -180,7 +191,11 @@ impl Ledger {
         .bind(key.nonce_hex())
         .fetch_one(&self.pool)
         .await
-        .map_err(db_error)
+        .map_err(db_error)?;
+        Ok(Prior {
+            presented: row.get(0),
+            settled_total: numeric(row.get(1)),
+        })
     }
 
     /// Reserves the authorization and `payment.amount` of its payer's
@@ -229,37 +244,32 @@ impl Ledger {
         if inserted.is_none() {
             return Ok(Reservation::AlreadyPresented);
         }
-        // Upsert to lock the account row (created on first use).
-        let row = sqlx::query(
-            "INSERT INTO payer_accounts (network, asset, payer) VALUES ($1, $2, $3)
-             ON CONFLICT (network, asset, payer) DO UPDATE SET updated_at = now()
-             RETURNING outstanding::text, settled_total::text, debt > 0",
-        )
-        .bind(&account.network)
-        .bind(&account.asset)
-        .bind(&account.payer)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        let outstanding = numeric(row.get(0));
-        let settled_since = numeric(row.get(1)).saturating_sub(settled_before);
-        let debtor: bool = row.get(2);
-        let committed = outstanding.saturating_add(settled_since);
-        if committed.saturating_add(payment.amount) > balance {
-            // Dropping the transaction rolls the INSERT back.
-            return Ok(Reservation::NotCovered { balance, committed });
-        }
-        sqlx::query(
-            "UPDATE payer_accounts SET outstanding = outstanding + $4::numeric
-              WHERE network = $1 AND asset = $2 AND payer = $3",
+        // Created on first use; either way taken only if the balance covers
+        // it (no row back = not covered, and dropping `tx` rolls the INSERT
+        // above back).
+        let covered = sqlx::query_scalar::<_, bool>(
+            "INSERT INTO payer_accounts (network, asset, payer, outstanding)
+             SELECT $1, $2, $3, $4::numeric WHERE $4::numeric <= $5::numeric
+             ON CONFLICT (network, asset, payer) DO UPDATE
+                SET outstanding = payer_accounts.outstanding + EXCLUDED.outstanding,
+                    updated_at = now()
+              WHERE payer_accounts.outstanding
+                    + (payer_accounts.settled_total - $6::numeric)
+                    + EXCLUDED.outstanding <= $5::numeric
+             RETURNING debt > 0",
         )
         .bind(&account.network)
         .bind(&account.asset)
         .bind(&account.payer)
         .bind(&amount)
-        .execute(&mut *tx)
+        .bind(balance.to_string())
+        .bind(settled_before.to_string())
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db_error)?;
+        let Some(debtor) = covered else {
+            return Ok(Reservation::NotCovered { balance });
+        };
         tx.commit().await.map_err(db_error)?;
         Ok(Reservation::Reserved { id, debtor })
     }
@@ -281,8 +291,11 @@ impl Ledger {
     }
 
     /// Ends a payment that is in one of `from`: its status becomes `status`
-    /// and its account is updated for `outcome`, in one transaction. False
-    /// (and nothing changed) when the payment was not in `from`.
+    /// and its account is updated for `outcome`, in one statement (the row
+    /// is locked first, so a concurrent end of the same payment sees the new
+    /// status and does nothing). False (and nothing changed) when the payment
+    /// was not in `from`. `exposure` is what the payment held (0 for rows
+    /// older than the accounts); `amount` is what it was for.
     #[allow(clippy::too_many_arguments)]
     pub async fn finish(
         &self,
@@ -294,56 +307,43 @@ impl Ledger {
         reason: Option<&str>,
         served: bool,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let Some(row) = lock_payment(&mut tx, id).await? else {
-            return Ok(false);
-        };
-        let current: String = row.get("status");
-        if !from.contains(&current.as_str()) {
-            return Ok(false);
-        }
-        sqlx::query(
-            "UPDATE payments SET status = $2, exposure = 0, served = served OR $3,
-                    transaction = COALESCE($4, transaction), error_reason = COALESCE($5, error_reason),
-                    updated_at = now()
-              WHERE id = $1",
+        let from: Vec<String> = from.iter().map(|s| s.to_string()).collect();
+        let ended: i64 = sqlx::query_scalar(
+            "WITH locked AS (
+                 SELECT id, exposure, amount::numeric AS amount, network, asset, payer
+                   FROM payments WHERE id = $1 AND status = ANY($2) FOR UPDATE
+             ), ended AS (
+                 UPDATE payments p
+                    SET status = $3, exposure = 0, served = p.served OR $4,
+                        transaction = COALESCE($5, p.transaction),
+                        error_reason = COALESCE($6, p.error_reason), updated_at = now()
+                   FROM locked WHERE p.id = locked.id
+                 RETURNING locked.exposure, locked.amount, locked.network, locked.asset, locked.payer
+             ), accounted AS (
+                 UPDATE payer_accounts a
+                    SET outstanding = a.outstanding - ended.exposure,
+                        settled_total = a.settled_total + CASE WHEN $7 THEN ended.amount ELSE 0 END,
+                        debt = a.debt + CASE WHEN $8 THEN ended.amount ELSE 0 END,
+                        debtor_since = CASE WHEN $8 THEN COALESCE(a.debtor_since, now())
+                                            ELSE a.debtor_since END,
+                        updated_at = now()
+                   FROM ended
+                  WHERE a.network = ended.network AND a.asset = ended.asset AND a.payer = ended.payer
+             )
+             SELECT count(*) FROM ended",
         )
         .bind(id)
+        .bind(&from)
         .bind(status)
         .bind(served)
         .bind(transaction.filter(|t| !t.is_empty()))
         .bind(reason)
-        .execute(&mut *tx)
+        .bind(outcome == Outcome::Settled)
+        .bind(outcome == Outcome::Debt)
+        .fetch_one(&self.pool)
         .await
         .map_err(db_error)?;
-        let (settled, debt) = match outcome {
-            Outcome::Settled => ("amount", "0"),
-            Outcome::Released => ("0", "0"),
-            Outcome::Debt => ("0", "amount"),
-        };
-        // `exposure` is what this payment held (0 for rows older than the
-        // accounts); `amount` is what it was for.
-        let sql = format!(
-            "UPDATE payer_accounts a
-                SET outstanding = a.outstanding - p.exposure,
-                    settled_total = a.settled_total + {settled},
-                    debt = a.debt + {debt},
-                    debtor_since = CASE WHEN {debt} > 0 THEN COALESCE(a.debtor_since, now()) ELSE a.debtor_since END,
-                    updated_at = now()
-               FROM (SELECT $1::numeric AS exposure, $2::numeric AS amount) p
-              WHERE a.network = $3 AND a.asset = $4 AND a.payer = $5"
-        );
-        sqlx::query(&sql)
-            .bind(row.get::<String, _>("exposure"))
-            .bind(row.get::<String, _>("amount"))
-            .bind(row.get::<String, _>("network"))
-            .bind(row.get::<String, _>("asset"))
-            .bind(row.get::<String, _>("payer"))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(true)
+        Ok(ended == 1)
     }
 
     /// Records a settlement still in flight: the payment stays outstanding.
@@ -446,51 +446,33 @@ impl Ledger {
         Ok(rows.iter().map(|row| row.get("id")).collect())
     }
 
-    /// Reservations whose verification never finished (the payment service
-    /// stopped between reserving and answering): never answered verified, so
-    /// never served. Releases them; returns how many.
-    pub async fn release_abandoned(&self, older_than_secs: i64) -> Result<usize> {
+    /// Payments left `reserved` or `verified` for longer than
+    /// `older_than_secs`: whoever was driving them (the payment service
+    /// between reserving and answering, the gateway between verifying and
+    /// settling) stopped. Oldest first, at most 32.
+    pub async fn orphans(&self, older_than_secs: u64) -> Result<Vec<(String, String)>> {
         let rows = sqlx::query(
-            "SELECT id FROM payments
-              WHERE status = 'reserved' AND updated_at < now() - make_interval(secs => $1)
-              LIMIT 100",
+            "SELECT id, status FROM payments
+              WHERE status IN ('reserved', 'verified')
+                AND updated_at < now() - make_interval(secs => $1)
+              ORDER BY updated_at LIMIT 32",
         )
         .bind(older_than_secs as f64)
         .fetch_all(&self.pool)
         .await
         .map_err(db_error)?;
-        let mut released = 0;
-        for row in rows {
-            let id: String = row.get("id");
-            if self
-                .finish(
-                    &id,
-                    &["reserved"],
-                    "cancelled",
-                    Outcome::Released,
-                    None,
-                    Some("verification never finished"),
-                    false,
-                )
-                .await?
-            {
-                released += 1;
-            }
-        }
-        Ok(released)
+        Ok(rows
+            .iter()
+            .map(|row| (row.get("id"), row.get("status")))
+            .collect())
     }
-}
 
-async fn lock_payment(
-    tx: &mut Transaction<'_, Postgres>,
-    id: &str,
-) -> Result<Option<sqlx::postgres::PgRow>> {
-    sqlx::query(
-        "SELECT status, exposure::text AS exposure, amount, network, asset, payer
-           FROM payments WHERE id = $1 FOR UPDATE",
-    )
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(db_error)
+    /// Takes an orphaned verified payment (see [`Ledger::orphans`]) for
+    /// settling; `None` if it has moved on meanwhile.
+    pub async fn claim_orphan(&self, id: &str, older_than_secs: u64) -> Result<Option<Settleable>> {
+        let condition = format!(
+            "status = 'verified' AND updated_at < now() - interval '{older_than_secs} seconds'"
+        );
+        self.claim(id, &condition).await
+    }
 }

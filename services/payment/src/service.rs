@@ -31,7 +31,7 @@ use crate::config::{Asset, PaymentConfig};
 use crate::facilitator_client::FacilitatorClient;
 use crate::ledger::{Account, Ledger, NewPayment, Outcome, Reservation, Settleable};
 use crate::metrics;
-use alloy::primitives::Address;
+use alloy::primitives::{Address, U256};
 use serde_json::Value;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tessera_catalog::Route;
@@ -49,9 +49,6 @@ use tessera_x402::{
 /// The non-terminal settle outcome of the reference packages.
 pub const SETTLEMENT_PENDING: &str = "settlement_pending";
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(10);
-/// A reservation whose verification has not finished after this long was
-/// abandoned (the service stopped mid-way) and is released.
-const ABANDONED_AFTER_SECS: i64 = 600;
 
 #[derive(Clone)]
 pub struct Payments {
@@ -182,8 +179,14 @@ impl Payments {
     pub async fn verify(&self, route: &str, resource_url: &str, header: &str) -> Result<Verified> {
         let (price, catalog_route) = self.catalog.priced(route)?;
         let required = self.requirements(route)?;
-        let typed = ExactRequirements::parse(&required)
-            .map_err(|refusal| Error::internal(format!("our own requirements: {refusal}")))?;
+        let typed = ExactRequirements {
+            network: self.asset.network,
+            amount: U256::from(price),
+            asset: self.asset_address,
+            pay_to: self.pay_to_address,
+            max_timeout_seconds: self.max_timeout_seconds,
+            domain: None,
+        };
         let refuse = |refusal: Refusal| self.payment_required(route, resource_url, refusal);
 
         let payment = read_payment(header, catalog_route, &typed, resource_url)
@@ -218,11 +221,11 @@ impl Payments {
 
         let key = payment.key(self.asset_address);
         // A replay costs one indexed read, not a balance RPC.
-        if self.ledger.is_presented(&key).await? {
+        let prior = self.ledger.prior(&key).await?;
+        if prior.presented {
             return Err(already_presented());
         }
         let account = Account::of(&key);
-        let settled_before = self.ledger.account(&account).await?.settled_total;
         let balance = self
             .chain
             .balance_of(self.asset_address, payment.payer())
@@ -236,24 +239,24 @@ impl Payments {
                     key: &key,
                     route,
                     resource: resource_url,
-                    amount: price.try_into().expect("u64 fits"),
+                    amount: U256::from(price),
                     pay_to: &self.pay_to,
                     x402_version: payment.x402_version,
                     payload: &payload_json,
                     requirements: &requirements_json,
                 },
                 balance,
-                settled_before,
+                prior.settled_total,
             )
             .await?;
         let (payment_id, debtor) = match reservation {
             Reservation::Reserved { id, debtor } => (id, debtor),
             Reservation::AlreadyPresented => return Err(already_presented()),
-            Reservation::NotCovered { balance, committed } => {
+            Reservation::NotCovered { balance } => {
                 return Err(refuse(Refusal::new(
                     reason::INSUFFICIENT_FUNDS,
                     format!(
-                        "the payer's balance {balance} does not cover {committed} already committed plus {price}"
+                        "the payer's balance {balance} does not cover what it already owes plus {price}"
                     ),
                 )));
             }
@@ -296,9 +299,18 @@ impl Payments {
                 .unwrap_or(reason::INVALID_PAYLOAD);
             return Err(self.payment_required(route, resource_url, Refusal::new(known, message)));
         }
-        self.ledger
+        // Only a payment still reserved may be served: one released meanwhile
+        // (taken for abandoned) can never be settled.
+        if !self
+            .ledger
             .transition(&payment_id, &["reserved"], "verified")
-            .await?;
+            .await?
+        {
+            return Err(Error::unavailable(
+                "PAYMENT_RELEASED",
+                "the payment was released before its verification finished: sign a new one",
+            ));
+        }
         metrics::outcome("verified");
         Ok(Verified {
             payer: account.payer,
@@ -462,26 +474,57 @@ impl Payments {
         Ok(())
     }
 
-    /// One pass over pending settlements (and abandoned reservations);
-    /// returns how many settlements it retried.
+    /// How long a reserved or verified payment may sit before its driver is
+    /// taken to have stopped: the longest a verification takes, plus the
+    /// settle timeout (a gateway settles right after its call, which is
+    /// bounded well below that).
+    fn orphaned_after(&self) -> u64 {
+        (VERIFY_TIMEOUT + self.settle_timeout).as_secs()
+    }
+
+    /// One background pass; returns how many settlements it attempted.
+    ///
+    /// - Pending settlements, and settlements whose settler stopped, are
+    ///   settled again (the nonce makes a second charge impossible).
+    /// - Orphans ([`Ledger::orphans`]): a `reserved` payment was never
+    ///   answered verified, so never served: released. A `verified` one may
+    ///   have been served (its gateway stopped between the call and the
+    ///   settlement): settled as served, a failure being a debt.
     pub async fn retry_pending(&self) -> Result<usize> {
-        let abandoned = self.ledger.release_abandoned(ABANDONED_AFTER_SECS).await?;
-        if abandoned > 0 {
-            tracing::warn!(
-                abandoned,
-                "released reservations whose verification never finished"
-            );
+        let after = self.orphaned_after();
+        let mut attempted = 0;
+        for (id, status) in self.ledger.orphans(after).await? {
+            if status == "reserved" {
+                let released = self
+                    .ledger
+                    .finish(
+                        &id,
+                        &["reserved"],
+                        "cancelled",
+                        Outcome::Released,
+                        None,
+                        Some("verification never finished"),
+                        false,
+                    )
+                    .await?;
+                if released {
+                    metrics::outcome("cancelled");
+                    tracing::warn!(payment_id = %id, "released a reservation whose verification never finished");
+                }
+            } else if let Some(settleable) = self.ledger.claim_orphan(&id, after).await? {
+                tracing::warn!(payment_id = %id, "settling a verified payment its gateway never settled nor cancelled");
+                self.settle_claimed(&id, settleable, true).await?;
+                attempted += 1;
+            }
         }
-        let due = self.ledger.due_for_retry(32).await?;
-        let mut retried = 0;
-        for id in due {
+        for id in self.ledger.due_for_retry(32).await? {
             if let Some(settleable) = self.ledger.claim_for_retry(&id).await? {
                 let settled = self.settle_claimed(&id, settleable, true).await?;
                 tracing::info!(payment_id = %id, success = settled.response.success, pending = settled.pending, "retried a pending settlement");
-                retried += 1;
+                attempted += 1;
             }
         }
-        Ok(retried)
+        Ok(attempted)
     }
 
     pub async fn ledger_statuses(&self, payer: &str) -> Result<Vec<String>> {

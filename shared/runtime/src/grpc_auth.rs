@@ -19,9 +19,9 @@
 //! The token is compared in constant time and never logged (`Debug` shows
 //! only whether one is set).
 
+use futures::future::Either;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
+use std::future::Ready;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tessera_error::{Error, ErrorKind};
@@ -187,13 +187,12 @@ pub struct RequireToken<S> {
 impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for RequireToken<S>
 where
     S: tower::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    ResBody: Default + Send + 'static,
+    ResBody: Default,
 {
     type Response = http::Response<ResBody>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+    // No box: an admitted call costs one header comparison, nothing more.
+    type Future = Either<S::Future, Ready<Result<Self::Response, S::Error>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -206,14 +205,14 @@ where
                 .expected
                 .admits(authorization.map(http::HeaderValue::as_bytes));
         if admitted {
-            return Box::pin(self.inner.call(request));
+            return Either::Left(self.inner.call(request));
         }
         let refused = refusal(authorization.is_some());
         // Debug only: refused calls must not flood the log (the request
         // metrics count them, status Unauthenticated).
         tracing::debug!(path = %request.uri().path(), reason = REASON, "{}", refused.message);
         let response = refused.to_status().into_http::<ResBody>();
-        Box::pin(std::future::ready(Ok(response)))
+        Either::Right(std::future::ready(Ok(response)))
     }
 }
 
