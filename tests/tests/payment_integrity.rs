@@ -13,10 +13,12 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
+use tessera_proto::payment::v1 as pay;
 use tessera_tests::chain::{self, exact_payload};
 use tessera_tests::paid::{decode, namespace, send, Options, PaidStack, Reply};
 use tessera_x402::eip3009::TransferWithAuthorization;
 use tessera_x402::{encode_header, Requirements};
+use tonic::{Request, Response, Status};
 
 async fn incr(stack: &PaidStack, key: &str, header: (&str, String)) -> Reply {
     send(
@@ -931,50 +933,47 @@ struct PartialPrices {
 }
 
 #[tonic::async_trait]
-impl tessera_proto::payment::v1::payment_service_server::PaymentService for PartialPrices {
+impl pay::payment_service_server::PaymentService for PartialPrices {
     async fn quote(
         &self,
-        _: tonic::Request<tessera_proto::payment::v1::QuoteRequest>,
-    ) -> Result<tonic::Response<tessera_proto::payment::v1::QuoteResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("stub"))
+        _: Request<pay::QuoteRequest>,
+    ) -> Result<Response<pay::QuoteResponse>, Status> {
+        Err(Status::unimplemented("stub"))
     }
     async fn verify(
         &self,
-        _: tonic::Request<tessera_proto::payment::v1::VerifyRequest>,
-    ) -> Result<tonic::Response<tessera_proto::payment::v1::VerifyResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("stub"))
+        _: Request<pay::VerifyRequest>,
+    ) -> Result<Response<pay::VerifyResponse>, Status> {
+        Err(Status::unimplemented("stub"))
     }
     async fn settle(
         &self,
-        _: tonic::Request<tessera_proto::payment::v1::SettleRequest>,
-    ) -> Result<tonic::Response<tessera_proto::payment::v1::SettleResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("stub"))
+        _: Request<pay::SettleRequest>,
+    ) -> Result<Response<pay::SettleResponse>, Status> {
+        Err(Status::unimplemented("stub"))
     }
     async fn cancel(
         &self,
-        _: tonic::Request<tessera_proto::payment::v1::CancelRequest>,
-    ) -> Result<tonic::Response<tessera_proto::payment::v1::CancelResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("stub"))
+        _: Request<pay::CancelRequest>,
+    ) -> Result<Response<pay::CancelResponse>, Status> {
+        Err(Status::unimplemented("stub"))
     }
     async fn list_prices(
         &self,
-        _: tonic::Request<tessera_proto::payment::v1::ListPricesRequest>,
-    ) -> Result<tonic::Response<tessera_proto::payment::v1::ListPricesResponse>, tonic::Status>
-    {
-        Ok(tonic::Response::new(
-            tessera_proto::payment::v1::ListPricesResponse {
-                prices: tessera_catalog::ROUTES
-                    .iter()
-                    .filter(|route| !self.missing.contains(&route.id))
-                    .map(|route| tessera_proto::payment::v1::RoutePrice {
-                        route: route.id.into(),
-                        amount: route.price,
-                    })
-                    .collect(),
-                network: chain::NETWORK.into(),
-                asset: Address::ZERO.to_checksum(None),
-            },
-        ))
+        _: Request<pay::ListPricesRequest>,
+    ) -> Result<Response<pay::ListPricesResponse>, Status> {
+        Ok(Response::new(pay::ListPricesResponse {
+            prices: tessera_catalog::ROUTES
+                .iter()
+                .filter(|route| !self.missing.contains(&route.id))
+                .map(|route| pay::RoutePrice {
+                    route: route.id.into(),
+                    amount: route.price,
+                })
+                .collect(),
+            network: chain::NETWORK.into(),
+            asset: Address::ZERO.to_checksum(None),
+        }))
     }
 }
 
@@ -983,9 +982,7 @@ async fn gateway_over(missing: &'static [&'static str]) -> anyhow::Result<axum::
     let url = format!("http://{}", listener.local_addr().unwrap());
     let server = tessera_runtime::grpc::GrpcServer::new(
         tessera_payment::SERVICE_NAME,
-        tessera_proto::payment::v1::payment_service_server::PaymentServiceServer::new(
-            PartialPrices { missing },
-        ),
+        pay::payment_service_server::PaymentServiceServer::new(PartialPrices { missing }),
     );
     let shutdown = tessera_runtime::Shutdown::new();
     tokio::spawn(server.serve(listener, shutdown.clone()));
@@ -1079,7 +1076,6 @@ async fn internal_ports_serve_only_holders_of_the_service_token() {
         Some("1")
     );
 
-    use tessera_proto::payment::v1 as pay;
     let mut stranger =
         pay::payment_service_client::PaymentServiceClient::connect(stack.payment_url.clone())
             .await
