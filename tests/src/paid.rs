@@ -28,6 +28,8 @@ pub struct PaidStack {
     /// Between the gateway and memory, to hold a served call in flight.
     pub memory_proxy: PausableProxy,
     pub gateway_url: String,
+    /// PostgreSQL's clock when the stack started (text, for comparisons).
+    started_at: String,
     shutdown: Shutdown,
 }
 
@@ -94,6 +96,10 @@ impl PaidStack {
         let payments = tessera_payment::open(&config)
             .await
             .expect("payment service opens its ledger");
+        let started_at: String = sqlx::query_scalar("SELECT now()::text")
+            .fetch_one(payments.ledger().pool())
+            .await
+            .unwrap();
         let payment_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let payment_url = format!("http://{}", payment_listener.local_addr().unwrap());
         let token = ServiceToken::new(options.internal_token).unwrap();
@@ -130,6 +136,7 @@ impl PaidStack {
         ));
 
         PaidStack {
+            started_at,
             chain,
             facilitator,
             facilitator_proxy,
@@ -150,13 +157,18 @@ impl PaidStack {
         self.chain.balance_of(address).await
     }
 
-    /// Payment rows this stack's gateway made (their resource is on its URL).
+    /// Payment rows this stack's gateway made: their resource is on its URL,
+    /// and they are newer than the stack (an earlier test's gateway may have
+    /// had the same port).
     pub async fn ledger_rows(&self) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM payments WHERE resource LIKE $1")
-            .bind(format!("{}/%", self.gateway_url))
-            .fetch_one(self.payments.ledger().pool())
-            .await
-            .unwrap()
+        sqlx::query_scalar(
+            "SELECT count(*) FROM payments WHERE resource LIKE $1 AND created_at >= $2::timestamptz",
+        )
+        .bind(format!("{}/%", self.gateway_url))
+        .bind(&self.started_at)
+        .fetch_one(self.payments.ledger().pool())
+        .await
+        .unwrap()
     }
 }
 
