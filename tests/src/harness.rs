@@ -143,3 +143,73 @@ impl Drop for MemoryServer {
         self.shutdown.trigger();
     }
 }
+
+/// Just enough of a PostgreSQL URL to point it at another host:port (a
+/// proxy).
+pub struct PgUrl {
+    before: String,
+    host_port: String,
+    after: String,
+}
+
+impl PgUrl {
+    pub fn parse(url: &str) -> Self {
+        let scheme_end = url.find("://").expect("a URL") + 3;
+        let authority_start = url[scheme_end..]
+            .find('@')
+            .map_or(scheme_end, |at| scheme_end + at + 1);
+        let authority_end = url[authority_start..]
+            .find('/')
+            .map_or(url.len(), |slash| authority_start + slash);
+        PgUrl {
+            before: url[..authority_start].to_string(),
+            host_port: url[authority_start..authority_end].to_string(),
+            after: url[authority_end..].to_string(),
+        }
+    }
+
+    pub async fn socket_addr(&self) -> SocketAddr {
+        let host_port = if self.host_port.contains(':') {
+            self.host_port.clone()
+        } else {
+            format!("{}:5432", self.host_port)
+        };
+        tokio::net::lookup_host(host_port)
+            .await
+            .unwrap()
+            .next()
+            .unwrap()
+    }
+
+    pub fn with_addr(&self, addr: SocketAddr) -> String {
+        format!("{}{}{}", self.before, addr, self.after)
+    }
+}
+
+/// A memory replica whose PostgreSQL and Redis connections each go through a
+/// proxy of its own, so a test can hold, slow or sever them.
+pub struct ProxiedReplica {
+    pub memory: Memory,
+    pub pg: crate::proxy::PausableProxy,
+    pub redis: crate::proxy::PausableProxy,
+}
+
+impl ProxiedReplica {
+    pub async fn start(redis_port: u16, limits: Limits) -> Self {
+        let database = PgUrl::parse(&database_url());
+        let pg = crate::proxy::PausableProxy::start(database.socket_addr().await).await;
+        let redis_target: SocketAddr = ([127, 0, 0, 1], redis_port).into();
+        let redis = crate::proxy::PausableProxy::start(redis_target).await;
+        let store = durable_store_with(
+            &format!("redis://{}", redis.addr),
+            &database.with_addr(pg.addr),
+            limits,
+        )
+        .await;
+        ProxiedReplica {
+            memory: Memory::new(Arc::new(store), limits),
+            pg,
+            redis,
+        }
+    }
+}

@@ -1,5 +1,6 @@
-//! A redis-server of the test's own on a free port, keeping nothing on disk,
-//! that the test may SIGKILL and restart empty.
+//! A redis-server of the test's own on a free port, that the test may
+//! SIGKILL and restart: empty (it keeps nothing on disk), or, when started
+//! with a data directory, from the last snapshot it was told to `SAVE`.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -7,6 +8,8 @@ use std::time::Duration;
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
+    /// Where `SAVE` writes and a restart reads `dump.rdb`, if anywhere.
+    data_dir: Option<std::path::PathBuf>,
 }
 
 fn free_port() -> u16 {
@@ -22,9 +25,32 @@ impl RedisServer {
         let mut server = RedisServer {
             port: free_port(),
             child: None,
+            data_dir: None,
         };
         server.spawn();
         server
+    }
+
+    /// A server that loads `dump.rdb` from its own directory at every start
+    /// (and writes it only when told to `SAVE`), as Redis does as shipped.
+    pub fn start_with_snapshots() -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("tessera-redis-{:016x}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut server = RedisServer {
+            port: free_port(),
+            child: None,
+            data_dir: Some(dir),
+        };
+        server.spawn();
+        server
+    }
+
+    /// SIGKILL, then start again on the same port from the last snapshot.
+    pub fn restart_from_snapshot(&mut self) {
+        assert!(self.data_dir.is_some(), "started without snapshots");
+        self.kill();
+        self.spawn();
     }
 
     pub fn url(&self) -> String {
@@ -32,9 +58,14 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) {
-        let child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        command
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"]);
+        if let Some(dir) = &self.data_dir {
+            command.arg("--dir").arg(dir);
+        }
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -61,6 +92,9 @@ impl RedisServer {
     /// Starts again on the same port, empty.
     pub fn restart_empty(&mut self) {
         self.kill();
+        if let Some(dir) = &self.data_dir {
+            let _ = std::fs::remove_file(dir.join("dump.rdb"));
+        }
         self.spawn();
     }
 }
@@ -68,5 +102,8 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
+        if let Some(dir) = &self.data_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }

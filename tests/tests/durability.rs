@@ -274,7 +274,7 @@ type Client = MemoryServiceClient<Channel>;
 async fn writes_in_flight_across_a_redis_loss_are_fenced_and_redone() {
     let redis = RedisServer::start();
     let namespace = unique_namespace("fence");
-    let database: url_parts::Pg = url_parts::Pg::parse(&tessera_tests::harness::database_url());
+    let database = tessera_tests::harness::PgUrl::parse(&tessera_tests::harness::database_url());
     let proxy = tessera_tests::proxy::PausableProxy::start(database.socket_addr().await).await;
     let via_proxy = database.with_addr(proxy.addr);
     let a = Memory::new(
@@ -346,49 +346,4 @@ async fn writes_in_flight_across_a_redis_loss_are_fenced_and_redone() {
         "every acknowledged increment counts exactly once"
     );
     assert_eq!(final_entry.revision, 4);
-}
-
-/// Just enough of a PostgreSQL URL to point it at another host:port.
-mod url_parts {
-    use std::net::SocketAddr;
-
-    pub struct Pg {
-        before: String,
-        host_port: String,
-        after: String,
-    }
-
-    impl Pg {
-        pub fn parse(url: &str) -> Self {
-            let scheme_end = url.find("://").expect("a URL") + 3;
-            let authority_start = url[scheme_end..]
-                .find('@')
-                .map_or(scheme_end, |at| scheme_end + at + 1);
-            let authority_end = url[authority_start..]
-                .find('/')
-                .map_or(url.len(), |slash| authority_start + slash);
-            Pg {
-                before: url[..authority_start].to_string(),
-                host_port: url[authority_start..authority_end].to_string(),
-                after: url[authority_end..].to_string(),
-            }
-        }
-
-        pub async fn socket_addr(&self) -> SocketAddr {
-            let host_port = if self.host_port.contains(':') {
-                self.host_port.clone()
-            } else {
-                format!("{}:5432", self.host_port)
-            };
-            tokio::net::lookup_host(host_port)
-                .await
-                .unwrap()
-                .next()
-                .unwrap()
-        }
-
-        pub fn with_addr(&self, addr: SocketAddr) -> String {
-            format!("{}{}{}", self.before, addr, self.after)
-        }
-    }
 }

@@ -96,7 +96,10 @@ impl RawRedis {
         let mut connection = shared.connections[0].clone();
         let mut setup = redis::pipe();
         setup
-            .hset_multiple(&shared.usage, &[("keys", "0"), ("bytes", "0")])
+            .hset_multiple(
+                &shared.usage,
+                &[("keys", "0"), ("bytes", "0"), ("i", INCARNATION)],
+            )
             .ignore();
         for keys in &shared.clients {
             setup.set(&keys.plain, &keys.value).ignore();
@@ -107,6 +110,7 @@ impl RawRedis {
                 ("c", "0"),
                 ("u", "0"),
                 ("x", "0"),
+                ("i", INCARNATION),
             ];
             setup.hset_multiple(&keys.entry, &fields).ignore();
         }
@@ -201,6 +205,10 @@ impl RawRedis {
     }
 }
 
+/// The incarnation the raw calls claim (the store reads the real one from
+/// INFO once per connection; the keys here are only ever used raw).
+const INCARNATION: &str = "bench";
+
 /// EVALSHA of the CAS script as `DurableStore::cas` calls it: on even calls
 /// acquire (expect absent, write the value), on odd calls release (expect
 /// the value, delete).
@@ -213,7 +221,8 @@ fn cas_call(shared: &Shared, client: usize, call: u64) -> redis::Cmd {
         .arg(&shared.usage)
         .arg(&shared.expiry)
         .arg(&keys.member)
-        .arg(&shared.prefix);
+        .arg(&shared.prefix)
+        .arg(INCARNATION);
     if call.is_multiple_of(2) {
         cmd.arg("0").arg("").arg("1").arg(&keys.value);
     } else {

@@ -20,6 +20,8 @@
 
 mod grants;
 mod keys;
+mod link;
+mod persist;
 mod pg;
 pub mod scripts;
 
@@ -31,8 +33,9 @@ use crate::model::{
 use crate::ops::{self, not_a_number, overflow, Number, Op};
 use crate::store::MemoryStore;
 use keys::Slot;
+use link::{redis_error, RedisLink};
+use persist::{DurableMark, Persister};
 use pg::Verdict;
-use redis::aio::ConnectionManager;
 use scripts::{RedisState, Reply, Scripts};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
@@ -57,8 +60,9 @@ pub struct DurableConfig {
 
 #[derive(Clone)]
 pub struct DurableStore {
-    redis: ConnectionManager,
+    redis: Arc<RedisLink>,
     pg: PgPool,
+    persister: Persister,
     limits: Limits,
     scripts: Arc<Scripts>,
 }
@@ -84,14 +88,6 @@ pub fn pg_options(database_url: &str) -> anyhow::Result<PgConnectOptions> {
             PG_IDLE_IN_TRANSACTION_TIMEOUT,
         ),
     ]))
-}
-
-fn redis_error(error: redis::RedisError) -> Error {
-    tracing::warn!(%error, "redis call failed");
-    Error::unavailable(
-        "REDIS_UNAVAILABLE",
-        "the memory cache is unavailable; a write's outcome is unknown: read before retrying",
-    )
 }
 
 fn ttl_arg(ttl: TtlChange) -> String {
@@ -122,23 +118,26 @@ enum LoadFor {
 impl DurableStore {
     /// Connects to both servers and runs the PostgreSQL migrations.
     pub async fn connect(config: &DurableConfig) -> anyhow::Result<Self> {
-        let client = redis::Client::open(config.redis_url.as_str())?;
-        let manager_config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(5)))
-            .set_number_of_retries(2);
-        let redis = ConnectionManager::new_with_config(client, manager_config).await?;
+        let redis = Arc::new(RedisLink::connect(&config.redis_url).await?);
         let pg = PgPoolOptions::new()
             .max_connections(config.database_pool_size)
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(pg_options(&config.database_url)?)
             .await?;
         migrator().run(&pg).await?;
+        let scripts = Arc::new(Scripts::new());
+        let persister = Persister::start(pg.clone(), {
+            let (redis, scripts) = (redis.clone(), scripts.clone());
+            move |marks| {
+                tokio::spawn(mark_durable(redis.clone(), scripts.clone(), marks));
+            }
+        });
         Ok(DurableStore {
             redis,
             pg,
+            persister,
             limits: config.limits,
-            scripts: Arc::new(Scripts::new()),
+            scripts,
         })
     }
 
@@ -147,22 +146,7 @@ impl DurableStore {
     }
 
     async fn call(&self, script: &redis::Script, slot: &Slot, args: &[String]) -> Result<Reply> {
-        let mut invocation = script.prepare_invoke();
-        invocation
-            .key(&slot.entry)
-            .key(&slot.usage)
-            .key(&slot.expiry)
-            .arg(&slot.member)
-            .arg(&slot.prefix);
-        for arg in args {
-            invocation.arg(arg);
-        }
-        let mut connection = self.redis.clone();
-        let fields: Vec<String> = invocation
-            .invoke_async(&mut connection)
-            .await
-            .map_err(redis_error)?;
-        Reply::parse(fields)
+        Reply::parse(self.redis.run(script, slot, args).await?)
     }
 
     /// Runs a script until it answers with a durable state, loading the key
@@ -179,8 +163,9 @@ impl DurableStore {
         for _ in 0..ATTEMPTS {
             match self.call(script, &slot, args).await? {
                 Reply::State { status, state } => {
-                    match self.make_durable(&slot, namespace, key, &state).await? {
+                    match self.make_durable(namespace, key, &state).await? {
                         Verdict::Durable => return Ok(Executed::Done { status, state }),
+                        // Fenced off before it was stored: it never happened.
                         Verdict::Lost => self.invalidate(&slot, state.gen).await?,
                         Verdict::Unknown if load_for == LoadFor::Read => {
                             self.invalidate(&slot, state.gen).await?
@@ -189,7 +174,7 @@ impl DurableStore {
                             self.invalidate(&slot, state.gen).await?;
                             return Err(Error::unavailable(
                             "WRITE_OUTCOME_UNKNOWN",
-                            "the cache restarted while this write was in flight; read the key before retrying",
+                            "the cache lost this key twice while this write was in flight; read the key before retrying",
                         ));
                         }
                     }
@@ -205,7 +190,9 @@ impl DurableStore {
                 Reply::Float => return Ok(Executed::Float),
                 Reply::NotANumber => return Err(not_a_number("the stored value")),
                 Reply::Overflow => return Err(overflow()),
-                Reply::Done => return Err(Error::internal("unexpected script reply")),
+                Reply::Done | Reply::Ensured(_) => {
+                    return Err(Error::internal("unexpected script reply"))
+                }
             }
         }
         Err(Error::unavailable(
@@ -217,7 +204,6 @@ impl DurableStore {
     /// Ensures `state` is in PostgreSQL, persisting it if it is still in flight.
     async fn make_durable(
         &self,
-        slot: &Slot,
         namespace: &str,
         key: &str,
         state: &RedisState,
@@ -225,15 +211,9 @@ impl DurableStore {
         if state.is_durable() {
             return Ok(Verdict::Durable);
         }
-        let verdict = pg::persist(&self.pg, namespace, key, &state.stored, state.gen).await?;
-        if verdict == Verdict::Durable {
-            let args = [state.gen.to_string(), state.stored.revision.to_string()];
-            // Only an optimization: a state not marked is checked again by the next reader.
-            if let Err(error) = self.call(&self.scripts.mark_durable, slot, &args).await {
-                tracing::debug!(%error, "could not mark a state durable");
-            }
-        }
-        Ok(verdict)
+        self.persister
+            .persist(namespace, key, &state.stored, state.gen)
+            .await
     }
 
     async fn invalidate(&self, slot: &Slot, gen: i64) -> Result<()> {
@@ -242,11 +222,21 @@ impl DurableStore {
             .map(drop)
     }
 
-    /// Loads a key into Redis from PostgreSQL. Loads of a key serialize on
-    /// its row lock and re-check Redis under it, so a new generation (which
-    /// fences off the old one's writes in flight) is taken only when Redis
-    /// really lacks the key, not once per caller that raced to load it.
-    /// `false`: a read found a key that was never written; nothing loaded.
+    /// Loads a key into Redis from PostgreSQL, holding its row lock:
+    /// 1. lock the row (creating it for a write) and read its committed
+    ///    generation G and state;
+    /// 2. in Redis: if G is there and usable, done; if a load of G committed
+    ///    but did not activate, activate it; otherwise install the row's
+    ///    state as G + 1, pending;
+    /// 3. only then advance the row to G + 1 and commit;
+    /// 4. activate G + 1 in Redis.
+    ///
+    /// No state of G + 1 is used before G + 1 is committed, so a load that
+    /// rolls back, times out or is dropped at any step leaves nothing a
+    /// writer could build on, and a persist never sees a generation newer
+    /// than PostgreSQL's. Callers racing to load serialize on the row lock,
+    /// and the second finds the key usable or activates it: one generation
+    /// per real loss. `false`: a read of a key never written.
     async fn load(
         &self,
         slot: &Slot,
@@ -255,32 +245,29 @@ impl DurableStore {
         load_for: LoadFor,
     ) -> Result<bool> {
         let mut tx = self.pg.begin().await.map_err(pg::db_error)?;
-        if pg::lock_for_load(&mut tx, namespace, key, load_for == LoadFor::Write)
-            .await?
-            .is_none()
-        {
+        let Some(row) = pg::lock_row(&mut tx, namespace, key, load_for == LoadFor::Write).await?
+        else {
             return Ok(false);
+        };
+        let stored = &row.stored;
+        let args = [
+            row.gen.to_string(),
+            stored.revision.to_string(),
+            stored.value.clone().unwrap_or_default(),
+            stored.created_at_ms.to_string(),
+            stored.updated_at_ms.to_string(),
+            stored.expires_at_ms.unwrap_or(0).to_string(),
+        ];
+        match self.call(&self.scripts.ensure, slot, &args).await? {
+            Reply::Ensured(scripts::Ensured::Installed) => {
+                pg::advance_generation(&mut tx, namespace, key, row.gen).await?;
+                tx.commit().await.map_err(pg::db_error)?;
+                let args = [(row.gen + 1).to_string(), stored.revision.to_string()];
+                self.call(&self.scripts.activate, slot, &args).await?;
+            }
+            Reply::Ensured(_) => tx.commit().await.map_err(pg::db_error)?,
+            _ => return Err(Error::internal("unexpected reply to ensure")),
         }
-        let mut connection = self.redis.clone();
-        let present: bool = redis::cmd("EXISTS")
-            .arg(&slot.entry)
-            .query_async(&mut connection)
-            .await
-            .map_err(redis_error)?;
-        if !present {
-            let loaded = pg::next_generation(&mut tx, namespace, key).await?;
-            let stored = &loaded.stored;
-            let args = [
-                stored.value.clone().unwrap_or_default(),
-                stored.revision.to_string(),
-                loaded.gen.to_string(),
-                stored.created_at_ms.to_string(),
-                stored.updated_at_ms.to_string(),
-                stored.expires_at_ms.unwrap_or(0).to_string(),
-            ];
-            self.call(&self.scripts.install, slot, &args).await?;
-        }
-        tx.commit().await.map_err(pg::db_error)?;
         Ok(true)
     }
 
@@ -378,6 +365,23 @@ impl DurableStore {
             "INCR_CONTENDED",
             "the value kept changing; retry",
         ))
+    }
+}
+
+/// Records in Redis that each state is in PostgreSQL, so its readers need
+/// not ask. Only an optimization: an unmarked state is checked by its next
+/// reader.
+async fn mark_durable(redis: Arc<RedisLink>, scripts: Arc<Scripts>, marks: Vec<DurableMark>) {
+    let marking = marks.iter().map(|mark| {
+        let slot = Slot::new(&mark.namespace, &mark.key);
+        let args = [mark.gen.to_string(), mark.revision.to_string()];
+        let (redis, scripts) = (&redis, &scripts);
+        async move { redis.run(&scripts.mark_durable, &slot, &args).await }
+    });
+    for result in futures::future::join_all(marking).await {
+        if let Err(error) = result {
+            tracing::debug!(%error, "could not mark a state durable");
+        }
     }
 }
 
@@ -496,11 +500,14 @@ impl MemoryStore for DurableStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        let mut connection = self.redis.clone();
+        let mut connected = self.redis.connection().await?;
         let _: String = redis::cmd("PING")
-            .query_async(&mut connection)
+            .query_async(&mut connected.connection)
             .await
-            .map_err(redis_error)?;
+            .map_err(|error| {
+                self.redis.failed(&connected, &error);
+                redis_error(error)
+            })?;
         sqlx::query("SELECT 1")
             .execute(&self.pg)
             .await

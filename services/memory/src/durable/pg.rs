@@ -52,121 +52,241 @@ fn loaded_from(row: &sqlx::postgres::PgRow) -> Loaded {
     }
 }
 
-/// Locks a key's row for a load, creating it (revision 0, nothing stored)
-/// for a write. `None`: a read of a key that was never written.
-pub async fn lock_for_load(
+/// Locks a key's row for a load and returns its committed state, creating
+/// the row (revision 0, nothing stored, generation 0) for a write. `None`: a
+/// read of a key that was never written.
+pub async fn lock_row(
     conn: &mut PgConnection,
     namespace: &str,
     key: &str,
     create: bool,
-) -> Result<Option<()>> {
-    if create {
+) -> Result<Option<Loaded>> {
+    let row = if create {
         sqlx::query(
             "INSERT INTO memory_entries
                  (namespace, key, value, revision, gen, created_at, updated_at, expires_at)
-             VALUES ($1, $2, NULL, 0, 1, 0, 0, NULL)
-             ON CONFLICT (namespace, key) DO NOTHING",
+             VALUES ($1, $2, NULL, 0, 0, 0, 0, NULL)
+             ON CONFLICT (namespace, key) DO UPDATE SET gen = memory_entries.gen
+             RETURNING value, revision, gen, created_at, updated_at, expires_at",
         )
         .bind(namespace)
         .bind(key)
-        .execute(&mut *conn)
+        .fetch_optional(&mut *conn)
         .await
-        .map_err(db_error)?;
-    }
-    let row =
-        sqlx::query("SELECT 1 FROM memory_entries WHERE namespace = $1 AND key = $2 FOR UPDATE")
-            .bind(namespace)
-            .bind(key)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(db_error)?;
-    Ok(row.map(drop))
+    } else {
+        sqlx::query(
+            "SELECT value, revision, gen, created_at, updated_at, expires_at
+             FROM memory_entries WHERE namespace = $1 AND key = $2 FOR UPDATE",
+        )
+        .bind(namespace)
+        .bind(key)
+        .fetch_optional(&mut *conn)
+        .await
+    };
+    Ok(row.map_err(db_error)?.as_ref().map(loaded_from))
 }
 
-/// Takes the next load generation of a locked row, fencing off every state
-/// of the previous one, and returns the durable state to install.
-pub async fn next_generation(
+/// Moves a locked row from generation `gen` to `gen + 1`, fencing off every
+/// state of `gen` still on its way here, and recording where `gen` ended.
+pub async fn advance_generation(
     conn: &mut PgConnection,
     namespace: &str,
     key: &str,
-) -> Result<Loaded> {
-    let row = sqlx::query(
+    gen: i64,
+) -> Result<()> {
+    let advanced = sqlx::query(
         "UPDATE memory_entries
              SET prior_gen = gen, prior_rev = revision, gen = gen + 1
-         WHERE namespace = $1 AND key = $2
-         RETURNING value, revision, gen, created_at, updated_at, expires_at",
+         WHERE namespace = $1 AND key = $2 AND gen = $3",
     )
     .bind(namespace)
     .bind(key)
-    .fetch_one(&mut *conn)
+    .bind(gen)
+    .execute(&mut *conn)
     .await
-    .map_err(db_error)?;
-    Ok(loaded_from(&row))
+    .map_err(db_error)?
+    .rows_affected();
+    if advanced == 1 {
+        Ok(())
+    } else {
+        Err(Error::internal("a locked row changed generation"))
+    }
 }
 
-/// Writes a Redis state if its generation is current and it is newer than
-/// what is stored; otherwise tells whether it (or a successor) got in.
-pub async fn persist(
+/// Where a row stands: its generation and revision, and where the previous
+/// generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fence {
+    pub gen: i64,
+    pub revision: i64,
+    pub prior_gen: i64,
+    pub prior_rev: i64,
+}
+
+impl Fence {
+    fn from_row(row: &sqlx::postgres::PgRow) -> Self {
+        Fence {
+            gen: row.get("gen"),
+            revision: row.get("revision"),
+            prior_gen: row.get("prior_gen"),
+            prior_rev: row.get("prior_rev"),
+        }
+    }
+
+    /// Whether the state (gen, revision) is in PostgreSQL. A generation is one
+    /// line of history (one load, one Redis incarnation), so within it a
+    /// later revision stored means this one was stored or superseded.
+    pub fn verdict(&self, gen: i64, revision: i64) -> Verdict {
+        if self.gen == gen && self.revision >= revision {
+            Verdict::Durable
+        } else if self.gen > gen && self.prior_gen == gen {
+            if self.prior_rev >= revision {
+                Verdict::Durable
+            } else {
+                Verdict::Lost
+            }
+        } else {
+            // Two loads since (a real Redis loss twice over), or a state that
+            // cannot exist: say so rather than guess.
+            Verdict::Unknown
+        }
+    }
+
+    /// Whether writing (gen, revision) here moves the row forward.
+    pub fn admits(&self, gen: i64, revision: i64) -> bool {
+        self.gen == gen && self.revision < revision
+    }
+}
+
+/// One state to write: a key's newest state of one generation.
+pub struct Candidate<'a> {
+    pub namespace: &'a str,
+    pub key: &'a str,
+    pub stored: &'a Stored,
+    pub gen: i64,
+}
+
+/// The rows' fences after writing each candidate whose generation is current
+/// and whose revision is newer than the row's (all in one transaction, rows
+/// locked in key order so concurrent batches cannot deadlock). Keyed like
+/// the input; a key without a row maps to `None`.
+pub async fn write_candidates(
     pool: &PgPool,
-    namespace: &str,
-    key: &str,
-    stored: &Stored,
-    gen: i64,
-) -> Result<Verdict> {
+    candidates: &[Candidate<'_>],
+) -> Result<Vec<Option<Fence>>> {
+    if let [one] = candidates {
+        return write_one(pool, one).await.map(|fence| vec![fence]);
+    }
+    let namespaces: Vec<&str> = candidates.iter().map(|c| c.namespace).collect();
+    let keys: Vec<&str> = candidates.iter().map(|c| c.key).collect();
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    let rows = sqlx::query(
+        "SELECT m.namespace, m.key, m.gen, m.revision, m.prior_gen, m.prior_rev
+         FROM memory_entries m
+         JOIN unnest($1::text[], $2::text[]) AS i(namespace, key)
+           ON m.namespace = i.namespace AND m.key = i.key
+         ORDER BY m.namespace, m.key
+         FOR UPDATE OF m",
+    )
+    .bind(&namespaces)
+    .bind(&keys)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    let locked: std::collections::HashMap<(String, String), Fence> = rows
+        .iter()
+        .map(|row| ((row.get("namespace"), row.get("key")), Fence::from_row(row)))
+        .collect();
+    let mut fences = Vec::with_capacity(candidates.len());
+    let mut admitted = Vec::new();
+    for candidate in candidates {
+        let revision = candidate.stored.revision as i64;
+        let fence = locked
+            .get(&(candidate.namespace.to_string(), candidate.key.to_string()))
+            .copied();
+        fences.push(fence.map(|mut fence| {
+            if fence.admits(candidate.gen, revision) {
+                fence.revision = revision;
+                admitted.push(candidate);
+            }
+            fence
+        }));
+    }
+    if !admitted.is_empty() {
+        let stored =
+            |f: fn(&Stored) -> i64| admitted.iter().map(|c| f(c.stored)).collect::<Vec<_>>();
+        sqlx::query(
+            "UPDATE memory_entries m
+                 SET value = i.value, revision = i.revision, created_at = i.created_at,
+                     updated_at = i.updated_at, expires_at = i.expires_at
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[],
+                         $6::int8[], $7::int8[], $8::int8[])
+                  AS i(namespace, key, value, revision, created_at, updated_at, expires_at, gen)
+             WHERE m.namespace = i.namespace AND m.key = i.key
+               AND m.gen = i.gen AND m.revision < i.revision",
+        )
+        .bind(admitted.iter().map(|c| c.namespace).collect::<Vec<_>>())
+        .bind(admitted.iter().map(|c| c.key).collect::<Vec<_>>())
+        .bind(
+            admitted
+                .iter()
+                .map(|c| c.stored.value.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(stored(|s| s.revision as i64))
+        .bind(stored(|s| s.created_at_ms))
+        .bind(stored(|s| s.updated_at_ms))
+        .bind(
+            admitted
+                .iter()
+                .map(|c| c.stored.expires_at_ms)
+                .collect::<Vec<_>>(),
+        )
+        .bind(admitted.iter().map(|c| c.gen).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+    }
+    tx.commit().await.map_err(db_error)?;
+    Ok(fences)
+}
+
+/// One candidate: a guarded UPDATE in autocommit, and the row's fence read
+/// only when it did not apply.
+async fn write_one(pool: &PgPool, candidate: &Candidate<'_>) -> Result<Option<Fence>> {
+    let stored = candidate.stored;
     let revision = stored.revision as i64;
     let written = sqlx::query(
         "UPDATE memory_entries
              SET value = $3, revision = $4, created_at = $5, updated_at = $6, expires_at = $7
-         WHERE namespace = $1 AND key = $2 AND gen = $8 AND revision < $4",
+         WHERE namespace = $1 AND key = $2 AND gen = $8 AND revision < $4
+         RETURNING gen, revision, prior_gen, prior_rev",
     )
-    .bind(namespace)
-    .bind(key)
+    .bind(candidate.namespace)
+    .bind(candidate.key)
     .bind(&stored.value)
     .bind(revision)
     .bind(stored.created_at_ms)
     .bind(stored.updated_at_ms)
     .bind(stored.expires_at_ms)
-    .bind(gen)
-    .execute(pool)
+    .bind(candidate.gen)
+    .fetch_optional(pool)
     .await
-    .map_err(db_error)?
-    .rows_affected();
-    if written == 1 {
-        return Ok(Verdict::Durable);
+    .map_err(db_error)?;
+    if let Some(row) = written {
+        return Ok(Some(Fence::from_row(&row)));
     }
     // A separate statement, so it sees whatever committed meanwhile.
     let row = sqlx::query(
         "SELECT gen, revision, prior_gen, prior_rev FROM memory_entries
          WHERE namespace = $1 AND key = $2",
     )
-    .bind(namespace)
-    .bind(key)
+    .bind(candidate.namespace)
+    .bind(candidate.key)
     .fetch_optional(pool)
     .await
     .map_err(db_error)?;
-    let Some(row) = row else {
-        return Ok(Verdict::Lost);
-    };
-    let (now_gen, now_rev): (i64, i64) = (row.get("gen"), row.get("revision"));
-    let (prior_gen, prior_rev): (i64, i64) = (row.get("prior_gen"), row.get("prior_rev"));
-    Ok(if now_gen == gen && now_rev >= revision {
-        Verdict::Durable
-    } else if now_gen == gen {
-        // Unreachable in theory: the update above would have applied.
-        Verdict::Unknown
-    } else if now_gen < gen {
-        // A load installed this generation in Redis but never committed it:
-        // nothing of it can have reached PostgreSQL.
-        Verdict::Lost
-    } else if prior_gen == gen {
-        if prior_rev >= revision {
-            Verdict::Durable
-        } else {
-            Verdict::Lost
-        }
-    } else {
-        Verdict::Unknown
-    })
+    Ok(row.as_ref().map(Fence::from_row))
 }
 
 /// Live keys and their bytes, counted from the source of truth.

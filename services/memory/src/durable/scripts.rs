@@ -12,7 +12,8 @@ pub struct Scripts {
     pub delete: Script,
     pub cas: Script,
     pub incr: Script,
-    pub install: Script,
+    pub ensure: Script,
+    pub activate: Script,
     pub install_usage: Script,
     pub mark_durable: Script,
     pub invalidate: Script,
@@ -30,7 +31,8 @@ impl Scripts {
             delete: with_prelude(include_str!("lua/delete.lua")),
             cas: with_prelude(include_str!("lua/cas.lua")),
             incr: with_prelude(include_str!("lua/incr.lua")),
-            install: with_prelude(include_str!("lua/install.lua")),
+            ensure: with_prelude(include_str!("lua/ensure.lua")),
+            activate: with_prelude(include_str!("lua/activate.lua")),
             install_usage: with_prelude(include_str!("lua/install_usage.lua")),
             mark_durable: with_prelude(include_str!("lua/mark_durable.lua")),
             invalidate: with_prelude(include_str!("lua/invalidate.lua")),
@@ -89,6 +91,15 @@ pub enum Reply {
     NotANumber,
     Overflow,
     Done,
+    /// What a loader's `ensure` found or did.
+    Ensured(Ensured),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ensured {
+    Active,
+    Activated,
+    Installed,
 }
 
 impl Reply {
@@ -131,7 +142,10 @@ impl Reply {
             "FLOAT" => Reply::Float,
             "NAN" => Reply::NotANumber,
             "OVERFLOW" => Reply::Overflow,
-            "SKIP" | "DONE" => Reply::Done,
+            "DONE" => Reply::Done,
+            "ACTIVE" => Reply::Ensured(Ensured::Active),
+            "ACTIVATED" => Reply::Ensured(Ensured::Activated),
+            "INSTALLED" => Reply::Ensured(Ensured::Installed),
             _ => return Err(bad()),
         })
     }

@@ -1,6 +1,7 @@
 -- Read. No mutation: expired entries are reported as they are and the caller
 -- judges liveness with the returned clock.
-if redis.call('EXISTS', KEYS[1]) == 0 then
+local s = usable_state()
+if not s then
   return { 'LOAD' }
 end
-return reply('OK', read_state(KEYS[1]), now_ms())
+return reply('OK', s, now_ms())

@@ -1,7 +1,9 @@
--- ARGV[3] live keys, ARGV[4] bytes, counted in PostgreSQL; ARGV[5] seconds
+-- ARGV[4] live keys, ARGV[5] bytes, counted in PostgreSQL; ARGV[6] seconds
 -- until the next recount (bounds the drift from keys that expire unseen).
-if redis.call('EXISTS', KEYS[2]) == 0 then
-  redis.call('HSET', KEYS[2], 'keys', ARGV[3], 'bytes', ARGV[4])
-  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[5]))
+-- Totals of another incarnation are replaced.
+if redis.call('HGET', KEYS[2], 'i') ~= ARGV[3] then
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[2], 'keys', ARGV[4], 'bytes', ARGV[5], 'i', ARGV[3])
+  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[6]))
 end
 return { 'DONE' }

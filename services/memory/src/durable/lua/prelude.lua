@@ -3,10 +3,17 @@
 --   KEYS[2] usage hash   tm:{ns}:u         fields keys bytes (recomputed from
 --                                          PostgreSQL when absent)
 --   KEYS[3] expiry zset  tm:{ns}:x         member <key>, score expiry ms
---   ARGV[1] the key (zset member), ARGV[2] the entry-key prefix tm:{ns}:e:
+--   ARGV[1] the key (zset member), ARGV[2] the entry-key prefix tm:{ns}:e:,
+--   ARGV[3] the incarnation of the Redis process the caller's connection
+--   reaches (its run_id and replication id, read when the connection opened).
 -- A state is live when v is present and x is 0 or in the future. rev is the
 -- per-key revision, gen the load generation that fences PostgreSQL writes,
--- drev the highest revision known to be durable in PostgreSQL.
+-- drev the highest revision known to be durable in PostgreSQL, i the
+-- incarnation that installed the state, p set while the load that installed
+-- it has not committed its generation in PostgreSQL yet.
+-- A state is usable only when installed by this incarnation and committed:
+-- a state restored from a snapshot, replicated from a lost primary, or left
+-- by a load that may roll back is loaded again under a new generation.
 -- Every reply is a flat array of strings: status, then the state.
 
 local function int(n)
@@ -19,7 +26,7 @@ local function now_ms()
 end
 
 local function read_state(k)
-  local f = redis.call('HMGET', k, 'v', 'rev', 'gen', 'drev', 'c', 'u', 'x')
+  local f = redis.call('HMGET', k, 'v', 'rev', 'gen', 'drev', 'c', 'u', 'x', 'i', 'p')
   if not f[2] then
     return nil
   end
@@ -27,7 +34,17 @@ local function read_state(k)
     v = f[1] or false,
     rev = tonumber(f[2]), gen = tonumber(f[3]), drev = tonumber(f[4]),
     c = tonumber(f[5]), u = tonumber(f[6]), x = tonumber(f[7]) or 0,
+    i = f[8] or '', p = f[9] == '1',
   }
+end
+
+-- The state of KEYS[1] when it may be used, else nil (the caller loads).
+local function usable_state()
+  local s = read_state(KEYS[1])
+  if s and s.i == ARGV[3] and not s.p then
+    return s
+  end
+  return nil
 end
 
 local function is_live(s, now)
@@ -61,9 +78,10 @@ local function purge_expired(now)
   for _, member in ipairs(due) do
     local k = ARGV[2] .. member
     local s = read_state(k)
-    if s then
+    if s and s.i == ARGV[3] and not s.p then
       retire_expired(k, s, member, now)
-    else
+    elseif not s or s.i ~= ARGV[3] then
+      -- Gone, or left by another incarnation: its load re-adds it.
       redis.call('ZREM', KEYS[3], member)
     end
   end
@@ -71,15 +89,16 @@ end
 
 -- Entry and usage must be loaded before a write; the caller loads and retries.
 local function prepare_write()
-  if redis.call('EXISTS', KEYS[1]) == 0 then
+  local s = usable_state()
+  if not s then
     return nil, { 'LOAD' }
   end
-  if redis.call('EXISTS', KEYS[2]) == 0 then
+  if redis.call('HGET', KEYS[2], 'i') ~= ARGV[3] then
     return nil, { 'USAGE' }
   end
   local now = now_ms()
   purge_expired(now)
-  local s = read_state(KEYS[1])
+  s = read_state(KEYS[1])
   retire_expired(KEYS[1], s, ARGV[1], now)
   return s, now
 end

@@ -1,0 +1,156 @@
+//! The connection to Redis, and which Redis process it reaches.
+//!
+//! A Redis restarted from an RDB or AOF file, or a replica promoted in a
+//! failover, holds keys as they were some time ago, and nothing in the keys
+//! says so. What does change is the process: its `run_id` is new at every
+//! start and its replication id changes when it is promoted. The pair is the
+//! *incarnation*. It is read once per connection (a TCP connection reaches
+//! one process for its whole life) and passed to every script, which uses a
+//! key only if that same incarnation installed it; anything else is loaded
+//! again from PostgreSQL under a new generation.
+//!
+//! A connection that fails is dropped, not retried: a script whose reply was
+//! lost may have run, so only the caller can judge whether to repeat it.
+
+use super::keys::Slot;
+use redis::aio::MultiplexedConnection;
+use redis::AsyncConnectionConfig;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tessera_error::{Error, Result};
+
+#[derive(Clone)]
+pub struct Connected {
+    pub connection: MultiplexedConnection,
+    pub incarnation: Arc<str>,
+    serial: u64,
+}
+
+pub struct RedisLink {
+    client: redis::Client,
+    config: AsyncConnectionConfig,
+    current: Mutex<Option<Connected>>,
+    /// Serializes reconnects, so a burst of callers opens one connection.
+    reconnecting: tokio::sync::Mutex<u64>,
+}
+
+pub fn redis_error(error: redis::RedisError) -> Error {
+    tracing::warn!(%error, "redis call failed");
+    Error::unavailable(
+        "REDIS_UNAVAILABLE",
+        "the memory cache is unavailable; a write's outcome is unknown: read before retrying",
+    )
+}
+
+impl RedisLink {
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let link = RedisLink {
+            client: redis::Client::open(url)?,
+            config: AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(Duration::from_secs(2)))
+                .set_response_timeout(Some(Duration::from_secs(5))),
+            current: Mutex::new(None),
+            reconnecting: tokio::sync::Mutex::new(0),
+        };
+        link.connection()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(link)
+    }
+
+    /// The open connection, or a new one (with its incarnation read).
+    pub async fn connection(&self) -> Result<Connected> {
+        if let Some(connected) = self.current.lock().unwrap().clone() {
+            return Ok(connected);
+        }
+        let mut serial = self.reconnecting.lock().await;
+        if let Some(connected) = self.current.lock().unwrap().clone() {
+            return Ok(connected);
+        }
+        let mut connection = self
+            .client
+            .get_multiplexed_async_connection_with_config(&self.config)
+            .await
+            .map_err(redis_error)?;
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .arg("replication")
+            .query_async(&mut connection)
+            .await
+            .map_err(redis_error)?;
+        let incarnation = incarnation_of(&info)
+            .ok_or_else(|| Error::internal("INFO carries no run_id and master_replid"))?;
+        *serial += 1;
+        let connected = Connected {
+            connection,
+            incarnation: incarnation.into(),
+            serial: *serial,
+        };
+        *self.current.lock().unwrap() = Some(connected.clone());
+        Ok(connected)
+    }
+
+    /// Runs a memory script on `slot`, telling it this connection's
+    /// incarnation (ARGV[3]); `args` follow.
+    pub async fn run(
+        &self,
+        script: &redis::Script,
+        slot: &Slot,
+        args: &[String],
+    ) -> Result<Vec<String>> {
+        let mut connected = self.connection().await?;
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .key(&slot.entry)
+            .key(&slot.usage)
+            .key(&slot.expiry)
+            .arg(&slot.member)
+            .arg(&slot.prefix)
+            .arg(&*connected.incarnation);
+        for arg in args {
+            invocation.arg(arg);
+        }
+        invocation
+            .invoke_async(&mut connected.connection)
+            .await
+            .map_err(|error| {
+                self.failed(&connected, &error);
+                redis_error(error)
+            })
+    }
+
+    /// Forgets `connected` after it failed, so the next call reconnects.
+    pub fn failed(&self, connected: &Connected, error: &redis::RedisError) {
+        if error.is_unrecoverable_error() || error.is_io_error() || error.is_timeout() {
+            let mut current = self.current.lock().unwrap();
+            if current
+                .as_ref()
+                .is_some_and(|c| c.serial == connected.serial)
+            {
+                *current = None;
+            }
+        }
+    }
+}
+
+/// `run_id:master_replid` from INFO's server and replication sections.
+pub fn incarnation_of(info: &str) -> Option<String> {
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|line| line.trim().strip_prefix(name)?.strip_prefix(':'))
+            .map(str::to_string)
+    };
+    Some(format!("{}:{}", field("run_id")?, field("master_replid")?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incarnation_names_the_process_and_its_replication_history() {
+        let info = "# Server\r\nredis_version:7.0.15\r\nrun_id:48b5\r\n\r\n# Replication\r\nrole:master\r\nmaster_replid:9f3a\r\nmaster_replid2:0000\r\n";
+        assert_eq!(incarnation_of(info).as_deref(), Some("48b5:9f3a"));
+        assert_eq!(incarnation_of("run_id:1\r\n"), None);
+    }
+}
