@@ -12,7 +12,7 @@ redact = $(shell printf '%s' '$(1)' | sed -E 's#(://[^:/@]*:)[^@]*@#\1***@#')
 # cargo-nextest when installed, plain cargo test otherwise.
 TEST_CMD := $(if $(shell command -v cargo-nextest 2>/dev/null),cargo nextest run --workspace --no-tests=pass,cargo test --workspace)
 
-.PHONY: help run test check-services chain-deps pay-demo bench fmt lint build
+.PHONY: help run test check-services chain-deps pay-demo bench jepsen fmt lint build
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ pay-demo: chain-deps ## Pay a memory call with the official x402 client on a loc
 
 bench: chain-deps ## Raw Redis vs memory over gRPC vs the gateway over HTTP; x402 verify and paid CAS.
 	cargo run --release -p tessera-tests --bin tessera-bench
+
+jepsen: ## The full nemesis: >=100,000 recorded ops under every fault, checked for linearizability.
+	cargo run --release -p tessera-tests --bin tessera-jepsen
 
 fmt: ## Format every crate.
 	cargo fmt --all

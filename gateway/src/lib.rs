@@ -19,6 +19,7 @@ mod faces;
 mod identity;
 mod memory;
 pub mod routes;
+pub use memory::MemoryClient;
 mod timestamps;
 pub mod x402;
 
@@ -32,7 +33,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use identity::{FreeModeGate, Gate};
-use memory::MemoryClient;
+
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
@@ -72,12 +73,18 @@ pub const FREE_ROUTES: &[(&str, &str)] =
 /// payment service at `config.payment_url`, unless FREE_MODE; then the
 /// payment service must price every paid route, or this fails.
 pub async fn router(config: &GatewayConfig) -> anyhow::Result<Router> {
+    let memory = MemoryClient::connect_lazy(&config.memory_url, config.internal_token.clone())?;
+    tracing::info!(memory_url = %config.memory_url, "memory over the network");
+    router_with(config, memory).await
+}
+
+/// As [`router`], over `memory` (e.g. [`MemoryClient::in_process`]).
+pub async fn router_with(config: &GatewayConfig, memory: MemoryClient) -> anyhow::Result<Router> {
     let (gate, payments) = identity_gate(config)?;
     if let Some(payments) = &payments {
         payments.check_prices().await?;
     }
-    let memory = MemoryClient::connect_lazy(&config.memory_url, config.internal_token.clone())?;
-    tracing::info!(memory_url = %config.memory_url, paid = payments.is_some(), "gateway routes ready");
+    tracing::info!(paid = payments.is_some(), "gateway routes ready");
     let state = AppState {
         memory,
         gate,

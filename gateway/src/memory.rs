@@ -14,6 +14,17 @@ use tessera_proto::memory::v1::memory_service_client::MemoryServiceClient;
 use tessera_runtime::grpc_auth::ServiceToken;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
+use tower::util::BoxCloneSyncService;
+use tower::ServiceExt;
+
+/// How calls reach the memory service: a network channel, or (in the
+/// all-in-one) the memory gRPC service itself, called in the same process
+/// with no socket in between.
+pub type Transport = BoxCloneSyncService<
+    http::Request<tonic::body::Body>,
+    http::Response<tonic::body::Body>,
+    tonic::transport::Error,
+>;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const CALL_TIMEOUT: Duration = Duration::from_secs(15);
@@ -163,7 +174,7 @@ pub struct WriteOptions {
 
 #[derive(Debug, Clone)]
 pub struct MemoryClient {
-    client: MemoryServiceClient<InterceptedService<Channel, ServiceToken>>,
+    client: MemoryServiceClient<InterceptedService<Transport, ServiceToken>>,
 }
 
 impl MemoryClient {
@@ -178,8 +189,33 @@ impl MemoryClient {
     }
 
     pub fn new(channel: Channel, token: ServiceToken) -> Self {
+        Self::over(BoxCloneSyncService::new(channel), token)
+    }
+
+    /// A client calling `service` (the memory gRPC server of this process)
+    /// directly: requests are encoded and decoded as over the network, but
+    /// no HTTP/2 connection or loopback hop is paid.
+    pub fn in_process<S>(service: S, token: ServiceToken) -> Self
+    where
+        S: tower::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<tonic::body::Body>,
+                Error = std::convert::Infallible,
+            > + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        Self::over(
+            BoxCloneSyncService::new(service.map_err(|never| match never {})),
+            token,
+        )
+    }
+
+    fn over(transport: Transport, token: ServiceToken) -> Self {
         MemoryClient {
-            client: MemoryServiceClient::with_interceptor(channel, token),
+            client: MemoryServiceClient::with_interceptor(transport, token),
         }
     }
 

@@ -19,7 +19,10 @@ use tokio::task::JoinHandle;
 #[macro_export]
 macro_rules! gateway_http_suite {
     ($factory:path) => {
-        $crate::gateway_http_suite!(@cases $factory;
+        $crate::gateway_http_suite!($factory, start);
+    };
+    ($factory:path, $start:ident) => {
+        $crate::gateway_http_suite!(@cases $factory, $start;
             agent402_set_get_list_delete,
             agent402_cas_is_a_lock,
             agent402_incr_counts_exactly,
@@ -33,12 +36,12 @@ macro_rules! gateway_http_suite {
             per_agent_and_twos_faces_ignore_grants,
         );
     };
-    (@cases $factory:path; $($case:ident),* $(,)?) => {
+    (@cases $factory:path, $start:ident; $($case:ident),* $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
                 let memory = $factory($crate::gateway_http::limits_for(stringify!($case))).await;
-                let harness = $crate::gateway_http::GatewayHarness::start(memory).await;
+                let harness = $crate::gateway_http::GatewayHarness::$start(memory).await;
                 $crate::gateway_http::$case(harness).await;
             }
         )*
@@ -63,7 +66,8 @@ pub struct GatewayHarness {
     http: reqwest::Client,
     shutdown: Shutdown,
     gateway: Option<JoinHandle<anyhow::Result<()>>>,
-    _memory: MemoryServer,
+    /// The memory server the gateway calls over the network, if it does.
+    _memory: Option<MemoryServer>,
 }
 
 /// What came back: status, `ETag` header, and the JSON body (`Null` when
@@ -75,17 +79,40 @@ pub struct Reply {
 }
 
 impl GatewayHarness {
+    /// The gateway calling a memory server over gRPC on a loopback port.
     pub async fn start(memory: Memory) -> Self {
-        let memory = MemoryServer::start(memory).await;
+        let server = MemoryServer::start(memory).await;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let listen_addr = listener.local_addr().unwrap();
         let config = GatewayConfig {
             listen_addr,
-            memory_url: memory.url(),
+            memory_url: server.url(),
             free_mode: true,
             ..Default::default()
         };
         let router = tessera_gateway::router(&config).await.unwrap();
+        Self::serve(listener, router, Some(server))
+    }
+
+    /// The gateway calling the memory service in process, as the
+    /// all-in-one does.
+    pub async fn start_in_process(memory: Memory) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let config = GatewayConfig {
+            listen_addr: listener.local_addr().unwrap(),
+            free_mode: true,
+            ..Default::default()
+        };
+        let client = tessera_gateway::MemoryClient::in_process(
+            tessera_memory::grpc::server(memory),
+            tessera_runtime::grpc_auth::ServiceToken::none(),
+        );
+        let router = tessera_gateway::router_with(&config, client).await.unwrap();
+        Self::serve(listener, router, None)
+    }
+
+    fn serve(listener: TcpListener, router: axum::Router, memory: Option<MemoryServer>) -> Self {
+        let listen_addr = listener.local_addr().unwrap();
         let shutdown = Shutdown::new();
         let gateway = tokio::spawn(tessera_gateway::serve(listener, router, shutdown.clone()));
         GatewayHarness {

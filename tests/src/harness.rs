@@ -53,12 +53,19 @@ pub async fn durable_store_with(
     database_url: &str,
     limits: Limits,
 ) -> DurableStore {
-    let config = DurableConfig {
+    durable_store_from(DurableConfig {
         redis_url: redis_url.to_string(),
         database_url: database_url.to_string(),
         database_pool_size: 16,
         limits,
-    };
+        deliberate_bug: None,
+    })
+    .await
+}
+
+/// The durable store `config` describes.
+pub async fn durable_store_from(config: DurableConfig) -> DurableStore {
+    let (redis_url, database_url) = (&config.redis_url, &config.database_url);
     match DurableStore::connect(&config).await {
         Ok(store) => store,
         Err(error) => panic!(
@@ -196,20 +203,39 @@ pub struct ProxiedReplica {
 
 impl ProxiedReplica {
     pub async fn start(redis_port: u16, limits: Limits) -> Self {
-        let database = PgUrl::parse(&database_url());
+        Self::start_with(redis_port, &database_url(), limits, None).await
+    }
+
+    /// A replica on the PostgreSQL at `database_url`, with `bug` if any.
+    pub async fn start_with(
+        redis_port: u16,
+        database_url: &str,
+        limits: Limits,
+        bug: Option<tessera_memory::durable::DeliberateBug>,
+    ) -> Self {
+        let database = PgUrl::parse(database_url);
         let pg = crate::proxy::PausableProxy::start(database.socket_addr().await).await;
         let redis_target: SocketAddr = ([127, 0, 0, 1], redis_port).into();
         let redis = crate::proxy::PausableProxy::start(redis_target).await;
-        let store = durable_store_with(
-            &format!("redis://{}", redis.addr),
-            &database.with_addr(pg.addr),
+        let store = durable_store_from(DurableConfig {
+            redis_url: format!("redis://{}", redis.addr),
+            database_url: database.with_addr(pg.addr),
+            database_pool_size: 16,
             limits,
-        )
+            deliberate_bug: bug,
+        })
         .await;
         ProxiedReplica {
             memory: Memory::new(Arc::new(store), limits),
             pg,
             redis,
         }
+    }
+
+    /// Every connection cut and no new one accepted: as the servers see it,
+    /// the replica's process died at whatever step it was.
+    pub fn kill(&self) {
+        self.pg.close();
+        self.redis.close();
     }
 }

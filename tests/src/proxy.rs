@@ -91,11 +91,18 @@ impl PausableProxy {
         *self.gate.delay.lock().unwrap() = delay;
     }
 
+    /// Closes every connection and accepts no more: the client is dead.
+    pub fn close(&self) {
+        self.task.abort();
+        self.sever();
+    }
+
     /// Closes every open connection, as if the client process died.
     pub fn sever(&self) {
         for pump in self.gate.pumps.lock().unwrap().drain(..) {
             pump.abort();
         }
+        self.slow(Duration::ZERO);
         self.resume();
     }
 }

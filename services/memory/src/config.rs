@@ -12,6 +12,8 @@
 //! | `MEMORY_MAX_KEYS` | `10000` | live keys per namespace |
 //! | `MEMORY_MAX_BYTES` | `33554432` | key + value bytes per namespace |
 //! | `MEMORY_MAX_GRANTS` | `1000` | active grants a namespace gives |
+//! | `MEMORY_RECLAIM_AFTER_SECONDS` | `3600` | a deleted or expired key's row is reclaimed this long after (its revisions keep growing when written again) |
+//! | `MEMORY_RECLAIM_EVERY_SECONDS` | `600` | how often the reclaimer runs (0 = never) |
 //! | `INTERNAL_TOKEN` | unset | when set, every gRPC call but health needs `authorization: Bearer <token>` (see `tessera_runtime::grpc_auth`) |
 
 use crate::durable::{DurableConfig, DurableStore};
@@ -23,6 +25,7 @@ use anyhow::{bail, Context};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use tessera_runtime::config::{env_or, env_string, redact_url};
 
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
@@ -39,6 +42,10 @@ pub struct MemoryConfig {
     pub listen_addr: SocketAddr,
     pub backend: Backend,
     pub limits: Limits,
+    /// Keys dead (deleted or expired) this long are reclaimed...
+    pub reclaim_after: Duration,
+    /// ...by a pass this often; zero: never.
+    pub reclaim_every: Duration,
 }
 
 impl MemoryConfig {
@@ -59,6 +66,7 @@ impl MemoryConfig {
                 database_url: env_string("DATABASE_URL", DEFAULT_DATABASE_URL),
                 database_pool_size: env_or("DATABASE_POOL_SIZE", 16)?,
                 limits,
+                deliberate_bug: None,
             }),
             other => bail!("MEMORY_BACKEND={other:?}: expected \"embedded\" or \"redis-postgres\""),
         };
@@ -66,6 +74,8 @@ impl MemoryConfig {
             listen_addr: env_or("MEMORY_GRPC_ADDR", "127.0.0.1:50051".parse()?)?,
             backend,
             limits,
+            reclaim_after: Duration::from_secs(env_or("MEMORY_RECLAIM_AFTER_SECONDS", 3600)?),
+            reclaim_every: Duration::from_secs(env_or("MEMORY_RECLAIM_EVERY_SECONDS", 600)?),
         })
     }
 
@@ -96,5 +106,12 @@ impl MemoryConfig {
             }
         };
         Ok(Memory::new(store, self.limits))
+    }
+
+    /// Starts the reclaimer for `memory` (unless `reclaim_every` is zero).
+    pub fn spawn_reclaimer(&self, memory: &Memory, shutdown: &tessera_runtime::Shutdown) {
+        if !self.reclaim_every.is_zero() {
+            memory.spawn_reclaimer(self.reclaim_every, self.reclaim_after, shutdown.clone());
+        }
     }
 }

@@ -161,7 +161,13 @@ async fn apply_in_transaction(
     limits: Limits,
 ) -> Result<Transition> {
     retire_expired(conn, namespace, now).await?;
-    let current = read_stored(conn, namespace, key).await?.unwrap_or_default();
+    let current = match read_stored(conn, namespace, key).await? {
+        Some(stored) => stored,
+        None => Stored {
+            revision: floor_revision(conn, namespace).await?,
+            ..Stored::default()
+        },
+    };
     let transition = ops::apply(op, &current, now)?;
     if !transition.changed {
         return Ok(transition);
@@ -181,6 +187,22 @@ async fn apply_in_transaction(
     add_usage(conn, namespace, keys_delta, bytes_delta).await?;
     Ok(transition)
 }
+
+/// The highest revision `namespace` ever reclaimed: a key created again
+/// starts above it.
+async fn floor_revision(conn: &mut SqliteConnection, namespace: &str) -> Result<u64> {
+    let revision: Option<i64> =
+        sqlx::query_scalar("SELECT revision FROM memory_floors WHERE namespace = ?")
+            .bind(namespace)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_error)?;
+    Ok(revision.unwrap_or(0) as u64)
+}
+
+/// Rows dead at `?1`: deleted before it, or expired by it.
+const DEAD: &str =
+    "((value IS NULL AND updated_at <= ?1) OR (value IS NOT NULL AND expires_at <= ?1))";
 
 async fn read_stored(
     conn: &mut SqliteConnection,
@@ -463,6 +485,45 @@ impl MemoryStore for EmbeddedStore {
         .await
         .map_err(db_error)?;
         mode.as_deref().map(stored_mode).transpose()
+    }
+
+    /// One transaction: expired entries still counted leave the usage
+    /// totals, each namespace's floor rises to the highest revision it
+    /// reclaims, and the dead rows go.
+    async fn reclaim(&self, grace: std::time::Duration) -> Result<u64> {
+        let cutoff = now_ms() - grace.as_millis() as i64;
+        let mut tx = self.write_transaction().await?;
+        sqlx::query(
+            "UPDATE namespace_usage
+                 SET keys = max(keys - dead.dead_keys, 0), bytes = max(bytes - dead.dead_bytes, 0)
+             FROM (SELECT namespace, count(*) AS dead_keys,
+                          sum(length(CAST(value AS BLOB)) + length(CAST(key AS BLOB))) AS dead_bytes
+                   FROM memory_entries
+                   WHERE value IS NOT NULL AND expires_at <= ?1
+                   GROUP BY namespace) AS dead
+             WHERE namespace_usage.namespace = dead.namespace",
+        )
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        sqlx::query(&format!(
+            "INSERT INTO memory_floors (namespace, revision)
+             SELECT namespace, max(revision) FROM memory_entries WHERE {DEAD} GROUP BY namespace
+             ON CONFLICT (namespace) DO UPDATE SET revision = max(revision, excluded.revision)"
+        ))
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let reclaimed = sqlx::query(&format!("DELETE FROM memory_entries WHERE {DEAD}"))
+            .bind(cutoff)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .rows_affected();
+        tx.commit().await.map_err(db_error)?;
+        Ok(reclaimed)
     }
 
     async fn ping(&self) -> Result<()> {

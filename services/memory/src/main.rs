@@ -17,6 +17,7 @@ async fn main() -> anyhow::Result<()> {
     let memory = config.open().await?;
     let listener = tokio::net::TcpListener::bind(config.listen_addr).await?;
     let shutdown = Shutdown::on_signals();
+    config.spawn_reclaimer(&memory, &shutdown);
     // `GET /metrics` on METRICS_ADDR when set; it stops with the server.
     let metrics_task = metrics_endpoint::serve_from_env(&shutdown).await?;
     let served = GrpcServer::new(

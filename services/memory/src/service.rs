@@ -27,6 +27,39 @@ pub struct Memory {
 }
 
 impl Memory {
+    /// Forgets keys deleted or expired more than `grace` ago (see
+    /// [`MemoryStore::reclaim`]).
+    pub async fn reclaim(&self, grace: std::time::Duration) -> Result<u64> {
+        self.store.reclaim(grace).await
+    }
+
+    /// Runs [`Self::reclaim`] every `every` until `shutdown`.
+    pub fn spawn_reclaimer(
+        &self,
+        every: std::time::Duration,
+        grace: std::time::Duration,
+        shutdown: tessera_runtime::Shutdown,
+    ) -> tokio::task::JoinHandle<()> {
+        let memory = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.wait() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+                match memory.reclaim(grace).await {
+                    Ok(0) => {}
+                    Ok(reclaimed) => {
+                        tracing::info!(reclaimed, "reclaimed deleted and expired keys")
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "reclaiming deleted keys failed; will retry")
+                    }
+                }
+            }
+        })
+    }
+
     /// Calls made by each call's namespace itself, which needs no grant.
     pub fn new(store: Arc<dyn MemoryStore>, limits: Limits) -> Self {
         Memory {
@@ -355,6 +388,9 @@ mod tests {
         }
         async fn ping(&self) -> Result<()> {
             self.inner.ping().await
+        }
+        async fn reclaim(&self, grace: std::time::Duration) -> Result<u64> {
+            self.inner.reclaim(grace).await
         }
     }
 

@@ -62,4 +62,9 @@ pub trait MemoryStore: Send + Sync + 'static {
 
     /// Readiness of the backing servers.
     async fn ping(&self) -> Result<()>;
+
+    /// Forgets keys deleted or expired more than `grace` ago, returning how
+    /// many. A key written again later keeps counting revisions above every
+    /// revision its namespace ever reclaimed (a fencing token never repeats).
+    async fn reclaim(&self, grace: std::time::Duration) -> Result<u64>;
 }

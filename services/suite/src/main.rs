@@ -1,8 +1,9 @@
 //! `tessera`: every service and the REST gateway in one process. The gRPC
 //! services share one port (`MEMORY_GRPC_ADDR`, default 127.0.0.1:50051);
 //! the gateway listens on `GATEWAY_ADDR` (default 127.0.0.1:8080) and calls
-//! memory over that port, exactly as it would across pods. The memory
-//! backend defaults to the embedded SQLite file (see `MEMORY_BACKEND`).
+//! the memory gRPC service in process (the same requests as across pods,
+//! without the loopback hop). The memory backend defaults to the embedded
+//! SQLite file (see `MEMORY_BACKEND`).
 //!
 //! Metrics: the gateway's `GET /metrics` shows every series of this process,
 //! the gRPC services' (`service="memory"`, `"pow"`, …) as well as the
@@ -30,6 +31,11 @@ async fn main() -> anyhow::Result<()> {
         gateway_config.payment_url = Some(format!("http://{}", loopback(grpc_addr)));
     }
 
+    let memory_for_reclaim = memory.clone();
+    let memory_in_process = tessera_gateway::MemoryClient::in_process(
+        tessera_memory::grpc::server(memory.clone()),
+        gateway_config.internal_token.clone(),
+    );
     let grpc = GrpcServer::new(
         tessera_memory::grpc::SERVICE_NAME,
         tessera_memory::grpc::server(memory),
@@ -43,6 +49,7 @@ async fn main() -> anyhow::Result<()> {
     .require_token(gateway_config.internal_token.clone());
 
     let shutdown = Shutdown::on_signals();
+    memory_config.spawn_reclaimer(&memory_for_reclaim, &shutdown);
     // Payments need a chain and a ledger: hosted when configured (PAYMENT_PAY_TO).
     let payment_config = if payments_hosted {
         Some(tessera_payment::PaymentConfig::from_env()?)
@@ -67,7 +74,7 @@ async fn main() -> anyhow::Result<()> {
     // gRPC first: a paid gateway asks the payment service for its prices
     // before it serves.
     let mut grpc_task = tokio::spawn(grpc.serve(grpc_listener, shutdown.clone()));
-    let router = tessera_gateway::router(&gateway_config).await?;
+    let router = tessera_gateway::router_with(&gateway_config, memory_in_process).await?;
     let http_listener = tokio::net::TcpListener::bind(gateway_config.listen_addr).await?;
     let http_addr = loopback(http_listener.local_addr()?);
     let mut http_task = tokio::spawn(tessera_gateway::serve(

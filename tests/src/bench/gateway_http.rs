@@ -1,6 +1,7 @@
 //! The REST gateway over HTTP/1.1: an in-process gateway (free mode, the
-//! caller's namespace from `X-Agent-Id`) in front of the in-process memory
-//! server, called through one pooled keep-alive reqwest client.
+//! caller's namespace from `X-Agent-Id`) calling the memory service in
+//! process as the all-in-one does (no loopback hop), called through one
+//! pooled keep-alive reqwest client.
 
 use super::driver::{run_shared, Outcome};
 use super::memory_grpc::{ClientKeys, MemoryGrpc};
@@ -46,13 +47,12 @@ impl GatewayHttp {
     pub async fn setup(settings: &Settings, memory: &MemoryGrpc) -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let router = tessera_gateway::router(&GatewayConfig {
+        let config = GatewayConfig {
             listen_addr: addr,
-            memory_url: memory.url(),
             free_mode: true,
             ..Default::default()
-        })
-        .await?;
+        };
+        let router = tessera_gateway::router_with(&config, memory.in_process_client()).await?;
         let shutdown = Shutdown::new();
         let task = tokio::spawn(tessera_gateway::serve(listener, router, shutdown.clone()));
 

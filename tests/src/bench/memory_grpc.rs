@@ -14,6 +14,10 @@ use tonic::transport::{Channel, Endpoint};
 
 type Client = MemoryServiceClient<Channel>;
 
+const HOT_COUNTER: &str = "hot-counter";
+const HOT_LOCK: &str = "hot-lock";
+const SPREAD_KEYS: u64 = 10_000;
+
 /// Limits no bench reaches, so no call fails on quota.
 fn bench_limits() -> Limits {
     Limits {
@@ -63,6 +67,8 @@ struct Shared {
 
 pub struct MemoryGrpc {
     server: MemoryServer,
+    /// The store behind the server, for an in-process gateway.
+    memory: tessera_memory::Memory,
     shared: Arc<Shared>,
 }
 
@@ -70,7 +76,8 @@ impl MemoryGrpc {
     /// Starts the server and connects `concurrency` clients, each channel
     /// (one HTTP/2 connection) shared by `clients_per_channel()` of them.
     pub async fn setup(settings: &Settings) -> anyhow::Result<Self> {
-        let server = MemoryServer::start(durable_memory(bench_limits()).await).await;
+        let memory = durable_memory(bench_limits()).await;
+        let server = MemoryServer::start(memory.clone()).await;
         let endpoint = Endpoint::from_shared(server.url())?;
         let per_channel = settings.clients_per_channel();
         let mut clients = Vec::with_capacity(settings.concurrency);
@@ -90,6 +97,7 @@ impl MemoryGrpc {
         let keys = ClientKeys::all(settings.concurrency);
         let target = MemoryGrpc {
             server,
+            memory,
             shared: Arc::new(Shared {
                 namespace,
                 clients,
@@ -100,8 +108,13 @@ impl MemoryGrpc {
         Ok(target)
     }
 
-    pub fn url(&self) -> String {
-        self.server.url()
+    /// A gateway memory client calling this server's service in process,
+    /// as the all-in-one does.
+    pub fn in_process_client(&self) -> tessera_gateway::MemoryClient {
+        tessera_gateway::MemoryClient::in_process(
+            tessera_memory::grpc::server(self.memory.clone()),
+            tessera_runtime::grpc_auth::ServiceToken::none(),
+        )
     }
 
     /// Writes each client's Get key in `namespace`.
@@ -168,16 +181,27 @@ impl MemoryGrpc {
         .await
     }
 
+    /// Each client increments its own counter.
     pub async fn increment(&self, name: &str, settings: &Settings) -> Outcome {
+        self.increment_where(name, settings, |keys| keys.counter.clone())
+            .await
+    }
+
+    async fn increment_where(
+        &self,
+        name: &str,
+        settings: &Settings,
+        counter: fn(&ClientKeys) -> String,
+    ) -> Outcome {
         run_shared(
             name,
             settings,
             &self.shared,
-            |shared, client, _| async move {
+            move |shared, client, _| async move {
                 let mut memory = shared.clients[client].clone();
                 let request = pb::IncrementRequest {
                     namespace: shared.namespace.clone(),
-                    key: shared.keys[client].counter.clone(),
+                    key: counter(&shared.keys[client]),
                     by_json: "1".to_string(),
                     ttl_seconds: None,
                     ..Default::default()
@@ -208,6 +232,65 @@ impl MemoryGrpc {
                 Ok(())
             },
         )
+        .await
+    }
+
+    /// Every client increments the same key.
+    pub async fn hot_increment(&self, name: &str, settings: &Settings) -> Outcome {
+        self.increment_where(name, settings, |_| HOT_COUNTER.to_string())
+            .await
+    }
+
+    /// Every client contends for the same lock: CAS acquire (expected
+    /// absent) until it swaps, then CAS release; each call one op, swapped
+    /// or not (a refusal is an answer, and a durable one).
+    pub async fn hot_lock(&self, name: &str, settings: &Settings) -> Outcome {
+        let holding: Arc<Vec<std::sync::atomic::AtomicBool>> = Arc::new(
+            (0..settings.concurrency)
+                .map(|_| std::sync::atomic::AtomicBool::new(false))
+                .collect(),
+        );
+        let shared = Arc::new((self.shared.clone(), holding));
+        run_shared(name, settings, &shared, |both, client, _| async move {
+            use std::sync::atomic::Ordering;
+            let (shared, holding) = &*both;
+            let mut memory = shared.clients[client].clone();
+            let holder = Some(shared.keys[client].holder.clone());
+            let held = holding[client].load(Ordering::Relaxed);
+            let request = pb::CompareAndSwapRequest {
+                namespace: shared.namespace.clone(),
+                key: HOT_LOCK.to_string(),
+                expected_json: if held { holder.clone() } else { None },
+                value_json: if held { None } else { holder },
+                ttl_seconds: None,
+                ..Default::default()
+            };
+            let reply = memory.compare_and_swap(request).await?.into_inner();
+            ensure!(!held || reply.swapped, "a held lock did not release");
+            holding[client].store(!held && reply.swapped, Ordering::Relaxed);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Sets among 10,000 keys of a namespace no earlier run wrote, so the
+    /// first write of most keys (a load: a new row) is part of the run.
+    pub async fn spread_set(&self, name: &str, settings: &Settings) -> Outcome {
+        let namespace = unique_namespace("bench-spread");
+        let shared = Arc::new((self.shared.clone(), namespace));
+        run_shared(name, settings, &shared, |both, client, call| async move {
+            let (shared, namespace) = &*both;
+            let mut memory = shared.clients[client].clone();
+            let key = (call.wrapping_mul(2_654_435_761) ^ client as u64) % SPREAD_KEYS;
+            let request = pb::SetRequest {
+                namespace: namespace.clone(),
+                key: format!("spread-{key}"),
+                value_json: call.to_string(),
+                ..Default::default()
+            };
+            memory.set(request).await?;
+            Ok(())
+        })
         .await
     }
 

@@ -49,11 +49,14 @@ pub enum Case {
     GrpcGet,
     GrpcCas,
     GrpcIncr,
+    GrpcHotIncr,
+    GrpcHotCas,
     HttpGet,
     HttpCas,
     HttpIncr,
     PgUpsert,
     GrpcDurableSet,
+    GrpcSpreadSet,
     Eip712Recover,
     FacilitatorVerify,
     PaidCas,
@@ -61,18 +64,21 @@ pub enum Case {
 
 impl Case {
     /// Every case, in run order: each baseline before what it is compared with.
-    const ALL: [Case; 14] = [
+    const ALL: [Case; 17] = [
         Case::RedisGet,
         Case::RedisSet,
         Case::RedisEvalshaCas,
         Case::GrpcGet,
         Case::GrpcCas,
         Case::GrpcIncr,
+        Case::GrpcHotIncr,
+        Case::GrpcHotCas,
         Case::HttpGet,
         Case::HttpCas,
         Case::HttpIncr,
         Case::PgUpsert,
         Case::GrpcDurableSet,
+        Case::GrpcSpreadSet,
         Case::Eip712Recover,
         Case::FacilitatorVerify,
         Case::PaidCas,
@@ -86,11 +92,14 @@ impl Case {
             Case::GrpcGet => "grpc-get",
             Case::GrpcCas => "grpc-cas",
             Case::GrpcIncr => "grpc-incr",
+            Case::GrpcHotIncr => "grpc-hot-incr",
+            Case::GrpcHotCas => "grpc-hot-cas",
             Case::HttpGet => "http-get",
             Case::HttpCas => "http-cas",
             Case::HttpIncr => "http-incr",
             Case::PgUpsert => "pg-upsert",
             Case::GrpcDurableSet => "grpc-set",
+            Case::GrpcSpreadSet => "grpc-spread-set",
             Case::Eip712Recover => "eip712-recover",
             Case::FacilitatorVerify => "facilitator-verify",
             Case::PaidCas => "paid-cas",
@@ -100,7 +109,12 @@ impl Case {
     pub fn path(self) -> &'static str {
         match self {
             Case::RedisGet | Case::RedisSet | Case::RedisEvalshaCas => "redis (raw)",
-            Case::GrpcGet | Case::GrpcCas | Case::GrpcIncr => "memory gRPC",
+            Case::GrpcGet
+            | Case::GrpcCas
+            | Case::GrpcIncr
+            | Case::GrpcHotIncr
+            | Case::GrpcHotCas
+            | Case::GrpcSpreadSet => "memory gRPC",
             Case::HttpGet | Case::HttpCas | Case::HttpIncr => "gateway HTTP",
             Case::PgUpsert => "postgres (raw)",
             Case::GrpcDurableSet => "memory gRPC",
@@ -118,11 +132,14 @@ impl Case {
             Case::GrpcGet => "Get",
             Case::GrpcCas => "CompareAndSwap",
             Case::GrpcIncr => "Increment",
+            Case::GrpcHotIncr => "Increment, 1 hot key",
+            Case::GrpcHotCas => "CAS lock, 1 hot key",
             Case::HttpGet => "GET /api/memory",
             Case::HttpCas => "POST /api/memory/cas",
             Case::HttpIncr => "POST /api/memory/incr",
             Case::PgUpsert => "upsert 1 row",
             Case::GrpcDurableSet => "Set (durable)",
+            Case::GrpcSpreadSet => "Set, 10k keys, new",
             Case::Eip712Recover => "EIP-712 hash + ecrecover",
             Case::FacilitatorVerify => "POST /verify",
             Case::PaidCas => "POST /api/memory/cas",
@@ -138,9 +155,11 @@ impl Case {
             Case::RedisEvalshaCas
             | Case::GrpcCas
             | Case::GrpcIncr
+            | Case::GrpcHotIncr
+            | Case::GrpcHotCas
             | Case::HttpCas
             | Case::HttpIncr => &[Case::RedisEvalshaCas],
-            Case::PgUpsert | Case::GrpcDurableSet => &[Case::PgUpsert],
+            Case::PgUpsert | Case::GrpcDurableSet | Case::GrpcSpreadSet => &[Case::PgUpsert],
             Case::Eip712Recover | Case::FacilitatorVerify => &[Case::Eip712Recover],
             // The same CAS unpaid through the same gateway, else raw Redis.
             Case::PaidCas => &[Case::HttpCas, Case::RedisEvalshaCas],
@@ -154,7 +173,13 @@ impl Case {
     fn is_grpc(self) -> bool {
         matches!(
             self,
-            Case::GrpcGet | Case::GrpcCas | Case::GrpcIncr | Case::GrpcDurableSet
+            Case::GrpcGet
+                | Case::GrpcCas
+                | Case::GrpcIncr
+                | Case::GrpcHotIncr
+                | Case::GrpcHotCas
+                | Case::GrpcDurableSet
+                | Case::GrpcSpreadSet
         )
     }
 
@@ -330,6 +355,9 @@ impl Targets {
             }
             Case::GrpcIncr => memory.expect(missing).increment(name, settings).await,
             Case::GrpcDurableSet => memory.expect(missing).set(name, settings).await,
+            Case::GrpcHotIncr => memory.expect(missing).hot_increment(name, settings).await,
+            Case::GrpcHotCas => memory.expect(missing).hot_lock(name, settings).await,
+            Case::GrpcSpreadSet => memory.expect(missing).spread_set(name, settings).await,
             Case::HttpGet => gateway.expect(missing).get(name, settings).await,
             Case::HttpCas => {
                 gateway

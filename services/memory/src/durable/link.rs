@@ -26,6 +26,16 @@ pub struct Connected {
     serial: u64,
 }
 
+/// An entry hash's fields, in the order [`RedisLink::read_entry`] returns
+/// them (see `lua/prelude.lua`).
+pub const ENTRY_FIELDS: [&str; 9] = ["v", "rev", "gen", "drev", "c", "u", "x", "i", "p"];
+
+pub struct EntryRead {
+    pub fields: Vec<Option<String>>,
+    pub now_ms: i64,
+    pub incarnation: Arc<str>,
+}
+
 pub struct RedisLink {
     client: redis::Client,
     config: AsyncConnectionConfig,
@@ -117,6 +127,28 @@ impl RedisLink {
                 self.failed(&connected, &error);
                 redis_error(error)
             })
+    }
+
+    /// A key's entry fields ([`ENTRY_FIELDS`]) and Redis's clock (unix ms), in
+    /// one round trip, with the incarnation the connection reaches.
+    pub async fn read_entry(&self, slot: &Slot) -> Result<EntryRead> {
+        let mut connected = self.connection().await?;
+        let (fields, (seconds, micros)): (Vec<Option<String>>, (i64, i64)) = redis::pipe()
+            .cmd("HMGET")
+            .arg(&slot.entry)
+            .arg(&ENTRY_FIELDS)
+            .cmd("TIME")
+            .query_async(&mut connected.connection)
+            .await
+            .map_err(|error| {
+                self.failed(&connected, &error);
+                redis_error(error)
+            })?;
+        Ok(EntryRead {
+            fields,
+            now_ms: seconds * 1000 + micros / 1000,
+            incarnation: connected.incarnation,
+        })
     }
 
     /// Forgets `connected` after it failed, so the next call reconnects.

@@ -49,6 +49,11 @@ pub use pg::migrator;
 const ATTEMPTS: usize = 12;
 /// How long the usage totals live in Redis before a recount from PostgreSQL.
 const USAGE_RECOUNT_SECONDS: u64 = 600;
+/// Dead rows looked at per reclaim round.
+const RECLAIM_BATCH: i64 = 500;
+/// How long a reclaim waits for transactions older than a new floor row
+/// (bounded by `idle_in_transaction_session_timeout`) before deferring.
+const FLOOR_SETTLE: Duration = Duration::from_secs(35);
 
 #[derive(Debug, Clone)]
 pub struct DurableConfig {
@@ -56,6 +61,16 @@ pub struct DurableConfig {
     pub database_url: String,
     pub database_pool_size: u32,
     pub limits: Limits,
+    /// Deliberately broken behaviour, only for proving that the
+    /// linearizability checker catches it; configuration never sets it.
+    pub deliberate_bug: Option<DeliberateBug>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliberateBug {
+    /// Persists ignore the load generation (the fence against a Redis that
+    /// lost data while writes were on their way to PostgreSQL).
+    NoGenerationGuard,
 }
 
 #[derive(Clone)]
@@ -126,7 +141,11 @@ impl DurableStore {
             .await?;
         migrator().run(&pg).await?;
         let scripts = Arc::new(Scripts::new());
-        let persister = Persister::start(pg.clone(), {
+        let guard = match config.deliberate_bug {
+            Some(DeliberateBug::NoGenerationGuard) => pg::Guard::Off,
+            None => pg::Guard::On,
+        };
+        let persister = Persister::start(pg.clone(), guard, {
             let (redis, scripts) = (redis.clone(), scripts.clone());
             move |marks| {
                 tokio::spawn(mark_durable(redis.clone(), scripts.clone(), marks));
@@ -151,17 +170,22 @@ impl DurableStore {
 
     /// Runs a script until it answers with a durable state, loading the key
     /// or the namespace totals from PostgreSQL as it asks.
+    /// `script: None` is a plain read.
     async fn execute(
         &self,
         namespace: &str,
         key: &str,
-        script: &redis::Script,
+        script: Option<&redis::Script>,
         args: &[String],
         load_for: LoadFor,
     ) -> Result<Executed> {
         let slot = Slot::new(namespace, key);
         for _ in 0..ATTEMPTS {
-            match self.call(script, &slot, args).await? {
+            let reply = match script {
+                Some(script) => self.call(script, &slot, args).await?,
+                None => self.read_reply(&slot).await?,
+            };
+            match reply {
                 Reply::State { status, state } => {
                     match self.make_durable(namespace, key, &state).await? {
                         Verdict::Durable => return Ok(Executed::Done { status, state }),
@@ -190,7 +214,7 @@ impl DurableStore {
                 Reply::Float => return Ok(Executed::Float),
                 Reply::NotANumber => return Err(not_a_number("the stored value")),
                 Reply::Overflow => return Err(overflow()),
-                Reply::Done | Reply::Ensured(_) => {
+                Reply::Done | Reply::Ensured(_) | Reply::Forgotten(_) => {
                     return Err(Error::internal("unexpected script reply"))
                 }
             }
@@ -199,6 +223,27 @@ impl DurableStore {
             "MEMORY_CONTENDED",
             "the key kept changing under reloads; retry",
         ))
+    }
+
+    /// A read without a script: the entry's fields and Redis's clock in one
+    /// round trip (HMGET is atomic; the clock only judges expiry, and is read
+    /// within the call). Lua costs Redis about three plain commands' time.
+    async fn read_reply(&self, slot: &Slot) -> Result<Reply> {
+        let read = self.redis.read_entry(slot).await?;
+        Ok(
+            match scripts::usable_state(&read.fields, &read.incarnation) {
+                Some((stored, gen, durable_rev)) => Reply::State {
+                    status: "OK".into(),
+                    state: RedisState {
+                        stored,
+                        gen,
+                        durable_rev,
+                        now_ms: read.now_ms,
+                    },
+                },
+                None => Reply::Load,
+            },
+        )
     }
 
     /// Ensures `state` is in PostgreSQL, persisting it if it is still in flight.
@@ -298,7 +343,7 @@ impl DurableStore {
         args: Vec<String>,
     ) -> Result<(String, RedisState)> {
         match self
-            .execute(namespace, key, script, &args, LoadFor::Write)
+            .execute(namespace, key, Some(script), &args, LoadFor::Write)
             .await?
         {
             Executed::Done { status, state } => Ok((status, state)),
@@ -341,7 +386,7 @@ impl DurableStore {
     ) -> Result<Entry> {
         for _ in 0..ATTEMPTS {
             let state = match self
-                .execute(namespace, key, &self.scripts.get, &[], LoadFor::Read)
+                .execute(namespace, key, None, &[], LoadFor::Read)
                 .await?
             {
                 Executed::Done { state, .. } => state,
@@ -397,7 +442,7 @@ impl MemoryStore for DurableStore {
     async fn get(&self, namespace: &str, key: &str) -> Result<Option<Entry>> {
         Ok(
             match self
-                .execute(namespace, key, &self.scripts.get, &[], LoadFor::Read)
+                .execute(namespace, key, None, &[], LoadFor::Read)
                 .await?
             {
                 Executed::Done { state, .. } => state.stored.to_entry(namespace, key, state.now_ms),
@@ -467,7 +512,13 @@ impl MemoryStore for DurableStore {
         let [max_keys, max_bytes] = self.quota_args();
         let args = [by.text(), ttl_arg(ttl), max_keys, max_bytes];
         match self
-            .execute(namespace, key, &self.scripts.incr, &args, LoadFor::Write)
+            .execute(
+                namespace,
+                key,
+                Some(&self.scripts.incr),
+                &args,
+                LoadFor::Write,
+            )
             .await?
         {
             Executed::Done { state, .. } => live_entry(namespace, key, &state),
@@ -497,6 +548,56 @@ impl MemoryStore for DurableStore {
 
     async fn grant_mode(&self, namespace: &str, grantee: &str) -> Result<Option<AccessMode>> {
         grants::mode(&self.pg, namespace, grantee).await
+    }
+
+    /// Rows dead (deleted or expired) since before the grace period go, in
+    /// rounds: make sure their namespaces have a floor row (and that no load
+    /// which found a namespace floorless is still open), have Redis let go
+    /// of each key unless it holds something newer, then delete the row if it
+    /// is still the same dead row, raising the floor in the same
+    /// transaction.
+    async fn reclaim(&self, grace: Duration) -> Result<u64> {
+        let cutoff = now_ms() - grace.as_millis() as i64;
+        let mut reclaimed = 0;
+        loop {
+            let dead = pg::dead_rows(&self.pg, cutoff, RECLAIM_BATCH).await?;
+            let namespaces: std::collections::BTreeSet<String> =
+                dead.iter().map(|row| row.namespace.clone()).collect();
+            let namespaces: Vec<String> = namespaces.into_iter().collect();
+            let floors_at = now_ms();
+            if !pg::ensure_floors(&self.pg, &namespaces, floors_at)
+                .await?
+                .is_empty()
+            {
+                let settled = tokio::time::timeout(FLOOR_SETTLE, async {
+                    while pg::older_transactions_open(&self.pg, floors_at).await? {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    Ok::<_, Error>(())
+                })
+                .await;
+                match settled {
+                    Ok(result) => result?,
+                    Err(_) => return Ok(reclaimed),
+                }
+            }
+            let mut progressed = false;
+            for row in &dead {
+                let slot = Slot::new(&row.namespace, &row.key);
+                let args = [row.gen.to_string(), row.revision.to_string()];
+                if let Reply::Forgotten(true) =
+                    self.call(&self.scripts.forget, &slot, &args).await?
+                {
+                    if pg::reclaim_row(&self.pg, row, cutoff).await? {
+                        reclaimed += 1;
+                        progressed = true;
+                    }
+                }
+            }
+            if !progressed || (dead.len() as i64) < RECLAIM_BATCH {
+                return Ok(reclaimed);
+            }
+        }
     }
 
     async fn ping(&self) -> Result<()> {

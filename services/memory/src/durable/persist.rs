@@ -8,7 +8,7 @@
 //! or superseded, so only the newest state of each key is written and every
 //! caller waiting on that key gets its answer from the one row.
 
-use super::pg::{self, Candidate, Fence, Verdict};
+use super::pg::{self, Candidate, Fence, Guard, Verdict};
 use crate::ops::Stored;
 use sqlx::PgPool;
 use std::collections::HashMap;
@@ -42,9 +42,13 @@ pub struct Persister {
 impl Persister {
     /// Starts the task; `recorded` is told each key's newest durable state
     /// after every round (to mark it in Redis: an optimization only).
-    pub fn start(pg: PgPool, recorded: impl Fn(Vec<DurableMark>) + Send + 'static) -> Self {
+    pub fn start(
+        pg: PgPool,
+        guard: Guard,
+        recorded: impl Fn(Vec<DurableMark>) + Send + 'static,
+    ) -> Self {
         let (jobs, queue) = mpsc::unbounded_channel();
-        tokio::spawn(run(pg, queue, recorded));
+        tokio::spawn(run(pg, guard, queue, recorded));
         Persister { jobs }
     }
 
@@ -75,6 +79,7 @@ impl Persister {
 
 async fn run(
     pg: PgPool,
+    guard: Guard,
     mut queue: mpsc::UnboundedReceiver<Job>,
     recorded: impl Fn(Vec<DurableMark>),
 ) {
@@ -82,7 +87,7 @@ async fn run(
     while queue.recv_many(&mut round, MAX_ROUND).await > 0 {
         let jobs = std::mem::take(&mut round);
         // Answering is the reply to a caller that may be gone: ignore that.
-        match write_round(&pg, &jobs).await {
+        match write_round(&pg, &jobs, guard).await {
             Ok((verdicts, durable)) => {
                 for (job, verdict) in jobs.into_iter().zip(verdicts) {
                     let _ = job.answer.send(Ok(verdict));
@@ -100,7 +105,11 @@ async fn run(
 
 /// Writes the newest state of each (key, generation) of the round; returns
 /// each job's verdict and the states now known durable.
-async fn write_round(pg: &PgPool, jobs: &[Job]) -> Result<(Vec<Verdict>, Vec<DurableMark>)> {
+async fn write_round(
+    pg: &PgPool,
+    jobs: &[Job],
+    guard: Guard,
+) -> Result<(Vec<Verdict>, Vec<DurableMark>)> {
     // The newest job per key; jobs of an older generation of that key are
     // judged by the row's fence.
     let mut newest: HashMap<(&str, &str), usize> = HashMap::new();
@@ -122,7 +131,7 @@ async fn write_round(pg: &PgPool, jobs: &[Job]) -> Result<(Vec<Verdict>, Vec<Dur
             gen: jobs[i].gen,
         })
         .collect();
-    let fences = pg::write_candidates(pg, &candidates).await?;
+    let fences = pg::write_candidates(pg, &candidates, guard).await?;
     let by_key: HashMap<(&str, &str), Option<Fence>> = order
         .iter()
         .zip(&fences)
@@ -132,7 +141,7 @@ async fn write_round(pg: &PgPool, jobs: &[Job]) -> Result<(Vec<Verdict>, Vec<Dur
         .iter()
         .map(
             |job| match by_key[&(job.namespace.as_str(), job.key.as_str())] {
-                Some(fence) => fence.verdict(job.gen, job.stored.revision as i64),
+                Some(fence) => fence.judge(job.gen, job.stored.revision as i64, guard),
                 None => Verdict::Unknown,
             },
         )

@@ -53,8 +53,10 @@ fn loaded_from(row: &sqlx::postgres::PgRow) -> Loaded {
 }
 
 /// Locks a key's row for a load and returns its committed state, creating
-/// the row (revision 0, nothing stored, generation 0) for a write. `None`: a
-/// read of a key that was never written.
+/// the row (nothing stored) for a write. `None`: a read of a key that was
+/// never written (or was reclaimed). A new row starts at its namespace's
+/// floor: revision and generation above any its reclaimed rows had. The floor
+/// row is share-locked, so a reclaim raising it waits for this load.
 pub async fn lock_row(
     conn: &mut PgConnection,
     namespace: &str,
@@ -63,9 +65,13 @@ pub async fn lock_row(
 ) -> Result<Option<Loaded>> {
     let row = if create {
         sqlx::query(
-            "INSERT INTO memory_entries
+            "WITH floor AS (
+                 SELECT revision, gen FROM memory_floors WHERE namespace = $1 FOR SHARE
+             )
+             INSERT INTO memory_entries
                  (namespace, key, value, revision, gen, created_at, updated_at, expires_at)
-             VALUES ($1, $2, NULL, 0, 0, 0, 0, NULL)
+             SELECT $1, $2, NULL, coalesce((SELECT revision FROM floor), 0),
+                    coalesce((SELECT gen + 1 FROM floor), 0), 0, 0, NULL
              ON CONFLICT (namespace, key) DO UPDATE SET gen = memory_entries.gen
              RETURNING value, revision, gen, created_at, updated_at, expires_at",
         )
@@ -153,9 +159,27 @@ impl Fence {
     }
 
     /// Whether writing (gen, revision) here moves the row forward.
-    pub fn admits(&self, gen: i64, revision: i64) -> bool {
-        self.gen == gen && self.revision < revision
+    pub fn admits(&self, gen: i64, revision: i64, guard: Guard) -> bool {
+        (self.gen == gen || guard == Guard::Off) && self.revision < revision
     }
+
+    /// [`Self::verdict`], or with the guard off the verdict of a design
+    /// without generations: any revision at least as new counts.
+    pub fn judge(&self, gen: i64, revision: i64, guard: Guard) -> Verdict {
+        match guard {
+            Guard::On => self.verdict(gen, revision),
+            Guard::Off if self.revision >= revision => Verdict::Durable,
+            Guard::Off => Verdict::Lost,
+        }
+    }
+}
+
+/// The generation guard on persists. Off only to prove that the
+/// linearizability checker catches the bug it prevents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    On,
+    Off,
 }
 
 /// One state to write: a key's newest state of one generation.
@@ -173,9 +197,10 @@ pub struct Candidate<'a> {
 pub async fn write_candidates(
     pool: &PgPool,
     candidates: &[Candidate<'_>],
+    guard: Guard,
 ) -> Result<Vec<Option<Fence>>> {
     if let [one] = candidates {
-        return write_one(pool, one).await.map(|fence| vec![fence]);
+        return write_one(pool, one, guard).await.map(|fence| vec![fence]);
     }
     let namespaces: Vec<&str> = candidates.iter().map(|c| c.namespace).collect();
     let keys: Vec<&str> = candidates.iter().map(|c| c.key).collect();
@@ -205,7 +230,7 @@ pub async fn write_candidates(
             .get(&(candidate.namespace.to_string(), candidate.key.to_string()))
             .copied();
         fences.push(fence.map(|mut fence| {
-            if fence.admits(candidate.gen, revision) {
+            if fence.admits(candidate.gen, revision, guard) {
                 fence.revision = revision;
                 admitted.push(candidate);
             }
@@ -223,7 +248,7 @@ pub async fn write_candidates(
                          $6::int8[], $7::int8[], $8::int8[])
                   AS i(namespace, key, value, revision, created_at, updated_at, expires_at, gen)
              WHERE m.namespace = i.namespace AND m.key = i.key
-               AND m.gen = i.gen AND m.revision < i.revision",
+               AND (m.gen = i.gen OR NOT $9) AND m.revision < i.revision",
         )
         .bind(admitted.iter().map(|c| c.namespace).collect::<Vec<_>>())
         .bind(admitted.iter().map(|c| c.key).collect::<Vec<_>>())
@@ -243,6 +268,7 @@ pub async fn write_candidates(
                 .collect::<Vec<_>>(),
         )
         .bind(admitted.iter().map(|c| c.gen).collect::<Vec<_>>())
+        .bind(guard == Guard::On)
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -253,13 +279,17 @@ pub async fn write_candidates(
 
 /// One candidate: a guarded UPDATE in autocommit, and the row's fence read
 /// only when it did not apply.
-async fn write_one(pool: &PgPool, candidate: &Candidate<'_>) -> Result<Option<Fence>> {
+async fn write_one(
+    pool: &PgPool,
+    candidate: &Candidate<'_>,
+    guard: Guard,
+) -> Result<Option<Fence>> {
     let stored = candidate.stored;
     let revision = stored.revision as i64;
     let written = sqlx::query(
         "UPDATE memory_entries
              SET value = $3, revision = $4, created_at = $5, updated_at = $6, expires_at = $7
-         WHERE namespace = $1 AND key = $2 AND gen = $8 AND revision < $4
+         WHERE namespace = $1 AND key = $2 AND (gen = $8 OR NOT $9) AND revision < $4
          RETURNING gen, revision, prior_gen, prior_rev",
     )
     .bind(candidate.namespace)
@@ -270,6 +300,7 @@ async fn write_one(pool: &PgPool, candidate: &Candidate<'_>) -> Result<Option<Fe
     .bind(stored.updated_at_ms)
     .bind(stored.expires_at_ms)
     .bind(candidate.gen)
+    .bind(guard == Guard::On)
     .fetch_optional(pool)
     .await
     .map_err(db_error)?;
@@ -287,6 +318,110 @@ async fn write_one(pool: &PgPool, candidate: &Candidate<'_>) -> Result<Option<Fe
     .await
     .map_err(db_error)?;
     Ok(row.as_ref().map(Fence::from_row))
+}
+
+/// A deleted or expired row, as it stood when found.
+#[derive(Debug, Clone)]
+pub struct DeadRow {
+    pub namespace: String,
+    pub key: String,
+    pub gen: i64,
+    pub revision: i64,
+}
+
+/// The dead rows condition: deleted, or expired, at or before `$1`.
+const DEAD: &str =
+    "((value IS NULL AND updated_at <= $1) OR (value IS NOT NULL AND expires_at <= $1))";
+
+/// Up to `limit` rows dead since `cutoff_ms` or earlier.
+pub async fn dead_rows(pool: &PgPool, cutoff_ms: i64, limit: i64) -> Result<Vec<DeadRow>> {
+    let rows = sqlx::query(&format!(
+        "SELECT namespace, key, gen, revision FROM memory_entries WHERE {DEAD} LIMIT $2"
+    ))
+    .bind(cutoff_ms)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .map_err(db_error)?;
+    Ok(rows
+        .iter()
+        .map(|row| DeadRow {
+            namespace: row.get("namespace"),
+            key: row.get("key"),
+            gen: row.get("gen"),
+            revision: row.get("revision"),
+        })
+        .collect())
+}
+
+/// Creates the floor rows `namespaces` lack (at `now_ms`); returns the
+/// namespaces whose floor row was created just now.
+pub async fn ensure_floors(
+    pool: &PgPool,
+    namespaces: &[String],
+    now_ms: i64,
+) -> Result<Vec<String>> {
+    let rows = sqlx::query(
+        "INSERT INTO memory_floors (namespace, revision, gen, created_at)
+         SELECT DISTINCT unnest($1::text[]), 0, 0, $2
+         ON CONFLICT (namespace) DO NOTHING
+         RETURNING namespace",
+    )
+    .bind(namespaces)
+    .bind(now_ms)
+    .fetch_all(pool)
+    .await
+    .map_err(db_error)?;
+    Ok(rows.iter().map(|row| row.get("namespace")).collect())
+}
+
+/// Whether any other transaction of this database began before `since_ms`
+/// and is still open (one that may have read a namespace as floorless).
+pub async fn older_transactions_open(pool: &PgPool, since_ms: i64) -> Result<bool> {
+    let open: bool = sqlx::query_scalar(
+        "SELECT EXISTS (
+             SELECT 1 FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()
+               AND xact_start < to_timestamp($1::float8 / 1000))",
+    )
+    .bind(since_ms)
+    .fetch_one(pool)
+    .await
+    .map_err(db_error)?;
+    Ok(open)
+}
+
+/// Deletes `dead` if it is still the same dead row, raising its namespace's
+/// floor first (in one transaction). `false`: it changed meanwhile (a write
+/// loaded it) and stays.
+pub async fn reclaim_row(pool: &PgPool, dead: &DeadRow, cutoff_ms: i64) -> Result<bool> {
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    sqlx::query(
+        "UPDATE memory_floors
+             SET revision = greatest(revision, $2), gen = greatest(gen, $3)
+         WHERE namespace = $1",
+    )
+    .bind(&dead.namespace)
+    .bind(dead.revision)
+    .bind(dead.gen)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    let deleted = sqlx::query(&format!(
+        "DELETE FROM memory_entries
+         WHERE namespace = $2 AND key = $3 AND gen = $4 AND revision = $5 AND {DEAD}"
+    ))
+    .bind(cutoff_ms)
+    .bind(&dead.namespace)
+    .bind(&dead.key)
+    .bind(dead.gen)
+    .bind(dead.revision)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_error)?
+    .rows_affected();
+    tx.commit().await.map_err(db_error)?;
+    Ok(deleted == 1)
 }
 
 /// Live keys and their bytes, counted from the source of truth.

@@ -7,7 +7,6 @@ use tessera_error::Error;
 const PRELUDE: &str = include_str!("lua/prelude.lua");
 
 pub struct Scripts {
-    pub get: Script,
     pub set: Script,
     pub delete: Script,
     pub cas: Script,
@@ -15,6 +14,7 @@ pub struct Scripts {
     pub ensure: Script,
     pub activate: Script,
     pub install_usage: Script,
+    pub forget: Script,
     pub mark_durable: Script,
     pub invalidate: Script,
 }
@@ -26,7 +26,6 @@ fn with_prelude(body: &str) -> Script {
 impl Scripts {
     pub fn new() -> Self {
         Scripts {
-            get: with_prelude(include_str!("lua/get.lua")),
             set: with_prelude(include_str!("lua/set.lua")),
             delete: with_prelude(include_str!("lua/delete.lua")),
             cas: with_prelude(include_str!("lua/cas.lua")),
@@ -34,6 +33,7 @@ impl Scripts {
             ensure: with_prelude(include_str!("lua/ensure.lua")),
             activate: with_prelude(include_str!("lua/activate.lua")),
             install_usage: with_prelude(include_str!("lua/install_usage.lua")),
+            forget: with_prelude(include_str!("lua/forget.lua")),
             mark_durable: with_prelude(include_str!("lua/mark_durable.lua")),
             invalidate: with_prelude(include_str!("lua/invalidate.lua")),
         }
@@ -68,6 +68,26 @@ impl RedisState {
     }
 }
 
+/// The stored state, generation and durable revision from an entry's fields
+/// (`link::ENTRY_FIELDS`), if the state may be used: installed by
+/// `incarnation` and not pending (as `usable_state` in the prelude).
+pub fn usable_state(fields: &[Option<String>], incarnation: &str) -> Option<(Stored, i64, u64)> {
+    let int = |i: usize| fields.get(i)?.as_deref()?.parse::<i64>().ok();
+    let text = |i: usize| fields.get(i).cloned().flatten();
+    if text(7).as_deref() != Some(incarnation) || text(8).as_deref() == Some("1") {
+        return None;
+    }
+    let expires = int(6).unwrap_or(0);
+    let stored = Stored {
+        value: text(0),
+        revision: int(1)? as u64,
+        created_at_ms: int(4)?,
+        updated_at_ms: int(5)?,
+        expires_at_ms: (expires != 0).then_some(expires),
+    };
+    Some((stored, int(2)?, int(3)? as u64))
+}
+
 /// A script's verdict.
 #[derive(Debug)]
 pub enum Reply {
@@ -93,6 +113,8 @@ pub enum Reply {
     Done,
     /// What a loader's `ensure` found or did.
     Ensured(Ensured),
+    /// Whether Redis let go of a dead key (`forget`).
+    Forgotten(bool),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,6 +168,8 @@ impl Reply {
             "ACTIVE" => Reply::Ensured(Ensured::Active),
             "ACTIVATED" => Reply::Ensured(Ensured::Activated),
             "INSTALLED" => Reply::Ensured(Ensured::Installed),
+            "FORGOTTEN" => Reply::Forgotten(true),
+            "KEEP" => Reply::Forgotten(false),
             _ => return Err(bad()),
         })
     }
