@@ -108,15 +108,39 @@ impl RedisLink {
         slot: &Slot,
         args: &[String],
     ) -> Result<Vec<String>> {
+        let keys = [&slot.entry, &slot.usage, &slot.expiry];
+        self.invoke(script, &keys, &[&slot.member, &slot.prefix], args)
+            .await
+    }
+
+    /// Runs a script on `keys` (all of one hash tag) with this connection's
+    /// incarnation as ARGV[1]; `args` follow.
+    pub async fn run_on_keys(
+        &self,
+        script: &redis::Script,
+        keys: &[String],
+        args: &[String],
+    ) -> Result<Vec<String>> {
+        self.invoke(script, keys, &[], args).await
+    }
+
+    /// KEYS `keys`; ARGV `leading`, the incarnation, then `args`.
+    async fn invoke(
+        &self,
+        script: &redis::Script,
+        keys: &[impl AsRef<str>],
+        leading: &[&String],
+        args: &[String],
+    ) -> Result<Vec<String>> {
         let mut connected = self.connection().await?;
         let mut invocation = script.prepare_invoke();
-        invocation
-            .key(&slot.entry)
-            .key(&slot.usage)
-            .key(&slot.expiry)
-            .arg(&slot.member)
-            .arg(&slot.prefix)
-            .arg(&*connected.incarnation);
+        for key in keys {
+            invocation.key(key.as_ref());
+        }
+        for arg in leading {
+            invocation.arg(*arg);
+        }
+        invocation.arg(&*connected.incarnation);
         for arg in args {
             invocation.arg(arg);
         }

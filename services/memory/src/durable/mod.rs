@@ -21,8 +21,10 @@
 mod grants;
 mod keys;
 mod link;
+mod load;
 mod persist;
 mod pg;
+mod rounds;
 pub mod scripts;
 
 use crate::grants::{AccessMode, Grant};
@@ -34,6 +36,7 @@ use crate::ops::{self, not_a_number, overflow, Number, Op};
 use crate::store::MemoryStore;
 use keys::Slot;
 use link::{redis_error, RedisLink};
+use load::Loader;
 use persist::{DurableMark, Persister};
 use pg::Verdict;
 use scripts::{RedisState, Reply, Scripts};
@@ -78,6 +81,7 @@ pub struct DurableStore {
     redis: Arc<RedisLink>,
     pg: PgPool,
     persister: Persister,
+    loader: Loader,
     limits: Limits,
     scripts: Arc<Scripts>,
 }
@@ -151,10 +155,12 @@ impl DurableStore {
                 tokio::spawn(mark_durable(redis.clone(), scripts.clone(), marks));
             }
         });
+        let loader = Loader::start(pg.clone(), redis.clone(), scripts.clone());
         Ok(DurableStore {
             redis,
             pg,
             persister,
+            loader,
             limits: config.limits,
             scripts,
         })
@@ -204,7 +210,8 @@ impl DurableStore {
                     }
                 }
                 Reply::Load => {
-                    if !self.load(&slot, namespace, key, load_for).await? {
+                    let create = load_for == LoadFor::Write;
+                    if !self.loader.load(namespace, key, create).await? {
                         return Ok(Executed::Absent);
                     }
                 }
@@ -265,55 +272,6 @@ impl DurableStore {
         self.call(&self.scripts.invalidate, slot, &[gen.to_string()])
             .await
             .map(drop)
-    }
-
-    /// Loads a key into Redis from PostgreSQL, holding its row lock:
-    /// 1. lock the row (creating it for a write) and read its committed
-    ///    generation G and state;
-    /// 2. in Redis: if G is there and usable, done; if a load of G committed
-    ///    but did not activate, activate it; otherwise install the row's
-    ///    state as G + 1, pending;
-    /// 3. only then advance the row to G + 1 and commit;
-    /// 4. activate G + 1 in Redis.
-    ///
-    /// No state of G + 1 is used before G + 1 is committed, so a load that
-    /// rolls back, times out or is dropped at any step leaves nothing a
-    /// writer could build on, and a persist never sees a generation newer
-    /// than PostgreSQL's. Callers racing to load serialize on the row lock,
-    /// and the second finds the key usable or activates it: one generation
-    /// per real loss. `false`: a read of a key never written.
-    async fn load(
-        &self,
-        slot: &Slot,
-        namespace: &str,
-        key: &str,
-        load_for: LoadFor,
-    ) -> Result<bool> {
-        let mut tx = self.pg.begin().await.map_err(pg::db_error)?;
-        let Some(row) = pg::lock_row(&mut tx, namespace, key, load_for == LoadFor::Write).await?
-        else {
-            return Ok(false);
-        };
-        let stored = &row.stored;
-        let args = [
-            row.gen.to_string(),
-            stored.revision.to_string(),
-            stored.value.clone().unwrap_or_default(),
-            stored.created_at_ms.to_string(),
-            stored.updated_at_ms.to_string(),
-            stored.expires_at_ms.unwrap_or(0).to_string(),
-        ];
-        match self.call(&self.scripts.ensure, slot, &args).await? {
-            Reply::Ensured(scripts::Ensured::Installed) => {
-                pg::advance_generation(&mut tx, namespace, key, row.gen).await?;
-                tx.commit().await.map_err(pg::db_error)?;
-                let args = [(row.gen + 1).to_string(), stored.revision.to_string()];
-                self.call(&self.scripts.activate, slot, &args).await?;
-            }
-            Reply::Ensured(_) => tx.commit().await.map_err(pg::db_error)?,
-            _ => return Err(Error::internal("unexpected reply to ensure")),
-        }
-        Ok(true)
     }
 
     async fn load_usage(&self, slot: &Slot, namespace: &str) -> Result<()> {
@@ -417,15 +375,20 @@ impl DurableStore {
 /// not ask. Only an optimization: an unmarked state is checked by its next
 /// reader.
 async fn mark_durable(redis: Arc<RedisLink>, scripts: Arc<Scripts>, marks: Vec<DurableMark>) {
-    let marking = marks.iter().map(|mark| {
-        let slot = Slot::new(&mark.namespace, &mark.key);
-        let args = [mark.gen.to_string(), mark.revision.to_string()];
-        let (redis, scripts) = (&redis, &scripts);
-        async move { redis.run(&scripts.mark_durable, &slot, &args).await }
-    });
+    let mut by_namespace: std::collections::BTreeMap<&str, (Vec<String>, Vec<String>)> =
+        Default::default();
+    for mark in &marks {
+        let (keys, args) = by_namespace.entry(&mark.namespace).or_default();
+        keys.push(Slot::new(&mark.namespace, &mark.key).entry);
+        args.push(mark.gen.to_string());
+        args.push(mark.revision.to_string());
+    }
+    let marking = by_namespace
+        .values()
+        .map(|(keys, args)| redis.run_on_keys(&scripts.mark_durable, keys, args));
     for result in futures::future::join_all(marking).await {
         if let Err(error) = result {
-            tracing::debug!(%error, "could not mark a state durable");
+            tracing::debug!(%error, "could not mark states durable");
         }
     }
 }

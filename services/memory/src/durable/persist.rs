@@ -9,10 +9,11 @@
 //! caller waiting on that key gets its answer from the one row.
 
 use super::pg::{self, Candidate, Fence, Guard, Verdict};
+use super::rounds::ask;
 use crate::ops::Stored;
 use sqlx::PgPool;
 use std::collections::HashMap;
-use tessera_error::{Error, Result};
+use tessera_error::Result;
 use tokio::sync::{mpsc, oneshot};
 
 /// At most this many calls share one round.
@@ -60,20 +61,14 @@ impl Persister {
         stored: &Stored,
         gen: i64,
     ) -> Result<Verdict> {
-        let (answer, answered) = oneshot::channel();
-        let job = Job {
+        ask(&self.jobs, |answer| Job {
             namespace: namespace.to_string(),
             key: key.to_string(),
             stored: stored.clone(),
             gen,
             answer,
-        };
-        self.jobs
-            .send(job)
-            .map_err(|_| Error::unavailable("MEMORY_STOPPING", "the memory store is stopping"))?;
-        answered
-            .await
-            .map_err(|_| Error::internal("the persister dropped a call"))?
+        })
+        .await
     }
 }
 

@@ -52,67 +52,87 @@ fn loaded_from(row: &sqlx::postgres::PgRow) -> Loaded {
     }
 }
 
-/// Locks a key's row for a load and returns its committed state, creating
-/// the row (nothing stored) for a write. `None`: a read of a key that was
-/// never written (or was reclaimed). A new row starts at its namespace's
-/// floor: revision and generation above any its reclaimed rows had. The floor
-/// row is share-locked, so a reclaim raising it waits for this load.
-pub async fn lock_row(
-    conn: &mut PgConnection,
-    namespace: &str,
-    key: &str,
-    create: bool,
-) -> Result<Option<Loaded>> {
-    let row = if create {
-        sqlx::query(
-            "WITH floor AS (
-                 SELECT revision, gen FROM memory_floors WHERE namespace = $1 FOR SHARE
-             )
-             INSERT INTO memory_entries
-                 (namespace, key, value, revision, gen, created_at, updated_at, expires_at)
-             SELECT $1, $2, NULL, coalesce((SELECT revision FROM floor), 0),
-                    coalesce((SELECT gen + 1 FROM floor), 0), 0, 0, NULL
-             ON CONFLICT (namespace, key) DO UPDATE SET gen = memory_entries.gen
-             RETURNING value, revision, gen, created_at, updated_at, expires_at",
-        )
-        .bind(namespace)
-        .bind(key)
-        .fetch_optional(&mut *conn)
-        .await
-    } else {
-        sqlx::query(
-            "SELECT value, revision, gen, created_at, updated_at, expires_at
-             FROM memory_entries WHERE namespace = $1 AND key = $2 FOR UPDATE",
-        )
-        .bind(namespace)
-        .bind(key)
-        .fetch_optional(&mut *conn)
-        .await
-    };
-    Ok(row.map_err(db_error)?.as_ref().map(loaded_from))
+/// A key a load asks for.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RowKey {
+    pub namespace: String,
+    pub key: String,
 }
 
-/// Moves a locked row from generation `gen` to `gen + 1`, fencing off every
-/// state of `gen` still on its way here, and recording where `gen` ended.
-pub async fn advance_generation(
+/// Locks the rows of `keys` (sorted, distinct: every locker takes rows in
+/// key order, so lockers cannot deadlock) for a load and returns their
+/// committed states, creating the missing rows (nothing stored) when
+/// `create`. A key missing from the answer was never written (or was
+/// reclaimed). A new row starts at its namespace's floor: revision and
+/// generation above any its reclaimed rows had. The floor row is
+/// share-locked, so a reclaim raising it waits for this load.
+pub async fn lock_rows(
     conn: &mut PgConnection,
-    namespace: &str,
-    key: &str,
-    gen: i64,
-) -> Result<()> {
+    keys: &[RowKey],
+    create: bool,
+) -> Result<Vec<(RowKey, Loaded)>> {
+    let namespaces: Vec<&str> = keys.iter().map(|k| k.namespace.as_str()).collect();
+    let names: Vec<&str> = keys.iter().map(|k| k.key.as_str()).collect();
+    let sql = if create {
+        "WITH input AS (SELECT * FROM unnest($1::text[], $2::text[]) AS i(namespace, key)),
+              floor AS (SELECT namespace, revision, gen FROM memory_floors
+                        WHERE namespace IN (SELECT namespace FROM input) FOR SHARE)
+         INSERT INTO memory_entries
+             (namespace, key, value, revision, gen, created_at, updated_at, expires_at)
+         SELECT i.namespace, i.key, NULL, coalesce(f.revision, 0), coalesce(f.gen + 1, 0), 0, 0, NULL
+         FROM input i LEFT JOIN floor f ON f.namespace = i.namespace
+         ORDER BY i.namespace, i.key
+         ON CONFLICT (namespace, key) DO UPDATE SET gen = memory_entries.gen
+         RETURNING namespace, key, value, revision, gen, created_at, updated_at, expires_at"
+    } else {
+        "SELECT m.namespace, m.key, m.value, m.revision, m.gen, m.created_at, m.updated_at,
+                m.expires_at
+         FROM memory_entries m
+         JOIN unnest($1::text[], $2::text[]) AS i(namespace, key)
+           ON m.namespace = i.namespace AND m.key = i.key
+         ORDER BY m.namespace, m.key
+         FOR UPDATE OF m"
+    };
+    let rows = sqlx::query(sql)
+        .bind(&namespaces)
+        .bind(&names)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let key = RowKey {
+                namespace: row.get("namespace"),
+                key: row.get("key"),
+            };
+            (key, loaded_from(row))
+        })
+        .collect())
+}
+
+/// Moves locked rows each from generation `gen` to `gen + 1`, fencing off
+/// every state of `gen` still on its way here, and recording where `gen`
+/// ended.
+pub async fn advance_generations(conn: &mut PgConnection, rows: &[(RowKey, i64)]) -> Result<()> {
     let advanced = sqlx::query(
-        "UPDATE memory_entries
-             SET prior_gen = gen, prior_rev = revision, gen = gen + 1
-         WHERE namespace = $1 AND key = $2 AND gen = $3",
+        "UPDATE memory_entries m
+             SET prior_gen = m.gen, prior_rev = m.revision, gen = m.gen + 1
+         FROM unnest($1::text[], $2::text[], $3::int8[]) AS i(namespace, key, gen)
+         WHERE m.namespace = i.namespace AND m.key = i.key AND m.gen = i.gen",
     )
-    .bind(namespace)
-    .bind(key)
-    .bind(gen)
+    .bind(
+        rows.iter()
+            .map(|(k, _)| k.namespace.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(rows.iter().map(|(k, _)| k.key.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, gen)| *gen).collect::<Vec<_>>())
     .execute(&mut *conn)
     .await
     .map_err(db_error)?
     .rows_affected();
-    if advanced == 1 {
+    if advanced == rows.len() as u64 {
         Ok(())
     } else {
         Err(Error::internal("a locked row changed generation"))

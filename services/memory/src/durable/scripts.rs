@@ -34,7 +34,7 @@ impl Scripts {
             activate: with_prelude(include_str!("lua/activate.lua")),
             install_usage: with_prelude(include_str!("lua/install_usage.lua")),
             forget: with_prelude(include_str!("lua/forget.lua")),
-            mark_durable: with_prelude(include_str!("lua/mark_durable.lua")),
+            mark_durable: Script::new(include_str!("lua/mark_durable.lua")),
             invalidate: with_prelude(include_str!("lua/invalidate.lua")),
         }
     }
