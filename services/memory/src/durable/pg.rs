@@ -178,11 +178,6 @@ impl Fence {
         }
     }
 
-    /// Whether writing (gen, revision) here moves the row forward.
-    pub fn admits(&self, gen: i64, revision: i64, guard: Guard) -> bool {
-        (self.gen == gen || guard == Guard::Off) && self.revision < revision
-    }
-
     /// [`Self::verdict`], or with the guard off the verdict of a design
     /// without generations: any revision at least as new counts.
     pub fn judge(&self, gen: i64, revision: i64, guard: Guard) -> Verdict {
@@ -211,9 +206,10 @@ pub struct Candidate<'a> {
 }
 
 /// The rows' fences after writing each candidate whose generation is current
-/// and whose revision is newer than the row's (all in one transaction, rows
-/// locked in key order so concurrent batches cannot deadlock). Keyed like
-/// the input; a key without a row maps to `None`.
+/// and whose revision is newer than the row's, keyed like the input (a key
+/// without a row maps to `None`). Several candidates go in one statement
+/// that first locks their rows in key order (so concurrent rounds cannot
+/// deadlock), then updates, then reports each row as it now stands.
 pub async fn write_candidates(
     pool: &PgPool,
     candidates: &[Candidate<'_>],
@@ -222,58 +218,40 @@ pub async fn write_candidates(
     if let [one] = candidates {
         return write_one(pool, one, guard).await.map(|fence| vec![fence]);
     }
-    let namespaces: Vec<&str> = candidates.iter().map(|c| c.namespace).collect();
-    let keys: Vec<&str> = candidates.iter().map(|c| c.key).collect();
-    let mut tx = pool.begin().await.map_err(db_error)?;
-    let rows = sqlx::query(
-        "SELECT m.namespace, m.key, m.gen, m.revision, m.prior_gen, m.prior_rev
-         FROM memory_entries m
-         JOIN unnest($1::text[], $2::text[]) AS i(namespace, key)
-           ON m.namespace = i.namespace AND m.key = i.key
-         ORDER BY m.namespace, m.key
-         FOR UPDATE OF m",
-    )
-    .bind(&namespaces)
-    .bind(&keys)
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(db_error)?;
-    let locked: std::collections::HashMap<(String, String), Fence> = rows
-        .iter()
-        .map(|row| ((row.get("namespace"), row.get("key")), Fence::from_row(row)))
-        .collect();
-    let mut fences = Vec::with_capacity(candidates.len());
-    let mut admitted = Vec::new();
-    for candidate in candidates {
-        let revision = candidate.stored.revision as i64;
-        let fence = locked
-            .get(&(candidate.namespace.to_string(), candidate.key.to_string()))
-            .copied();
-        fences.push(fence.map(|mut fence| {
-            if fence.admits(candidate.gen, revision, guard) {
-                fence.revision = revision;
-                admitted.push(candidate);
-            }
-            fence
-        }));
-    }
-    if !admitted.is_empty() {
-        let stored =
-            |f: fn(&Stored) -> i64| admitted.iter().map(|c| f(c.stored)).collect::<Vec<_>>();
+    let stored = |f: fn(&Stored) -> i64| candidates.iter().map(|c| f(c.stored)).collect::<Vec<_>>();
+    let statement = || {
         sqlx::query(
-            "UPDATE memory_entries m
+            "WITH input AS (
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[],
+                                  $6::int8[], $7::int8[], $8::int8[])
+                 AS i(namespace, key, value, revision, created_at, updated_at, expires_at, gen)
+         ),
+         locked AS (
+             SELECT m.namespace, m.key, m.gen, m.revision, m.prior_gen, m.prior_rev
+             FROM memory_entries m
+             JOIN input i ON m.namespace = i.namespace AND m.key = i.key
+             ORDER BY m.namespace, m.key
+             FOR UPDATE OF m
+         ),
+         updated AS (
+             UPDATE memory_entries m
                  SET value = i.value, revision = i.revision, created_at = i.created_at,
                      updated_at = i.updated_at, expires_at = i.expires_at
-             FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[],
-                         $6::int8[], $7::int8[], $8::int8[])
-                  AS i(namespace, key, value, revision, created_at, updated_at, expires_at, gen)
+             FROM input i
+             JOIN locked l ON l.namespace = i.namespace AND l.key = i.key
              WHERE m.namespace = i.namespace AND m.key = i.key
-               AND (m.gen = i.gen OR NOT $9) AND m.revision < i.revision",
+               AND (m.gen = i.gen OR NOT $9) AND m.revision < i.revision
+             RETURNING m.namespace, m.key, m.revision
+         )
+         SELECT l.namespace, l.key, l.gen, coalesce(u.revision, l.revision) AS revision,
+                l.prior_gen, l.prior_rev
+         FROM locked l
+         LEFT JOIN updated u ON u.namespace = l.namespace AND u.key = l.key",
         )
-        .bind(admitted.iter().map(|c| c.namespace).collect::<Vec<_>>())
-        .bind(admitted.iter().map(|c| c.key).collect::<Vec<_>>())
+        .bind(candidates.iter().map(|c| c.namespace).collect::<Vec<_>>())
+        .bind(candidates.iter().map(|c| c.key).collect::<Vec<_>>())
         .bind(
-            admitted
+            candidates
                 .iter()
                 .map(|c| c.stored.value.as_deref())
                 .collect::<Vec<_>>(),
@@ -282,19 +260,41 @@ pub async fn write_candidates(
         .bind(stored(|s| s.created_at_ms))
         .bind(stored(|s| s.updated_at_ms))
         .bind(
-            admitted
+            candidates
                 .iter()
                 .map(|c| c.stored.expires_at_ms)
                 .collect::<Vec<_>>(),
         )
-        .bind(admitted.iter().map(|c| c.gen).collect::<Vec<_>>())
+        .bind(candidates.iter().map(|c| c.gen).collect::<Vec<_>>())
         .bind(guard == Guard::On)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-    }
-    tx.commit().await.map_err(db_error)?;
-    Ok(fences)
+    };
+    // Rows are locked in key order, so rounds should never deadlock; if
+    // PostgreSQL ever says they did, the statement was rolled back whole and
+    // is run again.
+    let mut attempts = 0;
+    let rows = loop {
+        attempts += 1;
+        match statement().fetch_all(pool).await {
+            Err(sqlx::Error::Database(error))
+                if error.code().as_deref() == Some("40P01") && attempts < 3 =>
+            {
+                tracing::warn!(%error, "a persist round deadlocked; running it again");
+            }
+            result => break result.map_err(db_error)?,
+        }
+    };
+    let fences: std::collections::HashMap<(String, String), Fence> = rows
+        .iter()
+        .map(|row| ((row.get("namespace"), row.get("key")), Fence::from_row(row)))
+        .collect();
+    Ok(candidates
+        .iter()
+        .map(|c| {
+            fences
+                .get(&(c.namespace.to_string(), c.key.to_string()))
+                .copied()
+        })
+        .collect())
 }
 
 /// One candidate: a guarded UPDATE in autocommit, and the row's fence read
