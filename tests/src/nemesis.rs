@@ -98,6 +98,9 @@ impl Workload {
 pub struct Run {
     pub history: Vec<Recorded>,
     pub faults: BTreeMap<Fault, usize>,
+    /// Faults injected but not at the moment they aim for (a replica killed
+    /// "mid-load" that had no load in flight is still killed).
+    pub missed: BTreeMap<Fault, usize>,
     pub indeterminate: usize,
     pub refused: usize,
     pub elapsed: Duration,
@@ -114,12 +117,13 @@ impl fmt::Display for Run {
         let faults: usize = self.faults.values().sum();
         write!(
             f,
-            "{} operations in {:.1?} ({} indeterminate, {} refused), {faults} faults injected: {:?}",
+            "{} operations in {:.1?} ({} indeterminate, {} refused), {faults} faults injected: {:?}, of which off their aim: {:?}",
             self.history.len(),
             self.elapsed,
             self.indeterminate,
             self.refused,
-            self.faults
+            self.faults,
+            self.missed
         )
     }
 }
@@ -220,6 +224,7 @@ where
         indeterminate: history.iter().filter(|op| op.is_indeterminate()).count(),
         history,
         faults: BTreeMap::new(),
+        missed: BTreeMap::new(),
         refused,
         elapsed: started.elapsed(),
     }
@@ -436,8 +441,9 @@ impl Cluster {
         self.replicas.lock().unwrap()[index] = fresh;
     }
 
-    /// Injects `fault`, lets it act for about `span`, and heals it.
-    pub async fn inject(&self, fault: Fault, span: Duration, rng: &mut impl Rng) {
+    /// Injects `fault`, lets it act for about `span`, and heals it; `false`
+    /// when it struck, but not at the moment it aims for.
+    pub async fn inject(&self, fault: Fault, span: Duration, rng: &mut impl Rng) -> bool {
         let count = self.replicas.lock().unwrap().len();
         let victim = rng.random_range(0..count);
         match fault {
@@ -462,9 +468,11 @@ impl Cluster {
             Fault::ReplicaKilledMidLoad => {
                 let replica = self.replica(victim);
                 self.redis_command("FLUSHALL").await;
+                // Only loads send COMMIT: persists are single statements.
                 replica.pg.hold_on(b"COMMIT");
-                replica.pg.held_within(span).await;
+                let mid_load = replica.pg.held_within(span).await;
                 self.replace(victim).await;
+                return mid_load;
             }
             Fault::ReplicaKilledMidPersist => {
                 self.replica(victim).pg.slow(Duration::from_millis(20));
@@ -489,6 +497,7 @@ impl Cluster {
                 tokio::time::sleep(span).await;
             }
         }
+        true
     }
 
     /// Runs `workload` with its faults, and returns the recorded run.
@@ -496,7 +505,7 @@ impl Cluster {
         use std::sync::atomic::{AtomicBool, Ordering};
         let full_round = Arc::new(AtomicBool::new(workload.faults.is_empty()));
         let stop = Arc::new(AtomicBool::new(false));
-        let faults = Arc::new(Mutex::new(BTreeMap::new()));
+        let faults = Arc::new(Mutex::new((BTreeMap::new(), BTreeMap::new())));
         let nemesis = {
             let (cluster, full_round, stop, faults) = (
                 self.clone(),
@@ -513,10 +522,14 @@ impl Cluster {
                         if stop.load(Ordering::SeqCst) {
                             return;
                         }
-                        cluster
+                        let struck = cluster
                             .inject(fault, workload.fault_every / 2, &mut rng)
                             .await;
-                        *faults.lock().unwrap().entry(fault).or_insert(0) += 1;
+                        let (injected, missed) = &mut *faults.lock().unwrap();
+                        *injected.entry(fault).or_insert(0) += 1;
+                        if !struck {
+                            *missed.entry(fault).or_insert(0) += 1;
+                        }
                     }
                     full_round.store(true, Ordering::SeqCst);
                 }
@@ -538,7 +551,7 @@ impl Cluster {
             Memory::new(Arc::new(store), self.limits)
         };
         let mut run = record(workload, namespace, self.live.clone(), may_stop, heal).await;
-        run.faults = std::mem::take(&mut *faults.lock().unwrap());
+        (run.faults, run.missed) = std::mem::take(&mut *faults.lock().unwrap());
         run
     }
 }
