@@ -46,6 +46,7 @@ async fn main() -> anyhow::Result<()> {
         run.faults.values().sum::<usize>(),
         run.faults
     );
+    println!("off their aim: {:?} (struck anyway)", run.missed);
     println!("anomalies:     {anomalies} (keys not linearizable), {unknown} keys unchecked");
     println!(
         "checker:       {:.2?} for {} keys",
