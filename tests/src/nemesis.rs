@@ -419,13 +419,11 @@ impl Cluster {
         self.replicas.lock().unwrap()[index].clone()
     }
 
-    async fn redis_command(&self, command: &str) {
+    /// A command to the current Redis; a failure is part of the fault.
+    async fn redis_command(&self, name: &str) {
         let url = self.redis.lock().unwrap().url();
-        if let Ok(client) = redis::Client::open(url) {
-            if let Ok(mut connection) = client.get_multiplexed_async_connection().await {
-                let _: redis::RedisResult<redis::Value> =
-                    redis::cmd(command).query_async(&mut connection).await;
-            }
+        if let Err(error) = crate::redis_server::command(&url, name).await {
+            tracing::debug!(%error, name, "nemesis command failed");
         }
     }
 

@@ -107,3 +107,24 @@ impl Drop for RedisServer {
         }
     }
 }
+
+/// Sends one argument-less command (`FLUSHALL`, `SAVE`, …) to the Redis at
+/// `url`.
+pub async fn command(url: &str, command: &str) -> redis::RedisResult<()> {
+    let mut connection = redis::Client::open(url)?
+        .get_multiplexed_async_connection()
+        .await?;
+    redis::cmd(command)
+        .query_async::<redis::Value>(&mut connection)
+        .await
+        .map(drop)
+}
+
+impl RedisServer {
+    /// [`command`] on this server; panics if it fails.
+    pub async fn command(&self, name: &str) {
+        command(&self.url(), name)
+            .await
+            .unwrap_or_else(|error| panic!("{name} on the test's Redis: {error}"));
+    }
+}

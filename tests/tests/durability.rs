@@ -207,15 +207,7 @@ async fn a_flushed_redis_reads_through_and_revisions_continue() {
         .cas(&namespace, "lock", None, Some("\"a\""), Some(60))
         .await
         .unwrap();
-    let mut connection = redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let _: () = redis::cmd("FLUSHALL")
-        .query_async(&mut connection)
-        .await
-        .unwrap();
+    redis.command("FLUSHALL").await;
 
     let read = memory.get(&namespace, "k").await.unwrap();
     assert_eq!(
@@ -317,10 +309,7 @@ async fn writes_in_flight_across_a_redis_loss_are_fenced_and_redone() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let _: () = redis::cmd("FLUSHALL")
-        .query_async(&mut connection)
-        .await
-        .unwrap();
+    redis.command("FLUSHALL").await;
     let b_result = b.incr(&namespace, "counter", "100", None).await.unwrap();
     assert_eq!(
         b_result.value, "100",
@@ -336,10 +325,7 @@ async fn writes_in_flight_across_a_redis_loss_are_fenced_and_redone() {
         Arc::new(durable_store_at(&redis.url(), Limits::default()).await),
         Limits::default(),
     );
-    let _: () = redis::cmd("FLUSHALL")
-        .query_async(&mut connection)
-        .await
-        .unwrap();
+    redis.command("FLUSHALL").await;
     let final_entry = fresh.get(&namespace, "counter").await.unwrap();
     assert_eq!(
         final_entry.value, "102",

@@ -3,7 +3,10 @@
 //!
 //! a. a load whose transaction never commits (its replica dies at COMMIT);
 //! b. a write persisted while a load's transaction is still open;
-//! c. a Redis restarted from a snapshot older than what was acknowledged.
+//! c. a Redis restarted from a snapshot older than what was acknowledged;
+//!
+//! and the gap those fixes open: a load that committed and died before it
+//! activated its state in Redis.
 //!
 //! Each asserts what a client is promised: every acknowledged write counts
 //! exactly once, acknowledged revisions (fencing tokens) are distinct and
@@ -13,7 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tessera_memory::durable::scripts::Scripts;
 use tessera_memory::{Entry, Limits, Memory};
-use tessera_tests::harness::{durable_store_at, unique_namespace, ProxiedReplica};
+use tessera_tests::harness::{database_url, durable_store_at, unique_namespace, ProxiedReplica};
+use tessera_tests::proxy::PausableProxy;
 use tessera_tests::redis_server::RedisServer;
 
 const HOLD: Duration = Duration::from_secs(5);
@@ -25,22 +29,48 @@ async fn direct(redis: &RedisServer) -> Memory {
     )
 }
 
-async fn redis_command(redis: &RedisServer, command: &str) {
-    let mut connection = redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let _: redis::Value = redis::cmd(command)
-        .query_async(&mut connection)
-        .await
-        .unwrap();
-}
-
 /// The key as PostgreSQL has it, read through a Redis that holds nothing.
 async fn durable_state(redis: &RedisServer, namespace: &str, key: &str) -> Entry {
-    redis_command(redis, "FLUSHALL").await;
+    redis.command("FLUSHALL").await;
     direct(redis).await.get(namespace, key).await.unwrap()
+}
+
+type Load = tokio::task::JoinHandle<tessera_error::Result<Entry>>;
+
+/// Key `k` holds 1 (revision 1, durable) and Redis has lost it; replica A is
+/// loading it, its traffic held (by the proxy `at` picks) at the first
+/// request containing `pattern`. Returns C (a direct replica), A and A's
+/// load.
+async fn held_load(
+    redis: &RedisServer,
+    namespace: &str,
+    at: fn(&ProxiedReplica) -> &PausableProxy,
+    pattern: &[u8],
+) -> (Memory, ProxiedReplica, Load) {
+    let c = direct(redis).await;
+    c.incr(namespace, "k", "1", None).await.unwrap();
+    redis.command("FLUSHALL").await;
+    let a = ProxiedReplica::start(redis.port, Limits::default()).await;
+    at(&a).hold_on(pattern);
+    let a_load = {
+        let (memory, namespace) = (a.memory.clone(), namespace.to_string());
+        tokio::spawn(async move { memory.get(&namespace, "k").await })
+    };
+    assert!(
+        at(&a).held_within(HOLD).await,
+        "A's load reached the held request"
+    );
+    (c, a, a_load)
+}
+
+/// The key's load generation in PostgreSQL.
+async fn generation(namespace: &str) -> i64 {
+    let pool = sqlx::PgPool::connect(&database_url()).await.unwrap();
+    sqlx::query_scalar("SELECT gen FROM memory_entries WHERE namespace = $1 AND key = 'k'")
+        .bind(namespace)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
 }
 
 /// a. Replica A loads the key and dies before its COMMIT. Replica B writes on
@@ -52,17 +82,7 @@ async fn durable_state(redis: &RedisServer, namespace: &str, key: &str) -> Entry
 async fn a_load_that_never_commits_cannot_hand_out_its_generation_twice() {
     let redis = RedisServer::start();
     let namespace = unique_namespace("schedule-a");
-    let c = direct(&redis).await;
-    c.incr(&namespace, "k", "1", None).await.unwrap();
-    redis_command(&redis, "FLUSHALL").await;
-
-    let a = ProxiedReplica::start(redis.port, Limits::default()).await;
-    a.pg.hold_on(b"COMMIT");
-    let a_load = {
-        let (memory, namespace) = (a.memory.clone(), namespace.clone());
-        tokio::spawn(async move { memory.get(&namespace, "k").await })
-    };
-    assert!(a.pg.held_within(HOLD).await, "A's load reached its COMMIT");
+    let (c, a, a_load) = held_load(&redis, &namespace, |a| &a.pg, b"COMMIT").await;
 
     let b = ProxiedReplica::start(redis.port, Limits::default()).await;
     b.pg.hold_on(b"SET value");
@@ -76,7 +96,7 @@ async fn a_load_that_never_commits_cannot_hand_out_its_generation_twice() {
     let _ = a_load.await.unwrap();
     assert!(b.pg.held_within(HOLD).await, "B's write reached PostgreSQL");
 
-    redis_command(&redis, "FLUSHALL").await;
+    redis.command("FLUSHALL").await;
     let c_entry = c.incr(&namespace, "k", "100", None).await.unwrap();
     b.pg.resume();
     let b_entry = b_incr
@@ -104,17 +124,7 @@ async fn a_load_that_never_commits_cannot_hand_out_its_generation_twice() {
 async fn a_write_is_not_redone_while_a_load_may_still_commit() {
     let redis = RedisServer::start();
     let namespace = unique_namespace("schedule-b");
-    let c = direct(&redis).await;
-    c.incr(&namespace, "k", "1", None).await.unwrap();
-    redis_command(&redis, "FLUSHALL").await;
-
-    let a = ProxiedReplica::start(redis.port, Limits::default()).await;
-    a.pg.hold_on(b"COMMIT");
-    let a_load = {
-        let (memory, namespace) = (a.memory.clone(), namespace.clone());
-        tokio::spawn(async move { memory.get(&namespace, "k").await })
-    };
-    assert!(a.pg.held_within(HOLD).await, "A's load reached its COMMIT");
+    let (c, a, a_load) = held_load(&redis, &namespace, |a| &a.pg, b"COMMIT").await;
 
     let b = ProxiedReplica::start(redis.port, Limits::default()).await;
     let invalidate = Scripts::new().invalidate.get_hash().to_string();
@@ -160,7 +170,7 @@ async fn a_redis_restored_from_an_old_snapshot_is_loaded_again() {
             .await
             .unwrap();
     }
-    redis_command(&redis, "SAVE").await;
+    redis.command("SAVE").await;
     let mut acknowledged = None;
     for value in 6..=7 {
         acknowledged = Some(
@@ -195,4 +205,29 @@ async fn a_redis_restored_from_an_old_snapshot_is_loaded_again() {
     assert_eq!(next.revision, 8, "fencing tokens never go backwards");
     let stored = durable_state(&redis, &namespace, "k").await;
     assert_eq!((stored.value.as_str(), stored.revision), ("8", 8));
+}
+
+/// Replica A's load commits its generation and dies before activating the
+/// state it installed in Redis. The next load finds that state pending, with
+/// exactly the row's generation and revision, and activates it: no second
+/// generation, the value and revisions carry on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_load_that_committed_but_never_activated_is_finished_by_the_next() {
+    let redis = RedisServer::start();
+    let namespace = unique_namespace("unactivated");
+    let activate = Scripts::new().activate.get_hash().to_string();
+    let (c, a, a_load) = held_load(&redis, &namespace, |a| &a.redis, activate.as_bytes()).await;
+    let committed = generation(&namespace).await;
+    a.kill();
+    let _ = a_load.await.unwrap();
+
+    let read = c.get(&namespace, "k").await.unwrap();
+    assert_eq!((read.value.as_str(), read.revision), ("1", 1));
+    assert_eq!(
+        generation(&namespace).await,
+        committed,
+        "the committed load was activated, not loaded again"
+    );
+    let next = c.incr(&namespace, "k", "1", None).await.unwrap();
+    assert_eq!((next.value.as_str(), next.revision), ("2", 2));
 }

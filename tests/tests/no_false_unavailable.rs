@@ -77,15 +77,7 @@ async fn fresh_keys_and_cold_reads_never_answer_unavailable() {
         &failures[..failures.len().min(5)]
     );
 
-    let mut connection = redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let _: () = redis::cmd("FLUSHALL")
-        .query_async(&mut connection)
-        .await
-        .unwrap();
+    redis.command("FLUSHALL").await;
     let failures = storm(&replicas, &namespace, true).await;
     assert!(
         failures.is_empty(),

@@ -7,8 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 use tessera_memory::embedded::EmbeddedStore;
-use tessera_memory::{Limits, Memory};
-use tessera_tests::harness::{durable_store_with, unique_namespace};
+use tessera_memory::{CasOutcome, Limits, Memory};
+use tessera_tests::harness::{durable_store_with, unique_namespace, ProxiedReplica};
 use tessera_tests::postgres_server::PostgresServer;
 use tessera_tests::redis_server::RedisServer;
 
@@ -83,8 +83,10 @@ where
         "fencing tokens never repeat: {lock:?}"
     );
     let page = memory.list(&ns, "", 100, "").await.unwrap();
-    let keys: Vec<&str> = page.entries.iter().map(|e| e.key.as_str()).collect();
-    assert_eq!(keys, ["job/0", "k", "alive"]);
+    // Newest first, but two writes may share a millisecond: compare as a set.
+    let mut keys: Vec<&str> = page.entries.iter().map(|e| e.key.as_str()).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["alive", "job/0", "k"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,4 +130,125 @@ async fn embedded_backend_reclaims_dead_keys() {
     })
     .await;
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A dead key's row and a replica on it that writes the key again, with its
+/// PostgreSQL write held in flight: the row's state is still the tombstone.
+struct Race {
+    _redis: RedisServer,
+    postgres: PostgresServer,
+    /// A replica with direct connections.
+    direct: Memory,
+    namespace: String,
+    redis_port: u16,
+}
+
+impl Race {
+    async fn start() -> Self {
+        let redis = RedisServer::start();
+        let postgres = PostgresServer::start();
+        let store = durable_store_with(&redis.url(), &postgres.url(), Limits::default()).await;
+        let direct = Memory::new(Arc::new(store), Limits::default());
+        let namespace = unique_namespace("reclaim-race");
+        direct
+            .cas(&namespace, "job", None, Some("\"first\""), None)
+            .await
+            .unwrap();
+        let released = direct
+            .cas(&namespace, "job", Some("\"first\""), None, None)
+            .await
+            .unwrap();
+        assert_eq!(released.revision, 2);
+        Race {
+            redis_port: redis.port,
+            _redis: redis,
+            postgres,
+            direct,
+            namespace,
+        }
+    }
+
+    async fn replica(&self) -> ProxiedReplica {
+        ProxiedReplica::start_with(
+            self.redis_port,
+            &self.postgres.url(),
+            Limits::default(),
+            None,
+        )
+        .await
+    }
+
+    fn acquire(
+        &self,
+        memory: &Memory,
+    ) -> tokio::task::JoinHandle<tessera_error::Result<CasOutcome>> {
+        let (memory, namespace) = (memory.clone(), self.namespace.clone());
+        tokio::spawn(async move {
+            memory
+                .cas(&namespace, "job", None, Some("\"second\""), None)
+                .await
+        })
+    }
+
+    /// What PostgreSQL holds for the key, read through an emptied Redis.
+    async fn durable_job(&self) -> tessera_memory::Entry {
+        tessera_tests::redis_server::command(
+            &format!("redis://127.0.0.1:{}", self.redis_port),
+            "FLUSHALL",
+        )
+        .await
+        .unwrap();
+        self.direct.get(&self.namespace, "job").await.unwrap()
+    }
+}
+
+/// The key is written again in Redis while its row is still the dead
+/// tombstone (the write is on its way to PostgreSQL): the reclaimer leaves
+/// Redis's newer state and the row alone, and the write lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_on_its_way_keeps_its_dead_row() {
+    let race = Race::start().await;
+    let writer = race.replica().await;
+    writer.pg.hold_on(b"SET value");
+    let acquire = race.acquire(&writer.memory);
+    assert!(
+        writer.pg.held_within(Duration::from_secs(5)).await,
+        "the write reached PostgreSQL"
+    );
+
+    assert_eq!(race.direct.reclaim(Duration::ZERO).await.unwrap(), 0);
+    writer.pg.resume();
+    let acquired = acquire.await.unwrap().expect("the write is acknowledged");
+    assert!(acquired.swapped && acquired.revision == 3, "{acquired:?}");
+    let job = race.durable_job().await;
+    assert_eq!((job.value.as_str(), job.revision), ("\"second\"", 3));
+}
+
+/// The reclaimer has let Redis drop the dead key and is about to delete its
+/// row when a write loads the key and stores it: the delete re-checks that
+/// the row is still that dead row, and the write survives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_between_the_reclaimers_look_and_its_delete_survives() {
+    let race = Race::start().await;
+    let reclaimer = race.replica().await;
+    reclaimer.pg.hold_on(b"UPDATE memory_floors");
+    let reclaim = {
+        let memory = reclaimer.memory.clone();
+        tokio::spawn(async move { memory.reclaim(Duration::ZERO).await })
+    };
+    assert!(
+        reclaimer.pg.held_within(Duration::from_secs(5)).await,
+        "the reclaimer reached its delete"
+    );
+
+    let acquired = race.acquire(&race.direct).await.unwrap().unwrap();
+    assert!(acquired.swapped && acquired.revision == 3, "{acquired:?}");
+    reclaimer.pg.resume();
+    assert_eq!(
+        reclaim.await.unwrap().unwrap(),
+        0,
+        "the row came back to life"
+    );
+    let job = race.durable_job().await;
+    assert_eq!((job.value.as_str(), job.revision), ("\"second\"", 3));
 }

@@ -1,7 +1,7 @@
 //! The durable backend: Redis linearizes, PostgreSQL remembers.
 //!
-//! Each operation runs as one Lua script in Redis, which orders all
-//! operations on a key and assigns the next revision. Before the call is
+//! Each write runs as one Lua script in Redis, which orders all operations
+//! on a key and assigns the next revision (a read is one atomic HMGET). Before the call is
 //! acknowledged, the resulting state is written to PostgreSQL with a guarded
 //! UPDATE (`gen = $gen AND revision < $rev`), so PostgreSQL holds every
 //! acknowledged write and its revision never moves backwards. A key missing
