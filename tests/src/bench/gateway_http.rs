@@ -27,6 +27,7 @@ struct ClientRequests {
 struct Shared {
     http: reqwest::Client,
     namespace: String,
+    health_url: String,
     cas_url: String,
     incr_url: String,
     clients: Vec<ClientRequests>,
@@ -81,11 +82,22 @@ impl GatewayHttp {
             shared: Arc::new(Shared {
                 http,
                 namespace,
+                health_url: format!("{base}/health"),
                 cas_url: format!("{base}/api/memory/cas"),
                 incr_url: format!("{base}/api/memory/incr"),
                 clients,
             }),
         })
+    }
+
+    /// `GET /health` on the same gateway and client: a route that calls
+    /// no service, so the most any REST call could reach here.
+    pub async fn health(&self, name: &str, settings: &Settings) -> Outcome {
+        run_shared(name, settings, &self.shared, |shared, _, _| async move {
+            success(shared.http.get(&shared.health_url).send().await?).await?;
+            Ok(())
+        })
+        .await
     }
 
     pub async fn get(&self, name: &str, settings: &Settings) -> Outcome {

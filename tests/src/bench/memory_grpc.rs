@@ -11,6 +11,8 @@ use tessera_proto::memory::v1 as pb;
 use tessera_proto::memory::v1::memory_service_client::MemoryServiceClient;
 use tessera_tests::harness::{durable_memory, unique_namespace, MemoryServer};
 use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
 
 type Client = MemoryServiceClient<Channel>;
 
@@ -62,6 +64,8 @@ struct Shared {
     namespace: String,
     /// One per client; clients of the same group share a channel.
     clients: Vec<Client>,
+    /// Each client's channel, for the health check.
+    channels: Vec<Channel>,
     keys: Vec<ClientKeys>,
 }
 
@@ -80,19 +84,24 @@ impl MemoryGrpc {
         let server = MemoryServer::start(memory.clone()).await;
         let endpoint = Endpoint::from_shared(server.url())?;
         let per_channel = settings.clients_per_channel();
-        let mut clients = Vec::with_capacity(settings.concurrency);
+        let mut channels: Vec<Channel> = Vec::with_capacity(settings.concurrency);
         for client in 0..settings.concurrency {
             if client % per_channel == 0 {
                 let channel = endpoint
                     .connect()
                     .await
                     .context("connect to the memory server")?;
-                clients.push(MemoryServiceClient::new(channel));
+                channels.push(channel);
             } else {
-                let shared = clients[client - client % per_channel].clone();
-                clients.push(shared);
+                let shared = channels[client - client % per_channel].clone();
+                channels.push(shared);
             }
         }
+        let clients = channels
+            .iter()
+            .cloned()
+            .map(MemoryServiceClient::new)
+            .collect();
         let namespace = unique_namespace("bench-grpc");
         let keys = ClientKeys::all(settings.concurrency);
         let target = MemoryGrpc {
@@ -101,6 +110,7 @@ impl MemoryGrpc {
             shared: Arc::new(Shared {
                 namespace,
                 clients,
+                channels,
                 keys,
             }),
         };
@@ -132,6 +142,29 @@ impl MemoryGrpc {
                 .context("seed a key to read")?;
         }
         Ok(())
+    }
+
+    /// The gRPC health check on the same server and channels: a call that
+    /// touches neither Redis nor PostgreSQL, so the most any memory call
+    /// could reach through this transport on this machine.
+    pub async fn health(&self, name: &str, settings: &Settings) -> Outcome {
+        let health: Arc<Vec<HealthClient<Channel>>> = Arc::new(
+            self.shared
+                .channels
+                .iter()
+                .cloned()
+                .map(HealthClient::new)
+                .collect(),
+        );
+        run_shared(name, settings, &health, |health, client, _| async move {
+            let mut health = health[client].clone();
+            let request = HealthCheckRequest {
+                service: tessera_memory::grpc::SERVICE_NAME.to_string(),
+            };
+            health.check(request).await?;
+            Ok(())
+        })
+        .await
     }
 
     pub async fn get(&self, name: &str, settings: &Settings) -> Outcome {

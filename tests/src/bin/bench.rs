@@ -46,11 +46,13 @@ pub enum Case {
     RedisGet,
     RedisSet,
     RedisEvalshaCas,
+    GrpcNoop,
     GrpcGet,
     GrpcCas,
     GrpcIncr,
     GrpcHotIncr,
     GrpcHotCas,
+    HttpNoop,
     HttpGet,
     HttpCas,
     HttpIncr,
@@ -64,15 +66,17 @@ pub enum Case {
 
 impl Case {
     /// Every case, in run order: each baseline before what it is compared with.
-    const ALL: [Case; 17] = [
+    const ALL: [Case; 19] = [
         Case::RedisGet,
         Case::RedisSet,
         Case::RedisEvalshaCas,
+        Case::GrpcNoop,
         Case::GrpcGet,
         Case::GrpcCas,
         Case::GrpcIncr,
         Case::GrpcHotIncr,
         Case::GrpcHotCas,
+        Case::HttpNoop,
         Case::HttpGet,
         Case::HttpCas,
         Case::HttpIncr,
@@ -89,11 +93,13 @@ impl Case {
             Case::RedisGet => "redis-get",
             Case::RedisSet => "redis-set",
             Case::RedisEvalshaCas => "redis-evalsha",
+            Case::GrpcNoop => "grpc-noop",
             Case::GrpcGet => "grpc-get",
             Case::GrpcCas => "grpc-cas",
             Case::GrpcIncr => "grpc-incr",
             Case::GrpcHotIncr => "grpc-hot-incr",
             Case::GrpcHotCas => "grpc-hot-cas",
+            Case::HttpNoop => "http-noop",
             Case::HttpGet => "http-get",
             Case::HttpCas => "http-cas",
             Case::HttpIncr => "http-incr",
@@ -109,13 +115,14 @@ impl Case {
     pub fn path(self) -> &'static str {
         match self {
             Case::RedisGet | Case::RedisSet | Case::RedisEvalshaCas => "redis (raw)",
-            Case::GrpcGet
+            Case::GrpcNoop
+            | Case::GrpcGet
             | Case::GrpcCas
             | Case::GrpcIncr
             | Case::GrpcHotIncr
             | Case::GrpcHotCas
             | Case::GrpcSpreadSet => "memory gRPC",
-            Case::HttpGet | Case::HttpCas | Case::HttpIncr => "gateway HTTP",
+            Case::HttpNoop | Case::HttpGet | Case::HttpCas | Case::HttpIncr => "gateway HTTP",
             Case::PgUpsert => "postgres (raw)",
             Case::GrpcDurableSet => "memory gRPC",
             Case::Eip712Recover => "EVM (raw CPU)",
@@ -129,11 +136,13 @@ impl Case {
             Case::RedisGet => "GET",
             Case::RedisSet => "SET",
             Case::RedisEvalshaCas => "EVALSHA cas",
+            Case::GrpcNoop => "health Check (no-op)",
             Case::GrpcGet => "Get",
             Case::GrpcCas => "CompareAndSwap",
             Case::GrpcIncr => "Increment",
             Case::GrpcHotIncr => "Increment, 1 hot key",
             Case::GrpcHotCas => "CAS lock, 1 hot key",
+            Case::HttpNoop => "GET /health (no-op)",
             Case::HttpGet => "GET /api/memory",
             Case::HttpCas => "POST /api/memory/cas",
             Case::HttpIncr => "POST /api/memory/incr",
@@ -150,7 +159,9 @@ impl Case {
     /// first that ran is used. A case that lists itself is a baseline.
     pub fn baselines(self) -> &'static [Case] {
         match self {
-            Case::RedisGet | Case::GrpcGet | Case::HttpGet => &[Case::RedisGet],
+            Case::RedisGet | Case::GrpcNoop | Case::GrpcGet | Case::HttpNoop | Case::HttpGet => {
+                &[Case::RedisGet]
+            }
             Case::RedisSet => &[Case::RedisSet],
             Case::RedisEvalshaCas
             | Case::GrpcCas
@@ -167,13 +178,17 @@ impl Case {
     }
 
     fn is_http(self) -> bool {
-        matches!(self, Case::HttpGet | Case::HttpCas | Case::HttpIncr)
+        matches!(
+            self,
+            Case::HttpNoop | Case::HttpGet | Case::HttpCas | Case::HttpIncr
+        )
     }
 
     fn is_grpc(self) -> bool {
         matches!(
             self,
-            Case::GrpcGet
+            Case::GrpcNoop
+                | Case::GrpcGet
                 | Case::GrpcCas
                 | Case::GrpcIncr
                 | Case::GrpcHotIncr
@@ -346,6 +361,7 @@ impl Targets {
             Case::RedisGet => redis.expect(missing).get(name, settings).await,
             Case::RedisSet => redis.expect(missing).set(name, settings).await,
             Case::RedisEvalshaCas => redis.expect(missing).evalsha_cas(name, settings).await,
+            Case::GrpcNoop => memory.expect(missing).health(name, settings).await,
             Case::GrpcGet => memory.expect(missing).get(name, settings).await,
             Case::GrpcCas => {
                 memory
@@ -358,6 +374,7 @@ impl Targets {
             Case::GrpcHotIncr => memory.expect(missing).hot_increment(name, settings).await,
             Case::GrpcHotCas => memory.expect(missing).hot_lock(name, settings).await,
             Case::GrpcSpreadSet => memory.expect(missing).spread_set(name, settings).await,
+            Case::HttpNoop => gateway.expect(missing).health(name, settings).await,
             Case::HttpGet => gateway.expect(missing).get(name, settings).await,
             Case::HttpCas => {
                 gateway
