@@ -1,0 +1,5 @@
+//! (filled in by its family)
+
+use crate::Tool;
+
+pub static TOOLS: &[Tool] = &[];
