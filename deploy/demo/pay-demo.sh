@@ -55,6 +55,7 @@ FREE_MODE=false PAYMENT_PAY_TO=$pay_to PAYMENT_NETWORK=eip155:84532 PAYMENT_ASSE
   PAYMENT_ASSET_NAME=USDC PAYMENT_ASSET_VERSION=2 FACILITATOR_URL=http://$FACILITATOR \
   FACILITATOR_API_KEY=$API_KEY PAYMENT_RPC_URL=$rpc INTERNAL_TOKEN=$SERVICE_TOKEN \
   MEMORY_EMBEDDED_PATH=$work/memory.db GATEWAY_ADDR=$GATEWAY MEMORY_GRPC_ADDR=$GRPC \
+  POW_SECRET=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n') POW_EMBEDDED_PATH=$work/pow.db \
   target/debug/tessera > "$work/tessera.log" 2>&1 &
 pids+=($!)
 wait_http "http://$GATEWAY/health"
@@ -82,3 +83,18 @@ if [ "$status" != 200 ] || [ "$success" != true ]; then
   exit 1
 fi
 say "paid: HTTP $status, settled in $(json .paymentResponse.transaction <<< "$result")"
+
+say "the free tier: a tool paid with proof of work instead (README, 'Proof of work')"
+status=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://$GATEWAY/api/hash" \
+  -H 'Content-Type: application/json' -d '{"text":"hello"}')
+[ "$status" = 402 ] || { echo "an unpaid tool call answered $status, not 402" >&2; exit 1; }
+SOLUTION=$(curl -s "http://$GATEWAY/api/pow/challenge?slug=hash" | node deploy/demo/pow-solve.mjs)
+answer=$(curl -s -w ' %{http_code}' -X POST "http://$GATEWAY/api/hash" -H "X-Pow-Solution: $SOLUTION" \
+  -H 'Content-Type: application/json' -d '{"text":"hello"}')
+echo "$answer"
+case "$answer" in *'"hex":"2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"'*' 200') ;;
+  *) echo "the proof-of-work call did not answer sha256(hello)" >&2; exit 1 ;; esac
+again=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://$GATEWAY/api/hash" \
+  -H "X-Pow-Solution: $SOLUTION" -H 'Content-Type: application/json' -d '{"text":"hello"}')
+[ "$again" = 409 ] || { echo "a spent solution answered $again, not 409" >&2; exit 1; }
+say "proof of work: served once (200), refused when presented again ($again)"

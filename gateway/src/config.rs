@@ -4,12 +4,14 @@
 //! |---|---|---|
 //! | `GATEWAY_ADDR` | `127.0.0.1:8080` | HTTP listen address |
 //! | `MEMORY_URL` | `http://127.0.0.1:50051` | the memory service (gRPC) |
+//! | `TOOLS_URL` | `http://127.0.0.1:50057` | the tools service (gRPC) |
+//! | `POW_URL` | `http://127.0.0.1:50054` | the pow service (gRPC): challenges, and cpu-tier calls paid with `X-Pow-Solution` |
 //! | `FREE_MODE` | `false` | serve without payment, callers naming their own namespace (development only) |
 //! | `PAYMENT_URL` | unset | the payment service (gRPC); required unless `FREE_MODE` |
 //! | `PAYMENT_SETTLE_BEFORE_EXECUTION` | `false` | settle every payment before its call runs |
 //! | `GATEWAY_REQUEST_TIMEOUT_SECONDS` | `30` | a paid route's call (not its payment) that takes longer is answered 504 and not charged |
 //! | `GATEWAY_MAX_CONCURRENT_REQUESTS` | `1024` | requests in progress at once; more are answered 503 at once |
-//! | `INTERNAL_TOKEN` | unset | sent to the memory and payment services (`authorization: Bearer`) |
+//! | `INTERNAL_TOKEN` | unset | sent to the memory, tools and payment services (`authorization: Bearer`) |
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -18,6 +20,8 @@ use tessera_runtime::grpc_auth::ServiceToken;
 
 pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_MEMORY_URL: &str = "http://127.0.0.1:50051";
+pub const DEFAULT_TOOLS_URL: &str = "http://127.0.0.1:50057";
+pub const DEFAULT_POW_URL: &str = "http://127.0.0.1:50054";
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 1024;
 
@@ -27,6 +31,10 @@ pub struct GatewayConfig {
     pub listen_addr: SocketAddr,
     /// `MEMORY_URL`, default `http://127.0.0.1:50051`.
     pub memory_url: String,
+    /// `TOOLS_URL`, default `http://127.0.0.1:50057`.
+    pub tools_url: String,
+    /// `POW_URL`, default `http://127.0.0.1:50054`.
+    pub pow_url: String,
     /// `FREE_MODE`, default false: serve without payment, callers naming
     /// their own namespace. Development only.
     pub free_mode: bool,
@@ -51,6 +59,8 @@ impl Default for GatewayConfig {
                 .parse()
                 .expect("a valid default address"),
             memory_url: DEFAULT_MEMORY_URL.to_string(),
+            tools_url: DEFAULT_TOOLS_URL.to_string(),
+            pow_url: DEFAULT_POW_URL.to_string(),
             free_mode: false,
             payment_url: None,
             settle_before: false,
@@ -83,6 +93,8 @@ impl GatewayConfig {
         Ok(GatewayConfig {
             listen_addr: env_or("GATEWAY_ADDR", defaults.listen_addr)?,
             memory_url: env_string("MEMORY_URL", DEFAULT_MEMORY_URL),
+            tools_url: env_string("TOOLS_URL", DEFAULT_TOOLS_URL),
+            pow_url: env_string("POW_URL", DEFAULT_POW_URL),
             free_mode: env_bool("FREE_MODE", defaults.free_mode)?,
             payment_url: Some(env_string("PAYMENT_URL", "")).filter(|url| !url.is_empty()),
             settle_before: env_bool("PAYMENT_SETTLE_BEFORE_EXECUTION", false)?,

@@ -1,5 +1,6 @@
 //! The REST gateway: the agent402, 2s.io and per-agent memory APIs, each a
-//! face over the same internal memory gRPC service. `GET /metrics` serves
+//! face over the same internal memory gRPC service, and the tools (agent402
+//! face) over the tools gRPC service. `GET /metrics` serves
 //! the process's Prometheus metrics (every request here counts as
 //! `service="gateway"`, `route` = the route pattern).
 //!
@@ -18,9 +19,14 @@ mod extract;
 mod faces;
 mod identity;
 mod memory;
+mod pow;
 pub mod routes;
 pub use memory::MemoryClient;
 mod timestamps;
+mod tools;
+mod transport;
+pub use pow::PowClient;
+pub use tools::ToolsClient;
 pub mod x402;
 
 pub use config::GatewayConfig;
@@ -44,9 +50,32 @@ use tokio::net::TcpListener;
 const NO_PAYMENT_GATE: &str =
     "no payment gate is configured: set PAYMENT_URL to the payment service (x402), or FREE_MODE=true for development";
 
+/// The services the gateway's routes call.
+#[derive(Debug, Clone)]
+pub struct Backends {
+    pub memory: MemoryClient,
+    pub tools: ToolsClient,
+    pub pow: PowClient,
+}
+
+impl Backends {
+    /// Clients of the services at `config.memory_url`, `config.tools_url`
+    /// and `config.pow_url`, each connected on first use.
+    pub fn connect_lazy(config: &GatewayConfig) -> anyhow::Result<Self> {
+        let token = config.internal_token.clone();
+        Ok(Backends {
+            memory: MemoryClient::connect_lazy(&config.memory_url, token.clone())?,
+            tools: ToolsClient::connect_lazy(&config.tools_url, token.clone())?,
+            pow: PowClient::connect_lazy(&config.pow_url, token)?,
+        })
+    }
+}
+
 #[derive(Clone)]
 pub(crate) struct AppState {
     memory: MemoryClient,
+    tools: ToolsClient,
+    pow: PowClient,
     gate: Gate,
     started: Instant,
     free_mode: bool,
@@ -58,40 +87,62 @@ impl FromRef<AppState> for MemoryClient {
     }
 }
 
+impl FromRef<AppState> for ToolsClient {
+    fn from_ref(state: &AppState) -> Self {
+        state.tools.clone()
+    }
+}
+
+impl FromRef<AppState> for PowClient {
+    fn from_ref(state: &AppState) -> Self {
+        state.pow.clone()
+    }
+}
+
 impl FromRef<AppState> for Gate {
     fn from_ref(state: &AppState) -> Self {
         state.gate.clone()
     }
 }
 
-/// The routes that are free: health, readiness and metrics.
-pub const FREE_ROUTES: &[(&str, &str)] =
-    &[("GET", "/health"), ("GET", "/ready"), ("GET", "/metrics")];
+/// The routes that are free: health, readiness, metrics, and proof of
+/// work's description and challenges.
+pub const FREE_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/health"),
+    ("GET", "/ready"),
+    ("GET", "/metrics"),
+    ("GET", "/api/pow"),
+    ("GET", "/api/pow/challenge"),
+];
 
-/// The gateway's routes over a memory service at `config.memory_url`,
-/// connected on first use. Every memory route is paid with x402 through the
-/// payment service at `config.payment_url`, unless FREE_MODE; then the
-/// payment service must price every paid route, or this fails.
+/// The gateway's routes over a memory service at `config.memory_url` and a
+/// tools service at `config.tools_url`, connected on first use. Every paid
+/// route is paid with x402 through the payment service at
+/// `config.payment_url`, unless FREE_MODE; then the payment service must
+/// price every paid route, or this fails.
 pub async fn router(config: &GatewayConfig) -> anyhow::Result<Router> {
-    let memory = MemoryClient::connect_lazy(&config.memory_url, config.internal_token.clone())?;
-    tracing::info!(memory_url = %config.memory_url, "memory over the network");
-    router_with(config, memory).await
+    let backends = Backends::connect_lazy(config)?;
+    tracing::info!(memory_url = %config.memory_url, tools_url = %config.tools_url, "services over the network");
+    router_with(config, backends).await
 }
 
-/// As [`router`], over `memory` (e.g. [`MemoryClient::in_process`]).
-pub async fn router_with(config: &GatewayConfig, memory: MemoryClient) -> anyhow::Result<Router> {
+/// As [`router`], over `backends` (e.g. [`MemoryClient::in_process`]).
+pub async fn router_with(config: &GatewayConfig, backends: Backends) -> anyhow::Result<Router> {
     let (gate, payments) = identity_gate(config)?;
     if let Some(payments) = &payments {
         payments.check_prices().await?;
     }
     tracing::info!(paid = payments.is_some(), "gateway routes ready");
     let state = AppState {
-        memory,
+        memory: backends.memory,
+        tools: backends.tools,
+        pow: backends.pow.clone(),
         gate,
         started: Instant::now(),
         free_mode: config.free_mode,
     };
     let guard = routes::Guard {
+        pow: payments.as_ref().map(|_| backends.pow),
         payments,
         call_timeout: config.request_timeout,
     };
@@ -103,6 +154,7 @@ pub async fn router_with(config: &GatewayConfig, memory: MemoryClient) -> anyhow
 pub fn declared_routes() -> Vec<DeclaredRoute> {
     let guard = routes::Guard {
         payments: None,
+        pow: None,
         call_timeout: config::DEFAULT_REQUEST_TIMEOUT,
     };
     routes::build(faces(), &guard).1
@@ -113,6 +165,7 @@ fn faces() -> Vec<routes::FaceRoutes> {
         faces::agent402::routes(),
         faces::twos::routes(),
         faces::agents::routes(),
+        faces::tools::routes(),
     ]
 }
 
@@ -157,6 +210,8 @@ fn assemble(state: AppState, guard: &routes::Guard, max_concurrent: usize) -> Ro
     let router = Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/api/pow", get(pow::describe))
+        .route("/api/pow/challenge", get(pow::challenge))
         .merge(tessera_runtime::metrics::routes())
         .merge(paid)
         .fallback(tessera_runtime::http::not_found)

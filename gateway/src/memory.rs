@@ -5,6 +5,7 @@
 //! Grant management names the owner as the caller too. Every call carries
 //! the internal service token (`INTERNAL_TOKEN`) when one is set.
 
+use crate::transport::{self, LocalService, Transport};
 use serde::{Deserialize, Serialize};
 use serde_json::{Number, Value};
 use std::time::Duration;
@@ -13,18 +14,8 @@ use tessera_proto::memory::v1 as pb;
 use tessera_proto::memory::v1::memory_service_client::MemoryServiceClient;
 use tessera_runtime::grpc_auth::ServiceToken;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tower::util::BoxCloneSyncService;
-use tower::ServiceExt;
-
-/// How calls reach the memory service: a network channel, or (in the
-/// all-in-one) the memory gRPC service itself, called in the same process
-/// with no socket in between.
-pub type Transport = BoxCloneSyncService<
-    http::Request<tonic::body::Body>,
-    http::Response<tonic::body::Body>,
-    tonic::transport::Error,
->;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const CALL_TIMEOUT: Duration = Duration::from_secs(15);
@@ -182,10 +173,8 @@ impl MemoryClient {
     /// (and reports not-ready) while the memory service is still down. Every
     /// call carries `token` (the internal service token), if one is set.
     pub fn connect_lazy(url: &str, token: ServiceToken) -> anyhow::Result<Self> {
-        let endpoint = Endpoint::from_shared(url.to_string())?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(CALL_TIMEOUT);
-        Ok(Self::new(endpoint.connect_lazy(), token))
+        let transport = transport::lazy(url, CONNECT_TIMEOUT, CALL_TIMEOUT)?;
+        Ok(Self::over(transport, token))
     }
 
     pub fn new(channel: Channel, token: ServiceToken) -> Self {
@@ -195,22 +184,8 @@ impl MemoryClient {
     /// A client calling `service` (the memory gRPC server of this process)
     /// directly: requests are encoded and decoded as over the network, but
     /// no HTTP/2 connection or loopback hop is paid.
-    pub fn in_process<S>(service: S, token: ServiceToken) -> Self
-    where
-        S: tower::Service<
-                http::Request<tonic::body::Body>,
-                Response = http::Response<tonic::body::Body>,
-                Error = std::convert::Infallible,
-            > + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
-    {
-        Self::over(
-            BoxCloneSyncService::new(service.map_err(|never| match never {})),
-            token,
-        )
+    pub fn in_process(service: impl LocalService, token: ServiceToken) -> Self {
+        Self::over(transport::in_process(service), token)
     }
 
     fn over(transport: Transport, token: ServiceToken) -> Self {

@@ -1,4 +1,4 @@
-//! The paid routes, built from the catalog ([`tessera_catalog::ROUTES`]) and
+//! The paid routes, built from the catalog ([`tessera_catalog::routes`]) and
 //! nothing else. A face only attaches a handler to catalog route ids; method,
 //! path and error family come from the declaration. Building the router
 //! panics (so the server does not start) if a catalog route has no handler
@@ -8,9 +8,10 @@
 //! 1. [`gate`]: picks the catalog route the request is (some share a method
 //!    and path, told apart by the query), records it for the handler
 //!    ([`PaidRoute`]), and, when payments are on, charges it through
-//!    [`crate::x402::charge`] in a task of its own, which a client hanging up
-//!    cannot stop half-way. A request no declaration admits is refused: the
-//!    gate fails closed.
+//!    [`crate::x402::charge`] (or, for a cpu-tier route with an
+//!    `X-Pow-Solution`, [`crate::pow::serve_with_pow`]) in a task of its own,
+//!    which a client hanging up cannot stop half-way. A request no
+//!    declaration admits is refused: the gate fails closed.
 //! 2. the family's error rendering;
 //! 3. the call deadline (`GATEWAY_REQUEST_TIMEOUT_SECONDS`): a call that
 //!    takes longer is answered 504 and, being a failure, not charged.
@@ -19,6 +20,7 @@
 //! included (axum would otherwise answer `HEAD` with the `GET` handler).
 
 use crate::errors::{render, Family};
+use crate::pow::PowClient;
 use crate::x402::PaymentGate;
 use crate::AppState;
 use axum::error_handling::HandleErrorLayer;
@@ -31,7 +33,7 @@ use axum::Router;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
-use tessera_catalog::{Face, Method, Route};
+use tessera_catalog::{Face, Method, Route, Tier};
 use tessera_error::{Error, ErrorKind};
 
 /// The catalog route a request was matched to, for handlers whose method
@@ -105,6 +107,8 @@ fn method_filter(method: Method) -> MethodFilter {
 pub(crate) struct Guard {
     /// `None`: FREE_MODE, nobody pays.
     pub(crate) payments: Option<PaymentGate>,
+    /// Pays cpu-tier routes with proof of work (when payments are on).
+    pub(crate) pow: Option<PowClient>,
     pub(crate) call_timeout: Duration,
 }
 
@@ -112,6 +116,7 @@ pub(crate) struct Guard {
 struct Gated {
     candidates: Arc<[&'static Route]>,
     payments: Option<PaymentGate>,
+    pow: Option<PowClient>,
 }
 
 /// The router of every face's routes, and what it declares.
@@ -133,6 +138,7 @@ pub(crate) fn build(
             let gated = Gated {
                 candidates: routes.iter().copied().collect(),
                 payments: guard.payments.clone(),
+                pow: guard.pow.clone(),
             };
             let timeout = guard.call_timeout;
             let method_router =
@@ -157,7 +163,7 @@ pub(crate) fn build(
             });
         }
     }
-    for route in tessera_catalog::ROUTES {
+    for route in tessera_catalog::routes() {
         assert!(
             bound.contains(route.id),
             "catalog route {} has no handler",
@@ -195,6 +201,20 @@ async fn gate(State(gated): State<Gated>, mut request: Request, next: Next) -> R
     let Some(payments) = gated.payments else {
         return next.run(request).await;
     };
+    // A cpu-tier route may be paid with proof of work instead; memory and
+    // anything else of the wallet tier ignores the header and asks for x402.
+    if route.tier == Tier::Cpu && request.headers().contains_key(crate::pow::SOLUTION_HEADER) {
+        if let Some(pow) = gated.pow {
+            // Detached, like a paid call: a hang-up must not leave the
+            // solution claimed for a call that never ran.
+            let served = tokio::spawn(crate::pow::serve_with_pow(pow, route, request, next));
+            return served.await.unwrap_or_else(|failed| {
+                tracing::error!(error = %failed, route = route.id, "a proof-of-work call's task failed");
+                let error = Error::internal("the call failed inside the gateway");
+                Family::from(route.face).response(&error)
+            });
+        }
+    }
     // Detached from the connection: a client that hangs up (the request
     // future dropped) must not stop a paid call between its verification,
     // its run and its settlement or cancellation.

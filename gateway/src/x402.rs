@@ -118,7 +118,7 @@ impl PaymentGate {
             .filter(|price| price.amount > 0)
             .map(|price| price.route.as_str())
             .collect();
-        let unpriced: Vec<&str> = tessera_catalog::ROUTES
+        let unpriced: Vec<&str> = tessera_catalog::routes()
             .iter()
             .map(|route| route.id)
             .filter(|id| !priced.contains(id))

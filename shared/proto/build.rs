@@ -9,6 +9,7 @@ const PROTOS: &[&str] = &[
     "tessera/pow/v1/pow.proto",
     "tessera/discovery/v1/discovery.proto",
     "tessera/stats/v1/stats.proto",
+    "tessera/tools/v1/tools.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

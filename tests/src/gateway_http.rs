@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tessera_gateway::GatewayConfig;
 use tessera_memory::{Limits, Memory};
+use tessera_runtime::grpc_auth::ServiceToken;
 use tessera_runtime::Shutdown;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -90,7 +91,18 @@ impl GatewayHarness {
             free_mode: true,
             ..Default::default()
         };
-        let router = tessera_gateway::router(&config).await.unwrap();
+        let backends = tessera_gateway::Backends {
+            memory: tessera_gateway::MemoryClient::connect_lazy(
+                &config.memory_url,
+                ServiceToken::none(),
+            )
+            .unwrap(),
+            tools: crate::harness::tools_in_process(),
+            pow: crate::harness::pow_client(crate::harness::pow_service(16).await),
+        };
+        let router = tessera_gateway::router_with(&config, backends)
+            .await
+            .unwrap();
         Self::serve(listener, router, Some(server))
     }
 
@@ -103,11 +115,17 @@ impl GatewayHarness {
             free_mode: true,
             ..Default::default()
         };
-        let client = tessera_gateway::MemoryClient::in_process(
-            tessera_memory::grpc::server(memory),
-            tessera_runtime::grpc_auth::ServiceToken::none(),
-        );
-        let router = tessera_gateway::router_with(&config, client).await.unwrap();
+        let backends = tessera_gateway::Backends {
+            memory: tessera_gateway::MemoryClient::in_process(
+                tessera_memory::grpc::server(memory),
+                ServiceToken::none(),
+            ),
+            tools: crate::harness::tools_in_process(),
+            pow: crate::harness::pow_client(crate::harness::pow_service(16).await),
+        };
+        let router = tessera_gateway::router_with(&config, backends)
+            .await
+            .unwrap();
         Self::serve(listener, router, None)
     }
 

@@ -239,3 +239,27 @@ impl ProxiedReplica {
         self.redis.close();
     }
 }
+
+/// A tools client calling a tools service of this process (default
+/// limits), as the all-in-one does.
+pub fn tools_in_process() -> tessera_gateway::ToolsClient {
+    let runner = tessera_tools::Runner::new(&tessera_tools::ToolsConfig::default());
+    tessera_gateway::ToolsClient::in_process(tessera_tools::server(runner), ServiceToken::none())
+}
+
+/// The secret of every test's proof-of-work service.
+pub const POW_SECRET: &str = "tessera-tests-pow-secret-0123456789";
+
+/// A pow service of this process on an embedded claim store in a fresh
+/// temporary file, at `difficulty` bits for every tool.
+pub async fn pow_service(difficulty: u32) -> tessera_pow::Pow {
+    let path = std::env::temp_dir().join(format!("{}.db", unique_namespace("tessera-pow")));
+    let store = tessera_pow::Store::Embedded { path };
+    let config = tessera_pow::PowConfig::for_tests(POW_SECRET, difficulty, store);
+    tessera_pow::Pow::open(&config).await.expect("pow service")
+}
+
+/// A pow client calling `pow` in process.
+pub fn pow_client(pow: tessera_pow::Pow) -> tessera_gateway::PowClient {
+    tessera_gateway::PowClient::in_process(tessera_pow::server(pow), ServiceToken::none())
+}

@@ -43,6 +43,8 @@ pub struct Options {
     /// The internal service token memory and payment require and the
     /// gateway sends; empty = none.
     pub internal_token: &'static str,
+    /// Leading zero bits of the pow service's challenges.
+    pub pow_difficulty: u32,
 }
 
 impl Default for Options {
@@ -54,6 +56,7 @@ impl Default for Options {
             request_timeout: Duration::from_secs(30),
             max_concurrent_requests: 1024,
             internal_token: "",
+            pow_difficulty: 8,
         }
     }
 }
@@ -115,11 +118,28 @@ impl PaidStack {
                 .await;
         let memory_addr = memory.url().trim_start_matches("http://").parse().unwrap();
         let memory_proxy = PausableProxy::start(memory_addr).await;
+        let tools_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let tools_url = format!("http://{}", tools_listener.local_addr().unwrap());
+        let runner = tessera_tools::Runner::new(&tessera_tools::ToolsConfig::default());
+        let tools_server =
+            GrpcServer::new(tessera_tools::SERVICE_NAME, tessera_tools::server(runner))
+                .require_token(token.clone());
+        tokio::spawn(tools_server.serve(tools_listener, shutdown.clone()));
+        let pow_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let pow_url = format!("http://{}", pow_listener.local_addr().unwrap());
+        let pow_server = GrpcServer::new(
+            tessera_pow::SERVICE_NAME,
+            tessera_pow::server(crate::harness::pow_service(options.pow_difficulty).await),
+        )
+        .require_token(token.clone());
+        tokio::spawn(pow_server.serve(pow_listener, shutdown.clone()));
         let gateway_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let listen_addr = gateway_listener.local_addr().unwrap();
         let router = tessera_gateway::router(&GatewayConfig {
             listen_addr,
             memory_url: format!("http://{}", memory_proxy.addr),
+            tools_url,
+            pow_url,
             free_mode: false,
             payment_url: Some(payment_url.clone()),
             settle_before: options.settle_before,

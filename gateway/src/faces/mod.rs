@@ -1,10 +1,12 @@
-//! The three REST faces over the memory service. Each module owns its routes,
-//! request and response shapes; errors render through its [`Family`].
+//! The three REST faces over the memory service, and the tools. Each module
+//! owns its routes, request and response shapes; errors render through its
+//! [`Family`].
 //!
 //! [`Family`]: crate::errors::Family
 
 pub mod agent402;
 pub mod agents;
+pub mod tools;
 pub mod twos;
 
 use serde_json::Value;

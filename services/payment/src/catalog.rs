@@ -1,5 +1,5 @@
 //! What each paid route costs: the shared catalog's default prices
-//! ([`tessera_catalog::ROUTES`]), with the operator's overrides, in atomic
+//! ([`tessera_catalog::routes`]), with the operator's overrides, in atomic
 //! units of the payment asset (USDC: 6 decimals, so 1000 = $0.001).
 
 use std::collections::BTreeMap;
@@ -14,7 +14,7 @@ pub struct Catalog {
 impl Default for Catalog {
     fn default() -> Self {
         Catalog {
-            prices: tessera_catalog::ROUTES
+            prices: tessera_catalog::routes()
                 .iter()
                 .map(|route| (route.id, (route.price, route)))
                 .collect(),
@@ -88,7 +88,7 @@ mod tests {
     #[test]
     fn every_catalog_route_is_priced() {
         let catalog = Catalog::default();
-        for route in tessera_catalog::ROUTES {
+        for route in tessera_catalog::routes() {
             assert_eq!(
                 catalog.price(route.id).unwrap(),
                 route.price,
@@ -96,6 +96,6 @@ mod tests {
                 route.id
             );
         }
-        assert_eq!(catalog.routes().count(), tessera_catalog::ROUTES.len());
+        assert_eq!(catalog.routes().count(), tessera_catalog::routes().len());
     }
 }

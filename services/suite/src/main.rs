@@ -1,8 +1,8 @@
 //! `tessera`: every service and the REST gateway in one process. The gRPC
 //! services share one port (`MEMORY_GRPC_ADDR`, default 127.0.0.1:50051);
 //! the gateway listens on `GATEWAY_ADDR` (default 127.0.0.1:8080) and calls
-//! the memory gRPC service in process (the same requests as across pods,
-//! without the loopback hop). The memory backend defaults to the embedded
+//! the memory, tools and pow gRPC services in process (the same requests as
+//! across pods, without the loopback hop). The memory backend defaults to the embedded
 //! SQLite file (see `MEMORY_BACKEND`).
 //!
 //! Metrics: the gateway's `GET /metrics` shows every series of this process,
@@ -31,6 +31,16 @@ async fn main() -> anyhow::Result<()> {
         gateway_config.payment_url = Some(format!("http://{}", loopback(grpc_addr)));
     }
 
+    let tools = tessera_tools::Runner::new(&tessera_tools::ToolsConfig::from_env()?);
+    let pow = tessera_pow::Pow::open(&tessera_pow::PowConfig::from_env()?).await?;
+    let pow_in_process = tessera_gateway::PowClient::in_process(
+        tessera_pow::server(pow.clone()),
+        gateway_config.internal_token.clone(),
+    );
+    let tools_in_process = tessera_gateway::ToolsClient::in_process(
+        tessera_tools::server(tools.clone()),
+        gateway_config.internal_token.clone(),
+    );
     let memory_for_reclaim = memory.clone();
     let memory_in_process = tessera_gateway::MemoryClient::in_process(
         tessera_memory::grpc::server(memory.clone()),
@@ -42,7 +52,11 @@ async fn main() -> anyhow::Result<()> {
     )
     // The x402 facilitator is its own deployable (`tessera-facilitator`):
     // it needs a chain RPC endpoint and a settling key.
-    .add(tessera_pow::SERVICE_NAME, tessera_pow::server())
+    .add(
+        tessera_tools::SERVICE_NAME,
+        tessera_tools::server(tools.clone()),
+    )
+    .add(tessera_pow::SERVICE_NAME, tessera_pow::server(pow.clone()))
     .add(tessera_discovery::SERVICE_NAME, tessera_discovery::server())
     .add(tessera_stats::SERVICE_NAME, tessera_stats::server())
     // The gateway below sends the same INTERNAL_TOKEN it requires here.
@@ -74,7 +88,12 @@ async fn main() -> anyhow::Result<()> {
     // gRPC first: a paid gateway asks the payment service for its prices
     // before it serves.
     let mut grpc_task = tokio::spawn(grpc.serve(grpc_listener, shutdown.clone()));
-    let router = tessera_gateway::router_with(&gateway_config, memory_in_process).await?;
+    let backends = tessera_gateway::Backends {
+        memory: memory_in_process,
+        tools: tools_in_process,
+        pow: pow_in_process,
+    };
+    let router = tessera_gateway::router_with(&gateway_config, backends).await?;
     let http_listener = tokio::net::TcpListener::bind(gateway_config.listen_addr).await?;
     let http_addr = loopback(http_listener.local_addr()?);
     let mut http_task = tokio::spawn(tessera_gateway::serve(

@@ -1,17 +1,22 @@
 //! What Tessera sells, declared once. Each [`Route`] is one paid operation:
 //! its id (the x402 price key), the HTTP method and path the gateway serves
-//! it on, the API face whose error body it answers with, its default price
-//! and what it does. The gateway builds its paid routes from [`ROUTES`] and
-//! nothing else, the payment service prices exactly these ids, and the tests
-//! walk the same list: a route is added here, in one place.
+//! it on, the API face whose error body it answers with, its default price,
+//! what it does, and its tier (who may pay for it with proof of work). The
+//! gateway builds its paid routes from [`routes`] and nothing else, the
+//! payment service prices exactly these ids, and the tests walk the same
+//! list. Memory's routes are declared in [`memory`]; every tool of the
+//! toolbox (`tessera_toolbox`, where each tool is declared with its code) is
+//! a route too ([`tools`]): a route is added in one place.
 //!
 //! Two routes may share a method and path when a query parameter tells them
 //! apart (`GET /api/memory` reads one key with `?key=`, lists without it);
 //! [`select`] picks the one a request is.
 
 pub mod memory;
+pub mod tools;
 
 use std::fmt;
+use std::sync::LazyLock;
 
 /// The HTTP methods paid routes use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -48,6 +53,24 @@ pub enum Face {
     TwoS,
     /// The per-agent memory API: `{"error": {"category", "message", "details"}}`.
     Agents,
+}
+
+/// Who may pay for a route with proof of work instead of USDC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tier {
+    /// Pure CPU, nothing kept: USDC (x402) or proof of work.
+    Cpu,
+    /// Tied to a wallet (memory is the paying wallet's namespace): x402 only.
+    Wallet,
+}
+
+impl Tier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Cpu => "cpu",
+            Tier::Wallet => "wallet",
+        }
+    }
 }
 
 /// Which requests of a method and path a route is, when two routes share
@@ -90,6 +113,9 @@ pub struct Route {
     pub price: u64,
     /// What the call does, in a few words.
     pub summary: &'static str,
+    pub tier: Tier,
+    /// The toolbox slug of the tool this route runs; `None` for memory.
+    pub tool: Option<&'static str>,
 }
 
 impl Route {
@@ -103,17 +129,31 @@ impl Route {
     }
 }
 
-/// Every paid route.
-pub static ROUTES: &[Route] = memory::ROUTES;
+/// Every paid route: memory's, then each tool's.
+pub fn routes() -> &'static [Route] {
+    static ROUTES: LazyLock<Vec<Route>> = LazyLock::new(|| {
+        memory::ROUTES
+            .iter()
+            .copied()
+            .chain(tools::routes())
+            .collect()
+    });
+    &ROUTES
+}
 
 /// The route with this id.
 pub fn route(id: &str) -> Option<&'static Route> {
-    ROUTES.iter().find(|route| route.id == id)
+    routes().iter().find(|route| route.id == id)
+}
+
+/// The route running the tool `slug`.
+pub fn tool_route(slug: &str) -> Option<&'static Route> {
+    routes().iter().find(|route| route.tool == Some(slug))
 }
 
 /// The routes sharing `route`'s method and path (itself included).
 pub fn siblings(route: &Route) -> impl Iterator<Item = &'static Route> + '_ {
-    ROUTES
+    routes()
         .iter()
         .filter(move |other| other.method == route.method && other.path == route.path)
 }
@@ -135,7 +175,7 @@ mod tests {
     #[test]
     fn ids_are_unique_and_prices_positive() {
         let mut ids = HashSet::new();
-        for route in ROUTES {
+        for route in routes() {
             assert!(ids.insert(route.id), "{} twice", route.id);
             assert!(route.price > 0, "{} is free", route.id);
             assert!(route.path.starts_with('/'), "{}", route.id);
@@ -144,7 +184,7 @@ mod tests {
 
     #[test]
     fn routes_sharing_a_method_and_path_are_told_apart_by_the_query() {
-        for route in ROUTES {
+        for route in routes() {
             let siblings: Vec<_> = siblings(route).collect();
             if siblings.len() == 1 {
                 assert_eq!(route.when, When::Always, "{}", route.id);
@@ -176,6 +216,27 @@ mod tests {
         assert_eq!(pick(Some("prefix=n")), Some("memory.list"));
         assert_eq!(pick(Some("keys=n")), Some("memory.list"));
         assert_eq!(pick(None), Some("memory.list"));
+    }
+
+    #[test]
+    fn memory_is_wallet_tier_and_every_tool_a_cpu_route() {
+        for route in routes() {
+            match route.tool {
+                None => assert_eq!(route.tier, Tier::Wallet, "{}", route.id),
+                Some(slug) => {
+                    assert_eq!(route.tier, Tier::Cpu, "{}", route.id);
+                    assert_eq!(route.id, format!("tools.{slug}"));
+                    assert_eq!(tool_route(slug).map(|r| r.id), Some(route.id));
+                }
+            }
+        }
+        let tools = routes().iter().filter(|route| route.tool.is_some()).count();
+        assert_eq!(tools, tessera_toolbox::all().count());
+        let hash = tool_route("hash").unwrap();
+        assert_eq!(
+            (hash.method, hash.path, hash.face),
+            (Method::Post, "/api/hash", Face::Agent402)
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Memory, on its three public faces: agent402's `/api/memory`, 2s.io's
 //! `/api/agent/memory`, and the per-agent `/agents/{id}/memory`.
 
-use crate::{Face, Method, Route, When};
+use crate::{Face, Method, Route, Tier, When};
 
 const fn route(
     id: &'static str,
@@ -19,6 +19,8 @@ const fn route(
         when: When::Always,
         price,
         summary,
+        tier: Tier::Wallet,
+        tool: None,
     }
 }
 

@@ -34,3 +34,8 @@ pub mod stats {
         tonic::include_proto!("tessera.stats.v1");
     }
 }
+pub mod tools {
+    pub mod v1 {
+        tonic::include_proto!("tessera.tools.v1");
+    }
+}

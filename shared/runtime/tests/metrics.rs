@@ -2,7 +2,7 @@
 //! serves the series.
 
 use std::time::Duration;
-use tessera_proto::pow::v1 as pb;
+use tessera_proto::stats::v1 as pb;
 use tessera_runtime::grpc::GrpcServer;
 use tessera_runtime::{metrics, metrics_endpoint, Shutdown};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -30,19 +30,19 @@ async fn grpc_calls_are_counted_and_served_on_metrics() {
     let shutdown = Shutdown::new();
     let grpc_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let grpc_addr = grpc_listener.local_addr().unwrap();
-    let server = GrpcServer::new(tessera_pow::SERVICE_NAME, tessera_pow::server());
+    let server = GrpcServer::new(tessera_stats::SERVICE_NAME, tessera_stats::server());
     let grpc = tokio::spawn(server.serve(grpc_listener, shutdown.clone()));
     let metrics_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let metrics_addr = metrics_listener.local_addr().unwrap();
     let metrics_task = tokio::spawn(metrics_endpoint::serve(metrics_listener, shutdown.clone()));
 
     let mut client =
-        pb::pow_service_client::PowServiceClient::connect(format!("http://{grpc_addr}"))
+        pb::stats_service_client::StatsServiceClient::connect(format!("http://{grpc_addr}"))
             .await
             .unwrap();
     for _ in 0..2 {
         let status = client
-            .issue_challenge(pb::IssueChallengeRequest::default())
+            .summary(pb::SummaryRequest::default())
             .await
             .unwrap_err();
         assert_eq!(status.code(), tonic::Code::Unimplemented);
@@ -51,7 +51,7 @@ async fn grpc_calls_are_counted_and_served_on_metrics() {
     // The call is recorded when its response body is done, which can be a
     // moment after the client saw the status.
     let series =
-        r#"tessera_requests_total{route="IssueChallenge",service="pow",status="Unimplemented"}"#;
+        r#"tessera_requests_total{route="Summary",service="stats",status="Unimplemented"}"#;
     let mut response = String::new();
     for _ in 0..50 {
         response = http_get(metrics_addr, "/metrics").await;
@@ -68,7 +68,7 @@ async fn grpc_calls_are_counted_and_served_on_metrics() {
         "{response}"
     );
     assert_eq!(sample(&response, series), Some(2.0), "{response}");
-    let count = r#"tessera_request_duration_seconds_count{route="IssueChallenge",service="pow"}"#;
+    let count = r#"tessera_request_duration_seconds_count{route="Summary",service="stats"}"#;
     assert_eq!(sample(&response, count), Some(2.0), "{response}");
 
     shutdown.trigger();
@@ -81,7 +81,7 @@ async fn grpc_successes_read_their_status_from_the_trailers() {
     let shutdown = Shutdown::new();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = GrpcServer::new(tessera_pow::SERVICE_NAME, tessera_pow::server());
+    let server = GrpcServer::new(tessera_stats::SERVICE_NAME, tessera_stats::server());
     let grpc = tokio::spawn(server.serve(listener, shutdown.clone()));
 
     // A successful unary call sends grpc-status 0 in the trailers.
@@ -93,7 +93,7 @@ async fn grpc_successes_read_their_status_from_the_trailers() {
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
     let reply = health
         .check(tonic_health::pb::HealthCheckRequest {
-            service: tessera_pow::SERVICE_NAME.to_string(),
+            service: tessera_stats::SERVICE_NAME.to_string(),
         })
         .await
         .unwrap();
@@ -104,7 +104,7 @@ async fn grpc_successes_read_their_status_from_the_trailers() {
     let status = unknown
         .unary::<(), (), _>(
             tonic::Request::new(()),
-            http::uri::PathAndQuery::from_static("/tessera.pow.v1.PowService/NoSuchMethod"),
+            http::uri::PathAndQuery::from_static("/tessera.stats.v1.StatsService/NoSuchMethod"),
             tonic_prost::ProstCodec::default(),
         )
         .await

@@ -66,5 +66,19 @@ pub fn find(slug: &str) -> Option<&'static Tool> {
     all().find(|tool| tool.slug == slug)
 }
 
+/// The input schema of the tool `slug`, generated once per process.
+pub fn input_schema(slug: &str) -> Option<&'static serde_json::Value> {
+    static SCHEMAS: std::sync::LazyLock<
+        std::collections::HashMap<&'static str, serde_json::Value>,
+    > = std::sync::LazyLock::new(|| {
+        all()
+            .map(|tool| (tool.slug, (tool.input_schema)()))
+            .collect()
+    });
+    SCHEMAS.get(slug)
+}
+
+#[cfg(test)]
+mod testing;
 #[cfg(test)]
 mod tests;

@@ -153,7 +153,7 @@ where
         }
     })?;
     let output = run(typed)?;
-    serde_json::to_value(output).map_err(|error| ToolError::input(error))
+    serde_json::to_value(output).map_err(ToolError::input)
 }
 
 /// Declares a [`Tool`]: the input type is `run`'s argument type.

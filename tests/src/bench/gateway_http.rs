@@ -28,6 +28,8 @@ struct Shared {
     http: reqwest::Client,
     namespace: String,
     health_url: String,
+    tool_url: String,
+    tool_body: Vec<u8>,
     cas_url: String,
     incr_url: String,
     clients: Vec<ClientRequests>,
@@ -53,7 +55,12 @@ impl GatewayHttp {
             free_mode: true,
             ..Default::default()
         };
-        let router = tessera_gateway::router_with(&config, memory.in_process_client()).await?;
+        let backends = tessera_gateway::Backends {
+            memory: memory.in_process_client(),
+            tools: tessera_tests::harness::tools_in_process(),
+            pow: tessera_tests::harness::pow_client(tessera_tests::harness::pow_service(16).await),
+        };
+        let router = tessera_gateway::router_with(&config, backends).await?;
         let shutdown = Shutdown::new();
         let task = tokio::spawn(tessera_gateway::serve(listener, router, shutdown.clone()));
 
@@ -83,6 +90,8 @@ impl GatewayHttp {
                 http,
                 namespace,
                 health_url: format!("{base}/health"),
+                tool_url: format!("{base}/api/sha256"),
+                tool_body: body(json!({ "text": "x".repeat(1024) })),
                 cas_url: format!("{base}/api/memory/cas"),
                 incr_url: format!("{base}/api/memory/incr"),
                 clients,
@@ -115,6 +124,16 @@ impl GatewayHttp {
                 Ok(())
             },
         )
+        .await
+    }
+
+    /// The tools service through the gateway: SHA-256 of 1 KiB of text.
+    pub async fn tool(&self, name: &str, settings: &Settings) -> Outcome {
+        run_shared(name, settings, &self.shared, |shared, _, _| async move {
+            let body = success(shared.post(&shared.tool_url, &shared.tool_body).await?).await?;
+            ensure!(body.as_ref().len() > 64, "a digest reply");
+            Ok(())
+        })
         .await
     }
 

@@ -22,6 +22,8 @@ mod memory_grpc;
 mod paid_cas;
 #[path = "../bench/postgres.rs"]
 mod postgres;
+#[path = "../bench/pow.rs"]
+mod pow;
 #[path = "../bench/raw_redis.rs"]
 mod raw_redis;
 #[path = "../bench/report.rs"]
@@ -56,6 +58,10 @@ pub enum Case {
     HttpGet,
     HttpCas,
     HttpIncr,
+    HttpTool,
+    PowChallenge,
+    PowRedeem,
+    PowTool,
     PgUpsert,
     GrpcDurableSet,
     GrpcSpreadSet,
@@ -66,7 +72,7 @@ pub enum Case {
 
 impl Case {
     /// Every case, in run order: each baseline before what it is compared with.
-    const ALL: [Case; 19] = [
+    const ALL: [Case; 23] = [
         Case::RedisGet,
         Case::RedisSet,
         Case::RedisEvalshaCas,
@@ -80,6 +86,10 @@ impl Case {
         Case::HttpGet,
         Case::HttpCas,
         Case::HttpIncr,
+        Case::HttpTool,
+        Case::PowChallenge,
+        Case::PowRedeem,
+        Case::PowTool,
         Case::PgUpsert,
         Case::GrpcDurableSet,
         Case::GrpcSpreadSet,
@@ -103,6 +113,10 @@ impl Case {
             Case::HttpGet => "http-get",
             Case::HttpCas => "http-cas",
             Case::HttpIncr => "http-incr",
+            Case::HttpTool => "http-tool",
+            Case::PowChallenge => "pow-challenge",
+            Case::PowRedeem => "pow-redeem",
+            Case::PowTool => "pow-tool",
             Case::PgUpsert => "pg-upsert",
             Case::GrpcDurableSet => "grpc-set",
             Case::GrpcSpreadSet => "grpc-spread-set",
@@ -122,8 +136,12 @@ impl Case {
             | Case::GrpcHotIncr
             | Case::GrpcHotCas
             | Case::GrpcSpreadSet => "memory gRPC",
-            Case::HttpNoop | Case::HttpGet | Case::HttpCas | Case::HttpIncr => "gateway HTTP",
+            Case::HttpNoop | Case::HttpGet | Case::HttpCas | Case::HttpIncr | Case::HttpTool => {
+                "gateway HTTP"
+            }
             Case::PgUpsert => "postgres (raw)",
+            Case::PowChallenge | Case::PowTool => "gateway PoW (paid mode)",
+            Case::PowRedeem => "pow in process",
             Case::GrpcDurableSet => "memory gRPC",
             Case::Eip712Recover => "EVM (raw CPU)",
             Case::FacilitatorVerify => "facilitator HTTP",
@@ -146,6 +164,10 @@ impl Case {
             Case::HttpGet => "GET /api/memory",
             Case::HttpCas => "POST /api/memory/cas",
             Case::HttpIncr => "POST /api/memory/incr",
+            Case::HttpTool => "POST /api/sha256, 1 KiB",
+            Case::PowChallenge => "GET /api/pow/challenge",
+            Case::PowRedeem => "redeem (verify + claim in Redis)",
+            Case::PowTool => "POST /api/sha256, 1 KiB, X-Pow-Solution",
             Case::PgUpsert => "upsert 1 row",
             Case::GrpcDurableSet => "Set (durable)",
             Case::GrpcSpreadSet => "Set, 10k keys, new",
@@ -171,6 +193,13 @@ impl Case {
             | Case::HttpCas
             | Case::HttpIncr => &[Case::RedisEvalshaCas],
             Case::PgUpsert | Case::GrpcDurableSet | Case::GrpcSpreadSet => &[Case::PgUpsert],
+            // The same gateway answering a route that calls nothing.
+            Case::HttpTool => &[Case::HttpNoop, Case::RedisGet],
+            Case::PowChallenge => &[Case::HttpNoop, Case::RedisGet],
+            // The claim is one SET NX.
+            Case::PowRedeem => &[Case::RedisSet],
+            // The same tool call, free (FREE_MODE gateway).
+            Case::PowTool => &[Case::HttpTool],
             Case::Eip712Recover | Case::FacilitatorVerify => &[Case::Eip712Recover],
             // The same CAS unpaid through the same gateway, else raw Redis.
             Case::PaidCas => &[Case::HttpCas, Case::RedisEvalshaCas],
@@ -180,7 +209,7 @@ impl Case {
     fn is_http(self) -> bool {
         matches!(
             self,
-            Case::HttpNoop | Case::HttpGet | Case::HttpCas | Case::HttpIncr
+            Case::HttpNoop | Case::HttpGet | Case::HttpCas | Case::HttpIncr | Case::HttpTool
         )
     }
 
@@ -196,6 +225,10 @@ impl Case {
                 | Case::GrpcDurableSet
                 | Case::GrpcSpreadSet
         )
+    }
+
+    fn is_pow(self) -> bool {
+        matches!(self, Case::PowChallenge | Case::PowRedeem | Case::PowTool)
     }
 
     fn is_raw_redis(self) -> bool {
@@ -289,6 +322,7 @@ struct Targets {
     recover: Option<Eip712Recover>,
     verify: Option<FacilitatorVerify>,
     paid: Option<PaidCas>,
+    pow: Option<pow::Pow>,
 }
 
 impl Targets {
@@ -301,6 +335,7 @@ impl Targets {
             recover: None,
             verify: None,
             paid: None,
+            pow: None,
         };
         if settings.wants(Case::is_raw_redis) {
             let redis = RawRedis::setup(settings).await.context("raw Redis setup")?;
@@ -332,6 +367,12 @@ impl Targets {
                 .await
                 .context("facilitator setup (anvil: make chain-deps)")?;
             targets.verify = Some(verify);
+        }
+        if settings.wants(Case::is_pow) {
+            let pow = pow::Pow::setup(settings)
+                .await
+                .context("proof-of-work setup (anvil: make chain-deps)")?;
+            targets.pow = Some(pow);
         }
         if settings.wants(|case| case == Case::PaidCas) {
             let paid = PaidCas::setup(settings)
@@ -383,6 +424,22 @@ impl Targets {
                     .await
             }
             Case::HttpIncr => gateway.expect(missing).increment(name, settings).await,
+            Case::HttpTool => gateway.expect(missing).tool(name, settings).await,
+            Case::PowChallenge => {
+                self.pow
+                    .as_ref()
+                    .expect(missing)
+                    .challenge(name, settings)
+                    .await
+            }
+            Case::PowRedeem => {
+                self.pow
+                    .as_ref()
+                    .expect(missing)
+                    .redeem(name, settings)
+                    .await
+            }
+            Case::PowTool => self.pow.as_ref().expect(missing).tool(name, settings).await,
             Case::PgUpsert => postgres.expect(missing).upsert(name, settings).await,
             Case::Eip712Recover => {
                 let recover = self.recover.as_ref().expect(missing);
@@ -425,6 +482,7 @@ impl Targets {
             verify.stop().await;
         }
         drop(self.paid);
+        drop(self.pow);
         Ok(())
     }
 }
@@ -470,7 +528,7 @@ async fn print_facts(settings: &Settings) -> anyhow::Result<()> {
         "  gRPC         {channels} channel(s), {per_channel} clients each (HTTP/2 multiplexed)"
     );
     println!(
-        "  gateway      one pooled keep-alive HTTP/1.1 client; gateway to memory: one channel"
+        "  gateway      one pooled keep-alive HTTP/1.1 client; memory and tools services in process (as the all-in-one)"
     );
     println!("  memory       durable backend (harness): 1 Redis connection, PostgreSQL pool of 8");
     println!(
@@ -495,6 +553,13 @@ async fn print_facts(settings: &Settings) -> anyhow::Result<()> {
         println!(
             "  verify       in-process facilitator, one pooled HTTP/1.1 client, distinct \
              pre-signed payments (signature, nonce, balance, simulated transfer on anvil)"
+        );
+    }
+    if settings.wants(Case::is_pow) {
+        println!(
+            "  pow          a gateway with payments on (anvil, payment service), tools and pow in \
+             process, claims in Redis; redeem: the pow service in process; solutions \
+             pre-solved at difficulty 1, one per call"
         );
     }
     if settings.wants(|case| case == Case::PaidCas) {
