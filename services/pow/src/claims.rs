@@ -23,6 +23,8 @@ const REDIS_PREFIX: &str = "tessera:pow:claim:";
 /// Compare-and-delete: only the claim's own id releases it.
 const RELEASE_LUA: &str =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+/// How long a Redis answer (or connection) may take.
+const REDIS_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Expired SQLite rows are purged at most this often (milliseconds).
 const PURGE_EVERY_MS: i64 = 60_000;
 
@@ -58,7 +60,13 @@ fn unavailable(what: &str, error: impl std::fmt::Display) -> Error {
 impl ClaimStore {
     pub async fn redis(url: &str) -> anyhow::Result<Self> {
         let client = redis::Client::open(url)?;
-        let connection = redis::aio::ConnectionManager::new(client).await?;
+        // The library's 500 ms answer timeout fails claims spuriously when
+        // the process is busy; a claim may wait, the call has its own
+        // deadline.
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_response_timeout(Some(REDIS_ANSWER_TIMEOUT))
+            .set_connection_timeout(Some(REDIS_ANSWER_TIMEOUT));
+        let connection = redis::aio::ConnectionManager::new_with_config(client, config).await?;
         Ok(ClaimStore::Redis {
             connection,
             release: Arc::new(redis::Script::new(RELEASE_LUA)),

@@ -12,6 +12,7 @@ pub static TOOLS: &[Tool] = &[
         method: Post, path: "/api/luhn",
         description: "Whether a number passes the Luhn (mod 10) check, as card numbers and IMEIs must, and the check digit that would complete it.",
         run: luhn_check, example: { "number": "4111 1111 1111 1111" },
+        cost: Light,
     },
     tool! {
         slug: "iban-validate", name: "Validate an IBAN", category: "checksum",
@@ -19,6 +20,7 @@ pub static TOOLS: &[Tool] = &[
         method: Post, path: "/api/iban-validate",
         description: "Whether an IBAN is valid (ISO 13616: check digits and the country's format), with its country code, check digits, BBAN, bank and branch identifiers, and electronic and print forms; or why it is not.",
         run: iban_validate, example: { "iban": "GB82 WEST 1234 5698 7654 32" },
+        cost: Light,
     },
 ];
 

@@ -15,6 +15,7 @@ pub static TOOLS: &[Tool] = &[
         method: Post, path: "/api/base64-encode",
         description: "Base64 (RFC 4648) of a text or bytes, in the standard or URL-safe alphabet, padded or not.",
         run: base64_encode, example: { "text": "hello world" },
+        cost: Light,
     },
     tool! {
         slug: "base64-decode", name: "Base64 decode", category: "encoding",
@@ -22,6 +23,7 @@ pub static TOOLS: &[Tool] = &[
         method: Post, path: "/api/base64-decode",
         description: "Decodes Base64 (standard or URL-safe alphabet, padding optional unless you require it; whitespace ignored): the text if the bytes are UTF-8, and the bytes in hex.",
         run: base64_decode, example: { "text": "aGVsbG8gd29ybGQ=" },
+        cost: Light,
     },
     tool! {
         slug: "base32-encode", name: "Base32 encode", category: "encoding",
@@ -29,6 +31,7 @@ pub static TOOLS: &[Tool] = &[
         method: Post, path: "/api/base32-encode",
         description: "Base32 (RFC 4648) of a text or bytes, in the standard or extended-hex alphabet, padded or not.",
         run: base32_encode, example: { "text": "foobar" },
+        cost: Light,
     },
     tool! {
         slug: "base32-decode", name: "Base32 decode", category: "encoding",
@@ -36,6 +39,7 @@ pub static TOOLS: &[Tool] = &[
         method: Post, path: "/api/base32-decode",
         description: "Decodes Base32 (RFC 4648, either case, whitespace ignored, padding optional unless you require it): the text if the bytes are UTF-8, and the bytes in hex.",
         run: base32_decode, example: { "text": "MZXW6YTBOI======" },
+        cost: Light,
     },
     tool! {
         slug: "hex-encode", name: "Hex encode", category: "encoding",
@@ -43,6 +47,7 @@ pub static TOOLS: &[Tool] = &[
         method: Post, path: "/api/hex-encode",
         description: "Hexadecimal (Base16) of a text or bytes, lower or upper case.",
         run: hex_encode, example: { "text": "hello" },
+        cost: Light,
     },
     tool! {
         slug: "hex-decode", name: "Hex decode", category: "encoding",
@@ -50,6 +55,7 @@ pub static TOOLS: &[Tool] = &[
         method: Post, path: "/api/hex-decode",
         description: "Decodes hexadecimal (either case, with or without 0x, whitespace ignored): the text if the bytes are UTF-8, and the bytes in hex.",
         run: hex_decode, example: { "text": "0x68656c6c6f" },
+        cost: Light,
     },
     tool! {
         slug: "url-encode", name: "URL encode", category: "encoding",
@@ -57,6 +63,7 @@ pub static TOOLS: &[Tool] = &[
         method: Post, path: "/api/url-encode",
         description: "Percent-encodes a text or bytes as a URL component: like JavaScript's encodeURIComponent, or leaving only RFC 3986 unreserved characters.",
         run: url_encode, example: { "text": "a b&c=d/é" },
+        cost: Light,
     },
     tool! {
         slug: "url-decode", name: "URL decode", category: "encoding",
@@ -64,6 +71,7 @@ pub static TOOLS: &[Tool] = &[
         method: Post, path: "/api/url-decode",
         description: "Decodes percent-encoding (a malformed %-sequence is kept as written; `+` as a space if asked): the text if the bytes are UTF-8, and the bytes in hex.",
         run: url_decode, example: { "text": "a%20b%26c%3Dd%2F%C3%A9" },
+        cost: Light,
     },
 ];
 

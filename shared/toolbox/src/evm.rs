@@ -17,6 +17,7 @@ pub static TOOLS: &[Tool] = &[
         description: "An Ethereum address in its EIP-55 mixed-case checksum form, and whether the input's own checksum (if mixed case) is right.",
         run: checksum_address,
         example: { "address": "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed" },
+        cost: Light,
     },
     tool! {
         slug: "evm-function-selector", name: "EVM function selector", category: "evm",
@@ -24,6 +25,7 @@ pub static TOOLS: &[Tool] = &[
         method: Get, path: "/api/evm-function-selector",
         description: "A Solidity function signature's canonical form, 4-byte selector and full Keccak-256 hash, e.g. transfer(address,uint256) -> 0xa9059cbb.",
         run: function_selector, example: { "signature": "transfer(address,uint256)" },
+        cost: Light,
     },
     tool! {
         slug: "abi-encode", name: "ABI encode", category: "evm",
@@ -54,6 +56,7 @@ pub static TOOLS: &[Tool] = &[
             "message": "hello",
             "signature": "0xf16ea9a3478698f695fd1401bfe27e9e4a7e8e3da94aa72b021125e31fa899cc573c48ea3fe1d4ab61a9db10c19032026e3ed2dbccba5a178235ac27f94504311c"
         },
+        cost: Light,
     },
 ];
 

@@ -13,6 +13,7 @@ pub static TOOLS: &[Tool] = &[
         method: Get, path: "/api/uuid",
         description: "New random UUIDs (RFC 9562): version 4 (random) or 7 (time-ordered), 1 to 100 of them.",
         run: uuid, example: { "version": 7, "count": 2 },
+        cost: Light,
     },
     tool! {
         slug: "ulid", name: "ULID", category: "ids",
@@ -20,6 +21,7 @@ pub static TOOLS: &[Tool] = &[
         method: Get, path: "/api/ulid",
         description: "New ULIDs (time-ordered, Crockford Base32), 1 to 100 of them, increasing within a call.",
         run: ulid, example: { "count": 3 },
+        cost: Light,
     },
     tool! {
         slug: "uuid-parse", name: "Parse a UUID", category: "ids",
@@ -27,6 +29,7 @@ pub static TOOLS: &[Tool] = &[
         method: Get, path: "/api/uuid-parse",
         description: "A UUID's version, variant and canonical lower-case form, and for a version 7 UUID the Unix time in it.",
         run: uuid_parse, example: { "uuid": "017F22E2-79B0-7CC3-98C4-DC0C0C07398F" },
+        cost: Light,
     },
 ];
 

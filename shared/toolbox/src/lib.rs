@@ -28,7 +28,7 @@ pub mod versions;
 
 pub use input::{query_input, Bytes, Encoding};
 pub use jsonschema::Validator;
-pub use tool::{invoke, schema_for_fn, Method, Tool, ToolError};
+pub use tool::{invoke, schema_for_fn, Cost, Method, Tool, ToolError};
 
 /// The price of a tool call unless its declaration says otherwise, in
 /// atomic units of USDC (6 decimals): $0.001.

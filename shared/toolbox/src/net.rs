@@ -16,6 +16,7 @@ pub static TOOLS: &[Tool] = &[
         description: "Parses an absolute URL (WHATWG rules) into scheme, username, host, port (and the scheme's default), path, query pairs, fragment and origin.",
         run: url_parse,
         example: { "url": "https://user@example.com:8443/a/b?x=1&y=two#frag" },
+        cost: Light,
     },
     tool! {
         slug: "cidr-info", name: "CIDR info", category: "network",
@@ -23,6 +24,7 @@ pub static TOOLS: &[Tool] = &[
         method: Get, path: "/api/cidr-info",
         description: "An IPv4 or IPv6 CIDR block's network address, broadcast (IPv4), netmask, hostmask, prefix length, first and last usable host and host count.",
         run: cidr_info, example: { "cidr": "192.168.1.77/24" },
+        cost: Light,
     },
     tool! {
         slug: "ip-in-cidr", name: "IP in CIDR", category: "network",
@@ -30,6 +32,7 @@ pub static TOOLS: &[Tool] = &[
         method: Get, path: "/api/ip-in-cidr",
         description: "Whether an IP address lies inside a CIDR block.",
         run: ip_in_cidr, example: { "ip": "10.1.2.3", "cidr": "10.0.0.0/8" },
+        cost: Light,
     },
     tool! {
         slug: "ip-info", name: "IP info", category: "network",
@@ -37,6 +40,7 @@ pub static TOOLS: &[Tool] = &[
         method: Get, path: "/api/ip-info",
         description: "An IP address's version, canonical and expanded forms, its class (private, loopback, multicast, link-local, documentation, ...) and its reverse DNS name (in-addr.arpa / ip6.arpa).",
         run: ip_info, example: { "ip": "2001:db8::1" },
+        cost: Light,
     },
 ];
 

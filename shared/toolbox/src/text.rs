@@ -33,6 +33,7 @@ pub static TOOLS: &[Tool] = &[
         method: Post, path: "/api/text-stats",
         description: "Counts of a text's characters, bytes, words, lines, sentences and paragraphs, its average word length and its reading time at 200 words a minute.",
         run: text_stats, example: { "text": "The quick brown fox. It jumps over the lazy dog!\n\nA second paragraph." },
+        cost: Light,
     },
     tool! {
         slug: "slugify", name: "Slugify", category: "text",
@@ -40,6 +41,7 @@ pub static TOOLS: &[Tool] = &[
         method: Get, path: "/api/slugify",
         description: "A text as a URL slug: lower-case ASCII letters, digits and single hyphens, with accented and non-Latin letters transliterated.",
         run: slugify, example: { "text": "Hello, Wörld! Ça va?" },
+        cost: Light,
     },
     tool! {
         slug: "case-convert", name: "Case convert", category: "text",
@@ -47,6 +49,7 @@ pub static TOOLS: &[Tool] = &[
         method: Post, path: "/api/case-convert",
         description: "A text converted to camel, pascal, snake, kebab, screaming-snake, title, train, lower or upper case (words split at spaces, punctuation and case changes).",
         run: case_convert, example: { "text": "We carry a new world here", "to": "snake" },
+        cost: Light,
     },
     tool! {
         slug: "text-diff", name: "Text diff", category: "text",

@@ -29,6 +29,7 @@ pub static TOOLS: &[Tool] = &[
         method: Get, path: "/api/unix-to-iso",
         description: "Converts a Unix timestamp (seconds or milliseconds) to an RFC 3339 / ISO 8601 date-time, in UTC and in an IANA time zone you name.",
         run: unix_to_iso, example: { "timestamp": 1_700_000_000, "timeZone": "Europe/Berlin" },
+        cost: Light,
     },
     tool! {
         slug: "iso-to-unix", name: "ISO 8601 to Unix time", category: "time",
@@ -36,6 +37,7 @@ pub static TOOLS: &[Tool] = &[
         method: Get, path: "/api/iso-to-unix",
         description: "Converts an RFC 3339 / ISO 8601 date-time (with an offset, or a wall clock time in UTC or an IANA time zone you name) to Unix seconds and milliseconds.",
         run: iso_to_unix, example: { "datetime": "2023-11-14T22:13:20Z" },
+        cost: Light,
     },
     tool! {
         slug: "time-add", name: "Add to a date-time", category: "time",
@@ -57,6 +59,7 @@ pub static TOOLS: &[Tool] = &[
         method: Get, path: "/api/age",
         description: "Age on a date (default today, UTC) from a birth date: whole years, months and days, and total days. A 29 February birthday is reached on 1 March in common years.",
         run: age, example: { "birthDate": "2000-02-29", "on": "2024-03-01" },
+        cost: Light,
     },
     tool! {
         slug: "cron-next", name: "Next cron runs", category: "time",

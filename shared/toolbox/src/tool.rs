@@ -28,6 +28,19 @@ impl Method {
     }
 }
 
+/// How much work a call may be, which decides where the tools service runs
+/// it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Cost {
+    /// Linear in the input with a small constant (a hash, an encoding, a
+    /// conversion): microseconds even at the input limit, so it runs on the
+    /// caller's async worker and saves the hand-off to another thread.
+    Light,
+    /// Anything else (parsers, regexes, diffs, schema validation, ...): on
+    /// the blocking pool, bounded in concurrency and time. The default.
+    Heavy,
+}
+
 /// One tool, as [`crate::tool!`] declares it.
 #[derive(Clone, Copy)]
 pub struct Tool {
@@ -42,6 +55,7 @@ pub struct Tool {
     pub method: Method,
     /// The axum path pattern; a `{name}` segment is an input field.
     pub path: &'static str,
+    pub cost: Cost,
     /// Validates and runs.
     pub invoke: fn(Value) -> Result<Value, ToolError>,
     /// The input's JSON Schema (draft 2020-12), generated from its type.
@@ -164,6 +178,7 @@ where
 ///     method: Post, path: "/api/sha256",
 ///     description: "SHA-256 digest of a text or bytes.",
 ///     run: sha256, example: { "text": "hello world" },
+///     cost: Light, // optional; Heavy when left out
 /// }
 /// ```
 #[macro_export]
@@ -177,7 +192,8 @@ macro_rules! tool {
         path: $path:expr,
         description: $description:literal,
         run: $run:path,
-        example: $example:tt $(,)?
+        example: $example:tt
+        $(, cost: $cost:ident)? $(,)?
     ) => {
         $crate::Tool {
             slug: $slug,
@@ -188,6 +204,7 @@ macro_rules! tool {
             price: $crate::DEFAULT_PRICE,
             method: $crate::Method::$method,
             path: $path,
+            cost: $crate::tool!(@cost $($cost)?),
             invoke: |input| {
                 static VALIDATOR: ::std::sync::OnceLock<$crate::Validator> =
                     ::std::sync::OnceLock::new();
@@ -196,5 +213,11 @@ macro_rules! tool {
             input_schema: || $crate::schema_for_fn($run),
             example: || ::serde_json::json!($example),
         }
+    };
+    (@cost) => {
+        $crate::Cost::Heavy
+    };
+    (@cost $cost:ident) => {
+        $crate::Cost::$cost
     };
 }

@@ -18,6 +18,7 @@ pub static TOOLS: &[Tool] = &[tool! {
     method: Get, path: "/api/convert/{conversion}",
     description: "Converts a value between units of length, mass, temperature, volume, speed, data size or duration, named as `from-to-to` (e.g. `kilometers-to-miles`), with exact NIST SP 811 definitions.",
     run: convert, example: { "conversion": "kilometers-to-miles", "value": 42 },
+    cost: Light,
 }];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,6 +20,7 @@ pub static TOOLS: &[Tool] = &[
         method: Get, path: "/api/semver-compare",
         description: "Compares two semantic versions by SemVer 2.0 precedence (pre-releases included, build metadata ignored): -1, 0 or 1, and which is greater.",
         run: semver_compare, example: { "a": "1.0.0-beta.2", "b": "1.0.0-beta.11" },
+        cost: Light,
     },
     tool! {
         slug: "semver-satisfies", name: "SemVer satisfies", category: "dev",
@@ -27,6 +28,7 @@ pub static TOOLS: &[Tool] = &[
         method: Get, path: "/api/semver-satisfies",
         description: "Whether a semantic version satisfies a version range in Cargo's syntax (`^1.2`, `~1.2.3`, `>=1.0, <2.0`, `1.*`), as the semver crate reads it.",
         run: semver_satisfies, example: { "version": "1.4.2", "range": ">=1.2, <2.0" },
+        cost: Light,
     },
     tool! {
         slug: "jwt-decode", name: "JWT decode", category: "auth",
@@ -35,6 +37,7 @@ pub static TOOLS: &[Tool] = &[
         description: "Decodes a JWT's header and payload WITHOUT verifying its signature (the answer says `verified: false`); exp, iat and nbf are also given as ISO 8601 dates.",
         run: jwt_decode,
         example: { "token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c" },
+        cost: Light,
     },
     tool! {
         slug: "jwt-verify", name: "JWT verify", category: "auth",
@@ -46,6 +49,7 @@ pub static TOOLS: &[Tool] = &[
             "token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
             "secret": "your-256-bit-secret"
         },
+        cost: Light,
     },
 ];
 

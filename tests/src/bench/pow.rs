@@ -5,9 +5,10 @@
 //! process (token check, work check, the single-use claim in Redis, as
 //! replicas keep it; the gateway's pow uses the same).
 //!
-//! Solutions are minted and solved before each case (at difficulty 1: the
+//! Solutions are minted and solved before the cases (at difficulty 1: the
 //! server's check costs one SHA-256 whatever the difficulty, and the
-//! client's solving is not what is measured), one per call.
+//! client's solving is not what is measured): one per tool call; the
+//! redeem case claims and releases one per client.
 
 use super::driver::{run_shared, Outcome};
 use super::Settings;
@@ -20,8 +21,8 @@ use tessera_tests::harness::{redis_url, POW_SECRET};
 use tessera_tests::paid::{Options, PaidStack};
 
 const BITS: u32 = 1;
-/// Solutions made per measured second (and for the warm-up): more than any
-/// case spends on this machine.
+/// Solutions made per measured second (and for the warm-up) of the tool
+/// case: more than it spends on this machine.
 const SOLUTIONS_PER_SECOND: usize = 40_000;
 
 /// Single-use solutions, handed out once each.
@@ -92,7 +93,8 @@ struct Shared {
     tool_url: String,
     tool_body: Vec<u8>,
     tool_solutions: Solutions,
-    redeem_solutions: Solutions,
+    /// One per client, claimed and released over and over.
+    client_solutions: Solutions,
     pow: tessera_pow::Pow,
     _stack: PaidStack,
 }
@@ -123,7 +125,7 @@ impl Pow {
                 tool_url: format!("{gateway}/api/sha256"),
                 tool_body: body,
                 tool_solutions: Solutions::mint("sha256", count),
-                redeem_solutions: Solutions::mint("sha256", count),
+                client_solutions: Solutions::mint("sha256", settings.concurrency),
                 pow,
                 _stack: stack,
             }),
@@ -141,13 +143,21 @@ impl Pow {
         .await
     }
 
-    /// `Pow::redeem` in process: check and claim one solution.
+    /// `Pow::redeem` then `Pow::release` in process, each client on its
+    /// own solution: check the token and the work, claim it in Redis, give
+    /// it back (one op = both).
     pub async fn redeem(&self, name: &str, settings: &Settings) -> Outcome {
-        run_shared(name, settings, &self.shared, |shared, _, _| async move {
-            let solution = shared.redeem_solutions.take()?;
-            shared.pow.redeem("sha256", solution).await?;
-            Ok(())
-        })
+        run_shared(
+            name,
+            settings,
+            &self.shared,
+            |shared, client, _| async move {
+                let solution = &shared.client_solutions.all[client];
+                let claim = shared.pow.redeem("sha256", solution).await?;
+                ensure!(shared.pow.release(&claim).await?, "the claim was not held");
+                Ok(())
+            },
+        )
         .await
     }
 

@@ -166,7 +166,7 @@ impl Case {
             Case::HttpIncr => "POST /api/memory/incr",
             Case::HttpTool => "POST /api/sha256, 1 KiB",
             Case::PowChallenge => "GET /api/pow/challenge",
-            Case::PowRedeem => "redeem (verify + claim in Redis)",
+            Case::PowRedeem => "redeem + release (verify, claim, give back)",
             Case::PowTool => "POST /api/sha256, 1 KiB, X-Pow-Solution",
             Case::PgUpsert => "upsert 1 row",
             Case::GrpcDurableSet => "Set (durable)",
@@ -196,8 +196,8 @@ impl Case {
             // The same gateway answering a route that calls nothing.
             Case::HttpTool => &[Case::HttpNoop, Case::RedisGet],
             Case::PowChallenge => &[Case::HttpNoop, Case::RedisGet],
-            // The claim is one SET NX.
-            Case::PowRedeem => &[Case::RedisSet],
+            // A claim and a release: a SET NX and a compare-and-delete script.
+            Case::PowRedeem => &[Case::RedisEvalshaCas, Case::RedisSet],
             // The same tool call, free (FREE_MODE gateway).
             Case::PowTool => &[Case::HttpTool],
             Case::Eip712Recover | Case::FacilitatorVerify => &[Case::Eip712Recover],
