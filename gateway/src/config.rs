@@ -11,6 +11,8 @@
 //! | `PAYMENT_SETTLE_BEFORE_EXECUTION` | `false` | settle every payment before its call runs |
 //! | `GATEWAY_REQUEST_TIMEOUT_SECONDS` | `30` | a paid route's call (not its payment) that takes longer is answered 504 and not charged |
 //! | `GATEWAY_MAX_CONCURRENT_REQUESTS` | `1024` | requests in progress at once; more are answered 503 at once |
+//! | `RATE_LIMIT_POW_CHALLENGES_PER_MINUTE` | `60` | proof-of-work challenges per client IP a minute (0 = no limit); past it, 429 with `Retry-After` |
+//! | `TRUSTED_PROXIES` | none | comma-separated IPs/CIDRs whose `X-Forwarded-For` names the client IP |
 //! | `INTERNAL_TOKEN` | unset | sent to the memory, tools and payment services (`authorization: Bearer`) |
 
 use std::net::SocketAddr;
@@ -24,6 +26,7 @@ pub const DEFAULT_TOOLS_URL: &str = "http://127.0.0.1:50057";
 pub const DEFAULT_POW_URL: &str = "http://127.0.0.1:50054";
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 1024;
+pub const DEFAULT_POW_CHALLENGES_PER_MINUTE: u32 = 60;
 
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -50,6 +53,10 @@ pub struct GatewayConfig {
     pub max_concurrent_requests: usize,
     /// `INTERNAL_TOKEN`, default none.
     pub internal_token: ServiceToken,
+    /// `RATE_LIMIT_POW_CHALLENGES_PER_MINUTE`, default 60; 0: no limit.
+    pub pow_challenges_per_minute: u32,
+    /// `TRUSTED_PROXIES`, default none.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for GatewayConfig {
@@ -67,6 +74,8 @@ impl Default for GatewayConfig {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
             internal_token: ServiceToken::none(),
+            pow_challenges_per_minute: DEFAULT_POW_CHALLENGES_PER_MINUTE,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -101,6 +110,14 @@ impl GatewayConfig {
             request_timeout: Duration::from_secs(timeout_secs),
             max_concurrent_requests,
             internal_token: ServiceToken::from_env()?,
+            pow_challenges_per_minute: env_or(
+                "RATE_LIMIT_POW_CHALLENGES_PER_MINUTE",
+                defaults.pow_challenges_per_minute,
+            )?,
+            trusted_proxies: crate::rate_limit::parse_trusted_proxies(&env_string(
+                "TRUSTED_PROXIES",
+                "",
+            ))?,
         })
     }
 }

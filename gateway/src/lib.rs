@@ -20,6 +20,7 @@ mod faces;
 mod identity;
 mod memory;
 mod pow;
+mod rate_limit;
 pub mod routes;
 pub use memory::MemoryClient;
 mod timestamps;
@@ -146,7 +147,7 @@ pub async fn router_with(config: &GatewayConfig, backends: Backends) -> anyhow::
         payments,
         call_timeout: config.request_timeout,
     };
-    Ok(assemble(state, &guard, config.max_concurrent_requests))
+    Ok(assemble(state, &guard, config))
 }
 
 /// Every paid route the gateway serves: each catalog route, bound to its
@@ -189,7 +190,8 @@ fn identity_gate(config: &GatewayConfig) -> anyhow::Result<(Gate, Option<x402::P
     Ok((Arc::new(x402::X402Gate), Some(payments)))
 }
 
-fn assemble(state: AppState, guard: &routes::Guard, max_concurrent: usize) -> Router {
+fn assemble(state: AppState, guard: &routes::Guard, config: &GatewayConfig) -> Router {
+    let max_concurrent = config.max_concurrent_requests;
     let (paid, _) = routes::build(faces(), guard);
     // Past `max_concurrent` requests in progress, a paid route is refused at
     // once (503) rather than queued; health and metrics are never refused.
@@ -211,7 +213,7 @@ fn assemble(state: AppState, guard: &routes::Guard, max_concurrent: usize) -> Ro
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/api/pow", get(pow::describe))
-        .route("/api/pow/challenge", get(pow::challenge))
+        .route("/api/pow/challenge", pow_challenge_route(config))
         .merge(tessera_runtime::metrics::routes())
         .merge(paid)
         .fallback(tessera_runtime::http::not_found)
@@ -219,6 +221,22 @@ fn assemble(state: AppState, guard: &routes::Guard, max_concurrent: usize) -> Ro
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
         .with_state(state);
     tessera_runtime::http::traced(router, "gateway")
+}
+
+/// `GET /api/pow/challenge`, rate limited per client IP when configured.
+fn pow_challenge_route(config: &GatewayConfig) -> axum::routing::MethodRouter<AppState> {
+    let route = get(pow::challenge);
+    match rate_limit::RateLimit::per_minute(
+        "pow-challenge",
+        config.pow_challenges_per_minute,
+        &config.trusted_proxies,
+    ) {
+        Some(limit) => route.route_layer(axum::middleware::from_fn_with_state(
+            limit,
+            rate_limit::limit,
+        )),
+        None => route,
+    }
 }
 
 /// Serves `router` on `listener` until `shutdown` fires, then lets in-flight

@@ -146,6 +146,7 @@ impl PaidStack {
             request_timeout: options.request_timeout,
             max_concurrent_requests: options.max_concurrent_requests,
             internal_token: token,
+            ..Default::default()
         })
         .await
         .expect("gateway with x402");

@@ -78,7 +78,10 @@ pub async fn serve(
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, router)
+    // The peer address reaches handlers (`ConnectInfo`), e.g. for per-IP
+    // rate limits.
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(async move { shutdown.wait().await })
         .await?;
     tracing::info!(%addr, "{name} HTTP stopped");

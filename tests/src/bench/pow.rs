@@ -68,6 +68,8 @@ async fn paid_gateway(stack: &PaidStack, pow: tessera_pow::Pow) -> anyhow::Resul
     let config = tessera_gateway::GatewayConfig {
         listen_addr: addr,
         payment_url: Some(stack.payment_url.clone()),
+        // Issuance's own cost is measured, not the per-IP limit.
+        pow_challenges_per_minute: 0,
         ..Default::default()
     };
     let backends = tessera_gateway::Backends {
