@@ -263,3 +263,16 @@ pub async fn pow_service(difficulty: u32) -> tessera_pow::Pow {
 pub fn pow_client(pow: tessera_pow::Pow) -> tessera_gateway::PowClient {
     tessera_gateway::PowClient::in_process(tessera_pow::server(pow), ServiceToken::none())
 }
+
+/// Serves a gateway of `config` (its `listen_addr` replaced by a free
+/// loopback port) over `backends` until the process ends; its base URL.
+pub async fn spawn_gateway(
+    mut config: tessera_gateway::GatewayConfig,
+    backends: tessera_gateway::Backends,
+) -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    config.listen_addr = listener.local_addr()?;
+    let router = tessera_gateway::router_with(&config, backends).await?;
+    tokio::spawn(tessera_gateway::serve(listener, router, Shutdown::new()));
+    Ok(format!("http://{}", config.listen_addr))
+}

@@ -246,10 +246,7 @@ async fn gateway_with_redis_pow(stack: &PaidStack) -> String {
     };
     let config = tessera_pow::PowConfig::for_tests(POW_SECRET, BITS, store);
     let pow = tessera_pow::Pow::open(&config).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let config = tessera_gateway::GatewayConfig {
-        listen_addr: addr,
         payment_url: Some(stack.payment_url.clone()),
         ..Default::default()
     };
@@ -262,15 +259,7 @@ async fn gateway_with_redis_pow(stack: &PaidStack) -> String {
         tools: harness::tools_in_process(),
         pow: harness::pow_client(pow),
     };
-    let router = tessera_gateway::router_with(&config, backends)
-        .await
-        .unwrap();
-    tokio::spawn(tessera_gateway::serve(
-        listener,
-        router,
-        tessera_runtime::Shutdown::new(),
-    ));
-    format!("http://{addr}")
+    harness::spawn_gateway(config, backends).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

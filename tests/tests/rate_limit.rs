@@ -6,14 +6,13 @@
 use reqwest::StatusCode;
 use tessera_gateway::{Backends, GatewayConfig};
 use tessera_runtime::grpc_auth::ServiceToken;
-use tessera_tests::harness::{embedded_memory, pow_client, pow_service, tools_in_process};
+use tessera_tests::harness::{
+    embedded_memory, pow_client, pow_service, spawn_gateway, tools_in_process,
+};
 
 /// A free-mode gateway allowing 3 challenges a minute per IP.
 async fn gateway(trusted_proxies: &str) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let config = GatewayConfig {
-        listen_addr: addr,
         free_mode: true,
         pow_challenges_per_minute: 3,
         trusted_proxies: trusted_proxies
@@ -32,15 +31,7 @@ async fn gateway(trusted_proxies: &str) -> String {
         tools: tools_in_process(),
         pow: pow_client(pow_service(8).await),
     };
-    let router = tessera_gateway::router_with(&config, backends)
-        .await
-        .unwrap();
-    tokio::spawn(tessera_gateway::serve(
-        listener,
-        router,
-        tessera_runtime::Shutdown::new(),
-    ));
-    format!("http://{addr}")
+    spawn_gateway(config, backends).await.unwrap()
 }
 
 async fn challenge(base: &str, forwarded_for: Option<&str>) -> reqwest::Response {

@@ -63,10 +63,7 @@ impl Solutions {
 /// A gateway charging through `stack`'s payment service, with tools and
 /// `pow` in process; its base URL. It serves until the process ends.
 async fn paid_gateway(stack: &PaidStack, pow: tessera_pow::Pow) -> anyhow::Result<String> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
     let config = tessera_gateway::GatewayConfig {
-        listen_addr: addr,
         payment_url: Some(stack.payment_url.clone()),
         // Issuance's own cost is measured, not the per-IP limit.
         pow_challenges_per_minute: 0,
@@ -80,13 +77,7 @@ async fn paid_gateway(stack: &PaidStack, pow: tessera_pow::Pow) -> anyhow::Resul
         tools: tessera_tests::harness::tools_in_process(),
         pow: tessera_tests::harness::pow_client(pow),
     };
-    let router = tessera_gateway::router_with(&config, backends).await?;
-    tokio::spawn(tessera_gateway::serve(
-        listener,
-        router,
-        tessera_runtime::Shutdown::new(),
-    ));
-    Ok(format!("http://{addr}"))
+    tessera_tests::harness::spawn_gateway(config, backends).await
 }
 
 struct Shared {
