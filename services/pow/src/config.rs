@@ -111,7 +111,7 @@ pub fn parse_difficulties(text: &str) -> anyhow::Result<BTreeMap<String, u32>> {
             .ok_or_else(|| anyhow::anyhow!("POW_DIFFICULTIES: {pair:?} is not slug=bits"))?;
         let slug = slug.trim();
         anyhow::ensure!(
-            crate::service::pow_route(slug).is_some(),
+            crate::payable::pow_route(slug).is_some(),
             "POW_DIFFICULTIES names {slug:?}, which is not a tool proof of work pays for"
         );
         let bits: u32 = bits

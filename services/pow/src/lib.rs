@@ -12,11 +12,13 @@
 
 pub mod claims;
 pub mod config;
+mod payable;
 mod service;
 pub mod token;
 
 pub use config::{PowConfig, Store};
-pub use service::{pow_route, Pow, PowServer};
+pub use payable::pow_route;
+pub use service::{Pow, PowServer};
 
 use tessera_proto::pow::v1::pow_service_server::PowServiceServer;
 

@@ -2,19 +2,15 @@
 
 use crate::claims::ClaimStore;
 use crate::config::{PowConfig, Store};
+use crate::payable::pow_route;
 use crate::token::{parse_solution, refused, solves, Signer};
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tessera_catalog::{Route, Tier};
+use tessera_catalog::Tier;
 use tessera_error::{Error, ErrorKind};
 use tessera_proto::pow::v1 as pb;
 use tessera_proto::pow::v1::pow_service_server::PowService;
 use tonic::{Request, Response, Status};
-
-/// The catalog route of the tool `slug` if proof of work pays for it.
-pub fn pow_route(slug: &str) -> Option<&'static Route> {
-    tessera_catalog::tool_route(slug).filter(|route| route.tier == Tier::Cpu)
-}
 
 fn now_ms() -> i64 {
     SystemTime::now()
