@@ -102,7 +102,7 @@ async fn main() -> anyhow::Result<()> {
         shutdown.clone(),
     ));
     println!(
-        "Tessera is up.\n  REST gateway: http://{http_addr}\n  gRPC (memory + planned services, reflection, health): {}",
+        "Tessera is up.\n  REST gateway: http://{http_addr}\n  gRPC (memory, tools, pow and the planned services; reflection, health): {}",
         loopback(grpc_addr)
     );
     match (&payment_config, gateway_config.free_mode) {
