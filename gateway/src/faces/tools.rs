@@ -3,7 +3,8 @@
 //! parameters, e.g. `/api/convert/{conversion}`), each value typed as the
 //! tool's input schema types the field; a `POST` tool takes a JSON object
 //! body. Answers are the tool's JSON output; errors are `{"error": "..."}`,
-//! a refused input 400 naming the field.
+//! a refused input 400 naming the field. Input size and shape are the
+//! tools service's to check, once, for every caller.
 
 use crate::errors::ApiError;
 use crate::routes::{FaceRoutes, PaidRoute};
@@ -13,8 +14,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::{Extension, Json};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use tessera_error::{Error, ErrorKind};
-use tessera_toolbox::MAX_INPUT_BYTES;
+use tessera_error::Error;
 
 pub(crate) fn routes() -> FaceRoutes {
     tessera_catalog::routes()
@@ -36,14 +36,6 @@ fn slug_of(route: &PaidRoute) -> Result<&'static str, Error> {
         .ok_or_else(|| Error::internal("a tool route names no tool"))
 }
 
-fn too_large(bytes: usize) -> Error {
-    Error::new(
-        ErrorKind::InvalidArgument,
-        "INPUT_TOO_LARGE",
-        format!("the input is {bytes} bytes; a tool takes at most {MAX_INPUT_BYTES}"),
-    )
-}
-
 async fn by_query(
     State(tools): State<ToolsClient>,
     Extension(route): Extension<PaidRoute>,
@@ -52,9 +44,6 @@ async fn by_query(
 ) -> Result<Json<Value>, ApiError> {
     let slug = slug_of(&route)?;
     let query = query.unwrap_or_default();
-    if query.len() > MAX_INPUT_BYTES {
-        return Err(too_large(query.len()).into());
-    }
     let mut pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
         .map(|(name, value)| (name.into_owned(), value.into_owned()))
         .collect();
@@ -63,13 +52,7 @@ async fn by_query(
     }
     let schema = tessera_toolbox::input_schema(slug)
         .ok_or_else(|| Error::internal(format!("the tool {slug} has no schema")))?;
-    let input = tessera_toolbox::query_input(schema, pairs).map_err(|refused| {
-        let error = Error::invalid("INVALID_INPUT", refused.to_string());
-        match refused.field {
-            Some(field) => error.with_detail("field", field),
-            None => error,
-        }
-    })?;
+    let input = tessera_toolbox::query_input(schema, pairs).map_err(Error::from)?;
     Ok(Json(tools.invoke(slug, input.to_string()).await?))
 }
 
@@ -79,9 +62,6 @@ async fn by_body(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let slug = slug_of(&route)?;
-    if body.len() > MAX_INPUT_BYTES {
-        return Err(too_large(body.len()).into());
-    }
     let input = if body.iter().all(u8::is_ascii_whitespace) {
         "{}".to_string()
     } else {

@@ -69,18 +69,13 @@ impl Pow {
 
     pub fn issue(&self, slug: &str) -> Result<pb::Challenge, Error> {
         if pow_route(slug).is_none() {
-            let message = match tessera_catalog::route(slug)
-                .or_else(|| tessera_catalog::tool_route(slug))
-            {
-                Some(_) => {
-                    format!("{slug:?} is paid with a wallet (x402) only, not with proof of work")
-                }
-                None if slug.starts_with("memory") => {
-                    format!("{slug:?}: memory is paid with a wallet (x402) only, not with proof of work")
-                }
-                None => format!(
+            // Every tool is cpu tier: what is not payable is memory, or nothing.
+            let message = if tessera_catalog::route(slug).is_some() || slug.starts_with("memory") {
+                format!("{slug:?} is paid with a wallet (x402) only, not with proof of work")
+            } else {
+                format!(
                     "no tool is named {slug:?}; GET /api/pow lists those proof of work pays for"
-                ),
+                )
             };
             return Err(Error::new(ErrorKind::NotFound, "POW_UNKNOWN_TOOL", message));
         }

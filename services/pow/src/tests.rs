@@ -82,6 +82,37 @@ async fn single_use_and_release(pow: Pow) {
     assert!(pow.release(&second).await.unwrap());
 }
 
+/// Every other spelling of a spent challenge is spent too: another nonce
+/// that also solves it, the header padded with spaces.
+async fn a_challenge_is_spent_whatever_the_nonce(pow: Pow) {
+    let challenge = pow.issue("hash").unwrap();
+    let mut nonces = (0u64..)
+        .map(|n| n.to_string())
+        .filter(|n| solves(&challenge.challenge, n, BITS));
+    let (first, second) = (nonces.next().unwrap(), nonces.next().unwrap());
+    pow.redeem("hash", &format!("{}:{first}", challenge.token))
+        .await
+        .unwrap();
+    for other in [
+        format!("{}:{second}", challenge.token),
+        format!("  {}:{first} ", challenge.token),
+    ] {
+        let refused = pow.redeem("hash", &other).await.unwrap_err();
+        assert_eq!(refused.reason, "POW_ALREADY_USED", "{other}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn embedded_a_challenge_is_spent_whatever_the_nonce() {
+    let (pow, _dir) = embedded().await;
+    a_challenge_is_spent_whatever_the_nonce(pow).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_a_challenge_is_spent_whatever_the_nonce() {
+    a_challenge_is_spent_whatever_the_nonce(on_redis().await).await;
+}
+
 async fn refusals(pow: Pow) {
     let solution = solved(&pow, "hash").await;
     let reason = |result: Result<String, tessera_error::Error>| result.unwrap_err().reason;

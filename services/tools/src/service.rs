@@ -8,7 +8,7 @@ use std::time::Duration;
 use tessera_error::{Error, ErrorKind};
 use tessera_proto::tools::v1 as pb;
 use tessera_proto::tools::v1::tools_service_server::ToolsService;
-use tessera_toolbox::{Cost, Tool, ToolError, MAX_INPUT_BYTES};
+use tessera_toolbox::{Cost, Tool, MAX_INPUT_BYTES};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tonic::{Request, Response, Status};
@@ -57,7 +57,7 @@ impl Runner {
         if tool.cost == Cost::Light {
             // Microseconds even at the input limit: a hand-off to the
             // blocking pool would cost more than the work.
-            return tool.run(input).map_err(refusal);
+            return tool.run(input).map_err(Error::from);
         }
         let give_up = Instant::now() + self.deadline;
         let slot = tokio::time::timeout_at(give_up, self.slots.clone().acquire_owned())
@@ -75,7 +75,7 @@ impl Runner {
                 tracing::error!(slug = tool.slug, %join, "a tool panicked");
                 Err(Error::internal(format!("the tool {} failed", tool.slug)))
             }
-            Ok(Ok(result)) => result.map_err(refusal),
+            Ok(Ok(result)) => result.map_err(Error::from),
         }
     }
 }
@@ -100,15 +100,6 @@ fn timed_out(tool: &Tool, deadline: Duration) -> Error {
             deadline.as_millis()
         ),
     )
-}
-
-/// A tool's refusal of its input: 400 naming the field.
-fn refusal(error: ToolError) -> Error {
-    let refused = Error::invalid("INVALID_INPUT", error.to_string());
-    match error.field {
-        Some(field) => refused.with_detail("field", field),
-        None => refused,
-    }
 }
 
 /// The gRPC face of a [`Runner`].

@@ -61,9 +61,11 @@ pub fn all() -> impl Iterator<Item = &'static Tool> {
     FAMILIES.iter().flat_map(|family| family.iter())
 }
 
-/// The tool with this slug.
+/// The tool with this slug (looked up on every call: a map, built once).
 pub fn find(slug: &str) -> Option<&'static Tool> {
-    all().find(|tool| tool.slug == slug)
+    static BY_SLUG: std::sync::LazyLock<std::collections::HashMap<&'static str, &'static Tool>> =
+        std::sync::LazyLock::new(|| all().map(|tool| (tool.slug, tool)).collect());
+    BY_SLUG.get(slug).copied()
 }
 
 /// The input schema of the tool `slug`, generated once per process.

@@ -119,6 +119,18 @@ impl fmt::Display for ToolError {
 
 impl std::error::Error for ToolError {}
 
+/// A refusal is the caller's input: 400, the field in the error's details
+/// (`google.rpc.ErrorInfo` metadata over gRPC).
+impl From<ToolError> for tessera_error::Error {
+    fn from(refused: ToolError) -> Self {
+        let error = tessera_error::Error::invalid("INVALID_INPUT", refused.to_string());
+        match refused.field {
+            Some(field) => error.with_detail("field", field),
+            None => error,
+        }
+    }
+}
+
 /// The JSON Schema of `I`, subschemas inlined so each schema stands alone.
 pub fn schema_of<I: JsonSchema>() -> Value {
     let generator = SchemaSettings::draft2020_12()
