@@ -11,11 +11,24 @@
 //! | `PAYMENT_SETTLE_BEFORE_EXECUTION` | `false` | settle every payment before its call runs |
 //! | `GATEWAY_REQUEST_TIMEOUT_SECONDS` | `30` | a paid route's call (not its payment) that takes longer is answered 504 and not charged |
 //! | `GATEWAY_MAX_CONCURRENT_REQUESTS` | `1024` | requests in progress at once; more are answered 503 at once |
+//! | `RATE_LIMIT_STORE` | `local` | where rate-limit cells live: `local` (each replica counts alone) or `redis` (`REDIS_URL`, one budget shared by every replica) |
 //! | `RATE_LIMIT_POW_CHALLENGES_PER_MINUTE` | `60` | proof-of-work challenges per client IP a minute (0 = no limit); past it, 429 with `Retry-After` |
+//! | `RATE_LIMIT_POW_CALLS_PER_MINUTE` | `120` | tool calls paid with proof of work per client IP a minute (0 = no limit) |
+//! | `RATE_LIMIT_FREE_PER_MINUTE` | `300` | requests to the free discovery routes (`GET /api/pow`) per client IP a minute (0 = no limit) |
+//! | `RATE_LIMIT_PAID_CALLS_PER_MINUTE` | `6000` | x402-paid calls per paying wallet a minute (0 = no limit); a call past it is not charged |
 //! | `TRUSTED_PROXIES` | none | comma-separated IPs/CIDRs whose `X-Forwarded-For` names the client IP |
+//! | `IDEMPOTENCY_STORE` | `embedded` | where `Idempotency-Key` entries live: `embedded` (SQLite, one process), `redis` (shared by every replica), or `memory` (this process, lost on restart) |
+//! | `IDEMPOTENCY_EMBEDDED_PATH` | `data/tessera-idempotency.db` | the SQLite file of `IDEMPOTENCY_STORE=embedded` |
+//! | `REDIS_URL` | `redis://127.0.0.1:6379` | the Redis of `IDEMPOTENCY_STORE=redis` |
+//! | `IDEMPOTENCY_TTL_SECONDS` | `86400` | how long a kept response is replayed |
+//! | `IDEMPOTENCY_LEASE_SECONDS` | `120` | how long a call in flight holds its key; a gateway that dies mid-call frees it after this |
+//! | `IDEMPOTENCY_WAIT_SECONDS` | `10` | how long a duplicate waits for the call in flight before a 409 |
+//! | `IDEMPOTENCY_MAX_RESPONSE_BYTES` | `1048576` | larger responses are not kept (a retry runs again) |
+//! | `IDEMPOTENCY_MAX_ENTRIES` | `100000` | the embedded store's bound (the entries nearest expiry go first) |
 //! | `INTERNAL_TOKEN` | unset | sent to the memory, tools and payment services (`authorization: Bearer`) |
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 use tessera_runtime::config::{env_bool, env_or, env_string};
 use tessera_runtime::grpc_auth::ServiceToken;
@@ -27,6 +40,101 @@ pub const DEFAULT_POW_URL: &str = "http://127.0.0.1:50054";
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 1024;
 pub const DEFAULT_POW_CHALLENGES_PER_MINUTE: u32 = 60;
+pub const DEFAULT_POW_CALLS_PER_MINUTE: u32 = 120;
+pub const DEFAULT_FREE_PER_MINUTE: u32 = 300;
+pub const DEFAULT_PAID_CALLS_PER_MINUTE: u32 = 6000;
+
+/// Where Idempotency-Key entries live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyBackend {
+    /// This process only, lost on restart (tests).
+    InMemory,
+    /// A SQLite file (the embedded default, one process).
+    Embedded(PathBuf),
+    /// Redis at this URL, shared by every replica.
+    Redis(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct IdempotencyConfig {
+    pub backend: IdempotencyBackend,
+    pub ttl: Duration,
+    pub lease: Duration,
+    pub wait: Duration,
+    pub max_response_bytes: usize,
+    pub max_entries: u64,
+}
+
+impl Default for IdempotencyConfig {
+    fn default() -> Self {
+        IdempotencyConfig {
+            backend: IdempotencyBackend::InMemory,
+            ttl: Duration::from_secs(24 * 3600),
+            lease: Duration::from_secs(120),
+            wait: Duration::from_secs(10),
+            max_response_bytes: 1024 * 1024,
+            max_entries: 100_000,
+        }
+    }
+}
+
+impl IdempotencyConfig {
+    fn from_env() -> anyhow::Result<Self> {
+        let defaults = IdempotencyConfig::default();
+        let backend = match env_string("IDEMPOTENCY_STORE", "embedded").as_str() {
+            "embedded" => IdempotencyBackend::Embedded(
+                env_string("IDEMPOTENCY_EMBEDDED_PATH", "data/tessera-idempotency.db").into(),
+            ),
+            "redis" => IdempotencyBackend::Redis(env_string("REDIS_URL", "redis://127.0.0.1:6379")),
+            "memory" => IdempotencyBackend::InMemory,
+            other => anyhow::bail!(
+                "IDEMPOTENCY_STORE={other:?}: expected \"embedded\", \"redis\" or \"memory\""
+            ),
+        };
+        let seconds = |name: &str, default: Duration| -> anyhow::Result<Duration> {
+            let value: u64 = env_or(name, default.as_secs())?;
+            anyhow::ensure!(value > 0, "{name} must be at least 1");
+            Ok(Duration::from_secs(value))
+        };
+        Ok(IdempotencyConfig {
+            backend,
+            ttl: seconds("IDEMPOTENCY_TTL_SECONDS", defaults.ttl)?,
+            lease: seconds("IDEMPOTENCY_LEASE_SECONDS", defaults.lease)?,
+            wait: seconds("IDEMPOTENCY_WAIT_SECONDS", defaults.wait)?,
+            max_response_bytes: env_or(
+                "IDEMPOTENCY_MAX_RESPONSE_BYTES",
+                defaults.max_response_bytes,
+            )?,
+            max_entries: env_or("IDEMPOTENCY_MAX_ENTRIES", defaults.max_entries)?,
+        })
+    }
+
+    /// Opens the store.
+    pub async fn open(&self) -> anyhow::Result<crate::idempotency::Idempotency> {
+        let limits = tessera_idempotency::Limits {
+            ttl: self.ttl,
+            lease: self.lease,
+            max_entries: self.max_entries,
+        };
+        let store = match &self.backend {
+            IdempotencyBackend::InMemory => {
+                tessera_idempotency::IdempotencyStore::in_memory(limits).await
+            }
+            IdempotencyBackend::Embedded(path) => {
+                tessera_idempotency::IdempotencyStore::sqlite(path, limits).await
+            }
+            IdempotencyBackend::Redis(url) => {
+                tessera_idempotency::IdempotencyStore::redis(url, limits).await
+            }
+        }
+        .map_err(|e| anyhow::anyhow!("the Idempotency-Key store ({:?}): {e:#}", self.backend))?;
+        Ok(crate::idempotency::Idempotency {
+            store,
+            wait: self.wait,
+            max_response_bytes: self.max_response_bytes,
+        })
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -53,10 +161,20 @@ pub struct GatewayConfig {
     pub max_concurrent_requests: usize,
     /// `INTERNAL_TOKEN`, default none.
     pub internal_token: ServiceToken,
+    /// `RATE_LIMIT_STORE`, default local.
+    pub rate_limit_store: crate::rate_limit::RateLimitStore,
     /// `RATE_LIMIT_POW_CHALLENGES_PER_MINUTE`, default 60; 0: no limit.
     pub pow_challenges_per_minute: u32,
+    /// `RATE_LIMIT_POW_CALLS_PER_MINUTE`, default 120; 0: no limit.
+    pub pow_calls_per_minute: u32,
+    /// `RATE_LIMIT_FREE_PER_MINUTE`, default 300; 0: no limit.
+    pub free_per_minute: u32,
+    /// `RATE_LIMIT_PAID_CALLS_PER_MINUTE` (per wallet), default 6000; 0: no limit.
+    pub paid_calls_per_minute: u32,
     /// `TRUSTED_PROXIES`, default none.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `IDEMPOTENCY_*`; the default keeps entries in this process's memory.
+    pub idempotency: IdempotencyConfig,
 }
 
 impl Default for GatewayConfig {
@@ -74,8 +192,13 @@ impl Default for GatewayConfig {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
             internal_token: ServiceToken::none(),
+            rate_limit_store: crate::rate_limit::RateLimitStore::Local,
             pow_challenges_per_minute: DEFAULT_POW_CHALLENGES_PER_MINUTE,
+            pow_calls_per_minute: DEFAULT_POW_CALLS_PER_MINUTE,
+            free_per_minute: DEFAULT_FREE_PER_MINUTE,
+            paid_calls_per_minute: DEFAULT_PAID_CALLS_PER_MINUTE,
             trusted_proxies: Vec::new(),
+            idempotency: IdempotencyConfig::default(),
         }
     }
 }
@@ -110,14 +233,34 @@ impl GatewayConfig {
             request_timeout: Duration::from_secs(timeout_secs),
             max_concurrent_requests,
             internal_token: ServiceToken::from_env()?,
+            rate_limit_store: match env_string("RATE_LIMIT_STORE", "local").as_str() {
+                "local" => crate::rate_limit::RateLimitStore::Local,
+                "redis" => crate::rate_limit::RateLimitStore::Redis(env_string(
+                    "REDIS_URL",
+                    "redis://127.0.0.1:6379",
+                )),
+                other => {
+                    anyhow::bail!("RATE_LIMIT_STORE={other:?}: expected \"local\" or \"redis\"")
+                }
+            },
             pow_challenges_per_minute: env_or(
                 "RATE_LIMIT_POW_CHALLENGES_PER_MINUTE",
                 defaults.pow_challenges_per_minute,
+            )?,
+            pow_calls_per_minute: env_or(
+                "RATE_LIMIT_POW_CALLS_PER_MINUTE",
+                defaults.pow_calls_per_minute,
+            )?,
+            free_per_minute: env_or("RATE_LIMIT_FREE_PER_MINUTE", defaults.free_per_minute)?,
+            paid_calls_per_minute: env_or(
+                "RATE_LIMIT_PAID_CALLS_PER_MINUTE",
+                defaults.paid_calls_per_minute,
             )?,
             trusted_proxies: crate::rate_limit::parse_trusted_proxies(&env_string(
                 "TRUSTED_PROXIES",
                 "",
             ))?,
+            idempotency: IdempotencyConfig::from_env()?,
         })
     }
 }

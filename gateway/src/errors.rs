@@ -72,7 +72,9 @@ pub fn from_internal_status(service: &str, status: &tonic::Status) -> Error {
 /// The per-agent API's category for an error kind.
 pub fn category(kind: ErrorKind) -> &'static str {
     match kind {
-        ErrorKind::InvalidArgument | ErrorKind::HeaderTooLarge => "InvalidInput",
+        ErrorKind::InvalidArgument | ErrorKind::HeaderTooLarge | ErrorKind::Unprocessable => {
+            "InvalidInput"
+        }
         ErrorKind::Unauthenticated | ErrorKind::PaymentRequired => "Unauthenticated",
         ErrorKind::PermissionDenied => "MemoryViolation",
         ErrorKind::NotFound => "NotFound",

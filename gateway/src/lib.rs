@@ -17,6 +17,7 @@ mod config;
 mod errors;
 mod extract;
 mod faces;
+mod idempotency;
 mod identity;
 mod memory;
 mod pow;
@@ -30,7 +31,7 @@ pub use pow::PowClient;
 pub use tools::ToolsClient;
 pub mod x402;
 
-pub use config::GatewayConfig;
+pub use config::{GatewayConfig, IdempotencyBackend, IdempotencyConfig};
 pub use routes::DeclaredRoute;
 
 use axum::error_handling::HandleErrorLayer;
@@ -133,6 +134,8 @@ pub async fn router_with(config: &GatewayConfig, backends: Backends) -> anyhow::
     if let Some(payments) = &payments {
         payments.check_prices().await?;
     }
+    let limits = rate_limit::Surfaces::open(config).await?;
+    let payments = payments.map(|gate| gate.with_wallet_limit(limits.paid_calls.clone()));
     tracing::info!(paid = payments.is_some(), "gateway routes ready");
     let state = AppState {
         memory: backends.memory,
@@ -145,9 +148,11 @@ pub async fn router_with(config: &GatewayConfig, backends: Backends) -> anyhow::
     let guard = routes::Guard {
         pow: payments.as_ref().map(|_| backends.pow),
         payments,
+        pow_calls: limits.pow_calls.clone(),
+        idempotency: Some(config.idempotency.open().await?),
         call_timeout: config.request_timeout,
     };
-    Ok(assemble(state, &guard, config))
+    Ok(assemble(state, &guard, config, &limits))
 }
 
 /// Every paid route the gateway serves: each catalog route, bound to its
@@ -156,6 +161,8 @@ pub fn declared_routes() -> Vec<DeclaredRoute> {
     let guard = routes::Guard {
         payments: None,
         pow: None,
+        pow_calls: None,
+        idempotency: None,
         call_timeout: config::DEFAULT_REQUEST_TIMEOUT,
     };
     routes::build(faces(), &guard).1
@@ -190,7 +197,12 @@ fn identity_gate(config: &GatewayConfig) -> anyhow::Result<(Gate, Option<x402::P
     Ok((Arc::new(x402::X402Gate), Some(payments)))
 }
 
-fn assemble(state: AppState, guard: &routes::Guard, config: &GatewayConfig) -> Router {
+fn assemble(
+    state: AppState,
+    guard: &routes::Guard,
+    config: &GatewayConfig,
+    limits: &rate_limit::Surfaces,
+) -> Router {
     let max_concurrent = config.max_concurrent_requests;
     let (paid, _) = routes::build(faces(), guard);
     // Past `max_concurrent` requests in progress, a paid route is refused at
@@ -212,8 +224,11 @@ fn assemble(state: AppState, guard: &routes::Guard, config: &GatewayConfig) -> R
     let router = Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
-        .route("/api/pow", get(pow::describe))
-        .route("/api/pow/challenge", pow_challenge_route(config))
+        .route("/api/pow", limited(get(pow::describe), &limits.free))
+        .route(
+            "/api/pow/challenge",
+            limited(get(pow::challenge), &limits.pow_challenges),
+        )
         .merge(tessera_runtime::metrics::routes())
         .merge(paid)
         .fallback(tessera_runtime::http::not_found)
@@ -223,16 +238,14 @@ fn assemble(state: AppState, guard: &routes::Guard, config: &GatewayConfig) -> R
     tessera_runtime::http::traced(router, "gateway")
 }
 
-/// `GET /api/pow/challenge`, rate limited per client IP when configured.
-fn pow_challenge_route(config: &GatewayConfig) -> axum::routing::MethodRouter<AppState> {
-    let route = get(pow::challenge);
-    match rate_limit::RateLimit::per_minute(
-        "pow-challenge",
-        config.pow_challenges_per_minute,
-        &config.trusted_proxies,
-    ) {
+/// `route`, rate limited per client IP when `limit` is set.
+fn limited(
+    route: axum::routing::MethodRouter<AppState>,
+    limit: &Option<rate_limit::RateLimit>,
+) -> axum::routing::MethodRouter<AppState> {
+    match limit {
         Some(limit) => route.route_layer(axum::middleware::from_fn_with_state(
-            limit,
+            limit.clone(),
             rate_limit::limit,
         )),
         None => route,

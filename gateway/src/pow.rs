@@ -7,6 +7,7 @@ use crate::errors::{ApiError, Family};
 use crate::extract::QueryParams;
 use crate::transport::{self, LocalService, Transport};
 use axum::extract::{Request, State};
+use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::Json;
@@ -143,6 +144,13 @@ pub(crate) async fn challenge(
     })))
 }
 
+/// The Idempotency-Key credential of a proof-of-work call: its token.
+pub(crate) fn credential(headers: &HeaderMap) -> Option<crate::idempotency::Credential> {
+    let solution = headers.get(SOLUTION_HEADER)?.to_str().ok()?;
+    let (token, _nonce) = solution.trim().split_once(':')?;
+    Some(crate::idempotency::Credential(format!("pow:{token}")))
+}
+
 /// Serves a cpu-tier call paid with the request's `X-Pow-Solution`: the
 /// solution is claimed, the call runs, and the claim is given back unless
 /// the call was served (2xx), so a refused or failed call does not spend it.
@@ -168,8 +176,12 @@ pub(crate) async fn serve_with_pow(
         Ok(claim) => claim,
         Err(error) => return family.response(&error),
     };
-    let response = next.run(request).await;
-    if !response.status().is_success() {
+    let mut response = next.run(request).await;
+    if response.status().is_success() {
+        response
+            .extensions_mut()
+            .insert(crate::idempotency::PaidFor);
+    } else {
         if let Err(error) = pow.release(claim).await {
             // The solution stays spent until it expires: never served twice.
             tracing::warn!(%error, slug, "a failed call's proof of work could not be given back");

@@ -1,56 +1,140 @@
-//! Rate limits on free surfaces, per client IP: a GCRA cell per IP
-//! (`governor`, in process). Past the limit a request is answered 429 with
-//! `Retry-After` and the IETF `RateLimit` / `RateLimit-Policy` headers
+//! Rate limits per surface, per client IP or per paying wallet: a GCRA cell
+//! per key ([`tessera_ratelimit::Limiter`]), in this process or in Redis
+//! (`RATE_LIMIT_STORE=redis`, one budget shared by every replica). Past the
+//! limit a request is answered 429 with `Retry-After` and the IETF
+//! `RateLimit` / `RateLimit-Policy` headers
 //! (draft-ietf-httpapi-ratelimit-headers); within it, the headers say what
-//! is left. The client IP is the connection's peer, or, when the peer is one
-//! of `TRUSTED_PROXIES`, the nearest address in `X-Forwarded-For` that is
-//! not a trusted proxy.
+//! is left. A Redis that cannot be reached lets requests through (logged):
+//! a limiter outage must not take the service down with it.
+//!
+//! The client IP is the connection's peer, or, when the peer is one of
+//! `TRUSTED_PROXIES`, the nearest address in `X-Forwarded-For` that is not a
+//! trusted proxy.
 
 use crate::errors::Family;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
-use governor::clock::{Clock, DefaultClock};
-use governor::middleware::StateInformationMiddleware;
-use governor::{DefaultKeyedRateLimiter, Quota};
 use ipnet::IpNet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tessera_error::{Error, ErrorKind};
+use tessera_ratelimit::{Decision, Limiter, Quota};
 
-/// Forgotten IPs are dropped from memory every this many checks.
-const RETAIN_EVERY: u64 = 4096;
+/// Where the cells live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RateLimitStore {
+    /// This process: each replica counts alone.
+    Local,
+    /// Redis at this URL, shared by every replica.
+    Redis(String),
+}
 
-/// One surface's limit: `per_minute` requests per IP, in bursts of as many.
+/// One surface's limit: `per_minute` requests per key, in bursts of as many.
 #[derive(Clone)]
 pub struct RateLimit {
     name: &'static str,
     per_minute: u32,
-    cells: Arc<DefaultKeyedRateLimiter<IpAddr, StateInformationMiddleware>>,
-    checks: Arc<AtomicU64>,
+    limiter: Limiter,
     trusted_proxies: Arc<[IpNet]>,
+}
+
+impl std::fmt::Debug for RateLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimit")
+            .field("name", &self.name)
+            .field("per_minute", &self.per_minute)
+            .field("limiter", &self.limiter)
+            .finish()
+    }
+}
+
+/// What a check allows: the headers to answer with, or the 429.
+pub enum Checked {
+    Allowed(RateHeaders),
+    Limited(Response),
+}
+
+/// The `RateLimit` / `RateLimit-Policy` headers of an allowed request.
+pub struct RateHeaders {
+    policy: HeaderValue,
+    remaining: Option<HeaderValue>,
+}
+
+impl RateHeaders {
+    pub fn apply(self, response: &mut Response) {
+        let headers = response.headers_mut();
+        headers.insert("ratelimit-policy", self.policy);
+        if let Some(remaining) = self.remaining {
+            headers.insert("ratelimit", remaining);
+        }
+    }
+}
+
+/// Every surface's limit (`None`: no limit).
+#[derive(Debug, Clone, Default)]
+pub struct Surfaces {
+    pub pow_challenges: Option<RateLimit>,
+    pub pow_calls: Option<RateLimit>,
+    pub free: Option<RateLimit>,
+    pub paid_calls: Option<RateLimit>,
+}
+
+impl Surfaces {
+    pub async fn open(config: &crate::GatewayConfig) -> anyhow::Result<Self> {
+        let (store, proxies) = (&config.rate_limit_store, &config.trusted_proxies);
+        Ok(Surfaces {
+            pow_challenges: RateLimit::per_minute(
+                "pow-challenge",
+                config.pow_challenges_per_minute,
+                proxies,
+                store,
+            )
+            .await?,
+            pow_calls: RateLimit::per_minute(
+                "pow-call",
+                config.pow_calls_per_minute,
+                proxies,
+                store,
+            )
+            .await?,
+            free: RateLimit::per_minute("free", config.free_per_minute, proxies, store).await?,
+            paid_calls: RateLimit::per_minute(
+                "paid-call",
+                config.paid_calls_per_minute,
+                proxies,
+                store,
+            )
+            .await?,
+        })
+    }
 }
 
 impl RateLimit {
     /// `None` when `per_minute` is 0 (no limit).
-    pub fn per_minute(
+    pub async fn per_minute(
         name: &'static str,
         per_minute: u32,
         trusted_proxies: &[IpNet],
-    ) -> Option<Self> {
-        let rate = NonZeroU32::new(per_minute)?;
-        let cells = DefaultKeyedRateLimiter::keyed(Quota::per_minute(rate))
-            .with_middleware::<StateInformationMiddleware>();
-        Some(RateLimit {
+        store: &RateLimitStore,
+    ) -> anyhow::Result<Option<Self>> {
+        let Some(quota) = Quota::per_minute(per_minute) else {
+            return Ok(None);
+        };
+        let limiter = match store {
+            RateLimitStore::Local => Limiter::local(quota),
+            RateLimitStore::Redis(url) => Limiter::redis(url, name, quota)
+                .await
+                .map_err(|e| anyhow::anyhow!("rate limit {name:?} in Redis: {e:#}"))?,
+        };
+        Ok(Some(RateLimit {
             name,
             per_minute,
-            cells: Arc::new(cells),
-            checks: Arc::new(AtomicU64::new(0)),
+            limiter,
             trusted_proxies: trusted_proxies.into(),
-        })
+        }))
     }
 
     fn policy(&self) -> HeaderValue {
@@ -83,6 +167,60 @@ impl RateLimit {
     fn trusted(&self, ip: IpAddr) -> bool {
         self.trusted_proxies.iter().any(|net| net.contains(&ip))
     }
+
+    /// `request`'s client IP, the key of a per-IP limit.
+    pub fn client_of(&self, request: &Request) -> String {
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        self.client_ip(peer, request.headers()).to_string()
+    }
+
+    /// Counts one request of `key` (a client IP, a wallet), named in the
+    /// refusal.
+    pub async fn check(&self, key: &str, family: Family) -> Checked {
+        let decision = match self.limiter.check(key).await {
+            Ok(decision) => decision,
+            Err(error) => {
+                tracing::warn!(surface = self.name, %error, "rate limit unavailable: the request is let through");
+                return Checked::Allowed(RateHeaders {
+                    policy: self.policy(),
+                    remaining: None,
+                });
+            }
+        };
+        match decision {
+            Decision::Allowed { remaining } => Checked::Allowed(RateHeaders {
+                policy: self.policy(),
+                remaining: Some(header(format!("\"{}\";r={remaining}", self.name))),
+            }),
+            Decision::Limited { retry_after } => {
+                Checked::Limited(self.refusal(key, retry_after, family))
+            }
+        }
+    }
+
+    fn refusal(&self, who: &str, wait: Duration, family: Family) -> Response {
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let error = Error::new(
+            ErrorKind::RateLimited,
+            "RATE_LIMITED",
+            format!(
+                "too many requests to {} from {who}: at most {} a minute; retry after {seconds} s",
+                self.name, self.per_minute
+            ),
+        );
+        let mut response = family.response(&error);
+        let headers = response.headers_mut();
+        headers.insert("retry-after", header(seconds.to_string()));
+        headers.insert("ratelimit-policy", self.policy());
+        headers.insert(
+            "ratelimit",
+            header(format!("\"{}\";r=0;t={seconds}", self.name)),
+        );
+        response
+    }
 }
 
 /// Parses `TRUSTED_PROXIES`: comma-separated IPs or CIDRs.
@@ -104,47 +242,14 @@ fn header(text: String) -> HeaderValue {
 
 /// Middleware: counts the request against its client IP's cell.
 pub async fn limit(State(limit): State<RateLimit>, request: Request, next: Next) -> Response {
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip());
-    let ip = limit.client_ip(peer, request.headers());
-    if limit.checks.fetch_add(1, Ordering::Relaxed) % RETAIN_EVERY == RETAIN_EVERY - 1 {
-        limit.cells.retain_recent();
-    }
-    match limit.cells.check_key(&ip) {
-        Ok(snapshot) => {
+    let client = limit.client_of(&request);
+    match limit.check(&client, Family::Agent402).await {
+        Checked::Allowed(headers) => {
             let mut response = next.run(request).await;
-            let headers = response.headers_mut();
-            headers.insert("ratelimit-policy", limit.policy());
-            let remaining = snapshot.remaining_burst_capacity();
-            headers.insert(
-                "ratelimit",
-                header(format!("\"{}\";r={remaining}", limit.name)),
-            );
+            headers.apply(&mut response);
             response
         }
-        Err(not_until) => {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            let error = Error::new(
-                ErrorKind::RateLimited,
-                "RATE_LIMITED",
-                format!(
-                    "too many requests to {} from {ip}: at most {} a minute; retry after {seconds} s",
-                    limit.name, limit.per_minute
-                ),
-            );
-            let mut response = Family::Agent402.response(&error);
-            let headers = response.headers_mut();
-            headers.insert("retry-after", header(seconds.to_string()));
-            headers.insert("ratelimit-policy", limit.policy());
-            headers.insert(
-                "ratelimit",
-                header(format!("\"{}\";r=0;t={seconds}", limit.name)),
-            );
-            response
-        }
+        Checked::Limited(refused) => refused,
     }
 }
 
@@ -153,7 +258,12 @@ mod tests {
     use super::*;
 
     fn limit(trusted: &str) -> RateLimit {
-        RateLimit::per_minute("test", 5, &parse_trusted_proxies(trusted).unwrap()).unwrap()
+        RateLimit {
+            name: "test",
+            per_minute: 5,
+            limiter: Limiter::local(Quota::per_minute(5).unwrap()),
+            trusted_proxies: parse_trusted_proxies(trusted).unwrap().into(),
+        }
     }
 
     fn forwarded(value: &str) -> HeaderMap {
@@ -198,6 +308,11 @@ mod tests {
             ip("10.1.2.3")
         );
         assert!(parse_trusted_proxies("10.0.0.0/8,nope").is_err());
-        assert!(RateLimit::per_minute("off", 0, &[]).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_zero_limit_is_no_limit() {
+        let off = RateLimit::per_minute("off", 0, &[], &RateLimitStore::Local).await;
+        assert!(off.unwrap().is_none());
     }
 }

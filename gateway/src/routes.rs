@@ -10,8 +10,9 @@
 //!    ([`PaidRoute`]), and, when payments are on, charges it through
 //!    [`crate::x402::charge`] (or, for a cpu-tier route with an
 //!    `X-Pow-Solution`, [`crate::pow::serve_with_pow`]) in a task of its own,
-//!    which a client hanging up cannot stop half-way. A request no
-//!    declaration admits is refused: the gate fails closed.
+//!    which a client hanging up cannot stop half-way; with an
+//!    `Idempotency-Key`, through [`crate::idempotency::serve`] first. A
+//!    request no declaration admits is refused: the gate fails closed.
 //! 2. the family's error rendering;
 //! 3. the call deadline (`GATEWAY_REQUEST_TIMEOUT_SECONDS`): a call that
 //!    takes longer is answered 504 and, being a failure, not charged.
@@ -20,12 +21,15 @@
 //! included (axum would otherwise answer `HEAD` with the `GET` handler).
 
 use crate::errors::{render, Family};
+use crate::idempotency::{self, Credential, Idempotency};
 use crate::pow::PowClient;
+use crate::rate_limit::{Checked, RateLimit};
 use crate::x402::PaymentGate;
 use crate::AppState;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{Request, State};
 use axum::handler::Handler;
+use axum::http::{HeaderMap, Uri};
 use axum::middleware::{from_fn_with_state, map_response_with_state, Next};
 use axum::response::Response;
 use axum::routing::{on, MethodFilter, MethodRouter};
@@ -109,6 +113,10 @@ pub(crate) struct Guard {
     pub(crate) payments: Option<PaymentGate>,
     /// Pays cpu-tier routes with proof of work (when payments are on).
     pub(crate) pow: Option<PowClient>,
+    /// Calls paid with proof of work, per client IP.
+    pub(crate) pow_calls: Option<RateLimit>,
+    /// Where Idempotency-Key entries live; `None`: the header is ignored.
+    pub(crate) idempotency: Option<Idempotency>,
     pub(crate) call_timeout: Duration,
 }
 
@@ -117,6 +125,8 @@ struct Gated {
     candidates: Arc<[&'static Route]>,
     payments: Option<PaymentGate>,
     pow: Option<PowClient>,
+    pow_calls: Option<RateLimit>,
+    idempotency: Option<Idempotency>,
 }
 
 /// The router of every face's routes, and what it declares.
@@ -139,6 +149,8 @@ pub(crate) fn build(
                 candidates: routes.iter().copied().collect(),
                 payments: guard.payments.clone(),
                 pow: guard.pow.clone(),
+                pow_calls: guard.pow_calls.clone(),
+                idempotency: guard.idempotency.clone(),
             };
             let timeout = guard.call_timeout;
             let method_router =
@@ -191,35 +203,124 @@ fn deadline_passed(family: Family, timeout: Duration) -> Response {
     ))
 }
 
-/// Resolves the catalog route and, when payments are on, charges it.
+/// How a request to a route is paid.
+#[derive(Clone)]
+enum Payer {
+    /// FREE_MODE: nobody pays.
+    Free,
+    Pow(PowClient, Option<RateLimit>),
+    X402(PaymentGate),
+}
+
+impl Payer {
+    /// A cpu-tier route may be paid with proof of work; memory and anything
+    /// else of the wallet tier ignores the header and asks for x402.
+    fn of(gated: &Gated, route: &Route, request: &Request) -> Payer {
+        let Some(payments) = &gated.payments else {
+            return Payer::Free;
+        };
+        match &gated.pow {
+            Some(pow)
+                if route.tier == Tier::Cpu
+                    && request.headers().contains_key(crate::pow::SOLUTION_HEADER) =>
+            {
+                Payer::Pow(pow.clone(), gated.pow_calls.clone())
+            }
+            _ => Payer::X402(payments.clone()),
+        }
+    }
+
+    async fn serve(self, route: &'static Route, request: Request, next: Next) -> Response {
+        match self {
+            Payer::Free => next.run(request).await,
+            Payer::Pow(pow, limit) => {
+                let mut allowed = None;
+                if let Some(limit) = limit {
+                    let client = limit.client_of(&request);
+                    match limit.check(&client, Family::from(route.face)).await {
+                        Checked::Allowed(headers) => allowed = Some(headers),
+                        Checked::Limited(refused) => return refused,
+                    }
+                }
+                let mut response = crate::pow::serve_with_pow(pow, route, request, next).await;
+                if let Some(headers) = allowed {
+                    headers.apply(&mut response);
+                }
+                response
+            }
+            Payer::X402(payments) => crate::x402::charge(payments, route, request, next).await,
+        }
+    }
+
+    /// The Idempotency-Key credential; `Ok(None)` when the request proves
+    /// nobody (an unpaid call), `Err` a refusal to answer.
+    async fn credential(
+        &self,
+        route: &'static Route,
+        headers: &HeaderMap,
+        uri: &Uri,
+    ) -> Result<Option<Credential>, Response> {
+        match self {
+            Payer::Free => Ok(Some(idempotency::free_mode_credential(headers))),
+            Payer::Pow(..) => Ok(crate::pow::credential(headers)),
+            Payer::X402(payments) => Ok(crate::x402::identify(payments, route, headers, uri)
+                .await?
+                .map(|payer| Credential(format!("x402:{payer}")))),
+        }
+    }
+}
+
+/// Resolves the catalog route and has it paid for (or not, in FREE_MODE),
+/// at most once per Idempotency-Key.
 async fn gate(State(gated): State<Gated>, mut request: Request, next: Next) -> Response {
     let Some(route) = tessera_catalog::select(&gated.candidates, request.uri().query()) else {
         let error = Error::internal("no catalog route admits this request");
         return Family::from(gated.candidates[0].face).response(&error);
     };
+    let family = Family::from(route.face);
     request.extensions_mut().insert(PaidRoute(route));
-    let Some(payments) = gated.payments else {
-        return next.run(request).await;
+    let payer = Payer::of(&gated, route, &request);
+    let key = match idempotency::requested_key(request.headers()) {
+        Ok(key) => key.zip(gated.idempotency.clone()),
+        Err(error) => return family.response(&error),
     };
-    // A cpu-tier route may be paid with proof of work instead; memory and
-    // anything else of the wallet tier ignores the header and asks for x402.
-    if route.tier == Tier::Cpu && request.headers().contains_key(crate::pow::SOLUTION_HEADER) {
-        if let Some(pow) = gated.pow {
-            // Detached, like a paid call: a hang-up must not leave the
-            // solution claimed for a call that never ran.
-            let served = tokio::spawn(crate::pow::serve_with_pow(pow, route, request, next));
-            return served.await.unwrap_or_else(|failed| {
-                tracing::error!(error = %failed, route = route.id, "a proof-of-work call's task failed");
-                let error = Error::internal("the call failed inside the gateway");
-                Family::from(route.face).response(&error)
-            });
+    let Some((key, idempotency)) = key else {
+        if let Payer::Free = payer {
+            return next.run(request).await;
         }
-    }
-    // Detached from the connection: a client that hangs up (the request
-    // future dropped) must not stop a paid call between its verification,
-    // its run and its settlement or cancellation.
-    let charged = tokio::spawn(crate::x402::charge(payments, route, request, next));
-    charged.await.unwrap_or_else(|failed| {
+        return detached(route, payer.serve(route, request, next)).await;
+    };
+    detached(route, async move {
+        let (headers, uri) = (request.headers().clone(), request.uri().clone());
+        let credential = match payer.credential(route, &headers, &uri).await {
+            Ok(Some(credential)) => credential,
+            Ok(None) => return payer.serve(route, request, next).await,
+            Err(refused) => return refused,
+        };
+        let free = matches!(payer, Payer::Free);
+        idempotency::serve(
+            idempotency,
+            route,
+            key,
+            credential,
+            free,
+            request,
+            |request| payer.serve(route, request, next),
+        )
+        .await
+    })
+    .await
+}
+
+/// Runs `call` in a task of its own: a client that hangs up (the request
+/// future dropped) must not stop a paid call between its verification, its
+/// run and its settlement or cancellation, nor leave a proof of work or an
+/// Idempotency-Key claimed for a call that never ran.
+async fn detached(
+    route: &'static Route,
+    call: impl std::future::Future<Output = Response> + Send + 'static,
+) -> Response {
+    tokio::spawn(call).await.unwrap_or_else(|failed| {
         tracing::error!(error = %failed, route = route.id, "a paid call's task failed");
         let error = Error::internal("the call failed inside the gateway");
         Family::from(route.face).response(&error)

@@ -11,11 +11,13 @@
 //! instead.
 
 use crate::errors::{from_internal_status, Family};
+use crate::idempotency::PaidFor;
 use crate::identity::IdentityGate;
+use crate::rate_limit::{Checked, RateLimit};
 use axum::extract::Request;
 use axum::http::header::{CACHE_CONTROL, HOST};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::time::Duration;
@@ -60,6 +62,8 @@ impl IdentityGate for X402Gate {
 pub struct PaymentGate {
     payments: PaymentClient,
     settle_before: bool,
+    /// Paid calls per paying wallet.
+    wallet_limit: Option<RateLimit>,
 }
 
 /// How long a starting gateway waits for the payment service to list its
@@ -79,7 +83,15 @@ impl PaymentGate {
         Ok(PaymentGate {
             payments: PaymentServiceClient::with_interceptor(channel, token),
             settle_before,
+            wallet_limit: None,
         })
+    }
+
+    /// Limits paid calls per paying wallet: a call past the limit is
+    /// answered 429 and its payment cancelled (not charged).
+    pub(crate) fn with_wallet_limit(mut self, limit: Option<RateLimit>) -> Self {
+        self.wallet_limit = limit;
+        self
     }
 
     /// Fails unless the payment service prices every catalog route (a
@@ -161,13 +173,44 @@ fn payment_header(headers: &HeaderMap) -> Result<Option<(String, u32)>, Error> {
     Ok(None)
 }
 
+/// The payer the request's payment header proves, without reserving or
+/// settling it (for Idempotency-Key); `Ok(None)` when it carries no payment.
+pub(crate) async fn identify(
+    gate: &PaymentGate,
+    route: &'static Route,
+    headers: &HeaderMap,
+    uri: &Uri,
+) -> Result<Option<String>, Response> {
+    let family = Family::from(route.face);
+    let Some((header, version)) = payment_header(headers).map_err(|e| refusal(family, e))? else {
+        return Ok(None);
+    };
+    let identified = gate
+        .payments
+        .clone()
+        .identify(pb::IdentifyRequest {
+            route: route.id.into(),
+            resource_url: resource_url_of(headers, uri),
+            payment_header: header,
+            x402_version: version,
+        })
+        .await;
+    match identified {
+        Ok(identified) => Ok(Some(identified.into_inner().payer)),
+        Err(status) => Err(refusal(family, from_internal_status("payment", &status))),
+    }
+}
+
 fn resource_url(request: &Request) -> String {
-    let host = request
-        .headers()
+    resource_url_of(request.headers(), request.uri())
+}
+
+fn resource_url_of(headers: &HeaderMap, uri: &Uri) -> String {
+    let host = headers
         .get(HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost");
-    let path = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let path = uri.path_and_query().map_or("/", |pq| pq.as_str());
     format!("http://{host}{path}")
 }
 
@@ -218,7 +261,7 @@ fn attach_settlement(response: &mut Response, settled: &pb::SettleResponse, vers
 pub(crate) async fn charge(
     gate: PaymentGate,
     route: &'static Route,
-    mut request: Request,
+    request: Request,
     next: Next,
 ) -> Response {
     let family = Family::from(route.face);
@@ -255,6 +298,42 @@ pub(crate) async fn charge(
     };
     let payment_id = verified.payment_id.clone();
     tracing::info!(route = route.id, payer = %verified.payer, payment_id, debtor = verified.settle_before, "payment verified");
+    let mut rate_headers = None;
+    if let Some(limit) = &gate.wallet_limit {
+        match limit.check(&verified.payer, family).await {
+            Checked::Allowed(headers) => rate_headers = Some(headers),
+            Checked::Limited(refused) => {
+                let reason = "rate limited: too many paid calls from this wallet".to_string();
+                if let Err(status) = payments
+                    .cancel(pb::CancelRequest { payment_id, reason })
+                    .await
+                {
+                    tracing::warn!(error = %status.message(), "could not cancel a rate-limited payment");
+                }
+                return refused;
+            }
+        }
+    }
+    let mut response =
+        charge_verified(gate, payments, verified, request, next, family, version).await;
+    if let Some(headers) = rate_headers {
+        headers.apply(&mut response);
+    }
+    response
+}
+
+/// The rest of [`charge`], once the payment is verified and within the
+/// payer's rate: settle before or after the call, or cancel it.
+async fn charge_verified(
+    gate: PaymentGate,
+    mut payments: PaymentClient,
+    verified: pb::VerifyResponse,
+    mut request: Request,
+    next: Next,
+    family: Family,
+    version: u32,
+) -> Response {
+    let payment_id = verified.payment_id.clone();
     request.extensions_mut().insert(PaidCaller(verified.payer));
 
     let settle = |mut payments: PaymentClient, payment_id: String, before_execution: bool| async move {
@@ -284,6 +363,9 @@ pub(crate) async fn charge(
         };
         let mut response = next.run(request).await;
         attach_settlement(&mut response, &settled, version);
+        if settled.success {
+            response.extensions_mut().insert(PaidFor);
+        }
         return response;
     }
 
@@ -300,7 +382,9 @@ pub(crate) async fn charge(
     }
     match settle(payments, payment_id.clone(), false).await {
         Ok(settled) => {
-            if !settled.success {
+            if settled.success {
+                response.extensions_mut().insert(PaidFor);
+            } else {
                 tracing::warn!(payment_id, reason = %settled.error_reason, pending = settled.pending, "payment not settled");
             }
             attach_settlement(&mut response, &settled, version);

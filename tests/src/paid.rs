@@ -30,7 +30,23 @@ pub struct PaidStack {
     pub gateway_url: String,
     /// PostgreSQL's clock when the stack started (text, for comparisons).
     started_at: String,
+    gateway_config: GatewayConfig,
     shutdown: Shutdown,
+}
+
+/// Serves a gateway of `config` on a free port until `shutdown`.
+async fn serve_gateway(config: &GatewayConfig, shutdown: &Shutdown) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listen_addr = listener.local_addr().unwrap();
+    let config = GatewayConfig {
+        listen_addr,
+        ..config.clone()
+    };
+    let router = tessera_gateway::router(&config)
+        .await
+        .expect("gateway with x402");
+    tokio::spawn(tessera_gateway::serve(listener, router, shutdown.clone()));
+    format!("http://{listen_addr}")
 }
 
 pub struct Options {
@@ -45,6 +61,8 @@ pub struct Options {
     pub internal_token: &'static str,
     /// Leading zero bits of the pow service's challenges.
     pub pow_difficulty: u32,
+    /// Where the gateway keeps Idempotency-Key entries.
+    pub idempotency: tessera_gateway::IdempotencyConfig,
 }
 
 impl Default for Options {
@@ -57,6 +75,7 @@ impl Default for Options {
             max_concurrent_requests: 1024,
             internal_token: "",
             pow_difficulty: 8,
+            idempotency: Default::default(),
         }
     }
 }
@@ -133,10 +152,7 @@ impl PaidStack {
         )
         .require_token(token.clone());
         tokio::spawn(pow_server.serve(pow_listener, shutdown.clone()));
-        let gateway_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let listen_addr = gateway_listener.local_addr().unwrap();
-        let router = tessera_gateway::router(&GatewayConfig {
-            listen_addr,
+        let gateway_config = GatewayConfig {
             memory_url: format!("http://{}", memory_proxy.addr),
             tools_url,
             pow_url,
@@ -146,15 +162,10 @@ impl PaidStack {
             request_timeout: options.request_timeout,
             max_concurrent_requests: options.max_concurrent_requests,
             internal_token: token,
+            idempotency: options.idempotency,
             ..Default::default()
-        })
-        .await
-        .expect("gateway with x402");
-        tokio::spawn(tessera_gateway::serve(
-            gateway_listener,
-            router,
-            shutdown.clone(),
-        ));
+        };
+        let gateway_url = serve_gateway(&gateway_config, &shutdown).await;
 
         PaidStack {
             started_at,
@@ -165,9 +176,16 @@ impl PaidStack {
             payment_url,
             memory,
             memory_proxy,
-            gateway_url: format!("http://{listen_addr}"),
+            gateway_url,
+            gateway_config,
             shutdown,
         }
+    }
+
+    /// Another gateway over the same services, with the same settings (a
+    /// second replica); its base URL.
+    pub async fn another_gateway(&self) -> String {
+        serve_gateway(&self.gateway_config, &self.shutdown).await
     }
 
     pub fn url(&self, path: &str) -> String {

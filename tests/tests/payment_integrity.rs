@@ -947,6 +947,12 @@ impl pay::payment_service_server::PaymentService for PartialPrices {
     ) -> Result<Response<pay::VerifyResponse>, Status> {
         Err(Status::unimplemented("stub"))
     }
+    async fn identify(
+        &self,
+        _: Request<pay::IdentifyRequest>,
+    ) -> Result<Response<pay::IdentifyResponse>, Status> {
+        Err(Status::unimplemented("stub"))
+    }
     async fn settle(
         &self,
         _: Request<pay::SettleRequest>,

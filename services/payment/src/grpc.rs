@@ -44,6 +44,18 @@ impl PaymentService for PaymentGrpc {
         }))
     }
 
+    async fn identify(
+        &self,
+        request: Request<pb::IdentifyRequest>,
+    ) -> Result<Response<pb::IdentifyResponse>, Status> {
+        let r = request.into_inner();
+        let payer = self
+            .payments
+            .identify(&r.route, &r.resource_url, &r.payment_header)
+            .await?;
+        Ok(Response::new(pb::IdentifyResponse { payer }))
+    }
+
     async fn settle(
         &self,
         request: Request<pb::SettleRequest>,

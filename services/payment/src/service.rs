@@ -173,12 +173,9 @@ impl Payments {
         error
     }
 
-    /// Checks a `PAYMENT-SIGNATURE` / `X-PAYMENT` header for a route,
-    /// reserves its authorization within the payer's means and has the
-    /// facilitator verify it.
-    pub async fn verify(&self, route: &str, resource_url: &str, header: &str) -> Result<Verified> {
+    /// The route's terms, typed and as x402 `PaymentRequirements`.
+    fn terms(&self, route: &str) -> Result<(u64, &'static Route, ExactRequirements, Requirements)> {
         let (price, catalog_route) = self.catalog.priced(route)?;
-        let required = self.requirements(route)?;
         let typed = ExactRequirements {
             network: self.asset.network,
             amount: U256::from(price),
@@ -187,16 +184,57 @@ impl Payments {
             max_timeout_seconds: self.max_timeout_seconds,
             domain: None,
         };
-        let refuse = |refusal: Refusal| self.payment_required(route, resource_url, refusal);
+        Ok((price, catalog_route, typed, self.requirements(route)?))
+    }
 
+    /// Steps 1 and 2 of verify: the header pays this route's terms, its
+    /// authorization is valid now and for `min_remaining` seconds more, and
+    /// `from` signed it. Nothing is reserved.
+    async fn authenticate(
+        &self,
+        route: &str,
+        resource_url: &str,
+        header: &str,
+        min_remaining: u64,
+    ) -> Result<ExactPayment> {
+        let (_, catalog_route, typed, _) = self.terms(route)?;
+        let refuse = |refusal: Refusal| self.payment_required(route, resource_url, refusal);
         let payment = read_payment(header, catalog_route, &typed, resource_url)
             .and_then(|payment| {
                 payment
                     .authorization
-                    .check_window(unix_now(), self.settle_timeout.as_secs())?;
+                    .check_window(unix_now(), min_remaining)?;
                 Ok(payment)
             })
             .map_err(refuse)?;
+        self.check_signer(&payment, &typed)
+            .await
+            .map_err(|e| match e {
+                Signer::Refused(refusal) => refuse(refusal),
+                Signer::Unavailable(error) => error,
+            })?;
+        Ok(payment)
+    }
+
+    /// The payer a payment header proves, without reserving or settling it:
+    /// its authorization pays this route's terms, is valid now, and was
+    /// signed by `from`. Whether it was already used does not matter, so a
+    /// client retrying with the header it sent before is identified too.
+    /// Lower-case 0x address.
+    pub async fn identify(&self, route: &str, resource_url: &str, header: &str) -> Result<String> {
+        let payment = self.authenticate(route, resource_url, header, 0).await?;
+        Ok(Account::of(&payment.key(self.asset_address)).payer)
+    }
+
+    /// Checks a `PAYMENT-SIGNATURE` / `X-PAYMENT` header for a route,
+    /// reserves its authorization within the payer's means and has the
+    /// facilitator verify it.
+    pub async fn verify(&self, route: &str, resource_url: &str, header: &str) -> Result<Verified> {
+        let (price, catalog_route, _, required) = self.terms(route)?;
+        let refuse = |refusal: Refusal| self.payment_required(route, resource_url, refusal);
+        let payment = self
+            .authenticate(route, resource_url, header, self.settle_timeout.as_secs())
+            .await?;
         let requirements_json = match payment.x402_version {
             1 => {
                 let v1 = required
@@ -212,12 +250,6 @@ impl Payments {
             _ => serde_json::to_value(&required),
         }
         .expect("serializes");
-        self.check_signer(&payment, &typed)
-            .await
-            .map_err(|e| match e {
-                Signer::Refused(refusal) => refuse(refusal),
-                Signer::Unavailable(error) => error,
-            })?;
 
         let key = payment.key(self.asset_address);
         // A replay costs one indexed read, not a balance RPC.

@@ -24,6 +24,9 @@ pub enum ErrorKind {
     NotFound,
     Conflict,
     PreconditionFailed,
+    /// Well-formed, but not acceptable in this state, e.g. an
+    /// Idempotency-Key reused for another request (HTTP 422).
+    Unprocessable,
     QuotaExceeded,
     RateLimited,
     Unimplemented,
@@ -34,7 +37,7 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 15] = [
+    pub const ALL: [ErrorKind; 16] = [
         ErrorKind::InvalidArgument,
         ErrorKind::HeaderTooLarge,
         ErrorKind::Unauthenticated,
@@ -43,6 +46,7 @@ impl ErrorKind {
         ErrorKind::NotFound,
         ErrorKind::Conflict,
         ErrorKind::PreconditionFailed,
+        ErrorKind::Unprocessable,
         ErrorKind::QuotaExceeded,
         ErrorKind::RateLimited,
         ErrorKind::Unimplemented,
@@ -63,6 +67,7 @@ impl ErrorKind {
             ErrorKind::NotFound => (Code::NotFound, 404, "NotFound"),
             ErrorKind::Conflict => (Code::Aborted, 409, "Conflict"),
             ErrorKind::PreconditionFailed => (Code::FailedPrecondition, 412, "PreconditionFailed"),
+            ErrorKind::Unprocessable => (Code::InvalidArgument, 422, "Unprocessable"),
             ErrorKind::QuotaExceeded => (Code::ResourceExhausted, 413, "QuotaExceeded"),
             ErrorKind::RateLimited => (Code::ResourceExhausted, 429, "RateLimited"),
             ErrorKind::Unimplemented => (Code::Unimplemented, 501, "Unimplemented"),

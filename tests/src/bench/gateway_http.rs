@@ -1,7 +1,8 @@
 //! The REST gateway over HTTP/1.1: an in-process gateway (free mode, the
 //! caller's namespace from `X-Agent-Id`) calling the memory service in
 //! process as the all-in-one does (no loopback hop), called through one
-//! pooled keep-alive reqwest client.
+//! pooled keep-alive reqwest client. Idempotency-Key entries are kept in
+//! Redis, as gateway replicas share them.
 
 use super::driver::{run_shared, Outcome};
 use super::memory_grpc::{ClientKeys, MemoryGrpc};
@@ -53,6 +54,10 @@ impl GatewayHttp {
         let config = GatewayConfig {
             listen_addr: addr,
             free_mode: true,
+            idempotency: tessera_gateway::IdempotencyConfig {
+                backend: tessera_gateway::IdempotencyBackend::Redis(settings.redis_url.clone()),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let backends = tessera_gateway::Backends {
@@ -137,6 +142,46 @@ impl GatewayHttp {
         .await
     }
 
+    /// The same tool call with a new Idempotency-Key each time: a claim,
+    /// the call, and its response kept.
+    pub async fn tool_fresh_key(&self, name: &str, settings: &Settings) -> Outcome {
+        let run = unique_namespace("bench-idem");
+        run_shared(name, settings, &self.shared, move |shared, client, call| {
+            let key = format!("{run}-{client}-{call}");
+            async move {
+                let response = shared
+                    .post_keyed(&shared.tool_url, &shared.tool_body, &key)
+                    .await?;
+                ensure!(
+                    response.headers().get("x-idempotent-replay").is_none(),
+                    "a fresh call"
+                );
+                success(response).await?;
+                Ok(())
+            }
+        })
+        .await
+    }
+
+    /// The same tool call under each client's one Idempotency-Key: after the
+    /// first, every call is a replay of the kept response.
+    pub async fn tool_replayed(&self, name: &str, settings: &Settings) -> Outcome {
+        let run = unique_namespace("bench-replay");
+        run_shared(name, settings, &self.shared, move |shared, client, call| {
+            let key = format!("{run}-{client}");
+            async move {
+                let response = shared
+                    .post_keyed(&shared.tool_url, &shared.tool_body, &key)
+                    .await?;
+                let replayed = response.headers().get("x-idempotent-replay").is_some();
+                ensure!(replayed || call == 0, "call {call} was not a replay");
+                success(response).await?;
+                Ok(())
+            }
+        })
+        .await
+    }
+
     /// Lock acquire and release pairs on the client's own key, as over gRPC.
     pub async fn compare_and_swap(&self, name: &str, settings: &Settings) -> Outcome {
         run_shared(
@@ -180,6 +225,17 @@ impl GatewayHttp {
 }
 
 impl Shared {
+    async fn post_keyed(&self, url: &str, body: &[u8], key: &str) -> reqwest::Result<Response> {
+        self.http
+            .post(url)
+            .header("x-agent-id", &self.namespace)
+            .header("idempotency-key", key)
+            .header(CONTENT_TYPE, "application/json")
+            .body(body.to_vec())
+            .send()
+            .await
+    }
+
     async fn post(&self, url: &str, body: &[u8]) -> reqwest::Result<Response> {
         self.http
             .post(url)

@@ -59,6 +59,8 @@ pub enum Case {
     HttpCas,
     HttpIncr,
     HttpTool,
+    IdemFresh,
+    IdemReplay,
     PowChallenge,
     PowRedeem,
     PowTool,
@@ -72,7 +74,7 @@ pub enum Case {
 
 impl Case {
     /// Every case, in run order: each baseline before what it is compared with.
-    const ALL: [Case; 23] = [
+    const ALL: [Case; 25] = [
         Case::RedisGet,
         Case::RedisSet,
         Case::RedisEvalshaCas,
@@ -87,6 +89,8 @@ impl Case {
         Case::HttpCas,
         Case::HttpIncr,
         Case::HttpTool,
+        Case::IdemFresh,
+        Case::IdemReplay,
         Case::PowChallenge,
         Case::PowRedeem,
         Case::PowTool,
@@ -114,6 +118,8 @@ impl Case {
             Case::HttpCas => "http-cas",
             Case::HttpIncr => "http-incr",
             Case::HttpTool => "http-tool",
+            Case::IdemFresh => "idem-fresh",
+            Case::IdemReplay => "idem-replay",
             Case::PowChallenge => "pow-challenge",
             Case::PowRedeem => "pow-redeem",
             Case::PowTool => "pow-tool",
@@ -139,6 +145,7 @@ impl Case {
             Case::HttpNoop | Case::HttpGet | Case::HttpCas | Case::HttpIncr | Case::HttpTool => {
                 "gateway HTTP"
             }
+            Case::IdemFresh | Case::IdemReplay => "gateway HTTP, keys in Redis",
             Case::PgUpsert => "postgres (raw)",
             Case::PowChallenge | Case::PowTool => "gateway PoW (paid mode)",
             Case::PowRedeem => "pow in process",
@@ -165,6 +172,8 @@ impl Case {
             Case::HttpCas => "POST /api/memory/cas",
             Case::HttpIncr => "POST /api/memory/incr",
             Case::HttpTool => "POST /api/sha256, 1 KiB",
+            Case::IdemFresh => "POST /api/sha256, 1 KiB, new Idempotency-Key",
+            Case::IdemReplay => "POST /api/sha256, 1 KiB, replayed Idempotency-Key",
             Case::PowChallenge => "GET /api/pow/challenge",
             Case::PowRedeem => "redeem + release (verify, claim, give back)",
             Case::PowTool => "POST /api/sha256, 1 KiB, X-Pow-Solution",
@@ -198,8 +207,8 @@ impl Case {
             Case::PowChallenge => &[Case::HttpNoop, Case::RedisGet],
             // A claim and a release: a SET NX and a compare-and-delete script.
             Case::PowRedeem => &[Case::RedisEvalshaCas, Case::RedisSet],
-            // The same tool call, free (FREE_MODE gateway).
-            Case::PowTool => &[Case::HttpTool],
+            // The same tool call, free (FREE_MODE gateway), without a key.
+            Case::PowTool | Case::IdemFresh | Case::IdemReplay => &[Case::HttpTool],
             Case::Eip712Recover | Case::FacilitatorVerify => &[Case::Eip712Recover],
             // The same CAS unpaid through the same gateway, else raw Redis.
             Case::PaidCas => &[Case::HttpCas, Case::RedisEvalshaCas],
@@ -209,7 +218,13 @@ impl Case {
     fn is_http(self) -> bool {
         matches!(
             self,
-            Case::HttpNoop | Case::HttpGet | Case::HttpCas | Case::HttpIncr | Case::HttpTool
+            Case::HttpNoop
+                | Case::HttpGet
+                | Case::HttpCas
+                | Case::HttpIncr
+                | Case::HttpTool
+                | Case::IdemFresh
+                | Case::IdemReplay
         )
     }
 
@@ -425,6 +440,8 @@ impl Targets {
             }
             Case::HttpIncr => gateway.expect(missing).increment(name, settings).await,
             Case::HttpTool => gateway.expect(missing).tool(name, settings).await,
+            Case::IdemFresh => gateway.expect(missing).tool_fresh_key(name, settings).await,
+            Case::IdemReplay => gateway.expect(missing).tool_replayed(name, settings).await,
             Case::PowChallenge => {
                 self.pow
                     .as_ref()
