@@ -32,6 +32,7 @@ pub use tools::ToolsClient;
 pub mod x402;
 
 pub use config::{GatewayConfig, IdempotencyBackend, IdempotencyConfig};
+pub use rate_limit::RateLimitStore;
 pub use routes::DeclaredRoute;
 
 use axum::error_handling::HandleErrorLayer;

@@ -61,8 +61,9 @@ pub struct Options {
     pub internal_token: &'static str,
     /// Leading zero bits of the pow service's challenges.
     pub pow_difficulty: u32,
-    /// Where the gateway keeps Idempotency-Key entries.
-    pub idempotency: tessera_gateway::IdempotencyConfig,
+    /// Changes the gateway's settings (Idempotency-Key store, rate limits)
+    /// before it starts.
+    pub adjust_gateway: fn(&mut GatewayConfig),
 }
 
 impl Default for Options {
@@ -75,7 +76,7 @@ impl Default for Options {
             max_concurrent_requests: 1024,
             internal_token: "",
             pow_difficulty: 8,
-            idempotency: Default::default(),
+            adjust_gateway: |_| {},
         }
     }
 }
@@ -152,7 +153,7 @@ impl PaidStack {
         )
         .require_token(token.clone());
         tokio::spawn(pow_server.serve(pow_listener, shutdown.clone()));
-        let gateway_config = GatewayConfig {
+        let mut gateway_config = GatewayConfig {
             memory_url: format!("http://{}", memory_proxy.addr),
             tools_url,
             pow_url,
@@ -162,9 +163,9 @@ impl PaidStack {
             request_timeout: options.request_timeout,
             max_concurrent_requests: options.max_concurrent_requests,
             internal_token: token,
-            idempotency: options.idempotency,
             ..Default::default()
         };
+        (options.adjust_gateway)(&mut gateway_config);
         let gateway_url = serve_gateway(&gateway_config, &shutdown).await;
 
         PaidStack {

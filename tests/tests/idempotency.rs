@@ -437,9 +437,8 @@ async fn a_paid_replay_is_not_charged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn duplicates_across_two_gateways_wait_for_the_first_and_are_not_charged() {
     let stack = PaidStack::start_with(Options {
-        idempotency: IdempotencyConfig {
-            backend: IdempotencyBackend::Redis(redis_url()),
-            ..Default::default()
+        adjust_gateway: |config| {
+            config.idempotency.backend = IdempotencyBackend::Redis(redis_url());
         },
         ..Default::default()
     })

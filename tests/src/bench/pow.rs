@@ -65,8 +65,10 @@ impl Solutions {
 async fn paid_gateway(stack: &PaidStack, pow: tessera_pow::Pow) -> anyhow::Result<String> {
     let config = tessera_gateway::GatewayConfig {
         payment_url: Some(stack.payment_url.clone()),
-        // Issuance's own cost is measured, not the per-IP limit.
+        // Issuance's and redemption's own costs are measured, not the
+        // per-IP limits (every bench client is 127.0.0.1).
         pow_challenges_per_minute: 0,
+        pow_calls_per_minute: 0,
         ..Default::default()
     };
     let backends = tessera_gateway::Backends {
