@@ -5,7 +5,7 @@
 
 use crate::errors::{ApiError, Family};
 use crate::extract::QueryParams;
-use crate::transport::{self, LocalService, Transport};
+use crate::transport::{self, Transport};
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
@@ -13,11 +13,13 @@ use axum::response::Response;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::sync::Arc;
 use std::time::Duration;
 use tessera_catalog::Route;
 use tessera_error::Error;
 use tessera_proto::pow::v1 as pb;
 use tessera_proto::pow::v1::pow_service_client::PowServiceClient;
+use tessera_proto::pow::v1::pow_service_server::PowService;
 use tessera_runtime::grpc_auth::ServiceToken;
 use tonic::service::interceptor::InterceptedService;
 
@@ -27,9 +29,33 @@ pub const SOLUTION_HEADER: &str = "x-pow-solution";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
-#[derive(Debug, Clone)]
+/// The pow service, over gRPC or (in the all-in-one) called directly.
+#[derive(Clone)]
 pub struct PowClient {
-    client: PowServiceClient<InterceptedService<Transport, ServiceToken>>,
+    calls: Calls,
+}
+
+#[derive(Clone)]
+enum Calls {
+    Grpc(PowServiceClient<InterceptedService<Transport, ServiceToken>>),
+    /// The service's own implementation, in this process: no encoding, no
+    /// HTTP framing (a solution's redemption is on every call it pays for).
+    Direct(Arc<dyn PowService>),
+}
+
+impl std::fmt::Debug for PowClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.calls {
+            Calls::Grpc(_) => f.write_str("PowClient::Grpc"),
+            Calls::Direct(_) => f.write_str("PowClient::Direct"),
+        }
+    }
+}
+
+fn answer<T>(reply: Result<tonic::Response<T>, tonic::Status>) -> Result<T, Error> {
+    Ok(reply
+        .map_err(|status| Error::from_status(&status))?
+        .into_inner())
 }
 
 impl PowClient {
@@ -39,30 +65,34 @@ impl PowClient {
         Ok(Self::over(transport, token))
     }
 
-    /// A client calling `service` (the pow gRPC server of this process).
-    pub fn in_process(service: impl LocalService, token: ServiceToken) -> Self {
-        Self::over(transport::in_process(service), token)
+    /// A client calling `service` (the pow service of this process)
+    /// directly.
+    pub fn direct(service: impl PowService) -> Self {
+        PowClient {
+            calls: Calls::Direct(Arc::new(service)),
+        }
     }
 
     fn over(transport: Transport, token: ServiceToken) -> Self {
         PowClient {
-            client: PowServiceClient::with_interceptor(transport, token),
+            calls: Calls::Grpc(PowServiceClient::with_interceptor(transport, token)),
         }
     }
 
     async fn describe(&self) -> Result<pb::DescribeResponse, Error> {
-        let reply = self.client.clone().describe(pb::DescribeRequest {}).await;
-        Ok(reply
-            .map_err(|status| Error::from_status(&status))?
-            .into_inner())
+        let request = pb::DescribeRequest {};
+        answer(match &self.calls {
+            Calls::Grpc(client) => client.clone().describe(request).await,
+            Calls::Direct(service) => service.describe(tonic::Request::new(request)).await,
+        })
     }
 
     async fn issue(&self, slug: &str) -> Result<pb::Challenge, Error> {
         let request = pb::IssueChallengeRequest { slug: slug.into() };
-        let reply = self.client.clone().issue_challenge(request).await;
-        Ok(reply
-            .map_err(|status| Error::from_status(&status))?
-            .into_inner())
+        answer(match &self.calls {
+            Calls::Grpc(client) => client.clone().issue_challenge(request).await,
+            Calls::Direct(service) => service.issue_challenge(tonic::Request::new(request)).await,
+        })
     }
 
     async fn redeem(&self, slug: &str, solution: &str) -> Result<String, Error> {
@@ -70,23 +100,20 @@ impl PowClient {
             slug: slug.into(),
             solution: solution.into(),
         };
-        let reply = self.client.clone().redeem(request).await;
-        Ok(reply
-            .map_err(|status| Error::from_status(&status))?
-            .into_inner()
-            .claim)
+        let redeemed = answer(match &self.calls {
+            Calls::Grpc(client) => client.clone().redeem(request).await,
+            Calls::Direct(service) => service.redeem(tonic::Request::new(request)).await,
+        })?;
+        Ok(redeemed.claim)
     }
 
     async fn release(&self, claim: String) -> Result<bool, Error> {
-        let reply = self
-            .client
-            .clone()
-            .release(pb::ReleaseRequest { claim })
-            .await;
-        Ok(reply
-            .map_err(|status| Error::from_status(&status))?
-            .into_inner()
-            .released)
+        let request = pb::ReleaseRequest { claim };
+        let released = answer(match &self.calls {
+            Calls::Grpc(client) => client.clone().release(request).await,
+            Calls::Direct(service) => service.release(tonic::Request::new(request)).await,
+        })?;
+        Ok(released.released)
     }
 }
 
@@ -154,6 +181,7 @@ pub(crate) fn credential(headers: &HeaderMap) -> Option<crate::idempotency::Cred
 /// Serves a cpu-tier call paid with the request's `X-Pow-Solution`: the
 /// solution is claimed, the call runs, and the claim is given back unless
 /// the call was served (2xx), so a refused or failed call does not spend it.
+/// A call dropped half-way (the client hung up) gives it back too.
 pub(crate) async fn serve_with_pow(
     pow: PowClient,
     route: &'static Route,
@@ -173,19 +201,55 @@ pub(crate) async fn serve_with_pow(
         }
     };
     let claim = match pow.redeem(slug, &solution).await {
-        Ok(claim) => claim,
+        Ok(claim) => Claimed {
+            pow,
+            claim: Some(claim),
+            slug,
+        },
         Err(error) => return family.response(&error),
     };
     let mut response = next.run(request).await;
     if response.status().is_success() {
+        claim.spend();
         response
             .extensions_mut()
             .insert(crate::idempotency::PaidFor);
     } else {
-        if let Err(error) = pow.release(claim).await {
-            // The solution stays spent until it expires: never served twice.
-            tracing::warn!(%error, slug, "a failed call's proof of work could not be given back");
-        }
+        claim.give_back().await;
     }
     response
+}
+
+/// A claimed solution: given back unless spent, also when dropped.
+struct Claimed {
+    pow: PowClient,
+    claim: Option<String>,
+    slug: &'static str,
+}
+
+impl Claimed {
+    fn spend(mut self) {
+        self.claim = None;
+    }
+
+    async fn give_back(mut self) {
+        if let Some(claim) = self.claim.take() {
+            release(self.pow.clone(), claim, self.slug).await;
+        }
+    }
+}
+
+impl Drop for Claimed {
+    fn drop(&mut self) {
+        if let Some(claim) = self.claim.take() {
+            tokio::spawn(release(self.pow.clone(), claim, self.slug));
+        }
+    }
+}
+
+async fn release(pow: PowClient, claim: String, slug: &str) {
+    if let Err(error) = pow.release(claim).await {
+        // The solution stays spent until it expires: never served twice.
+        tracing::warn!(%error, slug, "a failed call's proof of work could not be given back");
+    }
 }

@@ -145,13 +145,13 @@ pub(crate) fn build(
                 assert!(bound.insert(route.id), "{} is bound twice", route.id);
             }
             let (method, path) = (routes[0].method, routes[0].path);
-            let gated = Gated {
+            let gated = Arc::new(Gated {
                 candidates: routes.iter().copied().collect(),
                 payments: guard.payments.clone(),
                 pow: guard.pow.clone(),
                 pow_calls: guard.pow_calls.clone(),
                 idempotency: guard.idempotency.clone(),
-            };
+            });
             let timeout = guard.call_timeout;
             let method_router =
                 method_router
@@ -272,7 +272,7 @@ impl Payer {
 
 /// Resolves the catalog route and has it paid for (or not, in FREE_MODE),
 /// at most once per Idempotency-Key.
-async fn gate(State(gated): State<Gated>, mut request: Request, next: Next) -> Response {
+async fn gate(State(gated): State<Arc<Gated>>, mut request: Request, next: Next) -> Response {
     let Some(route) = tessera_catalog::select(&gated.candidates, request.uri().query()) else {
         let error = Error::internal("no catalog route admits this request");
         return Family::from(gated.candidates[0].face).response(&error);
@@ -285,10 +285,12 @@ async fn gate(State(gated): State<Gated>, mut request: Request, next: Next) -> R
         Err(error) => return family.response(&error),
     };
     let Some((key, idempotency)) = key else {
-        if let Payer::Free = payer {
-            return next.run(request).await;
-        }
-        return detached(route, payer.serve(route, request, next)).await;
+        return match payer {
+            // A proof of work's claim is given back if the call is dropped
+            // (see serve_with_pow): no task of its own needed.
+            Payer::Free | Payer::Pow(..) => payer.serve(route, request, next).await,
+            Payer::X402(_) => detached(route, payer.serve(route, request, next)).await,
+        };
     };
     detached(route, async move {
         let (headers, uri) = (request.headers().clone(), request.uri().clone());

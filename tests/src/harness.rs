@@ -261,7 +261,7 @@ pub async fn pow_service(difficulty: u32) -> tessera_pow::Pow {
 
 /// A pow client calling `pow` in process.
 pub fn pow_client(pow: tessera_pow::Pow) -> tessera_gateway::PowClient {
-    tessera_gateway::PowClient::in_process(tessera_pow::server(pow), ServiceToken::none())
+    tessera_gateway::PowClient::direct(tessera_pow::PowServer::new(pow))
 }
 
 /// Serves a gateway of `config` (its `listen_addr` replaced by a free

@@ -31,7 +31,7 @@ pub struct Pow {
 impl Pow {
     pub async fn open(config: &PowConfig) -> anyhow::Result<Self> {
         let claims = match &config.store {
-            Store::Embedded { path } => ClaimStore::sqlite(path).await?,
+            Store::Embedded { path } => ClaimStore::embedded(path).await?,
             Store::Redis { url } => ClaimStore::redis(url).await?,
         };
         Ok(Pow {
@@ -118,7 +118,7 @@ impl Pow {
                 ),
             ));
         }
-        let claim = hex::encode(rand::random::<[u8; 16]>());
+        let claim = format!("{:032x}", rand::random::<u128>());
         if !self
             .claims
             .claim(&claims.challenge, &claim, claims.expires_at * 1000, now)

@@ -40,7 +40,9 @@ pub struct Claims {
 /// Signs and checks tokens.
 #[derive(Clone)]
 pub struct Signer {
-    key: Vec<u8>,
+    /// The keyed HMAC state with the domain absorbed, cloned for each token
+    /// (the key schedule is paid once).
+    keyed: Hmac<Sha256>,
 }
 
 impl std::fmt::Debug for Signer {
@@ -51,14 +53,13 @@ impl std::fmt::Debug for Signer {
 
 impl Signer {
     pub fn new(secret: &[u8]) -> Self {
-        Signer {
-            key: secret.to_vec(),
-        }
+        let mut keyed = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key");
+        keyed.update(DOMAIN);
+        Signer { keyed }
     }
 
     fn mac(&self, payload: &str) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key");
-        mac.update(DOMAIN);
+        let mut mac = self.keyed.clone();
         mac.update(payload.as_bytes());
         mac
     }

@@ -33,10 +33,8 @@ async fn main() -> anyhow::Result<()> {
 
     let tools = tessera_tools::Runner::new(&tessera_tools::ToolsConfig::from_env()?);
     let pow = tessera_pow::Pow::open(&tessera_pow::PowConfig::from_env()?).await?;
-    let pow_in_process = tessera_gateway::PowClient::in_process(
-        tessera_pow::server(pow.clone()),
-        gateway_config.internal_token.clone(),
-    );
+    let pow_in_process =
+        tessera_gateway::PowClient::direct(tessera_pow::PowServer::new(pow.clone()));
     let tools_in_process = tessera_gateway::ToolsClient::in_process(
         tessera_tools::server(tools.clone()),
         gateway_config.internal_token.clone(),

@@ -5,6 +5,9 @@
 //! process (token check, work check, the single-use claim in Redis, as
 //! replicas keep it; the gateway's pow uses the same).
 //!
+//! The tool call is measured on the embedded claim store (the all-in-one's
+//! default, as the free call it is compared with) and on Redis (replicas).
+//!
 //! Solutions are minted and solved before the cases (at difficulty 1: the
 //! server's check costs one SHA-256 whatever the difficulty, and the
 //! client's solving is not what is measured): one per tool call; the
@@ -60,8 +63,9 @@ impl Solutions {
     }
 }
 
-/// A gateway charging through `stack`'s payment service, with tools and
-/// `pow` in process; its base URL. It serves until the process ends.
+/// A gateway charging through `stack`'s payment service, with memory, tools
+/// and `pow` in process as the all-in-one has them (and as the free call's
+/// gateway has them); its base URL. It serves until the process ends.
 async fn paid_gateway(stack: &PaidStack, pow: tessera_pow::Pow) -> anyhow::Result<String> {
     let config = tessera_gateway::GatewayConfig {
         payment_url: Some(stack.payment_url.clone()),
@@ -72,10 +76,12 @@ async fn paid_gateway(stack: &PaidStack, pow: tessera_pow::Pow) -> anyhow::Resul
         ..Default::default()
     };
     let backends = tessera_gateway::Backends {
-        memory: tessera_gateway::MemoryClient::connect_lazy(
-            &stack.memory.url(),
+        memory: tessera_gateway::MemoryClient::in_process(
+            tessera_memory::grpc::server(
+                tessera_tests::harness::embedded_memory(Default::default()).await,
+            ),
             Default::default(),
-        )?,
+        ),
         tools: tessera_tests::harness::tools_in_process(),
         pow: tessera_tests::harness::pow_client(pow),
     };
@@ -85,7 +91,10 @@ async fn paid_gateway(stack: &PaidStack, pow: tessera_pow::Pow) -> anyhow::Resul
 struct Shared {
     http: reqwest::Client,
     challenge_url: String,
+    /// On the embedded claim store, as `make run`.
     tool_url: String,
+    /// On the Redis claim store, as replicas.
+    replicated_tool_url: String,
     tool_body: Vec<u8>,
     tool_solutions: Solutions,
     /// One per client, claimed and released over and over.
@@ -105,11 +114,23 @@ impl Pow {
             ..Default::default()
         })
         .await;
-        let count = SOLUTIONS_PER_SECOND * (settings.seconds as usize + 1);
-        let store = tessera_pow::Store::Redis { url: redis_url() };
-        let config = tessera_pow::PowConfig::for_tests(POW_SECRET, BITS, store);
-        let pow = tessera_pow::Pow::open(&config).await?;
-        let gateway = paid_gateway(&stack, pow.clone()).await?;
+        // Two tool cases (embedded and Redis claims) draw from them.
+        let count = 2 * SOLUTIONS_PER_SECOND * (settings.seconds as usize + 1);
+        let open = |store| async move {
+            let config = tessera_pow::PowConfig::for_tests(POW_SECRET, BITS, store);
+            tessera_pow::Pow::open(&config).await
+        };
+        let pow = open(tessera_pow::Store::Redis { url: redis_url() }).await?;
+        let embedded_path = std::env::temp_dir().join(format!(
+            "{}.db",
+            tessera_tests::harness::unique_namespace("bench-pow")
+        ));
+        let embedded = open(tessera_pow::Store::Embedded {
+            path: embedded_path,
+        })
+        .await?;
+        let gateway = paid_gateway(&stack, embedded).await?;
+        let replicated_gateway = paid_gateway(&stack, pow.clone()).await?;
         let body = serde_json::to_vec(&serde_json::json!({ "text": "x".repeat(1024) }))?;
         Ok(Pow {
             shared: Arc::new(Shared {
@@ -118,6 +139,7 @@ impl Pow {
                     .build()?,
                 challenge_url: format!("{gateway}/api/pow/challenge?slug=sha256"),
                 tool_url: format!("{gateway}/api/sha256"),
+                replicated_tool_url: format!("{replicated_gateway}/api/sha256"),
                 tool_body: body,
                 tool_solutions: Solutions::mint("sha256", count),
                 client_solutions: Solutions::mint("sha256", settings.concurrency),
@@ -156,27 +178,38 @@ impl Pow {
         .await
     }
 
-    /// `POST /api/sha256` (1 KiB) with `X-Pow-Solution`, payments on.
-    pub async fn tool(&self, name: &str, settings: &Settings) -> Outcome {
-        run_shared(name, settings, &self.shared, |shared, _, _| async move {
-            let solution = shared.tool_solutions.take()?;
-            let response = shared
-                .http
-                .post(&shared.tool_url)
-                .header(CONTENT_TYPE, "application/json")
-                .header("x-pow-solution", solution)
-                .body(shared.tool_body.clone())
-                .send()
-                .await?;
-            let status = response.status();
-            let body = response.bytes().await?;
-            ensure!(
-                status.is_success(),
-                "HTTP {status}: {}",
-                String::from_utf8_lossy(&body)
-            );
-            Ok(())
-        })
+    /// `POST /api/sha256` (1 KiB) with `X-Pow-Solution`, payments on;
+    /// claims in the embedded store (`replicated`: in Redis).
+    pub async fn tool(&self, name: &str, settings: &Settings, replicated: bool) -> Outcome {
+        run_shared(
+            name,
+            settings,
+            &self.shared,
+            move |shared, _, _| async move {
+                let solution = shared.tool_solutions.take()?;
+                let url = if replicated {
+                    &shared.replicated_tool_url
+                } else {
+                    &shared.tool_url
+                };
+                let response = shared
+                    .http
+                    .post(url)
+                    .header(CONTENT_TYPE, "application/json")
+                    .header("x-pow-solution", solution)
+                    .body(shared.tool_body.clone())
+                    .send()
+                    .await?;
+                let status = response.status();
+                let body = response.bytes().await?;
+                ensure!(
+                    status.is_success(),
+                    "HTTP {status}: {}",
+                    String::from_utf8_lossy(&body)
+                );
+                Ok(())
+            },
+        )
         .await
     }
 }

@@ -64,6 +64,7 @@ pub enum Case {
     PowChallenge,
     PowRedeem,
     PowTool,
+    PowToolRedis,
     PgUpsert,
     GrpcDurableSet,
     GrpcSpreadSet,
@@ -74,7 +75,7 @@ pub enum Case {
 
 impl Case {
     /// Every case, in run order: each baseline before what it is compared with.
-    const ALL: [Case; 25] = [
+    const ALL: [Case; 26] = [
         Case::RedisGet,
         Case::RedisSet,
         Case::RedisEvalshaCas,
@@ -94,6 +95,7 @@ impl Case {
         Case::PowChallenge,
         Case::PowRedeem,
         Case::PowTool,
+        Case::PowToolRedis,
         Case::PgUpsert,
         Case::GrpcDurableSet,
         Case::GrpcSpreadSet,
@@ -123,6 +125,7 @@ impl Case {
             Case::PowChallenge => "pow-challenge",
             Case::PowRedeem => "pow-redeem",
             Case::PowTool => "pow-tool",
+            Case::PowToolRedis => "pow-tool-redis",
             Case::PgUpsert => "pg-upsert",
             Case::GrpcDurableSet => "grpc-set",
             Case::GrpcSpreadSet => "grpc-spread-set",
@@ -148,6 +151,7 @@ impl Case {
             Case::IdemFresh | Case::IdemReplay => "gateway HTTP, keys in Redis",
             Case::PgUpsert => "postgres (raw)",
             Case::PowChallenge | Case::PowTool => "gateway PoW (paid mode)",
+            Case::PowToolRedis => "gateway PoW, claims in Redis",
             Case::PowRedeem => "pow in process",
             Case::GrpcDurableSet => "memory gRPC",
             Case::Eip712Recover => "EVM (raw CPU)",
@@ -176,7 +180,7 @@ impl Case {
             Case::IdemReplay => "POST /api/sha256, 1 KiB, replayed Idempotency-Key",
             Case::PowChallenge => "GET /api/pow/challenge",
             Case::PowRedeem => "redeem + release (verify, claim, give back)",
-            Case::PowTool => "POST /api/sha256, 1 KiB, X-Pow-Solution",
+            Case::PowTool | Case::PowToolRedis => "POST /api/sha256, 1 KiB, X-Pow-Solution",
             Case::PgUpsert => "upsert 1 row",
             Case::GrpcDurableSet => "Set (durable)",
             Case::GrpcSpreadSet => "Set, 10k keys, new",
@@ -208,7 +212,9 @@ impl Case {
             // A claim and a release: a SET NX and a compare-and-delete script.
             Case::PowRedeem => &[Case::RedisEvalshaCas, Case::RedisSet],
             // The same tool call, free (FREE_MODE gateway), without a key.
-            Case::PowTool | Case::IdemFresh | Case::IdemReplay => &[Case::HttpTool],
+            Case::PowTool | Case::PowToolRedis | Case::IdemFresh | Case::IdemReplay => {
+                &[Case::HttpTool]
+            }
             Case::Eip712Recover | Case::FacilitatorVerify => &[Case::Eip712Recover],
             // The same CAS unpaid through the same gateway, else raw Redis.
             Case::PaidCas => &[Case::HttpCas, Case::RedisEvalshaCas],
@@ -243,7 +249,10 @@ impl Case {
     }
 
     fn is_pow(self) -> bool {
-        matches!(self, Case::PowChallenge | Case::PowRedeem | Case::PowTool)
+        matches!(
+            self,
+            Case::PowChallenge | Case::PowRedeem | Case::PowTool | Case::PowToolRedis
+        )
     }
 
     fn is_raw_redis(self) -> bool {
@@ -456,7 +465,14 @@ impl Targets {
                     .redeem(name, settings)
                     .await
             }
-            Case::PowTool => self.pow.as_ref().expect(missing).tool(name, settings).await,
+            Case::PowTool => {
+                let pow = self.pow.as_ref().expect(missing);
+                pow.tool(name, settings, false).await
+            }
+            Case::PowToolRedis => {
+                let pow = self.pow.as_ref().expect(missing);
+                pow.tool(name, settings, true).await
+            }
             Case::PgUpsert => postgres.expect(missing).upsert(name, settings).await,
             Case::Eip712Recover => {
                 let recover = self.recover.as_ref().expect(missing);
