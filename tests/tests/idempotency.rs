@@ -12,8 +12,9 @@
 //! the payment it used or signs a new one (which is neither reserved nor
 //! settled); a duplicate in flight waits and is not charged; another payer
 //! with the same key is served and charged on its own; a signature that does
-//! not prove the payer gets no replay. With proof of work: a spent solution
-//! still gets its call's replay, and nothing else.
+//! not prove the payer gets no replay; an answer whose settlement is still
+//! pending is not kept. With proof of work: a spent solution still gets its
+//! call's replay, and nothing else.
 
 use alloy::signers::local::PrivateKeySigner;
 use reqwest::{Method, StatusCode};
@@ -548,4 +549,40 @@ async fn a_spent_solution_gets_its_calls_replay_and_nothing_else() {
         0,
         "proof of work makes no payment"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_answer_whose_settlement_is_pending_is_not_kept() {
+    let stack = PaidStack::start_with(Options {
+        settle_timeout: Duration::from_secs(2),
+        ..Default::default()
+    })
+    .await;
+    let url = stack.url("/api/memory/incr");
+    let body = json!({"key": "pending-n"});
+    let requirements = quote(&stack, "/api/memory/incr", &body).await;
+    let alice = &stack.chain.buyers[0];
+    let key = unique_namespace("key");
+
+    // The settlement is held at the facilitator past the settle timeout.
+    stack.facilitator_proxy.hold_on(b"/settle");
+    let first = paid_incr(&url, &signed(&stack, alice, &requirements), &key, &body).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let settlement = tessera_tests::paid::decode(first.headers.get("payment-response").unwrap());
+    assert_eq!(settlement["success"], false, "{settlement}");
+    assert_eq!(
+        settlement["errorReason"], "settlement_pending",
+        "{settlement}"
+    );
+    stack.facilitator_proxy.resume();
+
+    // Not kept: the retry runs (and pays) again.
+    let retried = paid_incr(&url, &signed(&stack, alice, &requirements), &key, &body).await;
+    assert_eq!(retried.status, StatusCode::OK, "{}", retried.body);
+    assert_eq!(header(&retried, REPLAY), None);
+    assert_eq!(retried.body["value"], 2);
+    // Settled, this one is kept.
+    let replayed = paid_incr(&url, &signed(&stack, alice, &requirements), &key, &body).await;
+    assert_eq!(header(&replayed, REPLAY), Some("true"));
+    assert_eq!(replayed.body["value"], 2);
 }
