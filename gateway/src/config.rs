@@ -5,6 +5,7 @@
 //! | `GATEWAY_ADDR` | `127.0.0.1:8080` | HTTP listen address |
 //! | `MEMORY_URL` | `http://127.0.0.1:50051` | the memory service (gRPC) |
 //! | `TOOLS_URL` | `http://127.0.0.1:50057` | the tools service (gRPC) |
+//! | `DISCOVERY_URL` | `http://127.0.0.1:50055` | the discovery service (gRPC): `/api/find`, `/api/pricing` |
 //! | `POW_URL` | `http://127.0.0.1:50054` | the pow service (gRPC): challenges, and cpu-tier calls paid with `X-Pow-Solution` |
 //! | `FREE_MODE` | `false` | serve without payment, callers naming their own namespace (development only) |
 //! | `PAYMENT_URL` | unset | the payment service (gRPC); required unless `FREE_MODE` |
@@ -37,6 +38,7 @@ pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_MEMORY_URL: &str = "http://127.0.0.1:50051";
 pub const DEFAULT_TOOLS_URL: &str = "http://127.0.0.1:50057";
 pub const DEFAULT_POW_URL: &str = "http://127.0.0.1:50054";
+pub const DEFAULT_DISCOVERY_URL: &str = "http://127.0.0.1:50055";
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 1024;
 pub const DEFAULT_POW_CHALLENGES_PER_MINUTE: u32 = 60;
@@ -146,6 +148,8 @@ pub struct GatewayConfig {
     pub tools_url: String,
     /// `POW_URL`, default `http://127.0.0.1:50054`.
     pub pow_url: String,
+    /// `DISCOVERY_URL`, default `http://127.0.0.1:50055`.
+    pub discovery_url: String,
     /// `FREE_MODE`, default false: serve without payment, callers naming
     /// their own namespace. Development only.
     pub free_mode: bool,
@@ -186,6 +190,7 @@ impl Default for GatewayConfig {
             memory_url: DEFAULT_MEMORY_URL.to_string(),
             tools_url: DEFAULT_TOOLS_URL.to_string(),
             pow_url: DEFAULT_POW_URL.to_string(),
+            discovery_url: DEFAULT_DISCOVERY_URL.to_string(),
             free_mode: false,
             payment_url: None,
             settle_before: false,
@@ -227,6 +232,7 @@ impl GatewayConfig {
             memory_url: env_string("MEMORY_URL", DEFAULT_MEMORY_URL),
             tools_url: env_string("TOOLS_URL", DEFAULT_TOOLS_URL),
             pow_url: env_string("POW_URL", DEFAULT_POW_URL),
+            discovery_url: env_string("DISCOVERY_URL", DEFAULT_DISCOVERY_URL),
             free_mode: env_bool("FREE_MODE", defaults.free_mode)?,
             payment_url: Some(env_string("PAYMENT_URL", "")).filter(|url| !url.is_empty()),
             settle_before: env_bool("PAYMENT_SETTLE_BEFORE_EXECUTION", false)?,

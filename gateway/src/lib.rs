@@ -14,6 +14,7 @@
 //! ```
 
 mod config;
+mod discovery;
 mod errors;
 mod extract;
 mod faces;
@@ -27,6 +28,7 @@ pub use memory::MemoryClient;
 mod timestamps;
 mod tools;
 mod transport;
+pub use discovery::DiscoveryClient;
 pub use pow::PowClient;
 pub use tools::ToolsClient;
 pub mod x402;
@@ -59,17 +61,20 @@ pub struct Backends {
     pub memory: MemoryClient,
     pub tools: ToolsClient,
     pub pow: PowClient,
+    pub discovery: DiscoveryClient,
 }
 
 impl Backends {
-    /// Clients of the services at `config.memory_url`, `config.tools_url`
-    /// and `config.pow_url`, each connected on first use.
+    /// Clients of the services at `config.memory_url`, `config.tools_url`,
+    /// `config.pow_url` and `config.discovery_url`, each connected on first
+    /// use.
     pub fn connect_lazy(config: &GatewayConfig) -> anyhow::Result<Self> {
         let token = config.internal_token.clone();
         Ok(Backends {
             memory: MemoryClient::connect_lazy(&config.memory_url, token.clone())?,
             tools: ToolsClient::connect_lazy(&config.tools_url, token.clone())?,
-            pow: PowClient::connect_lazy(&config.pow_url, token)?,
+            pow: PowClient::connect_lazy(&config.pow_url, token.clone())?,
+            discovery: DiscoveryClient::connect_lazy(&config.discovery_url, token)?,
         })
     }
 }
@@ -79,6 +84,7 @@ pub(crate) struct AppState {
     memory: MemoryClient,
     tools: ToolsClient,
     pow: PowClient,
+    discovery: DiscoveryClient,
     gate: Gate,
     started: Instant,
     free_mode: bool,
@@ -102,18 +108,27 @@ impl FromRef<AppState> for PowClient {
     }
 }
 
+impl FromRef<AppState> for DiscoveryClient {
+    fn from_ref(state: &AppState) -> Self {
+        state.discovery.clone()
+    }
+}
+
 impl FromRef<AppState> for Gate {
     fn from_ref(state: &AppState) -> Self {
         state.gate.clone()
     }
 }
 
-/// The routes that are free: health, readiness, metrics, and proof of
-/// work's description and challenges.
+/// The routes that are free: health, readiness, metrics, discovery, and
+/// proof of work's description and challenges.
 pub const FREE_ROUTES: &[(&str, &str)] = &[
     ("GET", "/health"),
     ("GET", "/ready"),
     ("GET", "/metrics"),
+    ("GET", "/api/find"),
+    ("POST", "/api/find"),
+    ("GET", "/api/pricing"),
     ("GET", "/api/pow"),
     ("GET", "/api/pow/challenge"),
 ];
@@ -142,6 +157,7 @@ pub async fn router_with(config: &GatewayConfig, backends: Backends) -> anyhow::
         memory: backends.memory,
         tools: backends.tools,
         pow: backends.pow.clone(),
+        discovery: backends.discovery,
         gate,
         started: Instant::now(),
         free_mode: config.free_mode,
@@ -225,6 +241,17 @@ fn assemble(
     let router = Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route(
+            "/api/find",
+            limited(
+                get(discovery::find_by_query).post(discovery::find_by_body),
+                &limits.free,
+            ),
+        )
+        .route(
+            "/api/pricing",
+            limited(get(discovery::pricing), &limits.free),
+        )
         .route("/api/pow", limited(get(pow::describe), &limits.free))
         .route(
             "/api/pow/challenge",

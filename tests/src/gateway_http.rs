@@ -99,6 +99,7 @@ impl GatewayHarness {
             .unwrap(),
             tools: crate::harness::tools_in_process(),
             pow: crate::harness::pow_client(crate::harness::pow_service(16).await),
+            discovery: crate::harness::discovery_in_process(),
         };
         let router = tessera_gateway::router_with(&config, backends)
             .await
@@ -122,6 +123,7 @@ impl GatewayHarness {
             ),
             tools: crate::harness::tools_in_process(),
             pow: crate::harness::pow_client(crate::harness::pow_service(16).await),
+            discovery: crate::harness::discovery_in_process(),
         };
         let router = tessera_gateway::router_with(&config, backends)
             .await

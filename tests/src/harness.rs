@@ -276,3 +276,25 @@ pub async fn spawn_gateway(
     tokio::spawn(tessera_gateway::serve(listener, router, Shutdown::new()));
     Ok(format!("http://{}", config.listen_addr))
 }
+
+/// A discovery client calling a discovery service of this process, as the
+/// all-in-one does.
+pub fn discovery_in_process() -> tessera_gateway::DiscoveryClient {
+    tessera_gateway::DiscoveryClient::direct(tessera_discovery::Discovery::default())
+}
+
+/// Every backend a gateway calls, in this process as the all-in-one has
+/// them: memory on a fresh embedded store, the tools, a pow service at 8
+/// bits, discovery.
+pub async fn in_process_backends() -> tessera_gateway::Backends {
+    let memory = embedded_memory(Default::default()).await;
+    tessera_gateway::Backends {
+        memory: tessera_gateway::MemoryClient::in_process(
+            tessera_memory::grpc::server(memory),
+            ServiceToken::none(),
+        ),
+        tools: tools_in_process(),
+        pow: pow_client(pow_service(8).await),
+        discovery: discovery_in_process(),
+    }
+}

@@ -153,10 +153,17 @@ impl PaidStack {
         )
         .require_token(token.clone());
         tokio::spawn(pow_server.serve(pow_listener, shutdown.clone()));
+        let discovery_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let discovery_url = format!("http://{}", discovery_listener.local_addr().unwrap());
+        let discovery_server =
+            GrpcServer::new(tessera_discovery::SERVICE_NAME, tessera_discovery::server())
+                .require_token(token.clone());
+        tokio::spawn(discovery_server.serve(discovery_listener, shutdown.clone()));
         let mut gateway_config = GatewayConfig {
             memory_url: format!("http://{}", memory_proxy.addr),
             tools_url,
             pow_url,
+            discovery_url,
             free_mode: false,
             payment_url: Some(payment_url.clone()),
             settle_before: options.settle_before,

@@ -63,6 +63,7 @@ async fn free_gateways(memory: Memory, backend: IdempotencyBackend, count: usize
             .unwrap(),
             tools: tools_in_process(),
             pow: pow_client(pow_service(8).await),
+            discovery: tessera_tests::harness::discovery_in_process(),
         };
         bases.push(spawn_gateway(config, backends).await.unwrap());
     }

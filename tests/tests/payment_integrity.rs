@@ -118,13 +118,19 @@ async fn every_route_and_method_unpaid_is_402_or_405_and_nothing_runs() {
         assert_eq!(stack.stored(&namespace, "notes").await, None);
     }
 
-    // Free routes stay free, and only for their one method (a challenge
-    // needs its tool named; the other routes ignore the query).
+    // Free routes stay free, and only for their methods (a challenge needs
+    // its tool named, a find its task).
     for (method, path) in tessera_gateway::FREE_ROUTES {
+        let (query, body) = match (*method, *path) {
+            ("GET", "/api/pow/challenge") => ("?slug=hash", None),
+            ("GET", "/api/find") => ("?q=hash", None),
+            ("POST", "/api/find") => ("", Some(serde_json::json!({"q": "hash"}))),
+            _ => ("", None),
+        };
         let reply = send(
             Method::from_bytes(method.as_bytes()).unwrap(),
-            &stack.url(&format!("{path}?slug=hash")),
-            None,
+            &stack.url(&format!("{path}{query}")),
+            body,
             &[],
         )
         .await;

@@ -258,6 +258,7 @@ async fn gateway_with_redis_pow(stack: &PaidStack) -> String {
         .unwrap(),
         tools: harness::tools_in_process(),
         pow: harness::pow_client(pow),
+        discovery: tessera_tests::harness::discovery_in_process(),
     };
     harness::spawn_gateway(config, backends).await.unwrap()
 }

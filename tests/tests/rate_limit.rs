@@ -10,11 +10,8 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use tessera_gateway::{Backends, GatewayConfig, RateLimitStore};
-use tessera_runtime::grpc_auth::ServiceToken;
-use tessera_tests::harness::{
-    embedded_memory, pow_client, pow_service, redis_url, spawn_gateway, tools_in_process,
-};
+use tessera_gateway::{GatewayConfig, RateLimitStore};
+use tessera_tests::harness::{in_process_backends, redis_url, spawn_gateway};
 use tessera_tests::paid::{send, Options, PaidStack, Reply};
 use tessera_x402::{encode_header, Requirements};
 
@@ -40,15 +37,7 @@ async fn gateway(trusted_proxies: &str, store: RateLimitStore) -> String {
             .collect(),
         ..Default::default()
     };
-    let memory = embedded_memory(Default::default()).await;
-    let backends = Backends {
-        memory: tessera_gateway::MemoryClient::in_process(
-            tessera_memory::grpc::server(memory),
-            ServiceToken::none(),
-        ),
-        tools: tools_in_process(),
-        pow: pow_client(pow_service(8).await),
-    };
+    let backends = in_process_backends().await;
     spawn_gateway(config, backends).await.unwrap()
 }
 

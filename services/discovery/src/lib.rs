@@ -1,18 +1,37 @@
 //! Tessera discovery service (`tessera.discovery.v1.DiscoveryService`).
 //!
-//! Tool discovery: the priced catalog, lexical find and a cross-seller
-//! router.
+//! Tool discovery over the catalog: every tool of the toolbox and every
+//! memory route of `tessera_catalog`, each an [`Entry`] (slug, name,
+//! description, category, tags, price, method, route, input schema, example
+//! input, and a ready `curl` line).
 //!
-//! The gRPC API is designed now so clients and the gateway can be written
-//! against it. Every RPC answers `UNIMPLEMENTED` with a message saying it
-//! lands with a later issue (tool discovery and routing).
-//! The server still carries health and reflection (through
-//! `tessera_runtime::grpc::GrpcServer`), so it can be deployed and probed like
-//! any other service.
+//! - `Find` ([`find`]): the best entries for a task in words, ranked by
+//!   BM25 over slug, name, category, description and tags (the [`index`]
+//!   module for the scoring and its field weights, [`query`] for the limits
+//!   on `q` and `k`);
+//! - `Pricing` ([`entries`]): every entry, in the catalog's order;
+//! - `Route` (the cross-seller router) is planned: it answers
+//!   `UNIMPLEMENTED` until it lands with [`LANDS_WITH`].
+//!
+//! The gateway may call the service over gRPC or, in process, use
+//! [`entries`] and [`find`] directly and render the entries as JSON.
 
-use pb::discovery_service_server::{DiscoveryService, DiscoveryServiceServer};
+mod call;
+mod entries;
+pub mod index;
+pub mod query;
+mod service;
+mod tokens;
+
+pub use entries::{entries, Entry, MEMORY_CATEGORY};
+pub use index::{Document, Hit, Index};
+pub use query::Query;
+pub use service::{proto_tool, Discovery, OWN_SELLER};
+
+use pb::discovery_service_server::DiscoveryServiceServer;
+use std::sync::LazyLock;
+use tessera_error::Error;
 use tessera_proto::discovery::v1 as pb;
-use tonic::{Request, Response, Status};
 
 /// Fully qualified gRPC service name (`NamedService::NAME`), for health and
 /// reflection.
@@ -24,46 +43,32 @@ pub const ADDR_ENV: &str = "DISCOVERY_GRPC_ADDR";
 /// Listen address of the standalone binary when `DISCOVERY_GRPC_ADDR` is unset.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:50055";
 
-/// Where the real implementation comes from.
-pub const LANDS_WITH: &str = "a later issue (tool discovery and routing)";
+/// Where the `Route` RPC's implementation comes from.
+pub const LANDS_WITH: &str = "a later issue (cross-seller routing)";
 
-/// The planned discovery service: every RPC answers `UNIMPLEMENTED`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct DiscoveryPlanned;
-
-/// The tonic server for [`DiscoveryPlanned`], ready for `GrpcServer::new`/`add`.
-pub fn server() -> DiscoveryServiceServer<DiscoveryPlanned> {
-    DiscoveryServiceServer::new(DiscoveryPlanned)
+/// The tonic server for [`Discovery`], ready for `GrpcServer::new`/`add`.
+pub fn server() -> DiscoveryServiceServer<Discovery> {
+    DiscoveryServiceServer::new(Discovery::new())
 }
 
-fn planned(rpc: &str) -> Status {
-    Status::unimplemented(format!(
-        "discovery.{rpc} is planned: it lands with {LANDS_WITH}"
-    ))
+/// The find index over [`entries`], built once: a [`Hit::doc`] is a
+/// position in [`entries`].
+pub(crate) fn catalog_index() -> &'static Index {
+    static INDEX: LazyLock<Index> =
+        LazyLock::new(|| Index::new(entries().iter().map(Entry::document).collect()));
+    &INDEX
 }
 
-#[tonic::async_trait]
-impl DiscoveryService for DiscoveryPlanned {
-    async fn find(
-        &self,
-        _request: Request<pb::FindRequest>,
-    ) -> Result<Response<pb::FindResponse>, Status> {
-        Err(planned("Find"))
-    }
-
-    async fn route(
-        &self,
-        _request: Request<pb::RouteRequest>,
-    ) -> Result<Response<pb::RouteResponse>, Status> {
-        Err(planned("Route"))
-    }
-
-    async fn pricing(
-        &self,
-        _request: Request<pb::PricingRequest>,
-    ) -> Result<Response<pb::PricingResponse>, Status> {
-        Err(planned("Pricing"))
-    }
+/// The best `k` entries for the task `q` (`k` = 0: 5), best first; equal
+/// scores by slug. Refused with `INVALID_QUERY` when `q` is empty, longer
+/// than 500 characters or more than 32 terms, or `k` is above 25.
+pub fn find(q: &str, k: u32) -> Result<Vec<&'static Entry>, Error> {
+    let all = entries();
+    Ok(catalog_index()
+        .find(q, k)?
+        .into_iter()
+        .map(|hit| &all[hit.doc])
+        .collect())
 }
 
 #[cfg(test)]
@@ -71,34 +76,13 @@ mod tests {
     use super::*;
     use tonic::server::NamedService;
 
-    fn assert_planned<T: std::fmt::Debug>(result: Result<T, Status>, message: &str) {
-        let status = result.expect_err("a planned RPC must not succeed");
-        assert_eq!(status.code(), tonic::Code::Unimplemented);
-        assert_eq!(status.message(), message);
-    }
-
-    #[tokio::test]
-    async fn every_rpc_answers_unimplemented_naming_its_issue() {
-        assert_planned(
-            DiscoveryPlanned
-                .find(Request::new(pb::FindRequest::default()))
-                .await,
-            "discovery.Find is planned: it lands with a later issue (tool discovery and routing)",
-        );
-        assert_planned(
-            DiscoveryPlanned
-                .route(Request::new(pb::RouteRequest::default()))
-                .await,
-            "discovery.Route is planned: it lands with a later issue (tool discovery and routing)",
-        );
-        assert_planned(
-            DiscoveryPlanned.pricing(Request::new(pb::PricingRequest::default())).await,
-            "discovery.Pricing is planned: it lands with a later issue (tool discovery and routing)",
-        );
+    #[test]
+    fn the_server_serves_the_discovery_service() {
         assert_eq!(
-            <DiscoveryServiceServer<DiscoveryPlanned> as NamedService>::NAME,
+            <DiscoveryServiceServer<Discovery> as NamedService>::NAME,
             SERVICE_NAME
         );
         assert_eq!(SERVICE_NAME, "tessera.discovery.v1.DiscoveryService");
+        let _server: DiscoveryServiceServer<Discovery> = server();
     }
 }

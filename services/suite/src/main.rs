@@ -90,6 +90,7 @@ async fn main() -> anyhow::Result<()> {
         memory: memory_in_process,
         tools: tools_in_process,
         pow: pow_in_process,
+        discovery: tessera_gateway::DiscoveryClient::direct(tessera_discovery::Discovery::default()),
     };
     let router = tessera_gateway::router_with(&gateway_config, backends).await?;
     let http_listener = tokio::net::TcpListener::bind(gateway_config.listen_addr).await?;
@@ -100,7 +101,7 @@ async fn main() -> anyhow::Result<()> {
         shutdown.clone(),
     ));
     println!(
-        "Tessera is up.\n  REST gateway: http://{http_addr}\n  gRPC (memory, tools, pow and the planned services; reflection, health): {}",
+        "Tessera is up.\n  REST gateway: http://{http_addr}\n  gRPC (memory, tools, pow, discovery and the planned services; reflection, health): {}",
         loopback(grpc_addr)
     );
     match (&payment_config, gateway_config.free_mode) {

@@ -64,6 +64,7 @@ impl GatewayHttp {
             memory: memory.in_process_client(),
             tools: tessera_tests::harness::tools_in_process(),
             pow: tessera_tests::harness::pow_client(tessera_tests::harness::pow_service(16).await),
+            discovery: tessera_tests::harness::discovery_in_process(),
         };
         let router = tessera_gateway::router_with(&config, backends).await?;
         let shutdown = Shutdown::new();

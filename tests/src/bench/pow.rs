@@ -84,6 +84,7 @@ async fn paid_gateway(stack: &PaidStack, pow: tessera_pow::Pow) -> anyhow::Resul
         ),
         tools: tessera_tests::harness::tools_in_process(),
         pow: tessera_tests::harness::pow_client(pow),
+        discovery: tessera_tests::harness::discovery_in_process(),
     };
     tessera_tests::harness::spawn_gateway(config, backends).await
 }

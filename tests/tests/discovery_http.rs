@@ -1,0 +1,173 @@
+//! Discovery through the gateway over real HTTP: `/api/find` (GET and POST)
+//! ranks the catalog for a task and answers seed 002's array of tools, each
+//! with its price, route, method, input schema and a ready call;
+//! `/api/pricing` lists every catalog entry once. Both are free (no 402 with
+//! payments on), validate their input (400 `{"error"}` naming the
+//! parameter) and are rate limited as free routes.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use tessera_gateway::GatewayConfig;
+use tessera_tests::harness::{in_process_backends, spawn_gateway};
+use tessera_tests::paid::{send, PaidStack, Reply};
+
+async fn free_gateway(free_per_minute: u32) -> String {
+    let config = GatewayConfig {
+        free_mode: true,
+        free_per_minute,
+        ..Default::default()
+    };
+    let backends = in_process_backends().await;
+    spawn_gateway(config, backends).await.unwrap()
+}
+
+async fn get(base: &str, path: &str) -> Reply {
+    send(Method::GET, &format!("{base}{path}"), None, &[]).await
+}
+
+fn slugs(reply: &Reply) -> Vec<String> {
+    reply
+        .body
+        .as_array()
+        .unwrap_or_else(|| panic!("an array: {}", reply.body))
+        .iter()
+        .map(|tool| tool["slug"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn find_ranks_the_catalog_for_a_task() {
+    let base = free_gateway(0).await;
+    let found = get(&base, "/api/find?q=sha256%20hash%20of%20text&k=3").await;
+    assert_eq!(found.status, StatusCode::OK, "{}", found.body);
+    let ranked = slugs(&found);
+    assert!(!ranked.is_empty() && ranked.len() <= 3, "{ranked:?}");
+    assert_eq!(ranked[0], "sha256", "{ranked:?}");
+    let first = &found.body[0];
+    assert_eq!(first["route"], "/api/sha256");
+    assert_eq!(first["method"], "POST");
+    assert_eq!(first["price"], 1000);
+    assert_eq!(first["inputSchema"]["type"], "object", "{first}");
+    assert!(
+        first["call"].as_str().unwrap().contains("/api/sha256"),
+        "{first}"
+    );
+
+    // POST with a JSON body; the default k is 5.
+    let posted = send(
+        Method::POST,
+        &format!("{base}/api/find"),
+        Some(json!({"q": "convert kilometers to miles"})),
+        &[],
+    )
+    .await;
+    assert_eq!(posted.status, StatusCode::OK, "{}", posted.body);
+    let ranked = slugs(&posted);
+    assert!(ranked.len() <= 5);
+    assert_eq!(
+        posted.body[0]["route"], "/api/convert/{conversion}",
+        "{ranked:?}"
+    );
+
+    // Memory routes are in the catalog too.
+    let memory = get(&base, "/api/find?q=compare%20and%20swap%20lock").await;
+    assert!(
+        slugs(&memory)
+            .iter()
+            .take(3)
+            .any(|slug| slug == "memory.cas"),
+        "{}",
+        memory.body
+    );
+
+    // The same query answers the same order.
+    let again = get(&base, "/api/find?q=sha256%20hash%20of%20text&k=3").await;
+    assert_eq!(again.body, found.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn find_refuses_bad_input_naming_the_parameter() {
+    let base = free_gateway(0).await;
+    let long = "a".repeat(501);
+    for (path, needle) in [
+        ("/api/find".to_string(), "q"),
+        ("/api/find?q=".to_string(), "q"),
+        (format!("/api/find?q={long}"), "q"),
+        ("/api/find?q=hash&k=26".to_string(), "k"),
+        ("/api/find?q=hash&k=x".to_string(), "k"),
+        ("/api/find?q=hash&top=3".to_string(), "top"),
+    ] {
+        let refused = get(&base, &path).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::BAD_REQUEST,
+            "{path}: {}",
+            refused.body
+        );
+        let error = refused.body["error"].as_str().unwrap();
+        assert!(error.contains(needle), "{path}: {error}");
+    }
+    let refused = send(
+        Method::POST,
+        &format!("{base}/api/find"),
+        Some(json!({"query": "hash"})),
+        &[],
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pricing_lists_every_catalog_entry_once() {
+    let base = free_gateway(0).await;
+    let priced = get(&base, "/api/pricing").await;
+    assert_eq!(priced.status, StatusCode::OK, "{}", priced.body);
+    assert_eq!(priced.body["currency"], "USDC");
+    let tools = priced.body["tools"].as_array().unwrap();
+    let mut listed: Vec<&str> = tools.iter().map(|t| t["slug"].as_str().unwrap()).collect();
+    let count = listed.len();
+    listed.sort();
+    listed.dedup();
+    assert_eq!(listed.len(), count, "each entry once");
+    for tool in tessera_toolbox::all() {
+        let entry = tools.iter().find(|t| t["slug"] == tool.slug).unwrap();
+        assert_eq!(entry["price"], tool.price, "{}", tool.slug);
+        assert_eq!(entry["inputSchema"]["type"], "object", "{}", tool.slug);
+        assert!(entry["example"].is_object(), "{}", tool.slug);
+    }
+    for route in tessera_catalog::routes()
+        .iter()
+        .filter(|r| r.tool.is_none())
+    {
+        let entry = tools.iter().find(|t| t["slug"] == route.id);
+        assert!(entry.is_some(), "{} is listed", route.id);
+        assert_eq!(entry.unwrap()["price"], route.price);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_is_free_with_payments_on_and_rate_limited() {
+    let stack = PaidStack::start().await;
+    for (method, path, body) in [
+        (Method::GET, "/api/find?q=hash", None),
+        (Method::POST, "/api/find", Some(json!({"q": "hash"}))),
+        (Method::GET, "/api/pricing", None),
+    ] {
+        let reply = send(method, &stack.url(path), body, &[]).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}: {}", reply.body);
+    }
+
+    let base = free_gateway(2).await;
+    for _ in 0..2 {
+        assert_eq!(get(&base, "/api/find?q=hash").await.status, StatusCode::OK);
+    }
+    let limited = get(&base, "/api/pricing").await;
+    assert_eq!(
+        limited.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        limited.body
+    );
+    assert!(limited.headers.contains_key("retry-after"));
+    let _: &Value = &limited.body["error"];
+}
