@@ -56,6 +56,8 @@ impl GatewayHttp {
             free_mode: true,
             idempotency: tessera_gateway::IdempotencyConfig {
                 backend: tessera_gateway::IdempotencyBackend::Redis(settings.redis_url.clone()),
+                // The run's entries leave the shared Redis soon after it.
+                ttl: std::time::Duration::from_secs(300),
                 ..Default::default()
             },
             ..Default::default()
