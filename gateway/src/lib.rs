@@ -20,6 +20,7 @@ mod extract;
 mod faces;
 mod idempotency;
 mod identity;
+mod llms;
 mod memory;
 mod pow;
 mod rate_limit;
@@ -129,6 +130,7 @@ pub const FREE_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/find"),
     ("POST", "/api/find"),
     ("GET", "/api/pricing"),
+    ("GET", "/llms.txt"),
     ("GET", "/api/pow"),
     ("GET", "/api/pow/challenge"),
 ];
@@ -252,6 +254,7 @@ fn assemble(
             "/api/pricing",
             limited(get(discovery::pricing), &limits.free),
         )
+        .route("/llms.txt", limited(get(llms::llms_txt), &limits.free))
         .route("/api/pow", limited(get(pow::describe), &limits.free))
         .route(
             "/api/pow/challenge",

@@ -171,3 +171,26 @@ async fn discovery_is_free_with_payments_on_and_rate_limited() {
     assert!(limited.headers.contains_key("retry-after"));
     let _: &Value = &limited.body["error"];
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn llms_txt_tells_an_agent_how_to_pay_and_find_tools() {
+    let base = free_gateway(0).await;
+    let response = reqwest::get(format!("{base}/llms.txt")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/plain; charset=utf-8"
+    );
+    let text = response.text().await.unwrap();
+    assert!(text.starts_with("# Tessera"), "{text}");
+    for needle in [
+        "PAYMENT-SIGNATURE",
+        "X-Pow-Solution",
+        "Idempotency-Key",
+        "GET /api/find?q=",
+        "POST /api/memory/cas",
+        "- sha256: POST /api/sha256 (1000 units)",
+    ] {
+        assert!(text.contains(needle), "{needle} in\n{text}");
+    }
+}
