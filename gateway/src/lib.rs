@@ -89,6 +89,8 @@ pub(crate) struct AppState {
     gate: Gate,
     started: Instant,
     free_mode: bool,
+    /// What `/health` reports this gateway does.
+    features: Arc<serde_json::Value>,
 }
 
 impl FromRef<AppState> for MemoryClient {
@@ -163,6 +165,7 @@ pub async fn router_with(config: &GatewayConfig, backends: Backends) -> anyhow::
         gate,
         started: Instant::now(),
         free_mode: config.free_mode,
+        features: Arc::new(features(config, payments.is_some())),
     };
     let guard = routes::Guard {
         pow: payments.as_ref().map(|_| backends.pow),
@@ -293,11 +296,34 @@ pub async fn serve(
     tessera_runtime::http::serve(listener, router, shutdown, "gateway").await
 }
 
+/// The feature flags `/health` reports.
+fn features(config: &GatewayConfig, paid: bool) -> serde_json::Value {
+    let idempotency = match &config.idempotency.backend {
+        IdempotencyBackend::InMemory => "memory",
+        IdempotencyBackend::Embedded(_) => "embedded",
+        IdempotencyBackend::Redis(_) => "redis",
+    };
+    let rate_limits = match &config.rate_limit_store {
+        RateLimitStore::Local => "local",
+        RateLimitStore::Redis(_) => "redis",
+    };
+    json!({
+        "x402": paid,
+        "settleBeforeExecution": paid && config.settle_before,
+        // Proof of work pays for tools only when payments are on.
+        "proofOfWork": paid,
+        "idempotencyStore": idempotency,
+        "rateLimitStore": rate_limits,
+    })
+}
+
 async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
     Json(json!({
         "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
         "uptimeSeconds": state.started.elapsed().as_secs(),
         "freeMode": state.free_mode,
+        "features": *state.features,
     }))
 }
 
@@ -349,6 +375,22 @@ mod tests {
         text.lines()
             .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
             .map(|value| value.trim().parse().expect("a number"))
+    }
+
+    #[tokio::test]
+    async fn health_reports_version_uptime_and_features() {
+        let (status, body) = call(Method::GET, "/health", "").await;
+        assert_eq!(status, StatusCode::OK);
+        let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(health["status"], "ok");
+        assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
+        assert!(health["uptimeSeconds"].is_u64());
+        assert_eq!(health["freeMode"], true);
+        let features = &health["features"];
+        assert_eq!(features["x402"], false, "{health}");
+        assert_eq!(features["proofOfWork"], false);
+        assert_eq!(features["idempotencyStore"], "memory");
+        assert_eq!(features["rateLimitStore"], "local");
     }
 
     #[tokio::test]

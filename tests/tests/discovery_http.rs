@@ -156,6 +156,11 @@ async fn discovery_is_free_with_payments_on_and_rate_limited() {
         let reply = send(method, &stack.url(path), body, &[]).await;
         assert_eq!(reply.status, StatusCode::OK, "{path}: {}", reply.body);
     }
+    // /health says what this gateway does.
+    let health = get(&stack.gateway_url, "/health").await;
+    assert_eq!(health.body["freeMode"], false);
+    assert_eq!(health.body["features"]["x402"], true, "{}", health.body);
+    assert_eq!(health.body["features"]["proofOfWork"], true);
 
     let base = free_gateway(2).await;
     for _ in 0..2 {
