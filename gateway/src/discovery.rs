@@ -6,7 +6,7 @@
 
 use crate::errors::ApiError;
 use crate::extract::{JsonBody, QueryParams};
-use crate::transport::{self, Transport};
+use crate::transport::{self, answer, Transport};
 use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
@@ -42,12 +42,6 @@ impl std::fmt::Debug for DiscoveryClient {
             Calls::Direct(_) => f.write_str("DiscoveryClient::Direct"),
         }
     }
-}
-
-fn answer<T>(reply: Result<tonic::Response<T>, tonic::Status>) -> Result<T, Error> {
-    Ok(reply
-        .map_err(|status| Error::from_status(&status))?
-        .into_inner())
 }
 
 impl DiscoveryClient {

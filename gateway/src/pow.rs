@@ -5,7 +5,7 @@
 
 use crate::errors::{ApiError, Family};
 use crate::extract::QueryParams;
-use crate::transport::{self, Transport};
+use crate::transport::{self, answer, Transport};
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
@@ -50,12 +50,6 @@ impl std::fmt::Debug for PowClient {
             Calls::Direct(_) => f.write_str("PowClient::Direct"),
         }
     }
-}
-
-fn answer<T>(reply: Result<tonic::Response<T>, tonic::Status>) -> Result<T, Error> {
-    Ok(reply
-        .map_err(|status| Error::from_status(&status))?
-        .into_inner())
 }
 
 impl PowClient {
@@ -251,5 +245,68 @@ async fn release(pow: PowClient, claim: String, slug: &str) {
     if let Err(error) = pow.release(claim).await {
         // The solution stays spent until it expires: never served twice.
         tracing::warn!(%error, slug, "a failed call's proof of work could not be given back");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn pow_and_solution() -> (PowClient, String) {
+        let path = std::env::temp_dir().join(format!("tessera-gateway-pow-{}.db", rand_suffix()));
+        let config = tessera_pow::PowConfig::for_tests(
+            "tessera-gateway-tests-pow-secret-0123456789",
+            4,
+            tessera_pow::Store::Embedded { path },
+        );
+        let pow = tessera_pow::Pow::open(&config).await.unwrap();
+        let issued = pow.issue("hash").unwrap();
+        let nonce = tessera_pow::token::solve(&issued.challenge, issued.difficulty);
+        let client = PowClient::direct(tessera_pow::PowServer::new(pow));
+        (client, format!("{}:{nonce}", issued.token))
+    }
+
+    fn rand_suffix() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+    }
+
+    async fn usable_within(pow: &PowClient, solution: &str) -> bool {
+        for _ in 0..50 {
+            if let Ok(claim) = pow.redeem("hash", solution).await {
+                pow.release(claim).await.unwrap();
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    #[tokio::test]
+    async fn a_call_dropped_half_way_gives_its_solution_back() {
+        let (pow, solution) = pow_and_solution().await;
+        let claim = pow.redeem("hash", &solution).await.unwrap();
+        assert!(pow.redeem("hash", &solution).await.is_err(), "claimed");
+        drop(Claimed {
+            pow: pow.clone(),
+            claim: Some(claim),
+            slug: "hash",
+        });
+        assert!(usable_within(&pow, &solution).await, "given back on drop");
+    }
+
+    #[tokio::test]
+    async fn a_served_call_keeps_its_solution_spent() {
+        let (pow, solution) = pow_and_solution().await;
+        let claim = pow.redeem("hash", &solution).await.unwrap();
+        Claimed {
+            pow: pow.clone(),
+            claim: Some(claim),
+            slug: "hash",
+        }
+        .spend();
+        assert!(!usable_within(&pow, &solution).await, "still spent");
     }
 }

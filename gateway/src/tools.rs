@@ -1,7 +1,7 @@
 //! A thin client over the tools gRPC service: run a tool by slug on a JSON
 //! input, get its JSON output.
 
-use crate::transport::{self, LocalService, Transport};
+use crate::transport::{self, answer, LocalService, Transport};
 use serde_json::Value;
 use std::time::Duration;
 use tessera_error::Error;
@@ -43,13 +43,7 @@ impl ToolsClient {
             slug: slug.to_string(),
             input_json,
         };
-        let reply = self
-            .client
-            .clone()
-            .invoke(request)
-            .await
-            .map_err(|status| Error::from_status(&status))?
-            .into_inner();
+        let reply = answer(self.client.clone().invoke(request).await)?;
         serde_json::from_str(&reply.output_json).map_err(|error| {
             Error::internal(format!("the tools service answered bad JSON: {error}"))
         })

@@ -58,3 +58,12 @@ pub fn lazy(
 pub fn in_process(service: impl LocalService) -> Transport {
     BoxCloneSyncService::new(service.map_err(|never| match never {}))
 }
+
+/// A unary reply's message, or the service's error.
+pub fn answer<T>(
+    reply: Result<tonic::Response<T>, tonic::Status>,
+) -> Result<T, tessera_error::Error> {
+    Ok(reply
+        .map_err(|status| tessera_error::Error::from_status(&status))?
+        .into_inner())
+}

@@ -270,6 +270,24 @@ pub fn namespace(signer: &alloy::signers::local::PrivateKeySigner) -> String {
 }
 
 impl PaidStack {
+    /// A proof-of-work solution for the tool `slug`: a challenge from this
+    /// stack's gateway, solved (`X-Pow-Solution` value).
+    pub async fn pow_solution(&self, slug: &str) -> String {
+        let url = self.url(&format!("/api/pow/challenge?slug={slug}"));
+        let issued = send(reqwest::Method::GET, &url, None, &[]).await;
+        assert_eq!(
+            issued.status,
+            reqwest::StatusCode::OK,
+            "{slug}: {}",
+            issued.body
+        );
+        let nonce = tessera_pow::token::solve(
+            issued.body["challenge"].as_str().unwrap(),
+            issued.body["difficulty"].as_u64().unwrap() as u32,
+        );
+        format!("{}:{nonce}", issued.body["token"].as_str().unwrap())
+    }
+
     /// A key's stored value, read from memory directly (no payment), to
     /// check what a refused call did not write.
     pub async fn stored(&self, namespace: &str, key: &str) -> Option<String> {

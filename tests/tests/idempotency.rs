@@ -501,19 +501,7 @@ async fn duplicates_across_two_gateways_wait_for_the_first_and_are_not_charged()
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_spent_solution_gets_its_calls_replay_and_nothing_else() {
     let stack = PaidStack::start().await;
-    let issued = send(
-        Method::GET,
-        &stack.url("/api/pow/challenge?slug=hash"),
-        None,
-        &[],
-    )
-    .await
-    .body;
-    let nonce = tessera_pow::token::solve(
-        issued["challenge"].as_str().unwrap(),
-        issued["difficulty"].as_u64().unwrap() as u32,
-    );
-    let solution = format!("{}:{nonce}", issued["token"].as_str().unwrap());
+    let solution = stack.pow_solution("hash").await;
     let hash = |key: Option<&str>, text: &str| {
         let mut headers = vec![("X-Pow-Solution", solution.clone())];
         if let Some(key) = key {

@@ -24,15 +24,6 @@ async fn challenge(stack: &PaidStack, slug: &str) -> Value {
     reply.body
 }
 
-async fn solution_for(stack: &PaidStack, slug: &str) -> String {
-    let issued = challenge(stack, slug).await;
-    let nonce = solve(
-        issued["challenge"].as_str().unwrap(),
-        issued["difficulty"].as_u64().unwrap() as u32,
-    );
-    format!("{}:{nonce}", issued["token"].as_str().unwrap())
-}
-
 async fn hash_with(url: &str, solution: &str, body: Value) -> Reply {
     send(
         Method::POST,
@@ -92,7 +83,7 @@ async fn a_solution_pays_for_one_served_call_and_nothing_is_charged() {
     let stack = PaidStack::start().await;
     let rows_before = stack.ledger_rows().await;
     let url = stack.url("/api/hash");
-    let solution = solution_for(&stack, "hash").await;
+    let solution = stack.pow_solution("hash").await;
 
     // Refused input: 400, and the solution is not spent.
     let refused = hash_with(&url, &solution, json!({"txt": "typo"})).await;
@@ -108,7 +99,7 @@ async fn a_solution_pays_for_one_served_call_and_nothing_is_charged() {
     assert_eq!(replay.status, StatusCode::CONFLICT, "{}", replay.body);
     assert!(error_of(&replay).contains("used"), "{}", replay.body);
     // A GET tool is paid the same way.
-    let uuid_solution = solution_for(&stack, "uuid").await;
+    let uuid_solution = stack.pow_solution("uuid").await;
     let uuid = send(
         Method::GET,
         &stack.url("/api/uuid?version=7"),
@@ -128,7 +119,7 @@ async fn every_bad_solution_is_refused_and_spends_nothing() {
     let good = json!({"text": "abc"});
 
     // Issued for another tool.
-    let for_sha256 = solution_for(&stack, "sha256").await;
+    let for_sha256 = stack.pow_solution("sha256").await;
     let wrong_tool = hash_with(&url, &for_sha256, good.clone()).await;
     assert_eq!(wrong_tool.status, StatusCode::BAD_REQUEST);
     assert!(
@@ -193,7 +184,7 @@ async fn every_bad_solution_is_refused_and_spends_nothing() {
     }
 
     // Memory is wallet tier: a proof of work changes nothing, still 402.
-    let solution = solution_for(&stack, "hash").await;
+    let solution = stack.pow_solution("hash").await;
     let memory = send(
         Method::POST,
         &stack.url("/api/memory/cas"),
@@ -207,7 +198,7 @@ async fn every_bad_solution_is_refused_and_spends_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_presentations_of_one_solution_serve_exactly_one() {
     let stack = PaidStack::start().await;
-    let solution = solution_for(&stack, "hash").await;
+    let solution = stack.pow_solution("hash").await;
     exactly_one_served(std::slice::from_ref(&stack.gateway_url), &solution).await;
 }
 

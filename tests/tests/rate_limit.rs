@@ -203,22 +203,6 @@ async fn two_gateways_share_one_budget_in_redis_and_not_locally() {
 
 // ---- paid surfaces ----
 
-async fn solution(stack: &PaidStack) -> String {
-    let issued = send(
-        Method::GET,
-        &stack.url("/api/pow/challenge?slug=hash"),
-        None,
-        &[],
-    )
-    .await
-    .body;
-    let nonce = tessera_pow::token::solve(
-        issued["challenge"].as_str().unwrap(),
-        issued["difficulty"].as_u64().unwrap() as u32,
-    );
-    format!("{}:{nonce}", issued["token"].as_str().unwrap())
-}
-
 async fn hash_paid_with_work(stack: &PaidStack, solution: &str, client: &str) -> Reply {
     send(
         Method::POST,
@@ -244,14 +228,14 @@ async fn calls_paid_with_work_are_limited_per_ip_and_a_refused_solution_stays_us
     .await;
     let client = fresh_ip();
     for remaining in [1, 0] {
-        let served = hash_paid_with_work(&stack, &solution(&stack).await, &client).await;
+        let served = hash_paid_with_work(&stack, &stack.pow_solution("hash").await, &client).await;
         assert_eq!(served.status, StatusCode::OK, "{}", served.body);
         assert_eq!(
             served.headers["ratelimit"].to_str().unwrap(),
             format!("\"pow-call\";r={remaining}")
         );
     }
-    let refused_solution = solution(&stack).await;
+    let refused_solution = stack.pow_solution("hash").await;
     let limited = hash_paid_with_work(&stack, &refused_solution, &client).await;
     assert_eq!(
         limited.status,
