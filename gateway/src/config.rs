@@ -6,6 +6,11 @@
 //! | `MEMORY_URL` | `http://127.0.0.1:50051` | the memory service (gRPC) |
 //! | `TOOLS_URL` | `http://127.0.0.1:50057` | the tools service (gRPC) |
 //! | `DISCOVERY_URL` | `http://127.0.0.1:50055` | the discovery service (gRPC): `/api/find`, `/api/pricing` |
+//! | `STATS_URL` | `http://127.0.0.1:50056` | the stats service (gRPC): call events, `/api/stats`, `/api/leaderboard` |
+//! | `STATS_EVENTS` | `true` | send one event per call to the stats service (never blocking or failing the call) |
+//! | `STATS_QUEUE_CAPACITY` | `10000` | call events waiting at most; past it they are dropped (`tessera_stats_events_dropped_total`) |
+//! | `STATS_BATCH_SIZE` | `500` | call events per `RecordCalls` at most, 1 to 1000 |
+//! | `STATS_FLUSH_MILLIS` | `250` | a batch is sent at most this long after its first event |
 //! | `POW_URL` | `http://127.0.0.1:50054` | the pow service (gRPC): challenges, and cpu-tier calls paid with `X-Pow-Solution` |
 //! | `FREE_MODE` | `false` | serve without payment, callers naming their own namespace (development only) |
 //! | `PAYMENT_URL` | unset | the payment service (gRPC); required unless `FREE_MODE` |
@@ -26,6 +31,7 @@
 //! | `IDEMPOTENCY_WAIT_SECONDS` | `10` | how long a duplicate waits for the call in flight before a 409 |
 //! | `IDEMPOTENCY_MAX_RESPONSE_BYTES` | `1048576` | larger responses are not kept (a retry runs again) |
 //! | `IDEMPOTENCY_MAX_ENTRIES` | `100000` | the embedded store's bound (the entries nearest expiry go first) |
+//! | `RELIABILITY_*` | see `reliability.rs` | what `/api/reliability` probes, and how often |
 //! | `INTERNAL_TOKEN` | unset | sent to the memory, tools and payment services (`authorization: Bearer`) |
 
 use std::net::SocketAddr;
@@ -39,6 +45,12 @@ pub const DEFAULT_MEMORY_URL: &str = "http://127.0.0.1:50051";
 pub const DEFAULT_TOOLS_URL: &str = "http://127.0.0.1:50057";
 pub const DEFAULT_POW_URL: &str = "http://127.0.0.1:50054";
 pub const DEFAULT_DISCOVERY_URL: &str = "http://127.0.0.1:50055";
+pub const DEFAULT_STATS_URL: &str = "http://127.0.0.1:50056";
+pub const DEFAULT_STATS_QUEUE_CAPACITY: usize = 10_000;
+pub const DEFAULT_STATS_BATCH_SIZE: usize = 500;
+/// The stats service's bound on one `RecordCalls`.
+pub const MAX_STATS_BATCH_SIZE: usize = 1000;
+pub const DEFAULT_STATS_FLUSH: Duration = Duration::from_millis(250);
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 1024;
 pub const DEFAULT_POW_CHALLENGES_PER_MINUTE: u32 = 60;
@@ -150,6 +162,16 @@ pub struct GatewayConfig {
     pub pow_url: String,
     /// `DISCOVERY_URL`, default `http://127.0.0.1:50055`.
     pub discovery_url: String,
+    /// `STATS_URL`, default `http://127.0.0.1:50056`.
+    pub stats_url: String,
+    /// `STATS_EVENTS`, default true: one event per call to the stats service.
+    pub stats_events: bool,
+    /// `STATS_QUEUE_CAPACITY`, default 10000.
+    pub stats_queue_capacity: usize,
+    /// `STATS_BATCH_SIZE`, default 500 (1 to 1000).
+    pub stats_batch_size: usize,
+    /// `STATS_FLUSH_MILLIS`, default 250 ms.
+    pub stats_flush: Duration,
     /// `FREE_MODE`, default false: serve without payment, callers naming
     /// their own namespace. Development only.
     pub free_mode: bool,
@@ -179,6 +201,12 @@ pub struct GatewayConfig {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `IDEMPOTENCY_*`; the default keeps entries in this process's memory.
     pub idempotency: IdempotencyConfig,
+    /// `RELIABILITY_*`: what `/api/reliability` probes.
+    pub reliability: crate::reliability::ReliabilityConfig,
+    /// What the memory service stores in (`embedded`, `redis-postgres`),
+    /// for `/health`; set by the all-in-one, which knows. `None`: a memory
+    /// service elsewhere.
+    pub memory_backend: Option<String>,
 }
 
 impl Default for GatewayConfig {
@@ -191,6 +219,11 @@ impl Default for GatewayConfig {
             tools_url: DEFAULT_TOOLS_URL.to_string(),
             pow_url: DEFAULT_POW_URL.to_string(),
             discovery_url: DEFAULT_DISCOVERY_URL.to_string(),
+            stats_url: DEFAULT_STATS_URL.to_string(),
+            stats_events: true,
+            stats_queue_capacity: DEFAULT_STATS_QUEUE_CAPACITY,
+            stats_batch_size: DEFAULT_STATS_BATCH_SIZE,
+            stats_flush: DEFAULT_STATS_FLUSH,
             free_mode: false,
             payment_url: None,
             settle_before: false,
@@ -204,6 +237,8 @@ impl Default for GatewayConfig {
             paid_calls_per_minute: DEFAULT_PAID_CALLS_PER_MINUTE,
             trusted_proxies: Vec::new(),
             idempotency: IdempotencyConfig::default(),
+            reliability: crate::reliability::ReliabilityConfig::default(),
+            memory_backend: None,
         }
     }
 }
@@ -233,6 +268,26 @@ impl GatewayConfig {
             tools_url: env_string("TOOLS_URL", DEFAULT_TOOLS_URL),
             pow_url: env_string("POW_URL", DEFAULT_POW_URL),
             discovery_url: env_string("DISCOVERY_URL", DEFAULT_DISCOVERY_URL),
+            stats_url: env_string("STATS_URL", DEFAULT_STATS_URL),
+            stats_events: env_bool("STATS_EVENTS", defaults.stats_events)?,
+            stats_queue_capacity: {
+                let capacity = env_or("STATS_QUEUE_CAPACITY", defaults.stats_queue_capacity)?;
+                anyhow::ensure!(capacity > 0, "STATS_QUEUE_CAPACITY must be at least 1");
+                capacity
+            },
+            stats_batch_size: {
+                let size = env_or("STATS_BATCH_SIZE", defaults.stats_batch_size)?;
+                anyhow::ensure!(
+                    (1..=MAX_STATS_BATCH_SIZE).contains(&size),
+                    "STATS_BATCH_SIZE must be 1 to {MAX_STATS_BATCH_SIZE}, not {size}"
+                );
+                size
+            },
+            stats_flush: {
+                let millis: u64 = env_or("STATS_FLUSH_MILLIS", 250)?;
+                anyhow::ensure!(millis > 0, "STATS_FLUSH_MILLIS must be at least 1");
+                Duration::from_millis(millis)
+            },
             free_mode: env_bool("FREE_MODE", defaults.free_mode)?,
             payment_url: Some(env_string("PAYMENT_URL", "")).filter(|url| !url.is_empty()),
             settle_before: env_bool("PAYMENT_SETTLE_BEFORE_EXECUTION", false)?,
@@ -267,6 +322,8 @@ impl GatewayConfig {
                 "",
             ))?,
             idempotency: IdempotencyConfig::from_env()?,
+            reliability: crate::reliability::ReliabilityConfig::from_env()?,
+            memory_backend: None,
         })
     }
 }

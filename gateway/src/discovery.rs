@@ -2,7 +2,27 @@
 //! service and the routes over it. `GET /api/find?q=&k=` (or `POST` with
 //! `{"q", "k"}`) ranks the catalog for a task and answers a JSON array of
 //! tools; `GET /api/pricing` lists every catalog entry with its price, input
-//! schema and example.
+//! schema and example; `POST /api/route` with `{"query", "top", "include",
+//! "network"}` answers the cheapest healthy tools for a task across our
+//! catalog and the crawled x402 sellers:
+//!
+//! ```json
+//! {"query": "…", "include": "all", "network": "eip155:8453" | null,
+//!  "neutrality": "Ranked by relevance …", "sellersKnown": 8,
+//!  "results": [{"slug", "name", "description",
+//!               "price": 1000 | null (atomic units; null: unknown),
+//!               "method", "route": "/api/sha256" | "https://seller/…",
+//!               "seller": "tessera" | "https://seller",
+//!               "network", "asset", "payTo" (null when not known),
+//!               "x402Version", "health", "healthy",
+//!               "lastProbe": "2025-06-15T08:30:00.000Z" | null,
+//!               "untrustedContent", "score", "inputSchema" (ours; else null),
+//!               "call"}]}
+//! ```
+//!
+//! `seller` is `"tessera"` for our own catalog, else the seller's origin.
+//! An external result's text is a third party's: `untrustedContent` is
+//! true on every one of them.
 
 use crate::errors::ApiError;
 use crate::extract::{JsonBody, QueryParams};
@@ -61,6 +81,11 @@ impl DiscoveryClient {
         }
     }
 
+    /// Whether the discovery service answers (a one-result find).
+    pub(crate) async fn ping(&self) -> Result<(), Error> {
+        self.find("health".into(), 1).await.map(|_| ())
+    }
+
     async fn find(&self, q: String, k: u32) -> Result<Vec<pb::Tool>, Error> {
         let request = pb::FindRequest { q, k };
         let found = answer(match &self.calls {
@@ -68,6 +93,13 @@ impl DiscoveryClient {
             Calls::Direct(service) => service.find(tonic::Request::new(request)).await,
         })?;
         Ok(found.tools)
+    }
+
+    async fn route(&self, request: pb::RouteRequest) -> Result<pb::RouteResponse, Error> {
+        answer(match &self.calls {
+            Calls::Grpc(client) => client.clone().route(request).await,
+            Calls::Direct(service) => service.route(tonic::Request::new(request)).await,
+        })
     }
 
     async fn pricing(&self) -> Result<Vec<pb::Tool>, Error> {
@@ -123,6 +155,95 @@ pub(crate) async fn pricing(
     })))
 }
 
+/// How our own catalog is named as a seller in `/api/route`'s results.
+pub const OWN_SELLER_NAME: &str = "tessera";
+
+/// `POST /api/route`'s body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RouteParams {
+    query: Option<String>,
+    top: Option<u32>,
+    include: Option<String>,
+    network: Option<String>,
+}
+
+/// `POST /api/route` with `{"query", "top", "include", "network"}`.
+pub(crate) async fn route(
+    State(discovery): State<DiscoveryClient>,
+    JsonBody(params): JsonBody<RouteParams>,
+) -> Result<Json<Value>, ApiError> {
+    let request = pb::RouteRequest {
+        query: params.query.unwrap_or_default(),
+        top: params.top.unwrap_or(0),
+        include: params.include.unwrap_or_default(),
+        network: params.network.unwrap_or_default(),
+    };
+    let routed = discovery.route(request.clone()).await?;
+    let include = match request.include.trim() {
+        "" => "all".to_string(),
+        include => include.to_ascii_lowercase(),
+    };
+    let network = match request.network.trim() {
+        "" => Value::Null,
+        network => Value::from(
+            tessera_x402::Network::parse(network).map_or(network.to_string(), |n| n.caip2()),
+        ),
+    };
+    Ok(Json(json!({
+        "query": request.query,
+        "include": include,
+        "network": network,
+        "neutrality": routed.neutrality,
+        "sellersKnown": routed.sellers_known,
+        "results": routed.candidates.iter().map(render_candidate).collect::<Vec<_>>(),
+    })))
+}
+
+fn render_candidate(candidate: &pb::RouteCandidate) -> Value {
+    let tool = candidate.tool.clone().unwrap_or_default();
+    let known = |text: &str| {
+        if text.is_empty() {
+            Value::Null
+        } else {
+            Value::from(text)
+        }
+    };
+    let seller = if tool.seller.is_empty() {
+        OWN_SELLER_NAME
+    } else {
+        tool.seller.as_str()
+    };
+    json!({
+        "slug": tool.slug,
+        "name": tool.name,
+        "description": tool.description,
+        "price": tool.price.parse::<u64>().map_or(Value::Null, Value::from),
+        "method": tool.method,
+        "route": tool.route,
+        "seller": seller,
+        "network": known(&candidate.network),
+        "asset": known(&candidate.asset),
+        "payTo": known(&candidate.pay_to),
+        "x402Version": candidate.x402_version,
+        "health": candidate.health,
+        "healthy": candidate.healthy,
+        "lastProbe": iso_time(candidate.last_probe_ms),
+        "untrustedContent": candidate.untrusted_content,
+        "score": candidate.score,
+        "inputSchema": parsed(&tool.input_schema_json),
+        "call": tool.call,
+    })
+}
+
+/// Unix milliseconds as RFC 3339 UTC with milliseconds; null for 0 (never).
+fn iso_time(unix_ms: i64) -> Value {
+    if unix_ms <= 0 {
+        return Value::Null;
+    }
+    Value::from(crate::timestamps::rfc3339_millis(unix_ms))
+}
+
 fn parsed(json: &str) -> Value {
     serde_json::from_str(json).unwrap_or(Value::Null)
 }
@@ -141,4 +262,24 @@ fn render(tool: &pb::Tool) -> Value {
         "example": parsed(&tool.example_json),
         "call": tool.call,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_times_are_rfc3339_utc() {
+        assert_eq!(iso_time(0), Value::Null);
+        assert_eq!(iso_time(1), json!("1970-01-01T00:00:00.001Z"));
+        assert_eq!(
+            iso_time(1_703_123_456_789),
+            json!("2023-12-21T01:50:56.789Z")
+        );
+        assert_eq!(iso_time(951_782_400_000), json!("2000-02-29T00:00:00.000Z"));
+        assert_eq!(
+            iso_time(1_750_000_000_000),
+            json!("2025-06-15T15:06:40.000Z")
+        );
+    }
 }

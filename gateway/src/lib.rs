@@ -21,28 +21,34 @@ mod faces;
 mod idempotency;
 mod identity;
 mod llms;
+mod manifest;
 mod memory;
+mod openapi;
 mod pow;
 mod rate_limit;
+mod reliability;
 pub mod routes;
+mod stats;
 pub use memory::MemoryClient;
 mod timestamps;
 mod tools;
 mod transport;
 pub use discovery::DiscoveryClient;
 pub use pow::PowClient;
+pub use stats::{CallEvents, StatsClient};
 pub use tools::ToolsClient;
 pub mod x402;
 
 pub use config::{GatewayConfig, IdempotencyBackend, IdempotencyConfig};
 pub use rate_limit::RateLimitStore;
+pub use reliability::ReliabilityConfig;
 pub use routes::DeclaredRoute;
 
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use identity::{FreeModeGate, Gate};
 
@@ -63,6 +69,7 @@ pub struct Backends {
     pub tools: ToolsClient,
     pub pow: PowClient,
     pub discovery: DiscoveryClient,
+    pub stats: StatsClient,
 }
 
 impl Backends {
@@ -75,7 +82,8 @@ impl Backends {
             memory: MemoryClient::connect_lazy(&config.memory_url, token.clone())?,
             tools: ToolsClient::connect_lazy(&config.tools_url, token.clone())?,
             pow: PowClient::connect_lazy(&config.pow_url, token.clone())?,
-            discovery: DiscoveryClient::connect_lazy(&config.discovery_url, token)?,
+            discovery: DiscoveryClient::connect_lazy(&config.discovery_url, token.clone())?,
+            stats: StatsClient::connect_lazy(&config.stats_url, token)?,
         })
     }
 }
@@ -86,8 +94,12 @@ pub(crate) struct AppState {
     tools: ToolsClient,
     pow: PowClient,
     discovery: DiscoveryClient,
+    stats: StatsClient,
     gate: Gate,
+    /// `None`: FREE_MODE, nobody pays.
+    payments: Option<x402::PaymentGate>,
     started: Instant,
+    reliability: Arc<reliability::Reliability>,
     free_mode: bool,
     /// What `/health` reports this gateway does.
     features: Arc<serde_json::Value>,
@@ -117,6 +129,12 @@ impl FromRef<AppState> for DiscoveryClient {
     }
 }
 
+impl FromRef<AppState> for StatsClient {
+    fn from_ref(state: &AppState) -> Self {
+        state.stats.clone()
+    }
+}
+
 impl FromRef<AppState> for Gate {
     fn from_ref(state: &AppState) -> Self {
         state.gate.clone()
@@ -131,8 +149,14 @@ pub const FREE_ROUTES: &[(&str, &str)] = &[
     ("GET", "/metrics"),
     ("GET", "/api/find"),
     ("POST", "/api/find"),
+    ("POST", "/api/route"),
     ("GET", "/api/pricing"),
     ("GET", "/llms.txt"),
+    ("GET", "/openapi.json"),
+    ("GET", "/.well-known/x402"),
+    ("GET", "/api/reliability"),
+    ("GET", "/api/stats"),
+    ("GET", "/api/leaderboard"),
     ("GET", "/api/pow"),
     ("GET", "/api/pow/challenge"),
 ];
@@ -157,13 +181,18 @@ pub async fn router_with(config: &GatewayConfig, backends: Backends) -> anyhow::
     let limits = rate_limit::Surfaces::open(config).await?;
     let payments = payments.map(|gate| gate.with_wallet_limit(limits.paid_calls.clone()));
     tracing::info!(paid = payments.is_some(), "gateway routes ready");
+    let reliability =
+        reliability::Reliability::start(&config.reliability, &backends, payments.as_ref());
     let state = AppState {
         memory: backends.memory,
         tools: backends.tools,
         pow: backends.pow.clone(),
         discovery: backends.discovery,
+        stats: backends.stats.clone(),
         gate,
+        payments: payments.clone(),
         started: Instant::now(),
+        reliability: Arc::new(reliability),
         free_mode: config.free_mode,
         features: Arc::new(features(config, payments.is_some())),
     };
@@ -173,6 +202,7 @@ pub async fn router_with(config: &GatewayConfig, backends: Backends) -> anyhow::
         pow_calls: limits.pow_calls.clone(),
         idempotency: Some(config.idempotency.open().await?),
         call_timeout: config.request_timeout,
+        events: CallEvents::from_config(config, backends.stats),
     };
     Ok(assemble(state, &guard, config, &limits))
 }
@@ -186,6 +216,7 @@ pub fn declared_routes() -> Vec<DeclaredRoute> {
         pow_calls: None,
         idempotency: None,
         call_timeout: config::DEFAULT_REQUEST_TIMEOUT,
+        events: CallEvents::off(),
     };
     routes::build(faces(), &guard).1
 }
@@ -253,11 +284,29 @@ fn assemble(
                 &limits.free,
             ),
         )
+        .route("/api/route", limited(post(discovery::route), &limits.free))
         .route(
             "/api/pricing",
             limited(get(discovery::pricing), &limits.free),
         )
         .route("/llms.txt", limited(get(llms::llms_txt), &limits.free))
+        .route(
+            "/openapi.json",
+            limited(get(openapi::document), &limits.free),
+        )
+        .route("/api/stats", limited(get(stats::stats), &limits.free))
+        .route(
+            "/api/leaderboard",
+            limited(get(stats::leaderboard), &limits.free),
+        )
+        .route(
+            "/api/reliability",
+            limited(get(reliability::reliability), &limits.free),
+        )
+        .route(
+            "/.well-known/x402",
+            limited(get(manifest::manifest), &limits.free),
+        )
         .route("/api/pow", limited(get(pow::describe), &limits.free))
         .route(
             "/api/pow/challenge",
@@ -314,6 +363,10 @@ fn features(config: &GatewayConfig, paid: bool) -> serde_json::Value {
         "proofOfWork": paid,
         "idempotencyStore": idempotency,
         "rateLimitStore": rate_limits,
+        // Known in the all-in-one; a gateway in front of a memory service
+        // of its own says "remote" (its /api/reliability shows Redis and
+        // PostgreSQL when probed).
+        "memoryBackend": config.memory_backend.as_deref().unwrap_or("remote"),
     })
 }
 
@@ -391,6 +444,7 @@ mod tests {
         assert_eq!(features["proofOfWork"], false);
         assert_eq!(features["idempotencyStore"], "memory");
         assert_eq!(features["rateLimitStore"], "local");
+        assert_eq!(features["memoryBackend"], "remote");
     }
 
     #[tokio::test]

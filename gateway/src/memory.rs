@@ -340,11 +340,17 @@ impl MemoryClient {
         response.into_inner().try_into()
     }
 
-    /// Whether the memory service answers. A read of a reserved key goes
-    /// through the service's storage too, which a gRPC health probe would not,
-    /// and works against a server that registers no health service.
+    /// Whether the memory service answers. A one-key list of a reserved,
+    /// empty namespace goes through the service's storage too, which a gRPC
+    /// health probe would not, works against a server that registers no
+    /// health service, and is not an error (a read of a missing key is
+    /// NOT_FOUND, logged by the service on every probe).
     pub async fn ping(&self) -> Result<(), Error> {
-        self.get(&Target::own("tessera.readiness"), "ping")
+        let params = ListParams {
+            limit: 1,
+            ..Default::default()
+        };
+        self.list(&Target::own("tessera.readiness"), params)
             .await
             .map(|_| ())
     }

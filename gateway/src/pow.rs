@@ -73,6 +73,11 @@ impl PowClient {
         }
     }
 
+    /// Whether the pow service answers (it describes what it pays for).
+    pub(crate) async fn ping(&self) -> Result<(), Error> {
+        self.describe().await.map(|_| ())
+    }
+
     async fn describe(&self) -> Result<pb::DescribeResponse, Error> {
         let request = pb::DescribeRequest {};
         answer(match &self.calls {

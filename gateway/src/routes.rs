@@ -24,7 +24,8 @@ use crate::errors::{render, Family};
 use crate::idempotency::{self, Credential, Idempotency};
 use crate::pow::PowClient;
 use crate::rate_limit::{Checked, RateLimit};
-use crate::x402::PaymentGate;
+use crate::stats::{self, CallEvents};
+use crate::x402::{Charged, PaymentGate};
 use crate::AppState;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{Request, State};
@@ -36,7 +37,7 @@ use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tessera_catalog::{Face, Method, Route, Tier};
 use tessera_error::{Error, ErrorKind};
 
@@ -118,6 +119,8 @@ pub(crate) struct Guard {
     /// Where Idempotency-Key entries live; `None`: the header is ignored.
     pub(crate) idempotency: Option<Idempotency>,
     pub(crate) call_timeout: Duration,
+    /// One call event per paid-route request, to the stats service.
+    pub(crate) events: CallEvents,
 }
 
 #[derive(Clone)]
@@ -127,6 +130,7 @@ struct Gated {
     pow: Option<PowClient>,
     pow_calls: Option<RateLimit>,
     idempotency: Option<Idempotency>,
+    events: CallEvents,
 }
 
 /// The router of every face's routes, and what it declares.
@@ -151,6 +155,7 @@ pub(crate) fn build(
                 pow: guard.pow.clone(),
                 pow_calls: guard.pow_calls.clone(),
                 idempotency: guard.idempotency.clone(),
+                events: guard.events.clone(),
             });
             let timeout = guard.call_timeout;
             let method_router =
@@ -230,6 +235,24 @@ impl Payer {
         }
     }
 
+    /// The network a call paid this way is counted on (x402 only).
+    fn network(&self) -> String {
+        match self {
+            Payer::X402(payments) => payments.network().to_string(),
+            Payer::Free | Payer::Pow(..) => String::new(),
+        }
+    }
+
+    /// The rail a call paid this way is counted on (a replay or a charge
+    /// seen on the answer refines it: see [`call_event`]).
+    fn rail(&self) -> &'static str {
+        match self {
+            Payer::Free => stats::RAIL_FREE,
+            Payer::Pow(..) => stats::RAIL_POW,
+            Payer::X402(_) => stats::RAIL_USDC,
+        }
+    }
+
     async fn serve(self, route: &'static Route, request: Request, next: Next) -> Response {
         match self {
             Payer::Free => next.run(request).await,
@@ -271,15 +294,58 @@ impl Payer {
 }
 
 /// Resolves the catalog route and has it paid for (or not, in FREE_MODE),
-/// at most once per Idempotency-Key.
+/// at most once per Idempotency-Key; then counts the call.
 async fn gate(State(gated): State<Arc<Gated>>, mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
     let Some(route) = tessera_catalog::select(&gated.candidates, request.uri().query()) else {
         let error = Error::internal("no catalog route admits this request");
         return Family::from(gated.candidates[0].face).response(&error);
     };
-    let family = Family::from(route.face);
     request.extensions_mut().insert(PaidRoute(route));
     let payer = Payer::of(&gated, route, &request);
+    let (rail, network) = (payer.rail(), payer.network());
+    let response = pay_and_serve(&gated, route, payer, request, next).await;
+    gated
+        .events
+        .emit(call_event(route, rail, &network, &response, started));
+    response
+}
+
+/// The stats event of `response` to a call of `route` paid on `rail`: a
+/// replay from the Idempotency-Key store is counted as such (never
+/// charged); a settled charge carries its amount and network.
+fn call_event(
+    route: &Route,
+    rail: &'static str,
+    network: &str,
+    response: &Response,
+    started: Instant,
+) -> tessera_proto::stats::v1::CallEvent {
+    let status = response.status().as_u16();
+    if response.headers().contains_key(idempotency::REPLAY_HEADER) {
+        return stats::call_event(route.id, stats::RAIL_REPLAY, "", status, "", started);
+    }
+    match response.extensions().get::<Charged>() {
+        Some(charged) => stats::call_event(
+            route.id,
+            stats::RAIL_USDC,
+            &charged.network,
+            status,
+            &charged.amount.to_string(),
+            started,
+        ),
+        None => stats::call_event(route.id, rail, network, status, "", started),
+    }
+}
+
+async fn pay_and_serve(
+    gated: &Arc<Gated>,
+    route: &'static Route,
+    payer: Payer,
+    request: Request,
+    next: Next,
+) -> Response {
+    let family = Family::from(route.face);
     let key = match idempotency::requested_key(request.headers()) {
         Ok(key) => key.zip(gated.idempotency.clone()),
         Err(error) => return family.response(&error),

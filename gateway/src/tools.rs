@@ -37,6 +37,17 @@ impl ToolsClient {
         }
     }
 
+    /// Whether the tools service answers (it lists its tools).
+    pub async fn ping(&self) -> Result<(), Error> {
+        answer(
+            self.client
+                .clone()
+                .list_tools(pb::ListToolsRequest {})
+                .await,
+        )
+        .map(|_| ())
+    }
+
     /// Runs the tool `slug` on `input_json` (a JSON object, as text).
     pub async fn invoke(&self, slug: &str, input_json: String) -> Result<Value, Error> {
         let request = pb::InvokeRequest {

@@ -20,6 +20,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tessera_catalog::Route;
 use tessera_error::{Error, ErrorKind};
@@ -31,6 +32,16 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 type PaymentClient = PaymentServiceClient<InterceptedService<Channel, ServiceToken>>;
+
+/// What a served call was charged (settled), on its response, for call
+/// accounting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Charged {
+    /// Atomic units of the payment asset.
+    pub amount: u64,
+    /// CAIP-2 network of the asset.
+    pub network: String,
+}
 
 /// The payer a verified payment proved, for the identity gate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +75,9 @@ pub struct PaymentGate {
     settle_before: bool,
     /// Paid calls per paying wallet.
     wallet_limit: Option<RateLimit>,
+    /// The CAIP-2 network payments are in, as the payment service listed it
+    /// when this gateway started.
+    network: Arc<OnceLock<String>>,
 }
 
 /// How long a starting gateway waits for the payment service to list its
@@ -84,6 +98,7 @@ impl PaymentGate {
             payments: PaymentServiceClient::with_interceptor(channel, token),
             settle_before,
             wallet_limit: None,
+            network: Arc::default(),
         })
     }
 
@@ -92,6 +107,36 @@ impl PaymentGate {
     pub(crate) fn with_wallet_limit(mut self, limit: Option<RateLimit>) -> Self {
         self.wallet_limit = limit;
         self
+    }
+
+    /// The CAIP-2 network payments are in ("unknown" before
+    /// [`PaymentGate::check_prices`] has asked).
+    pub(crate) fn network(&self) -> &str {
+        self.network.get().map_or("unknown", String::as_str)
+    }
+
+    /// The payment service's prices, network, asset, payTo and facilitator.
+    pub(crate) async fn list_prices(&self) -> Result<pb::ListPricesResponse, Error> {
+        self.payments
+            .clone()
+            .list_prices(pb::ListPricesRequest {})
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|status| from_internal_status("payment", &status))
+    }
+
+    /// Has the payment service probe its dependency `name` now.
+    pub(crate) async fn probe_dependency(
+        &self,
+        name: &str,
+    ) -> Result<pb::ProbeDependencyResponse, Error> {
+        let request = pb::ProbeDependencyRequest { name: name.into() };
+        self.payments
+            .clone()
+            .probe_dependency(request)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|status| from_internal_status("payment", &status))
     }
 
     /// Fails unless the payment service prices every catalog route (a
@@ -141,6 +186,7 @@ impl PaymentGate {
             unpriced.join(", ")
         );
         tracing::info!(routes = priced.len(), network = %listed.network, asset = %listed.asset, "every paid route is priced");
+        let _ = self.network.set(listed.network.clone());
         Ok(())
     }
 }
@@ -334,6 +380,10 @@ async fn charge_verified(
     version: u32,
 ) -> Response {
     let payment_id = verified.payment_id.clone();
+    let charged = Charged {
+        amount: verified.amount,
+        network: verified.network.clone(),
+    };
     request.extensions_mut().insert(PaidCaller(verified.payer));
 
     let settle = |mut payments: PaymentClient, payment_id: String, before_execution: bool| async move {
@@ -365,6 +415,7 @@ async fn charge_verified(
         attach_settlement(&mut response, &settled, version);
         if settled.success {
             response.extensions_mut().insert(PaidFor);
+            response.extensions_mut().insert(charged);
         }
         return response;
     }
@@ -384,6 +435,7 @@ async fn charge_verified(
         Ok(settled) => {
             if settled.success {
                 response.extensions_mut().insert(PaidFor);
+                response.extensions_mut().insert(charged);
             } else {
                 tracing::warn!(payment_id, reason = %settled.error_reason, pending = settled.pending, "payment not settled");
             }

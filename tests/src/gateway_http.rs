@@ -100,6 +100,7 @@ impl GatewayHarness {
             tools: crate::harness::tools_in_process(),
             pow: crate::harness::pow_client(crate::harness::pow_service(16).await),
             discovery: crate::harness::discovery_in_process(),
+            stats: crate::harness::stats_in_process().await,
         };
         let router = tessera_gateway::router_with(&config, backends)
             .await
@@ -124,6 +125,7 @@ impl GatewayHarness {
             tools: crate::harness::tools_in_process(),
             pow: crate::harness::pow_client(crate::harness::pow_service(16).await),
             discovery: crate::harness::discovery_in_process(),
+            stats: crate::harness::stats_in_process().await,
         };
         let router = tessera_gateway::router_with(&config, backends)
             .await

@@ -283,9 +283,19 @@ pub fn discovery_in_process() -> tessera_gateway::DiscoveryClient {
     tessera_gateway::DiscoveryClient::direct(tessera_discovery::Discovery::default())
 }
 
+/// A stats service of this process on a fresh SQLite file, called directly
+/// as the all-in-one does; no chain (the leaderboard indexes nothing).
+pub async fn stats_in_process() -> tessera_gateway::StatsClient {
+    let path = temp_path("stats").join("stats.db");
+    let store = tessera_stats::StatsStore::sqlite(&path)
+        .await
+        .expect("open the stats store");
+    tessera_gateway::StatsClient::direct(tessera_stats::Stats::new(store, None))
+}
+
 /// Every backend a gateway calls, in this process as the all-in-one has
 /// them: memory on a fresh embedded store, the tools, a pow service at 8
-/// bits, discovery.
+/// bits, discovery, stats on a fresh SQLite file.
 pub async fn in_process_backends() -> tessera_gateway::Backends {
     let memory = embedded_memory(Default::default()).await;
     tessera_gateway::Backends {
@@ -296,5 +306,6 @@ pub async fn in_process_backends() -> tessera_gateway::Backends {
         tools: tools_in_process(),
         pow: pow_client(pow_service(8).await),
         discovery: discovery_in_process(),
+        stats: stats_in_process().await,
     }
 }

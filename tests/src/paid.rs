@@ -159,11 +159,35 @@ impl PaidStack {
             GrpcServer::new(tessera_discovery::SERVICE_NAME, tessera_discovery::server())
                 .require_token(token.clone());
         tokio::spawn(discovery_server.serve(discovery_listener, shutdown.clone()));
+        // Call accounting on a fresh SQLite file, its leaderboard indexing
+        // the stack's token on anvil.
+        let stats_config = tessera_stats::StatsConfig {
+            chain: Some(tessera_stats::ChainConfig {
+                index_every: Duration::from_millis(200),
+                ..tessera_stats::ChainConfig::new(&chain.rpc_url, &chain.token.to_string(), NETWORK)
+            }),
+            ..tessera_stats::StatsConfig::embedded(
+                std::env::temp_dir()
+                    .join(format!("tessera-stats-{:016x}", rand::random::<u64>()))
+                    .join("stats.db"),
+            )
+        };
+        let stats = tessera_stats::Stats::open(&stats_config, &shutdown)
+            .await
+            .expect("stats service");
+        let stats_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stats_url = format!("http://{}", stats_listener.local_addr().unwrap());
+        let stats_server =
+            GrpcServer::new(tessera_stats::SERVICE_NAME, tessera_stats::server(stats))
+                .require_token(token.clone());
+        tokio::spawn(stats_server.serve(stats_listener, shutdown.clone()));
         let mut gateway_config = GatewayConfig {
             memory_url: format!("http://{}", memory_proxy.addr),
             tools_url,
             pow_url,
             discovery_url,
+            stats_url,
+            stats_flush: Duration::from_millis(50),
             free_mode: false,
             payment_url: Some(payment_url.clone()),
             settle_before: options.settle_before,

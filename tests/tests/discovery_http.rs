@@ -1,7 +1,9 @@
 //! Discovery through the gateway over real HTTP: `/api/find` (GET and POST)
 //! ranks the catalog for a task and answers seed 002's array of tools, each
 //! with its price, route, method, input schema and a ready call;
-//! `/api/pricing` lists every catalog entry once. Both are free (no 402 with
+//! `/api/pricing` lists every catalog entry once; `POST /api/route` routes a
+//! task to the cheapest healthy tools (here our catalog only: the
+//! in-process discovery crawls no registry). All are free (no 402 with
 //! payments on), validate their input (400 `{"error"}` naming the
 //! parameter) and are rate limited as free routes.
 
@@ -152,6 +154,7 @@ async fn discovery_is_free_with_payments_on_and_rate_limited() {
         (Method::GET, "/api/find?q=hash", None),
         (Method::POST, "/api/find", Some(json!({"q": "hash"}))),
         (Method::GET, "/api/pricing", None),
+        (Method::POST, "/api/route", Some(json!({"query": "hash"}))),
     ] {
         let reply = send(method, &stack.url(path), body, &[]).await;
         assert_eq!(reply.status, StatusCode::OK, "{path}: {}", reply.body);
@@ -175,6 +178,118 @@ async fn discovery_is_free_with_payments_on_and_rate_limited() {
     );
     assert!(limited.headers.contains_key("retry-after"));
     let _: &Value = &limited.body["error"];
+}
+
+async fn post_route(base: &str, body: Value) -> Reply {
+    send(Method::POST, &format!("{base}/api/route"), Some(body), &[]).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_answers_the_cheapest_healthy_tools_of_our_catalog() {
+    let base = free_gateway(0).await;
+    let routed = post_route(
+        &base,
+        json!({"query": "convert kilometers to miles", "top": 2, "include": "local"}),
+    )
+    .await;
+    assert_eq!(routed.status, StatusCode::OK, "{}", routed.body);
+    let body = &routed.body;
+    assert_eq!(body["query"], "convert kilometers to miles");
+    assert_eq!(body["include"], "local");
+    assert_eq!(body["network"], Value::Null);
+    assert_eq!(body["sellersKnown"], 0);
+    assert!(
+        body["neutrality"]
+            .as_str()
+            .unwrap()
+            .contains("No seller pays for placement"),
+        "{body}"
+    );
+    let results = body["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2, "{body}");
+    let first = &results[0];
+    assert_eq!(first["slug"], "convert", "{body}");
+    assert_eq!(first["seller"], "tessera");
+    assert_eq!(first["route"], "/api/convert/{conversion}");
+    assert_eq!(first["method"], "GET");
+    assert_eq!(
+        first["price"],
+        tessera_toolbox::find("convert").unwrap().price
+    );
+    assert_eq!(first["untrustedContent"], false);
+    assert_eq!(
+        (first["healthy"].as_bool(), first["health"].as_f64()),
+        (Some(true), Some(1.0))
+    );
+    assert_eq!(first["x402Version"], 2);
+    assert_eq!(first["lastProbe"], Value::Null);
+    assert_eq!(first["inputSchema"]["type"], "object");
+    assert!(
+        first["network"].as_str().unwrap().starts_with("eip155:"),
+        "{first}"
+    );
+    assert!(first["score"].as_f64().unwrap() > 0.0);
+    assert!(first["call"].as_str().unwrap().starts_with("curl "));
+    for result in results {
+        assert_eq!(result["seller"], "tessera", "{result}");
+    }
+
+    // Defaults: all, three results; a v1 network name reads as CAIP-2.
+    let defaults = post_route(&base, json!({"query": "hash", "network": "base"})).await;
+    assert_eq!(defaults.status, StatusCode::OK, "{}", defaults.body);
+    assert_eq!(defaults.body["include"], "all");
+    assert_eq!(defaults.body["network"], "eip155:8453");
+    // Our catalog is paid on PAYMENT_NETWORK, eip155:8453 unless set.
+    let results = defaults.body["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3, "{}", defaults.body);
+    assert!(results
+        .iter()
+        .all(|result| result["network"] == "eip155:8453"));
+    // Nothing relevant: no results, not an error.
+    let nothing = post_route(&base, json!({"query": "quokka"})).await;
+    assert_eq!(nothing.status, StatusCode::OK);
+    assert_eq!(nothing.body["results"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_refuses_bad_input_naming_the_field() {
+    let base = free_gateway(0).await;
+    for (body, needle) in [
+        (json!({}), "query"),
+        (json!({"query": ""}), "query"),
+        (json!({"query": "x".repeat(501)}), "query"),
+        (json!({"query": "hash", "top": 26}), "top"),
+        (json!({"query": "hash", "top": -1}), "top"),
+        (json!({"query": "hash", "top": "three"}), "top"),
+        (json!({"query": "hash", "include": "everything"}), "include"),
+        (json!({"query": "hash", "network": "mars"}), "network"),
+        (json!({"query": "hash", "q": "hash"}), "`q`"),
+    ] {
+        let refused = post_route(&base, body.clone()).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::BAD_REQUEST,
+            "{body}: {}",
+            refused.body
+        );
+        let error = refused.body["error"].as_str().unwrap();
+        assert!(error.contains(needle), "{body}: {error}");
+    }
+    let not_json = send(
+        Method::POST,
+        &format!("{base}/api/route"),
+        None,
+        &[("content-type", "application/json".to_string())],
+    )
+    .await;
+    assert_eq!(
+        not_json.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        not_json.body
+    );
+    let got = get(&base, "/api/route?query=hash").await;
+    assert_eq!(got.status, StatusCode::METHOD_NOT_ALLOWED, "{}", got.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

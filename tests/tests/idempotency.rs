@@ -64,6 +64,7 @@ async fn free_gateways(memory: Memory, backend: IdempotencyBackend, count: usize
             tools: tools_in_process(),
             pow: pow_client(pow_service(8).await),
             discovery: tessera_tests::harness::discovery_in_process(),
+            stats: tessera_tests::harness::stats_in_process().await,
         };
         bases.push(spawn_gateway(config, backends).await.unwrap());
     }

@@ -125,6 +125,7 @@ async fn every_route_and_method_unpaid_is_402_or_405_and_nothing_runs() {
             ("GET", "/api/pow/challenge") => ("?slug=hash", None),
             ("GET", "/api/find") => ("?q=hash", None),
             ("POST", "/api/find") => ("", Some(serde_json::json!({"q": "hash"}))),
+            ("POST", "/api/route") => ("", Some(serde_json::json!({"query": "hash"}))),
             _ => ("", None),
         };
         let reply = send(
@@ -986,7 +987,14 @@ impl pay::payment_service_server::PaymentService for PartialPrices {
                 .collect(),
             network: chain::NETWORK.into(),
             asset: Address::ZERO.to_checksum(None),
+            ..Default::default()
         }))
+    }
+    async fn probe_dependency(
+        &self,
+        _: Request<pay::ProbeDependencyRequest>,
+    ) -> Result<Response<pay::ProbeDependencyResponse>, Status> {
+        Err(Status::unimplemented("stub"))
     }
 }
 

@@ -250,6 +250,7 @@ async fn gateway_with_redis_pow(stack: &PaidStack) -> String {
         tools: harness::tools_in_process(),
         pow: harness::pow_client(pow),
         discovery: tessera_tests::harness::discovery_in_process(),
+        stats: tessera_tests::harness::stats_in_process().await,
     };
     harness::spawn_gateway(config, backends).await.unwrap()
 }

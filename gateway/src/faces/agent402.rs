@@ -22,6 +22,7 @@ use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::{Number, Value};
 use tessera_error::Error;
+use utoipa::{IntoParams, ToSchema};
 
 pub(crate) fn routes() -> FaceRoutes {
     FaceRoutes::new(tessera_catalog::Face::Agent402)
@@ -34,9 +35,11 @@ pub(crate) fn routes() -> FaceRoutes {
         .handle(&["memory.grants"], list_grants)
 }
 
-#[derive(Debug, Serialize)]
+/// One entry, as the agent402 face renders it (timestamps in unix seconds).
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct EntryView {
+#[schema(as = agent402::EntryView)]
+pub(crate) struct EntryView {
     key: String,
     value: Value,
     etag: String,
@@ -76,21 +79,29 @@ fn target(Caller(caller): Caller, owner: Option<String>) -> Target {
 
 // GET /api/memory
 
-#[derive(Debug, Deserialize)]
-struct ReadQuery {
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ReadQuery {
+    /// Reads this one key (`memory.get`); without it, lists the namespace (`memory.list`).
     key: Option<String>,
+    /// Lists only keys starting with this.
     #[serde(default)]
     prefix: String,
+    /// The most entries a page lists (0: the service's default).
     #[serde(default)]
     limit: u32,
+    /// The `nextCursor` of the previous page.
     #[serde(default)]
     cursor: String,
+    /// Another namespace to read, with its owner's `read` grant.
     owner: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// A page of the namespace.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ListView {
+#[schema(as = agent402::ListView)]
+pub(crate) struct ListView {
     owner: String,
     keys: Vec<String>,
     entries: Vec<EntryView>,
@@ -146,10 +157,13 @@ fn not_found(key: &str) -> Error {
 
 // POST /api/memory
 
-#[derive(Debug, Deserialize)]
+/// Sets `key` to `value`, or deletes it with `"delete": true`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct WriteBody {
+#[schema(as = agent402::WriteBody)]
+pub(crate) struct WriteBody {
     key: String,
+    /// Any JSON but null; required unless `delete`.
     value: Option<Value>,
     ttl_seconds: Option<u64>,
     #[serde(default)]
@@ -157,8 +171,10 @@ struct WriteBody {
     owner: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct DeletedView {
+/// The outcome of a delete.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = agent402::DeletedView)]
+pub(crate) struct DeletedView {
     key: String,
     deleted: bool,
     revision: u64,
@@ -194,9 +210,11 @@ async fn write(
 
 // POST /api/memory/cas
 
-#[derive(Debug, Deserialize)]
+/// Compare and swap: sets `value` if the current value is `expected`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct CasBody {
+#[schema(as = agent402::CasBody)]
+pub(crate) struct CasBody {
     key: String,
     /// Null or omitted: the key must be absent.
     expected: Option<Value>,
@@ -206,9 +224,11 @@ struct CasBody {
     owner: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// The outcome of a compare and swap.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct CasView {
+#[schema(as = agent402::CasView)]
+pub(crate) struct CasView {
     key: String,
     swapped: bool,
     /// The value after the call; null when the key is absent.
@@ -249,18 +269,23 @@ async fn compare_and_swap(
 
 // POST /api/memory/incr
 
-#[derive(Debug, Deserialize)]
+/// Adds `by` (default 1) to a numeric value (absent counts as 0).
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct IncrBody {
+#[schema(as = agent402::IncrBody)]
+pub(crate) struct IncrBody {
     key: String,
+    #[schema(value_type = Option<f64>)]
     by: Option<Number>,
     ttl_seconds: Option<u64>,
     owner: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// The counter after the increment.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct IncrView {
+#[schema(as = agent402::IncrView)]
+pub(crate) struct IncrView {
     key: String,
     value: Value,
     revision: u64,
@@ -289,19 +314,25 @@ async fn increment(
 
 // POST /api/memory/grant
 
-#[derive(Debug, Deserialize)]
+/// Lets `grantee` read (`read`) or also write (`readwrite`) the caller's namespace.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct GrantBody {
+#[schema(as = agent402::GrantBody)]
+pub(crate) struct GrantBody {
     grantee: String,
+    #[schema(schema_with = grant_mode)]
     mode: GrantMode,
     ttl_seconds: Option<u64>,
 }
 
-#[derive(Debug, Serialize)]
+/// A grant as given.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct GrantView {
+#[schema(as = agent402::GrantView)]
+pub(crate) struct GrantView {
     owner: String,
     grantee: String,
+    #[schema(schema_with = grant_mode)]
     mode: GrantMode,
     expires_at: Option<i64>,
 }
@@ -332,13 +363,17 @@ async fn grant(
 
 // POST /api/memory/revoke
 
-#[derive(Debug, Deserialize)]
-struct RevokeBody {
+/// Revokes the grant to `grantee`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = agent402::RevokeBody)]
+pub(crate) struct RevokeBody {
     grantee: String,
 }
 
-#[derive(Debug, Serialize)]
-struct RevokeView {
+/// Whether a grant was revoked.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = agent402::RevokeView)]
+pub(crate) struct RevokeView {
     owner: String,
     grantee: String,
     revoked: bool,
@@ -359,18 +394,23 @@ async fn revoke(
 
 // GET /api/memory/grants
 
-#[derive(Debug, Serialize)]
+/// One active grant.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct GrantItem {
+#[schema(as = agent402::GrantItem)]
+pub(crate) struct GrantItem {
     grantee: String,
+    #[schema(schema_with = grant_mode)]
     mode: GrantMode,
     /// Always true: expired grants are not listed.
     active: bool,
     expires_at: Option<i64>,
 }
 
-#[derive(Debug, Serialize)]
-struct GrantsView {
+/// The caller's active grants.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = agent402::GrantsView)]
+pub(crate) struct GrantsView {
     owner: String,
     grants: Vec<GrantItem>,
 }
@@ -392,6 +432,16 @@ async fn list_grants(
         })
         .collect();
     Ok(Json(GrantsView { owner, grants }))
+}
+
+/// A grant's mode in the OpenAPI document, as `crate::memory::GrantMode`
+/// spells it.
+fn grant_mode() -> utoipa::openapi::schema::Schema {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .description(Some("`read`: get and list; `readwrite`: everything"))
+        .enum_values(Some(["read", "readwrite"]))
+        .into()
 }
 
 #[cfg(test)]

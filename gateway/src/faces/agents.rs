@@ -15,6 +15,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tessera_error::Error;
+use utoipa::{IntoParams, ToSchema};
 
 const PAGE_SIZE: u32 = 1000;
 /// The most entries `GET /agents/{id}/memory` returns.
@@ -30,13 +31,17 @@ pub(crate) fn routes() -> FaceRoutes {
         .handle(&["agents.memory.delete"], remove)
 }
 
-#[derive(Debug, Deserialize)]
-struct KeyPath {
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct KeyPath {
+    /// The key: the rest of the path, `/` included.
     key: String,
 }
 
-#[derive(Debug, Serialize)]
-struct KeyValue {
+/// One key and its value.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = agents::KeyValue)]
+pub(crate) struct KeyValue {
     key: String,
     value: Value,
 }
@@ -45,9 +50,12 @@ fn not_found(key: &str) -> Error {
     Error::not_found(format!("Key '{key}' not found in agent memory"))
 }
 
-#[derive(Debug, Serialize)]
-struct MemoryView {
+/// Every key of the agent's namespace (at most 10,000) and its value.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = agents::MemoryView)]
+pub(crate) struct MemoryView {
     agent_id: String,
+    #[schema(value_type = Object)]
     entries: Map<String, Value>,
 }
 
@@ -98,8 +106,12 @@ async fn read(
     }))
 }
 
-#[derive(Debug, Deserialize)]
-struct ValueBody {
+/// The value to store (any JSON but null).
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = agents::ValueBody)]
+pub(crate) struct ValueBody {
+    /// Any JSON but null.
+    #[schema(required = true)]
     value: Option<Value>,
 }
 

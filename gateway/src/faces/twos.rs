@@ -16,6 +16,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tessera_error::Error;
+use utoipa::{IntoParams, ToSchema};
 
 /// This API documents a tighter key limit than the memory service's.
 const MAX_KEY_CHARS: usize = 200;
@@ -39,9 +40,11 @@ fn check_key(key: &str) -> Result<(), Error> {
     Ok(())
 }
 
-#[derive(Debug, Serialize)]
+/// One entry, as the 2s.io face renders it (RFC 3339 timestamps).
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct EntryView {
+#[schema(as = twos::EntryView)]
+pub(crate) struct EntryView {
     key: String,
     value: Value,
     etag: String,
@@ -77,10 +80,14 @@ fn entry_response(entry: Entry) -> Response {
     response
 }
 
-#[derive(Debug, Deserialize)]
+/// Puts `value` at `key` (1-200 characters).
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct PutBody {
+#[schema(as = twos::PutBody)]
+pub(crate) struct PutBody {
     key: String,
+    /// Any JSON but null.
+    #[schema(required = true)]
     value: Option<Value>,
     ttl_seconds: Option<u64>,
 }
@@ -103,8 +110,10 @@ async fn put(
     Ok(entry_response(entry))
 }
 
-#[derive(Debug, Deserialize)]
-struct KeyQuery {
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct KeyQuery {
+    /// The key to read (1-200 characters).
     key: String,
 }
 
@@ -120,17 +129,23 @@ async fn read(
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(default)]
-struct ListQuery {
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListQuery {
+    /// Lists only keys starting with this.
     prefix: String,
+    /// The most entries a page lists (0: the service's default).
     limit: u32,
+    /// The `nextCursor` of the previous page.
     cursor: String,
 }
 
-#[derive(Debug, Serialize)]
+/// A page of the namespace.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ListView {
+#[schema(as = twos::ListView)]
+pub(crate) struct ListView {
     entries: Vec<EntryView>,
     next_cursor: Option<String>,
 }
@@ -159,13 +174,17 @@ async fn list(
     ))
 }
 
-#[derive(Debug, Deserialize)]
-struct DeleteBody {
+/// Deletes `key`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = twos::DeleteBody)]
+pub(crate) struct DeleteBody {
     key: String,
 }
 
-#[derive(Debug, Serialize)]
-struct DeletedView {
+/// Whether the key was there to delete.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = twos::DeletedView)]
+pub(crate) struct DeletedView {
     key: String,
     deleted: bool,
 }

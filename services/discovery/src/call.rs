@@ -81,6 +81,20 @@ fn placeholder_path(path: &str) -> String {
         .join("/")
 }
 
+/// The unpaid call of an external seller's resource: its method and URL
+/// (the seller answers it with its 402 quote). The URL was written by a
+/// stranger, so it is quoted for the shell whatever it holds.
+pub fn external_call(method: &str, url: &str) -> String {
+    let url = escape_single_quotes(url);
+    match method {
+        "GET" => format!("curl '{url}'"),
+        "POST" | "PUT" | "PATCH" => {
+            format!("curl -X {method} '{url}' -H 'Content-Type: application/json' -d '{{}}'")
+        }
+        _ => format!("curl -X {method} '{url}'"),
+    }
+}
+
 /// `name=value&...`, percent-encoded; a null field is left out.
 fn query_string(fields: &Map<String, Value>) -> String {
     fields
@@ -159,6 +173,18 @@ mod tests {
         );
         let call = tool_call(tool("ulid"), &json!({}));
         assert_eq!(call, "curl 'http://localhost:8080/api/ulid'");
+    }
+
+    #[test]
+    fn an_external_call_quotes_the_url_for_the_shell() {
+        assert_eq!(
+            external_call("GET", "https://s.example/a?b=c"),
+            "curl 'https://s.example/a?b=c'"
+        );
+        assert_eq!(
+            external_call("POST", "https://s.example/it's"),
+            r#"curl -X POST 'https://s.example/it'\''s' -H 'Content-Type: application/json' -d '{}'"#
+        );
     }
 
     #[test]

@@ -143,11 +143,24 @@ impl Index {
     /// The best `query.k` documents with a score above 0, best first, equal
     /// scores by slug.
     pub fn search(&self, query: &Query) -> Vec<Hit> {
+        let mut hits = self.matches(&query.terms);
+        let order = |a: &Hit, b: &Hit| self.rank(a, b);
+        if hits.len() > query.k {
+            hits.select_nth_unstable_by(query.k - 1, order);
+            hits.truncate(query.k);
+        }
+        hits.sort_unstable_by(order);
+        hits
+    }
+
+    /// Every document with a score above 0 for `terms` (distinct and
+    /// sorted, as [`Query::terms`]), in no particular order.
+    pub fn matches(&self, terms: &[String]) -> Vec<Hit> {
         let total = self.len() as f64;
         let mut scores: HashMap<u32, f64> = HashMap::new();
         // Terms are sorted, so a document's score is always added up in the
         // same order (floating-point sums depend on it).
-        for term in &query.terms {
+        for term in terms {
             let Some(postings) = self.postings.get(term) else {
                 continue;
             };
@@ -159,21 +172,19 @@ impl Index {
                 *scores.entry(posting.doc).or_insert(0.0) += idf * saturated;
             }
         }
-        let mut hits: Vec<Hit> = scores
+        scores
             .into_iter()
             .filter(|(_, score)| *score > 0.0)
             .map(|(doc, score)| Hit {
                 doc: doc as usize,
                 score,
             })
-            .collect();
-        let order = |a: &Hit, b: &Hit| self.rank(a, b);
-        if hits.len() > query.k {
-            hits.select_nth_unstable_by(query.k - 1, order);
-            hits.truncate(query.k);
-        }
-        hits.sort_unstable_by(order);
-        hits
+            .collect()
+    }
+
+    /// The slug of document `doc`.
+    pub fn slug(&self, doc: usize) -> &str {
+        &self.slugs[doc]
     }
 
     /// Better score first; equal scores by slug.

@@ -1,28 +1,31 @@
-//! Standalone discovery service: serves `DiscoveryService` (`Find` and
-//! `Pricing` over the catalog; `Route` still planned) with health and
-//! reflection on `DISCOVERY_GRPC_ADDR` (default `127.0.0.1:50055`) until
-//! SIGINT/SIGTERM.
+//! Standalone discovery service: serves `DiscoveryService` (`Find`,
+//! `Pricing` and `Route`) with health and reflection on
+//! `DISCOVERY_GRPC_ADDR` (default `127.0.0.1:50055`), crawling the
+//! registries of `DISCOVERY_REGISTRIES` in the background, until
+//! SIGINT/SIGTERM. Settings: `tessera_discovery::config`.
 
 use anyhow::Context;
-use std::net::SocketAddr;
-use tessera_discovery::{entries, server, ADDR_ENV, DEFAULT_ADDR, LANDS_WITH, SERVICE_NAME};
-use tessera_runtime::{config::env_or, grpc::GrpcServer, telemetry, Shutdown};
+use tessera_discovery::{entries, Discovery, DiscoveryConfig, SERVICE_NAME};
+use tessera_proto::discovery::v1::discovery_service_server::DiscoveryServiceServer;
+use tessera_runtime::{grpc::GrpcServer, telemetry, Shutdown};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = telemetry::init("tessera-discovery")?;
-    let addr: SocketAddr = env_or(ADDR_ENV, DEFAULT_ADDR.parse()?)?;
+    let config = DiscoveryConfig::from_env()?;
+    let addr = config.listen_addr;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .with_context(|| format!("cannot listen on {addr} ({ADDR_ENV})"))?;
-    // Builds the entries and the find index before the first request.
-    let server = server();
+        .with_context(|| format!("cannot listen on {addr} (DISCOVERY_GRPC_ADDR)"))?;
+    let shutdown = Shutdown::on_signals();
+    let discovery = Discovery::open(&config, &shutdown).await?;
     tracing::info!(
         service = SERVICE_NAME,
         entries = entries().len(),
-        "Route answers UNIMPLEMENTED until it lands with {LANDS_WITH}"
+        registries = config.registries.len(),
+        "discovery serving"
     );
-    GrpcServer::new(SERVICE_NAME, server)
-        .serve(listener, Shutdown::on_signals())
+    GrpcServer::new(SERVICE_NAME, DiscoveryServiceServer::new(discovery))
+        .serve(listener, shutdown)
         .await
 }

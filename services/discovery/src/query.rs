@@ -32,27 +32,7 @@ pub struct Query {
 impl Query {
     /// Checks `q` and `k` (0 means [`DEFAULT_K`]).
     pub fn parse(q: &str, k: u32) -> Result<Query, Error> {
-        let q = q.trim();
-        if q.is_empty() {
-            return Err(refuse("q", "q is required: the task to find a tool for"));
-        }
-        let chars = q.chars().count();
-        if chars > MAX_QUERY_CHARS {
-            return Err(refuse(
-                "q",
-                format!("q is {chars} characters long; at most {MAX_QUERY_CHARS} are allowed"),
-            ));
-        }
-        let mut terms = tokens::terms(q);
-        if terms.len() > MAX_QUERY_TERMS {
-            return Err(refuse(
-                "q",
-                format!(
-                    "q has {} search terms; at most {MAX_QUERY_TERMS} are allowed",
-                    terms.len()
-                ),
-            ));
-        }
+        let terms = terms(q, "q")?;
         let k = match k {
             0 => DEFAULT_K,
             1..=MAX_K => k,
@@ -63,8 +43,6 @@ impl Query {
                 ))
             }
         };
-        terms.sort_unstable();
-        terms.dedup();
         Ok(Query {
             terms,
             k: k as usize,
@@ -72,7 +50,44 @@ impl Query {
     }
 }
 
-fn refuse(parameter: &str, message: impl Into<String>) -> Error {
+/// The distinct search terms of a task in words, sorted (so a query's
+/// scores add up in one order). Refused naming `parameter` when the task is
+/// empty, longer than [`MAX_QUERY_CHARS`] characters or more than
+/// [`MAX_QUERY_TERMS`] terms.
+pub fn terms(q: &str, parameter: &str) -> Result<Vec<String>, Error> {
+    let q = q.trim();
+    if q.is_empty() {
+        return Err(refuse(
+            parameter,
+            format!("{parameter} is required: the task to find a tool for"),
+        ));
+    }
+    let chars = q.chars().count();
+    if chars > MAX_QUERY_CHARS {
+        return Err(refuse(
+            parameter,
+            format!(
+                "{parameter} is {chars} characters long; at most {MAX_QUERY_CHARS} are allowed"
+            ),
+        ));
+    }
+    let mut terms = tokens::terms(q);
+    if terms.len() > MAX_QUERY_TERMS {
+        return Err(refuse(
+            parameter,
+            format!(
+                "{parameter} has {} search terms; at most {MAX_QUERY_TERMS} are allowed",
+                terms.len()
+            ),
+        ));
+    }
+    terms.sort_unstable();
+    terms.dedup();
+    Ok(terms)
+}
+
+/// An `INVALID_QUERY` refusal naming `parameter` in its `field` detail.
+pub(crate) fn refuse(parameter: &str, message: impl Into<String>) -> Error {
     Error::invalid(INVALID_QUERY, message).with_detail("field", parameter)
 }
 

@@ -1,67 +1,164 @@
-//! The gRPC face: `Find` and `Pricing` answer from the catalog's entries;
-//! `Route` (the cross-seller router) is still planned and answers
-//! `UNIMPLEMENTED`.
+//! The gRPC face: `Find` and `Pricing` answer from our catalog; `Route`
+//! ranks our catalog and the crawled sellers ([`crate::route`]).
+//!
+//! A [`Discovery`] is built one of four ways:
+//!
+//! - [`Discovery::new`] (also `Default`): our catalog only, no store, no
+//!   crawler (the all-in-one and the test harness);
+//! - [`Discovery::open`]: from a [`DiscoveryConfig`]; with registries
+//!   configured it opens the store, loads what it kept (so a restart routes
+//!   at once to the sellers crawled before) and spawns the crawler;
+//!   [`Discovery::load`] does the same without spawning it, and
+//!   [`Discovery::crawl`] crawls once, now;
+//! - [`Discovery::with_entries`]: a synthetic catalog (benchmarks);
+//! - [`Discovery::with_listings`]: our catalog and synthetic external
+//!   listings, each taken as healthy and quoting what it lists, without
+//!   any network (benchmarks).
 
-use crate::entries::{entries, Entry};
-use crate::index::Index;
-use crate::{catalog_index, LANDS_WITH};
+use crate::catalog::Catalog;
+use crate::config::{DiscoveryConfig, OwnOffer};
+use crate::crawler::{unix_ms, CrawlReport, Crawler};
+use crate::egress;
+use crate::entries::Entry;
+use crate::listing::Listing;
+use crate::route::{self, RouteQuery};
+use crate::sellers::Sellers;
+use crate::snapshot::Published;
+use crate::store::Store;
 use std::sync::Arc;
 use tessera_proto::discovery::v1 as pb;
+use tessera_runtime::Shutdown;
 use tonic::{Request, Response, Status};
 
-/// Our own catalog's seller: empty (a crawled seller will be named).
-pub const OWN_SELLER: &str = "";
-
-/// The discovery service over the catalog's entries and their find index.
-#[derive(Debug, Clone)]
+/// The discovery service: our catalog, the routing snapshot, and the
+/// crawler keeping it fresh (when configured). Clones share all three.
+#[derive(Clone)]
 pub struct Discovery {
-    index: &'static Index,
-    /// The entries as proto `Tool`s, built once, in entry order.
-    tools: Arc<[pb::Tool]>,
+    catalog: Arc<Catalog>,
+    published: Arc<Published>,
+    crawler: Option<Arc<Crawler>>,
+}
+
+impl std::fmt::Debug for Discovery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Discovery")
+            .field("entries", &self.catalog.entries.len())
+            .field("crawler", &self.crawler)
+            .finish()
+    }
 }
 
 impl Discovery {
-    /// The service over [`entries`] and the global index.
+    /// The service over [`crate::entries`] alone: `Route` answers our
+    /// catalog only. Our candidates' network, asset and pay-to come from
+    /// the environment ([`OwnOffer::from_env`]).
     pub fn new() -> Discovery {
+        Discovery::over(Catalog::ours(), OwnOffer::from_env(), &Sellers::default())
+    }
+
+    /// The service over a synthetic catalog of `entries` (e.g. 10,000
+    /// generated tools), without external sellers.
+    pub fn with_entries(entries: Vec<Entry>) -> Discovery {
+        Discovery::over(
+            Arc::new(Catalog::new(entries)),
+            OwnOffer::default(),
+            &Sellers::default(),
+        )
+    }
+
+    /// The service over our catalog and `listings` as external sellers,
+    /// without any network: each listing counts as probed once, OK, just
+    /// now, quoting its own `accepts`.
+    pub fn with_listings(listings: Vec<Listing>) -> Discovery {
+        Discovery::over(
+            Catalog::ours(),
+            OwnOffer::default(),
+            &Sellers::healthy(listings, unix_ms()),
+        )
+    }
+
+    fn over(catalog: Arc<Catalog>, own: OwnOffer, sellers: &Sellers) -> Discovery {
         Discovery {
-            index: catalog_index(),
-            tools: entries().iter().map(proto_tool).collect(),
+            published: Arc::new(Published::new(catalog.clone(), own, sellers)),
+            catalog,
+            crawler: None,
         }
+    }
+
+    /// The service of `config`, its crawler not started: without
+    /// registries, [`Discovery::new`] with `config`'s own offer; with
+    /// them, the store opened and what it kept loaded (listings of
+    /// registries no longer configured, or whose URL is no longer
+    /// allowed, are left out).
+    pub async fn load(config: &DiscoveryConfig) -> anyhow::Result<Discovery> {
+        let catalog = Catalog::ours();
+        if config.registries.is_empty() {
+            return Ok(Discovery::over(
+                catalog,
+                config.own.clone(),
+                &Sellers::default(),
+            ));
+        }
+        let store = Store::open(&config.store).await?;
+        let loaded = store.load(config.health_window).await?;
+        let allow_private = config.allow_private;
+        let sellers = Sellers::from_loaded(loaded, &config.registries, |listing| {
+            egress::check_url(&listing.resource, allow_private).is_ok()
+        });
+        tracing::info!(
+            sellers = sellers.by_resource.len(),
+            registries = config.registries.len(),
+            "discovery: sellers loaded"
+        );
+        let published = Arc::new(Published::new(
+            catalog.clone(),
+            config.own.clone(),
+            &sellers,
+        ));
+        let crawler = Crawler::new(config.clone(), store, sellers, published.clone());
+        Ok(Discovery {
+            catalog,
+            published,
+            crawler: Some(Arc::new(crawler)),
+        })
+    }
+
+    /// [`Discovery::load`], then the crawler started (when there are
+    /// registries), stopping on `shutdown`.
+    pub async fn open(config: &DiscoveryConfig, shutdown: &Shutdown) -> anyhow::Result<Discovery> {
+        let discovery = Discovery::load(config).await?;
+        discovery.spawn_crawler(shutdown);
+        Ok(discovery)
+    }
+
+    /// Starts the background crawler (none without registries).
+    pub fn spawn_crawler(&self, shutdown: &Shutdown) -> Option<tokio::task::JoinHandle<()>> {
+        let crawler = self.crawler.clone()?;
+        Some(crawler.spawn(shutdown.clone()))
+    }
+
+    /// Crawls once, now (after any crawl under way); an empty report
+    /// without registries.
+    pub async fn crawl(&self) -> CrawlReport {
+        match &self.crawler {
+            Some(crawler) => crawler.crawl().await,
+            None => CrawlReport::default(),
+        }
+    }
+
+    /// The route of `request` (see [`crate::route`]).
+    pub fn route_request(
+        &self,
+        request: &pb::RouteRequest,
+    ) -> Result<pb::RouteResponse, tessera_error::Error> {
+        let query = RouteQuery::parse(request)?;
+        Ok(route::route(&self.published.current(), &query))
     }
 }
 
 impl Default for Discovery {
     fn default() -> Self {
         Discovery::new()
-    }
-}
-
-/// `entry` as the proto `Tool`: the price as a decimal string of atomic
-/// units, the input schema and example as JSON text (empty when it has
-/// none).
-pub fn proto_tool(entry: &Entry) -> pb::Tool {
-    pb::Tool {
-        slug: entry.slug.clone(),
-        name: entry.name.clone(),
-        description: entry.description.clone(),
-        price: entry.price.to_string(),
-        method: entry.method.to_string(),
-        route: entry.route.to_string(),
-        input_schema_json: json_text(&entry.input_schema),
-        seller: OWN_SELLER.to_string(),
-        category: entry.category.clone(),
-        tags: entry.tags.clone(),
-        example_json: json_text(&entry.example),
-        call: entry.call.clone(),
-    }
-}
-
-/// `value` as JSON text; empty for null (none).
-fn json_text(value: &serde_json::Value) -> String {
-    if value.is_null() {
-        String::new()
-    } else {
-        value.to_string()
     }
 }
 
@@ -73,20 +170,24 @@ impl pb::discovery_service_server::DiscoveryService for Discovery {
     ) -> Result<Response<pb::FindResponse>, Status> {
         let request = request.into_inner();
         let hits = self
+            .catalog
             .index
             .find(&request.q, request.k)
             .map_err(|error| error.to_status())?;
-        let tools = hits.iter().map(|hit| self.tools[hit.doc].clone()).collect();
+        let tools = hits
+            .iter()
+            .map(|hit| self.catalog.tools[hit.doc].clone())
+            .collect();
         Ok(Response::new(pb::FindResponse { tools }))
     }
 
     async fn route(
         &self,
-        _request: Request<pb::RouteRequest>,
+        request: Request<pb::RouteRequest>,
     ) -> Result<Response<pb::RouteResponse>, Status> {
-        Err(Status::unimplemented(format!(
-            "discovery.Route is planned: it lands with {LANDS_WITH}"
-        )))
+        self.route_request(request.get_ref())
+            .map(Response::new)
+            .map_err(|error| error.to_status())
     }
 
     async fn pricing(
@@ -94,7 +195,7 @@ impl pb::discovery_service_server::DiscoveryService for Discovery {
         _request: Request<pb::PricingRequest>,
     ) -> Result<Response<pb::PricingResponse>, Status> {
         Ok(Response::new(pb::PricingResponse {
-            tools: self.tools.to_vec(),
+            tools: self.catalog.tools.clone(),
         }))
     }
 }
@@ -130,7 +231,7 @@ mod tests {
             (tool.method.as_str(), tool.route.as_str()),
             ("GET", declared.path)
         );
-        assert_eq!(tool.seller, OWN_SELLER);
+        assert_eq!(tool.seller, crate::OWN_SELLER);
         assert_eq!(tool.category, "units");
         let schema: serde_json::Value = serde_json::from_str(&tool.input_schema_json).unwrap();
         assert_eq!(&schema, tessera_toolbox::input_schema("convert").unwrap());
@@ -204,18 +305,5 @@ mod tests {
             assert_eq!(tool.method, route.method.as_str());
         }
         assert_eq!(tools.len(), tessera_toolbox::all().count() + memory.len());
-    }
-
-    #[tokio::test]
-    async fn route_is_still_planned() {
-        let status = Discovery::new()
-            .route(Request::new(pb::RouteRequest::default()))
-            .await
-            .unwrap_err();
-        assert_eq!(status.code(), tonic::Code::Unimplemented);
-        assert_eq!(
-            status.message(),
-            format!("discovery.Route is planned: it lands with {LANDS_WITH}")
-        );
     }
 }

@@ -9,7 +9,6 @@ use crate::model::{
 use crate::ops::{self, Number, Op, Stored, Transition};
 use crate::store::MemoryStore;
 use sqlx::sqlite::SqliteRow;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqliteConnection, SqlitePool};
 use std::path::Path;
 use tessera_error::{Error, Result};
@@ -36,23 +35,12 @@ fn db_error(error: sqlx::Error) -> Error {
 impl EmbeddedStore {
     /// Opens (creating if needed) the database file and migrates it.
     pub async fn open(path: &Path, limits: Limits) -> Result<Self> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| Error::internal(format!("cannot create {}: {e}", parent.display())))?;
-        }
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(std::time::Duration::from_secs(5));
         // One connection: SQLite has one writer anyway, and this makes every
-        // read-modify-write below a critical section.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options)
+        // read-modify-write below a critical section. An acknowledged write
+        // is on disk.
+        let pool = tessera_sqlite::open(path, 1, tessera_sqlite::Durability::Full)
             .await
-            .map_err(db_error)?;
+            .map_err(|error| Error::internal(format!("the embedded memory database: {error:#}")))?;
         MIGRATOR
             .run(&pool)
             .await

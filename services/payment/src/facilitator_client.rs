@@ -73,20 +73,33 @@ impl FacilitatorClient {
         self.post("settle", request, timeout).await
     }
 
-    async fn post<T: serde::de::DeserializeOwned>(
+    /// Whether the facilitator answers `GET /supported` with its kinds.
+    pub async fn supported(&self, timeout: Duration) -> Result<(), Unreachable> {
+        let url = format!("{}/supported", self.base_url);
+        let (status, body) = self
+            .send(&url, self.http.get(&url).timeout(timeout))
+            .await?;
+        match serde_json::from_slice::<tessera_x402::facilitator::SupportedResponse>(&body) {
+            Ok(_) if status.is_success() => Ok(()),
+            _ => Err(Unreachable(format!("{url} answered {status}"))),
+        }
+    }
+
+    /// Sends `request` to `url` with the API key, if any: the answer's
+    /// status and body.
+    async fn send(
         &self,
-        path: &str,
-        request: &FacilitatorRequest,
-        timeout: Duration,
-    ) -> Result<T, Unreachable> {
-        let url = format!("{}/{path}", self.base_url);
-        let mut post = self.http.post(&url).timeout(timeout).json(request);
+        url: &str,
+        mut request: reqwest::RequestBuilder,
+    ) -> Result<(reqwest::StatusCode, Vec<u8>), Unreachable> {
         match &self.authorization {
-            Ok(Some(value)) => post = post.header(reqwest::header::AUTHORIZATION, value.clone()),
+            Ok(Some(value)) => {
+                request = request.header(reqwest::header::AUTHORIZATION, value.clone())
+            }
             Ok(None) => {}
             Err(problem) => return Err(Unreachable(format!("{url}: {problem}"))),
         }
-        let response = post
+        let response = request
             .send()
             .await
             .map_err(|e| Unreachable(format!("{url}: {e}")))?;
@@ -95,6 +108,18 @@ impl FacilitatorClient {
             .bytes()
             .await
             .map_err(|e| Unreachable(format!("{url}: {e}")))?;
+        Ok((status, body.to_vec()))
+    }
+
+    async fn post<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        request: &FacilitatorRequest,
+        timeout: Duration,
+    ) -> Result<T, Unreachable> {
+        let url = format!("{}/{path}", self.base_url);
+        let post = self.http.post(&url).timeout(timeout).json(request);
+        let (status, body) = self.send(&url, post).await?;
         // Some facilitators answer an invalid payment with 400 and the same
         // JSON; accept any status whose body is the expected document.
         serde_json::from_slice(&body).map_err(|_| {

@@ -41,6 +41,8 @@ impl PaymentService for PaymentGrpc {
             payer: verified.payer,
             payment_id: verified.payment_id,
             settle_before: verified.settle_before,
+            amount: self.payments.catalog().price(&r.route)?,
+            network: self.payments.asset().network.caip2(),
         }))
     }
 
@@ -102,6 +104,23 @@ impl PaymentService for PaymentGrpc {
                 .collect(),
             network: asset.network.caip2(),
             asset: asset.address.clone(),
+            pay_to: self.payments.pay_to().to_string(),
+            facilitator_url: self.payments.facilitator_url().to_string(),
+            asset_name: asset.name.clone(),
+            asset_version: asset.version.clone(),
+            max_timeout_seconds: self.payments.max_timeout_seconds(),
+        }))
+    }
+
+    async fn probe_dependency(
+        &self,
+        request: Request<pb::ProbeDependencyRequest>,
+    ) -> Result<Response<pb::ProbeDependencyResponse>, Status> {
+        let name = request.into_inner().name;
+        let probed = self.payments.probe_dependency(&name).await?;
+        Ok(Response::new(pb::ProbeDependencyResponse {
+            up: probed.is_ok(),
+            error: probed.err().unwrap_or_default(),
         }))
     }
 }

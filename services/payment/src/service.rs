@@ -60,6 +60,7 @@ pub struct Payments {
     max_timeout_seconds: u64,
     settle_timeout: Duration,
     ledger: Ledger,
+    facilitator_url: String,
     facilitator: FacilitatorClient,
     chain: Chain,
 }
@@ -109,6 +110,7 @@ impl Payments {
             max_timeout_seconds: config.max_timeout_seconds,
             settle_timeout: config.settle_timeout,
             ledger,
+            facilitator_url: config.facilitator_url.clone(),
             facilitator: FacilitatorClient::new(
                 &config.facilitator_url,
                 config.facilitator_api_key.clone(),
@@ -123,6 +125,43 @@ impl Payments {
 
     pub fn asset(&self) -> &Asset {
         &self.asset
+    }
+
+    /// Where payments go (as configured: a 0x address).
+    pub fn pay_to(&self) -> &str {
+        &self.pay_to
+    }
+
+    /// The facilitator that verifies and settles payments.
+    pub fn facilitator_url(&self) -> &str {
+        &self.facilitator_url
+    }
+
+    /// Whether `name` ("facilitator" or "chain_rpc") answers now.
+    pub async fn probe_dependency(&self, name: &str) -> Result<Result<(), String>> {
+        const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+        match name {
+            "facilitator" => Ok(self
+                .facilitator
+                .supported(PROBE_TIMEOUT)
+                .await
+                .map_err(|unreachable| unreachable.0)),
+            "chain_rpc" => Ok(
+                match tokio::time::timeout(PROBE_TIMEOUT, self.chain.chain_id()).await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(error)) => Err(error.to_string()),
+                    Err(_) => Err(format!("no answer within {} s", PROBE_TIMEOUT.as_secs())),
+                },
+            ),
+            other => Err(Error::invalid(
+                "UNKNOWN_DEPENDENCY",
+                format!("no dependency {other:?}: expected \"facilitator\" or \"chain_rpc\""),
+            )),
+        }
+    }
+
+    pub fn max_timeout_seconds(&self) -> u64 {
+        self.max_timeout_seconds
     }
 
     pub fn ledger(&self) -> &Ledger {

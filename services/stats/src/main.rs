@@ -1,24 +1,33 @@
-//! Standalone stats service: serves `StatsService` (planned: every RPC answers
-//! `UNIMPLEMENTED`) with health and reflection on `STATS_GRPC_ADDR`
-//! (default `127.0.0.1:50056`) until SIGINT/SIGTERM.
+//! Standalone stats service: serves `StatsService` with health and
+//! reflection on `STATS_GRPC_ADDR` (default `127.0.0.1:50056`) until
+//! SIGINT/SIGTERM, indexing the leaderboard when a chain is configured.
 
 use anyhow::Context;
-use std::net::SocketAddr;
-use tessera_runtime::{config::env_or, grpc::GrpcServer, telemetry, Shutdown};
-use tessera_stats::{server, ADDR_ENV, DEFAULT_ADDR, LANDS_WITH, SERVICE_NAME};
+use tessera_runtime::grpc::GrpcServer;
+use tessera_runtime::grpc_auth::ServiceToken;
+use tessera_runtime::{telemetry, Shutdown};
+use tessera_stats::{server, Stats, StatsConfig, SERVICE_NAME};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = telemetry::init("tessera-stats")?;
-    let addr: SocketAddr = env_or(ADDR_ENV, DEFAULT_ADDR.parse()?)?;
-    let listener = tokio::net::TcpListener::bind(addr)
+    let config = StatsConfig::from_env()?;
+    let token = ServiceToken::from_env()?;
+    let shutdown = Shutdown::on_signals();
+    let stats = Stats::open(&config, &shutdown).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen_addr)
         .await
-        .with_context(|| format!("cannot listen on {addr} ({ADDR_ENV})"))?;
-    tracing::warn!(
-        service = SERVICE_NAME,
-        "planned service: every RPC answers UNIMPLEMENTED until it lands with {LANDS_WITH}"
-    );
-    GrpcServer::new(SERVICE_NAME, server())
-        .serve(listener, Shutdown::on_signals())
+        .with_context(|| format!("cannot listen on {} (STATS_GRPC_ADDR)", config.listen_addr))?;
+    match &config.chain {
+        Some(chain) => {
+            tracing::info!(store = ?config.store, network = %chain.network, asset = %chain.asset, "stats service ready")
+        }
+        None => {
+            tracing::info!(store = ?config.store, "stats service ready; no chain configured (STATS_RPC_URL): the leaderboard is empty")
+        }
+    }
+    GrpcServer::new(SERVICE_NAME, server(stats))
+        .require_token(token)
+        .serve(listener, shutdown)
         .await
 }

@@ -26,6 +26,23 @@ async fn main() -> anyhow::Result<()> {
 
     let mut gateway_config = GatewayConfig::from_env()?;
     gateway_config.memory_url = format!("http://{}", loopback(grpc_addr));
+    gateway_config.memory_backend = Some(
+        match &memory_config.backend {
+            tessera_memory::config::Backend::Embedded { .. } => "embedded",
+            tessera_memory::config::Backend::RedisPostgres(_) => "redis-postgres",
+        }
+        .to_string(),
+    );
+    // /api/reliability probes what this process stores memory in.
+    if let tessera_memory::config::Backend::RedisPostgres(durable) = &memory_config.backend {
+        let probes = &mut gateway_config.reliability;
+        probes
+            .redis_url
+            .get_or_insert_with(|| durable.redis_url.clone());
+        probes
+            .database_url
+            .get_or_insert_with(|| durable.database_url.clone());
+    }
     let payments_hosted = std::env::var_os("PAYMENT_PAY_TO").is_some();
     if payments_hosted && !gateway_config.free_mode && gateway_config.payment_url.is_none() {
         gateway_config.payment_url = Some(format!("http://{}", loopback(grpc_addr)));
@@ -39,6 +56,16 @@ async fn main() -> anyhow::Result<()> {
         tessera_tools::server(tools.clone()),
         gateway_config.internal_token.clone(),
     );
+    let shutdown = Shutdown::on_signals();
+    // Crawls DISCOVERY_REGISTRIES in the background when any are set.
+    let discovery = tessera_discovery::Discovery::open(
+        &tessera_discovery::DiscoveryConfig::from_env()?,
+        &shutdown,
+    )
+    .await?;
+    // Call accounting; indexes the leaderboard when a chain is configured.
+    let stats =
+        tessera_stats::Stats::open(&tessera_stats::StatsConfig::from_env()?, &shutdown).await?;
     let memory_for_reclaim = memory.clone();
     let memory_in_process = tessera_gateway::MemoryClient::in_process(
         tessera_memory::grpc::server(memory.clone()),
@@ -55,12 +82,19 @@ async fn main() -> anyhow::Result<()> {
         tessera_tools::server(tools.clone()),
     )
     .add(tessera_pow::SERVICE_NAME, tessera_pow::server(pow.clone()))
-    .add(tessera_discovery::SERVICE_NAME, tessera_discovery::server())
-    .add(tessera_stats::SERVICE_NAME, tessera_stats::server())
+    .add(
+        tessera_discovery::SERVICE_NAME,
+        tessera_proto::discovery::v1::discovery_service_server::DiscoveryServiceServer::new(
+            discovery.clone(),
+        ),
+    )
+    .add(
+        tessera_stats::SERVICE_NAME,
+        tessera_stats::server(stats.clone()),
+    )
     // The gateway below sends the same INTERNAL_TOKEN it requires here.
     .require_token(gateway_config.internal_token.clone());
 
-    let shutdown = Shutdown::on_signals();
     memory_config.spawn_reclaimer(&memory_for_reclaim, &shutdown);
     // Payments need a chain and a ledger: hosted when configured (PAYMENT_PAY_TO).
     let payment_config = if payments_hosted {
@@ -90,7 +124,8 @@ async fn main() -> anyhow::Result<()> {
         memory: memory_in_process,
         tools: tools_in_process,
         pow: pow_in_process,
-        discovery: tessera_gateway::DiscoveryClient::direct(tessera_discovery::Discovery::default()),
+        discovery: tessera_gateway::DiscoveryClient::direct(discovery),
+        stats: tessera_gateway::StatsClient::direct(stats),
     };
     let router = tessera_gateway::router_with(&gateway_config, backends).await?;
     let http_listener = tokio::net::TcpListener::bind(gateway_config.listen_addr).await?;
@@ -101,7 +136,7 @@ async fn main() -> anyhow::Result<()> {
         shutdown.clone(),
     ));
     println!(
-        "Tessera is up.\n  REST gateway: http://{http_addr}\n  gRPC (memory, tools, pow, discovery and the planned services; reflection, health): {}",
+        "Tessera is up.\n  REST gateway: http://{http_addr}\n  gRPC (memory, tools, pow, discovery, stats; reflection, health): {}",
         loopback(grpc_addr)
     );
     match (&payment_config, gateway_config.free_mode) {

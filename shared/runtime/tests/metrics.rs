@@ -25,12 +25,30 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     response
 }
 
+/// The stats service on a fresh SQLite file: a real service to call.
+async fn stats_server(
+) -> tessera_proto::stats::v1::stats_service_server::StatsServiceServer<tessera_stats::Stats> {
+    let path = std::env::temp_dir()
+        .join(format!("tessera-metrics-{:016x}", rand_suffix()))
+        .join("stats.db");
+    let store = tessera_stats::StatsStore::sqlite(&path).await.unwrap();
+    tessera_stats::server(tessera_stats::Stats::new(store, None))
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        ^ u64::from(std::process::id())
+}
+
 #[tokio::test]
 async fn grpc_calls_are_counted_and_served_on_metrics() {
     let shutdown = Shutdown::new();
     let grpc_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let grpc_addr = grpc_listener.local_addr().unwrap();
-    let server = GrpcServer::new(tessera_stats::SERVICE_NAME, tessera_stats::server());
+    let server = GrpcServer::new(tessera_stats::SERVICE_NAME, stats_server().await);
     let grpc = tokio::spawn(server.serve(grpc_listener, shutdown.clone()));
     let metrics_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let metrics_addr = metrics_listener.local_addr().unwrap();
@@ -42,16 +60,16 @@ async fn grpc_calls_are_counted_and_served_on_metrics() {
             .unwrap();
     for _ in 0..2 {
         let status = client
-            .summary(pb::SummaryRequest::default())
+            .leaderboard(pb::LeaderboardRequest { top: 101 })
             .await
             .unwrap_err();
-        assert_eq!(status.code(), tonic::Code::Unimplemented);
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
     }
 
     // The call is recorded when its response body is done, which can be a
     // moment after the client saw the status.
     let series =
-        r#"tessera_requests_total{route="Summary",service="stats",status="Unimplemented"}"#;
+        r#"tessera_requests_total{route="Leaderboard",service="stats",status="InvalidArgument"}"#;
     let mut response = String::new();
     for _ in 0..50 {
         response = http_get(metrics_addr, "/metrics").await;
@@ -68,7 +86,7 @@ async fn grpc_calls_are_counted_and_served_on_metrics() {
         "{response}"
     );
     assert_eq!(sample(&response, series), Some(2.0), "{response}");
-    let count = r#"tessera_request_duration_seconds_count{route="Summary",service="stats"}"#;
+    let count = r#"tessera_request_duration_seconds_count{route="Leaderboard",service="stats"}"#;
     assert_eq!(sample(&response, count), Some(2.0), "{response}");
 
     shutdown.trigger();
@@ -81,7 +99,7 @@ async fn grpc_successes_read_their_status_from_the_trailers() {
     let shutdown = Shutdown::new();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = GrpcServer::new(tessera_stats::SERVICE_NAME, tessera_stats::server());
+    let server = GrpcServer::new(tessera_stats::SERVICE_NAME, stats_server().await);
     let grpc = tokio::spawn(server.serve(listener, shutdown.clone()));
 
     // A successful unary call sends grpc-status 0 in the trailers.

@@ -39,12 +39,24 @@ impl Outcome {
         self.latency_us.value_at_quantile(quantile) as f64 / 1000.0
     }
 
-    fn empty(window: Duration) -> Self {
+    pub fn empty(window: Duration) -> Self {
         Outcome {
             latency_us: histogram(),
             window,
             errors: 0,
             first_error: None,
+        }
+    }
+
+    /// Adds `other`'s calls, window and failures to these (a case measured
+    /// in slices).
+    pub fn absorb(&mut self, other: Outcome) {
+        self.latency_us
+            .add(&other.latency_us)
+            .expect("histograms share bounds");
+        self.window += other.window;
+        if let Some(first) = other.first_error {
+            self.error(other.errors, || first);
         }
     }
 

@@ -20,6 +20,8 @@ use tessera_tests::harness::unique_namespace;
 /// One client's requests, built once.
 struct ClientRequests {
     get_url: String,
+    /// The same read on the gateway that sends call events.
+    get_url_counted: String,
     acquire: Vec<u8>,
     release: Vec<u8>,
     increment: Vec<u8>,
@@ -39,7 +41,48 @@ struct Shared {
 pub struct GatewayHttp {
     shutdown: Shutdown,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    counted_task: tokio::task::JoinHandle<anyhow::Result<()>>,
     shared: Arc<Shared>,
+}
+
+/// A free-mode gateway over `memory` on `listener`; call events to `stats`
+/// when it is given, none otherwise.
+async fn spawn_gateway(
+    settings: &Settings,
+    memory: &MemoryGrpc,
+    listener: tokio::net::TcpListener,
+    stats: Option<tessera_gateway::StatsClient>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
+    let config = GatewayConfig {
+        listen_addr: listener.local_addr()?,
+        free_mode: true,
+        idempotency: tessera_gateway::IdempotencyConfig {
+            backend: tessera_gateway::IdempotencyBackend::Redis(settings.redis_url.clone()),
+            // The run's entries leave the shared Redis soon after it.
+            ttl: std::time::Duration::from_secs(300),
+            ..Default::default()
+        },
+        stats_events: stats.is_some(),
+        ..Default::default()
+    };
+    let stats = match stats {
+        Some(stats) => stats,
+        None => tessera_tests::harness::stats_in_process().await,
+    };
+    let backends = tessera_gateway::Backends {
+        memory: memory.in_process_client(),
+        tools: tessera_tests::harness::tools_in_process(),
+        pow: tessera_tests::harness::pow_client(tessera_tests::harness::pow_service(16).await),
+        discovery: tessera_tests::harness::discovery_in_process(),
+        stats,
+    };
+    let router = tessera_gateway::router_with(&config, backends).await?;
+    Ok(tokio::spawn(tessera_gateway::serve(
+        listener,
+        router,
+        shutdown.clone(),
+    )))
 }
 
 #[derive(Deserialize)]
@@ -49,28 +92,18 @@ struct CasView {
 
 impl GatewayHttp {
     pub async fn setup(settings: &Settings, memory: &MemoryGrpc) -> anyhow::Result<Self> {
+        let shutdown = Shutdown::new();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let config = GatewayConfig {
-            listen_addr: addr,
-            free_mode: true,
-            idempotency: tessera_gateway::IdempotencyConfig {
-                backend: tessera_gateway::IdempotencyBackend::Redis(settings.redis_url.clone()),
-                // The run's entries leave the shared Redis soon after it.
-                ttl: std::time::Duration::from_secs(300),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        let backends = tessera_gateway::Backends {
-            memory: memory.in_process_client(),
-            tools: tessera_tests::harness::tools_in_process(),
-            pow: tessera_tests::harness::pow_client(tessera_tests::harness::pow_service(16).await),
-            discovery: tessera_tests::harness::discovery_in_process(),
-        };
-        let router = tessera_gateway::router_with(&config, backends).await?;
-        let shutdown = Shutdown::new();
-        let task = tokio::spawn(tessera_gateway::serve(listener, router, shutdown.clone()));
+        let task = spawn_gateway(settings, memory, listener, None, &shutdown).await?;
+        // Call events to a stats service of this process on PostgreSQL, as a
+        // deployment keeps them.
+        let stats_store = tessera_stats::StatsStore::postgres(&settings.database_url).await?;
+        let stats =
+            tessera_gateway::StatsClient::direct(tessera_stats::Stats::new(stats_store, None));
+        let counted = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let counted_addr = counted.local_addr()?;
+        let counted_task = spawn_gateway(settings, memory, counted, Some(stats), &shutdown).await?;
 
         let namespace = unique_namespace("bench-http");
         memory.seed(&namespace).await?;
@@ -79,6 +112,7 @@ impl GatewayHttp {
             .into_iter()
             .map(|keys| ClientRequests {
                 get_url: format!("{base}/api/memory?key={}", keys.get),
+                get_url_counted: format!("http://{counted_addr}/api/memory?key={}", keys.get),
                 acquire: body(
                     json!({ "key": keys.lock, "expected": null, "value": holder(&keys) }),
                 ),
@@ -94,6 +128,7 @@ impl GatewayHttp {
         Ok(GatewayHttp {
             shutdown,
             task,
+            counted_task,
             shared: Arc::new(Shared {
                 http,
                 namespace,
@@ -118,12 +153,49 @@ impl GatewayHttp {
     }
 
     pub async fn get(&self, name: &str, settings: &Settings) -> Outcome {
+        self.read(name, settings, false).await
+    }
+
+    /// The same read on a gateway that sends a call event per request.
+    pub async fn get_counted(&self, name: &str, settings: &Settings) -> Outcome {
+        self.read(name, settings, true).await
+    }
+
+    /// The read without and with call events, in alternating one-second
+    /// slices (`settings.seconds` of each, at least 10: the difference
+    /// sought is a few percent, the drift of this machine more), so that a
+    /// machine whose speed drifts during the run weighs on both alike:
+    /// (off, on).
+    pub async fn get_paired(&self, name: &str, settings: &Settings) -> (Outcome, Outcome) {
+        let slice = Settings {
+            seconds: 1,
+            cases: Vec::new(),
+            redis_url: settings.redis_url.clone(),
+            database_url: settings.database_url.clone(),
+            ..*settings
+        };
+        let mut off = Outcome::empty(std::time::Duration::ZERO);
+        let mut on = Outcome::empty(std::time::Duration::ZERO);
+        for _ in 0..settings.seconds.max(10) {
+            off.absorb(self.read(name, &slice, false).await);
+            on.absorb(self.read(name, &slice, true).await);
+        }
+        (off, on)
+    }
+
+    async fn read(&self, name: &str, settings: &Settings, counted: bool) -> Outcome {
         run_shared(
             name,
             settings,
             &self.shared,
-            |shared, client, _| async move {
-                let request = shared.http.get(&shared.clients[client].get_url);
+            move |shared, client, _| async move {
+                let requests = &shared.clients[client];
+                let url = if counted {
+                    &requests.get_url_counted
+                } else {
+                    &requests.get_url
+                };
+                let request = shared.http.get(url);
                 let response = request
                     .header("x-agent-id", &shared.namespace)
                     .send()
@@ -223,6 +295,7 @@ impl GatewayHttp {
 
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.trigger();
+        self.counted_task.await??;
         self.task.await?
     }
 }

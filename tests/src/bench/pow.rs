@@ -86,6 +86,7 @@ async fn paid_gateway(stack: &PaidStack, pow: tessera_pow::Pow) -> anyhow::Resul
         tools: tessera_tests::harness::tools_in_process(),
         pow: tessera_tests::harness::pow_client(pow),
         discovery: tessera_tests::harness::discovery_in_process(),
+        stats: tessera_tests::harness::stats_in_process().await,
     };
     tessera_tests::harness::spawn_gateway(config, backends).await
 }

@@ -12,6 +12,8 @@
 //! | `BENCH_CLIENTS_PER_CHANNEL` | 4 gRPC clients a channel; 0 = one for all  |
 //! | `REDIS_URL`, `DATABASE_URL` | as the tests                               |
 
+#[path = "../bench/discovery.rs"]
+mod discovery;
 #[path = "../bench/driver.rs"]
 mod driver;
 #[path = "../bench/gateway_http.rs"]
@@ -56,9 +58,15 @@ pub enum Case {
     GrpcHotCas,
     HttpNoop,
     HttpGet,
+    HttpGetPaired,
+    HttpGetCounted,
     HttpCas,
     HttpIncr,
     HttpTool,
+    FindLoad,
+    FindOne,
+    RouteLoad,
+    RouteOne,
     IdemFresh,
     IdemReplay,
     PowChallenge,
@@ -75,7 +83,7 @@ pub enum Case {
 
 impl Case {
     /// Every case, in run order: each baseline before what it is compared with.
-    const ALL: [Case; 26] = [
+    const ALL: [Case; 32] = [
         Case::RedisGet,
         Case::RedisSet,
         Case::RedisEvalshaCas,
@@ -87,9 +95,15 @@ impl Case {
         Case::GrpcHotCas,
         Case::HttpNoop,
         Case::HttpGet,
+        Case::HttpGetPaired,
+        Case::HttpGetCounted,
         Case::HttpCas,
         Case::HttpIncr,
         Case::HttpTool,
+        Case::FindLoad,
+        Case::FindOne,
+        Case::RouteLoad,
+        Case::RouteOne,
         Case::IdemFresh,
         Case::IdemReplay,
         Case::PowChallenge,
@@ -117,9 +131,15 @@ impl Case {
             Case::GrpcHotCas => "grpc-hot-cas",
             Case::HttpNoop => "http-noop",
             Case::HttpGet => "http-get",
+            Case::HttpGetPaired => "http-get-off",
+            Case::HttpGetCounted => "http-get-stats",
             Case::HttpCas => "http-cas",
             Case::HttpIncr => "http-incr",
             Case::HttpTool => "http-tool",
+            Case::FindLoad => "find-10k",
+            Case::FindOne => "find-10k-1",
+            Case::RouteLoad => "route-1k",
+            Case::RouteOne => "route-1k-1",
             Case::IdemFresh => "idem-fresh",
             Case::IdemReplay => "idem-replay",
             Case::PowChallenge => "pow-challenge",
@@ -145,10 +165,16 @@ impl Case {
             | Case::GrpcHotIncr
             | Case::GrpcHotCas
             | Case::GrpcSpreadSet => "memory gRPC",
-            Case::HttpNoop | Case::HttpGet | Case::HttpCas | Case::HttpIncr | Case::HttpTool => {
-                "gateway HTTP"
-            }
+            Case::HttpNoop
+            | Case::HttpGet
+            | Case::HttpGetPaired
+            | Case::HttpGetCounted
+            | Case::HttpCas
+            | Case::HttpIncr
+            | Case::HttpTool => "gateway HTTP",
             Case::IdemFresh | Case::IdemReplay => "gateway HTTP, keys in Redis",
+            Case::FindLoad | Case::FindOne => "gateway discovery, 10k tools",
+            Case::RouteLoad | Case::RouteOne => "gateway router, 1k sellers",
             Case::PgUpsert => "postgres (raw)",
             Case::PowChallenge | Case::PowTool => "gateway PoW (paid mode)",
             Case::PowToolRedis => "gateway PoW, claims in Redis",
@@ -173,9 +199,15 @@ impl Case {
             Case::GrpcHotCas => "CAS lock, 1 hot key",
             Case::HttpNoop => "GET /health (no-op)",
             Case::HttpGet => "GET /api/memory",
+            Case::HttpGetPaired => "GET /api/memory, events off, alternating",
+            Case::HttpGetCounted => "GET /api/memory, events on, alternating",
             Case::HttpCas => "POST /api/memory/cas",
             Case::HttpIncr => "POST /api/memory/incr",
             Case::HttpTool => "POST /api/sha256, 1 KiB",
+            Case::FindLoad => "GET /api/find?q=<3 words>&k=5",
+            Case::FindOne => "GET /api/find, 1 client (latency)",
+            Case::RouteLoad => "POST /api/route {query, top: 3}",
+            Case::RouteOne => "POST /api/route, 1 client (latency)",
             Case::IdemFresh => "POST /api/sha256, 1 KiB, new Idempotency-Key",
             Case::IdemReplay => "POST /api/sha256, 1 KiB, replayed Idempotency-Key",
             Case::PowChallenge => "GET /api/pow/challenge",
@@ -207,7 +239,14 @@ impl Case {
             | Case::HttpIncr => &[Case::RedisEvalshaCas],
             Case::PgUpsert | Case::GrpcDurableSet | Case::GrpcSpreadSet => &[Case::PgUpsert],
             // The same gateway answering a route that calls nothing.
-            Case::HttpTool => &[Case::HttpNoop, Case::RedisGet],
+            Case::HttpTool | Case::FindLoad | Case::RouteLoad => &[Case::HttpNoop, Case::RedisGet],
+            // The same read with call events off, measured in alternation
+            // with it (issue 9: at least 0.95).
+            Case::HttpGetCounted => &[Case::HttpGetPaired, Case::HttpGet, Case::RedisGet],
+            Case::HttpGetPaired => &[Case::RedisGet],
+            // One client: its latency is the point, not a ratio.
+            Case::FindOne => &[Case::FindOne],
+            Case::RouteOne => &[Case::RouteOne],
             Case::PowChallenge => &[Case::HttpNoop, Case::RedisGet],
             // A claim and a release: a SET NX and a compare-and-delete script.
             Case::PowRedeem => &[Case::RedisEvalshaCas, Case::RedisSet],
@@ -226,6 +265,8 @@ impl Case {
             self,
             Case::HttpNoop
                 | Case::HttpGet
+                | Case::HttpGetPaired
+                | Case::HttpGetCounted
                 | Case::HttpCas
                 | Case::HttpIncr
                 | Case::HttpTool
@@ -252,6 +293,13 @@ impl Case {
         matches!(
             self,
             Case::PowChallenge | Case::PowRedeem | Case::PowTool | Case::PowToolRedis
+        )
+    }
+
+    fn is_discovery(self) -> bool {
+        matches!(
+            self,
+            Case::FindLoad | Case::FindOne | Case::RouteLoad | Case::RouteOne
         )
     }
 
@@ -347,6 +395,10 @@ struct Targets {
     verify: Option<FacilitatorVerify>,
     paid: Option<PaidCas>,
     pow: Option<pow::Pow>,
+    discovery: Option<discovery::DiscoveryHttp>,
+    /// The events-on half of `http-get-off`'s alternating run, for
+    /// `http-get-stats`.
+    paired_on: Option<driver::Outcome>,
 }
 
 impl Targets {
@@ -360,6 +412,8 @@ impl Targets {
             verify: None,
             paid: None,
             pow: None,
+            discovery: None,
+            paired_on: None,
         };
         if settings.wants(Case::is_raw_redis) {
             let redis = RawRedis::setup(settings).await.context("raw Redis setup")?;
@@ -376,6 +430,12 @@ impl Targets {
                 targets.gateway = Some(gateway);
             }
             targets.memory = Some(memory);
+        }
+        if settings.wants(Case::is_discovery) {
+            let discovery = discovery::DiscoveryHttp::setup(settings)
+                .await
+                .context("discovery setup")?;
+            targets.discovery = Some(discovery);
         }
         if settings.wants(|case| case == Case::PgUpsert) {
             let postgres = Postgres::setup(settings)
@@ -441,6 +501,15 @@ impl Targets {
             Case::GrpcSpreadSet => memory.expect(missing).spread_set(name, settings).await,
             Case::HttpNoop => gateway.expect(missing).health(name, settings).await,
             Case::HttpGet => gateway.expect(missing).get(name, settings).await,
+            Case::HttpGetPaired => {
+                let (off, on) = gateway.expect(missing).get_paired(name, settings).await;
+                self.paired_on = Some(on);
+                off
+            }
+            Case::HttpGetCounted => match self.paired_on.take() {
+                Some(on) => on,
+                None => gateway.expect(missing).get_counted(name, settings).await,
+            },
             Case::HttpCas => {
                 gateway
                     .expect(missing)
@@ -449,6 +518,17 @@ impl Targets {
             }
             Case::HttpIncr => gateway.expect(missing).increment(name, settings).await,
             Case::HttpTool => gateway.expect(missing).tool(name, settings).await,
+            Case::FindLoad | Case::FindOne | Case::RouteLoad | Case::RouteOne => {
+                let discovery = self.discovery.as_ref().expect(missing);
+                let clients = match case {
+                    Case::FindOne | Case::RouteOne => 1,
+                    _ => settings.concurrency,
+                };
+                match case {
+                    Case::FindLoad | Case::FindOne => discovery.find(name, settings, clients).await,
+                    _ => discovery.route(name, settings, clients).await,
+                }
+            }
             Case::IdemFresh => gateway.expect(missing).tool_fresh_key(name, settings).await,
             Case::IdemReplay => gateway.expect(missing).tool_replayed(name, settings).await,
             Case::PowChallenge => {
@@ -516,6 +596,9 @@ impl Targets {
         }
         drop(self.paid);
         drop(self.pow);
+        if let Some(discovery) = self.discovery {
+            discovery.stop();
+        }
         Ok(())
     }
 }
@@ -586,6 +669,15 @@ async fn print_facts(settings: &Settings) -> anyhow::Result<()> {
         println!(
             "  verify       in-process facilitator, one pooled HTTP/1.1 client, distinct \
              pre-signed payments (signature, nonce, balance, simulated transfer on anvil)"
+        );
+    }
+    if settings.wants(Case::is_discovery) {
+        println!(
+            "  discovery    free-mode gateways, discovery in process: find over {} synthetic \
+             tools; route over our catalog and {} synthetic sellers (healthy, priced); a new \
+             3-word query each call",
+            discovery::CATALOG_TOOLS,
+            discovery::SELLERS
         );
     }
     if settings.wants(Case::is_pow) {

@@ -14,7 +14,7 @@
 //! so (0.77–0.85 of the same call free).
 
 use super::unavailable;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
 use sqlx::SqlitePool;
 use std::collections::HashMap;
 use std::path::Path;
@@ -66,20 +66,8 @@ impl EmbeddedClaims {
     /// Opens (or creates) the SQLite file at `path` and loads the claims
     /// that have not expired.
     pub async fn open(path: &Path) -> anyhow::Result<Self> {
-        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // Written behind the map anyway: a commit need not wait for the disk.
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(std::time::Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options)
-            .await?;
+        // Written behind the map anyway: a commit need not wait for the disk.
+        let pool = tessera_sqlite::open(path, 1, tessera_sqlite::Durability::Normal).await?;
         // One row per spent challenge and its expiry, in the key's own
         // B-tree (no rowid): the claim ids live only in the map, since only
         // the process that made a claim can give it back.
@@ -338,10 +326,10 @@ mod tests {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         let now = unix_ms();
         {
-            let options = SqliteConnectOptions::new()
+            let options = sqlx::sqlite::SqliteConnectOptions::new()
                 .filename(&path)
                 .create_if_missing(true);
-            let pool = SqlitePoolOptions::new()
+            let pool = sqlx::sqlite::SqlitePoolOptions::new()
                 .connect_with(options)
                 .await
                 .unwrap();

@@ -17,7 +17,7 @@
 use super::{unavailable, Begin, Claim};
 use crate::key::Fingerprint;
 use crate::response::StoredResponse;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
 use std::path::Path;
 use std::str::FromStr;
@@ -92,18 +92,8 @@ fn now_ms() -> i64 {
 
 impl SqliteEntries {
     pub(super) async fn open(path: &Path, max_entries: u64) -> anyhow::Result<Self> {
-        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(BUSY_TIMEOUT);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
+        // Exactly-once needs the kept answer on disk before it is served.
+        let pool = tessera_sqlite::open(path, 4, tessera_sqlite::Durability::Full).await?;
         Self::prepare(pool, max_entries).await
     }
 

@@ -1,0 +1,246 @@
+//! `GET /api/reliability`: per dependency (Redis, PostgreSQL, the x402
+//! facilitator, the chain RPC) and per service (memory, payment, tools,
+//! pow, discovery, stats), its state, last probe, latency, since when it has
+//! been up and its availability over the last 100 probes, as this gateway
+//! has seen them. A background task probes everything every
+//! `RELIABILITY_PROBE_SECONDS`; the route only reads what was seen, so it
+//! answers at once even when a dependency hangs.
+//!
+//! Who asks whom: the gateway pings each service with a cheap call through
+//! the same client its routes use (in the all-in-one, in process). Redis and
+//! PostgreSQL are asked directly (a fresh connection each probe) at the URLs
+//! configured here; the facilitator and the chain RPC are asked by the
+//! payment service (`ProbeDependency`), the only service that talks to them
+//! (a NetworkPolicy keeps the gateway away from the facilitator). What this
+//! deployment does not use is `not_configured`, never probed.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `RELIABILITY_REDIS_URL` | unset | the Redis to probe (`PING`); unset: not configured |
+//! | `RELIABILITY_DATABASE_URL` | unset | the PostgreSQL to probe (`SELECT 1`); unset: not configured |
+//! | `RELIABILITY_PROBE_SECONDS` | `15` | how often everything is probed |
+//! | `RELIABILITY_PROBE_TIMEOUT_MS` | `2000` | a probe with no answer by then counts as down |
+
+use crate::x402::PaymentGate;
+use crate::AppState;
+use axum::extract::State;
+use axum::Json;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use tessera_probe::{Board, Check, Snapshot, State as Seen};
+use tessera_runtime::config::{env_or, env_string};
+
+/// What to probe and how often.
+#[derive(Debug, Clone)]
+pub struct ReliabilityConfig {
+    pub redis_url: Option<String>,
+    pub database_url: Option<String>,
+    pub every: Duration,
+    pub timeout: Duration,
+}
+
+impl Default for ReliabilityConfig {
+    fn default() -> Self {
+        ReliabilityConfig {
+            redis_url: None,
+            database_url: None,
+            every: Duration::from_secs(15),
+            timeout: Duration::from_millis(2000),
+        }
+    }
+}
+
+impl ReliabilityConfig {
+    pub(crate) fn from_env() -> anyhow::Result<Self> {
+        let defaults = ReliabilityConfig::default();
+        let url = |name: &str| Some(env_string(name, "")).filter(|url| !url.is_empty());
+        let every: u64 = env_or("RELIABILITY_PROBE_SECONDS", defaults.every.as_secs())?;
+        anyhow::ensure!(every > 0, "RELIABILITY_PROBE_SECONDS must be at least 1");
+        let timeout: u64 = env_or(
+            "RELIABILITY_PROBE_TIMEOUT_MS",
+            defaults.timeout.as_millis() as u64,
+        )?;
+        anyhow::ensure!(
+            timeout > 0,
+            "RELIABILITY_PROBE_TIMEOUT_MS must be at least 1"
+        );
+        Ok(ReliabilityConfig {
+            redis_url: url("RELIABILITY_REDIS_URL"),
+            database_url: url("RELIABILITY_DATABASE_URL"),
+            every: Duration::from_secs(every),
+            timeout: Duration::from_millis(timeout),
+        })
+    }
+}
+
+/// The probes of this gateway's dependencies and services.
+pub(crate) struct Reliability {
+    board: Arc<Board>,
+    every: Duration,
+}
+
+impl Reliability {
+    /// Starts probing (now, then every `config.every`) until dropped.
+    pub(crate) fn start(
+        config: &ReliabilityConfig,
+        backends: &crate::Backends,
+        payments: Option<&PaymentGate>,
+    ) -> Reliability {
+        let board = Board::new()
+            .with(
+                "redis",
+                "dependency",
+                "redis",
+                config
+                    .redis_url
+                    .as_deref()
+                    .map_or(Check::NotConfigured, Check::redis),
+            )
+            .with(
+                "postgresql",
+                "dependency",
+                "postgresql",
+                config
+                    .database_url
+                    .clone()
+                    .map_or(Check::NotConfigured, Check::Postgres),
+            )
+            .with(
+                "facilitator",
+                "dependency",
+                "payment",
+                payment_probe(payments, "facilitator"),
+            )
+            .with(
+                "chain_rpc",
+                "dependency",
+                "payment",
+                payment_probe(payments, "chain_rpc"),
+            )
+            .with("memory", "service", "grpc", {
+                let memory = backends.memory.clone();
+                Check::custom(move || {
+                    let memory = memory.clone();
+                    async move { memory.ping().await.map_err(|error| error.message) }
+                })
+            })
+            .with(
+                "payment",
+                "service",
+                "grpc",
+                match payments {
+                    Some(payments) => {
+                        let payments = payments.clone();
+                        Check::custom(move || {
+                            let payments = payments.clone();
+                            async move {
+                                payments
+                                    .list_prices()
+                                    .await
+                                    .map(|_| ())
+                                    .map_err(|error| error.message)
+                            }
+                        })
+                    }
+                    None => Check::NotConfigured,
+                },
+            )
+            .with("tools", "service", "grpc", {
+                let tools = backends.tools.clone();
+                Check::custom(move || {
+                    let tools = tools.clone();
+                    async move { tools.ping().await.map_err(|error| error.message) }
+                })
+            })
+            .with("pow", "service", "grpc", {
+                let pow = backends.pow.clone();
+                Check::custom(move || {
+                    let pow = pow.clone();
+                    async move { pow.ping().await.map_err(|error| error.message) }
+                })
+            })
+            .with("discovery", "service", "grpc", {
+                let discovery = backends.discovery.clone();
+                Check::custom(move || {
+                    let discovery = discovery.clone();
+                    async move { discovery.ping().await.map_err(|error| error.message) }
+                })
+            })
+            .with("stats", "service", "grpc", {
+                let stats = backends.stats.clone();
+                Check::custom(move || {
+                    let stats = stats.clone();
+                    async move { stats.ping().await.map_err(|error| error.message) }
+                })
+            });
+        let board = Arc::new(board);
+        board.spawn(config.every, config.timeout);
+        Reliability {
+            board,
+            every: config.every,
+        }
+    }
+
+    /// The report `GET /api/reliability` answers.
+    pub(crate) fn report(&self, uptime: Duration) -> Value {
+        let seen = self.board.snapshot();
+        let degraded = seen
+            .iter()
+            .any(|(_, snapshot)| snapshot.state == Seen::Down);
+        let of_kind = |kind: &str| -> Vec<Value> {
+            seen.iter()
+                .filter(|(entry, _)| entry.kind == kind)
+                .map(|(entry, snapshot)| render(&entry.name, entry.via, snapshot))
+                .collect()
+        };
+        json!({
+            "status": if degraded { "degraded" } else { "ok" },
+            "probeEverySeconds": self.every.as_secs(),
+            "availabilityWindow": tessera_probe::WINDOW,
+            "gateway": {
+                "version": env!("CARGO_PKG_VERSION"),
+                "uptimeSeconds": uptime.as_secs(),
+            },
+            "dependencies": of_kind("dependency"),
+            "services": of_kind("service"),
+        })
+    }
+}
+
+/// Asks the payment service to probe its dependency `name`.
+fn payment_probe(payments: Option<&PaymentGate>, name: &'static str) -> Check {
+    let Some(payments) = payments.cloned() else {
+        return Check::NotConfigured;
+    };
+    Check::custom(move || {
+        let payments = payments.clone();
+        async move {
+            match payments.probe_dependency(name).await {
+                Ok(probed) if probed.up => Ok(()),
+                Ok(probed) => Err(probed.error),
+                Err(error) => Err(format!("the payment service: {}", error.message)),
+            }
+        }
+    })
+}
+
+fn render(name: &str, via: &str, seen: &Snapshot) -> Value {
+    let at = |ms: Option<i64>| ms.map(crate::timestamps::rfc3339_millis);
+    json!({
+        "name": name,
+        "via": via,
+        "state": seen.state.as_str(),
+        "lastProbe": at(seen.last_probe_ms),
+        "latencyMs": seen.latency_ms.map(|ms| (ms * 1000.0).round() / 1000.0),
+        "error": seen.error,
+        "upSince": at(seen.up_since_ms),
+        "availability": seen.availability,
+        "probes": seen.probes,
+    })
+}
+
+/// `GET /api/reliability`.
+pub(crate) async fn reliability(State(state): State<AppState>) -> Json<Value> {
+    Json(state.reliability.report(state.started.elapsed()))
+}
