@@ -42,6 +42,8 @@ pub struct GatewayHttp {
     shutdown: Shutdown,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
     counted_task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// Where the counted gateway's stats live, dropped at the end.
+    stats_schema: (sqlx::PgPool, String),
     shared: Arc<Shared>,
 }
 
@@ -97,8 +99,23 @@ impl GatewayHttp {
         let addr = listener.local_addr()?;
         let task = spawn_gateway(settings, memory, listener, None, &shutdown).await?;
         // Call events to a stats service of this process on PostgreSQL, as a
-        // deployment keeps them.
-        let stats_store = tessera_stats::StatsStore::postgres(&settings.database_url).await?;
+        // deployment keeps them, in a schema of the run's own (dropped at
+        // the end, so the shared database keeps no bench counts).
+        let stats_schema = format!("bench_stats_{:016x}", rand::random::<u64>());
+        let admin = sqlx::PgPool::connect(&settings.database_url).await?;
+        sqlx::query(&format!("CREATE SCHEMA {stats_schema}"))
+            .execute(&admin)
+            .await?;
+        let separator = if settings.database_url.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        let stats_url = format!(
+            "{}{separator}options=-c%20search_path%3D{stats_schema}",
+            settings.database_url
+        );
+        let stats_store = tessera_stats::StatsStore::postgres(&stats_url).await?;
         let stats =
             tessera_gateway::StatsClient::direct(tessera_stats::Stats::new(stats_store, None));
         let counted = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -129,6 +146,7 @@ impl GatewayHttp {
             shutdown,
             task,
             counted_task,
+            stats_schema: (admin, stats_schema),
             shared: Arc::new(Shared {
                 http,
                 namespace,
@@ -166,7 +184,16 @@ impl GatewayHttp {
     /// sought is a few percent, the drift of this machine more), so that a
     /// machine whose speed drifts during the run weighs on both alike:
     /// (off, on).
-    pub async fn get_paired(&self, name: &str, settings: &Settings) -> (Outcome, Outcome) {
+    ///
+    /// Throughput on this shared machine drifts by more than the few
+    /// percent sought, so the process's CPU time per call is measured too
+    /// (it does not grow when the host takes the cores away): the
+    /// returned note compares the two.
+    pub async fn get_paired(
+        &self,
+        name: &str,
+        settings: &Settings,
+    ) -> (Outcome, Outcome, Option<String>) {
         let slice = Settings {
             seconds: 1,
             cases: Vec::new(),
@@ -176,11 +203,33 @@ impl GatewayHttp {
         };
         let mut off = Outcome::empty(std::time::Duration::ZERO);
         let mut on = Outcome::empty(std::time::Duration::ZERO);
+        let (mut off_cpu, mut on_cpu) = (0u64, 0u64);
         for _ in 0..settings.seconds.max(10) {
+            let before = cpu_ticks();
             off.absorb(self.read(name, &slice, false).await);
+            let between = cpu_ticks();
             on.absorb(self.read(name, &slice, true).await);
+            // The last batch leaves within a flush interval: on its side.
+            tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+            let after = cpu_ticks();
+            off_cpu += between.saturating_sub(before);
+            on_cpu += after.saturating_sub(between);
         }
-        (off, on)
+        // Each slice also runs 1 s of warm-up not in the counts: the ratio
+        // of CPU per counted call is what compares.
+        let per_call =
+            |ticks: u64, outcome: &Outcome| ticks as f64 * 10_000.0 / outcome.ops().max(1) as f64;
+        let note = (off_cpu > 0 && on_cpu > 0).then(|| {
+            let (off_us, on_us) = (per_call(off_cpu, &off), per_call(on_cpu, &on));
+            format!(
+                "stats events: this process's CPU per GET /api/memory (client, gateway, memory service; \
+                 warm-up included) {off_us:.1} µs with events off, {on_us:.1} µs on: \
+                 {:.3}× the CPU, i.e. {:.2} of the throughput at equal CPU",
+                on_us / off_us,
+                off_us / on_us
+            )
+        });
+        (off, on, note)
     }
 
     async fn read(&self, name: &str, settings: &Settings, counted: bool) -> Outcome {
@@ -296,6 +345,10 @@ impl GatewayHttp {
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.trigger();
         self.counted_task.await??;
+        let (admin, schema) = self.stats_schema;
+        sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+            .execute(&admin)
+            .await?;
         self.task.await?
     }
 }
@@ -342,4 +395,26 @@ async fn success(response: Response) -> anyhow::Result<impl AsRef<[u8]>> {
         String::from_utf8_lossy(&body)
     );
     Ok(body)
+}
+
+/// This process's user + system CPU time so far, in clock ticks (10 ms on
+/// Linux), from `/proc/self/stat`; 0 where that cannot be read.
+fn cpu_ticks() -> u64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0;
+    };
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
+        return 0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13
+    // after the state (field 3).
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
 }

@@ -399,6 +399,8 @@ struct Targets {
     /// The events-on half of `http-get-off`'s alternating run, for
     /// `http-get-stats`.
     paired_on: Option<driver::Outcome>,
+    /// What the alternating run saw of CPU per call.
+    paired_note: Option<String>,
 }
 
 impl Targets {
@@ -414,6 +416,7 @@ impl Targets {
             pow: None,
             discovery: None,
             paired_on: None,
+            paired_note: None,
         };
         if settings.wants(Case::is_raw_redis) {
             let redis = RawRedis::setup(settings).await.context("raw Redis setup")?;
@@ -502,8 +505,9 @@ impl Targets {
             Case::HttpNoop => gateway.expect(missing).health(name, settings).await,
             Case::HttpGet => gateway.expect(missing).get(name, settings).await,
             Case::HttpGetPaired => {
-                let (off, on) = gateway.expect(missing).get_paired(name, settings).await;
+                let (off, on, note) = gateway.expect(missing).get_paired(name, settings).await;
                 self.paired_on = Some(on);
+                self.paired_note = note;
                 off
             }
             Case::HttpGetCounted => match self.paired_on.take() {
@@ -575,9 +579,10 @@ impl Targets {
 
     /// Lines to print after the table.
     fn notes(&self) -> Vec<String> {
-        self.paid
+        self.paired_note
             .iter()
-            .filter_map(|paid| paid.note.clone())
+            .cloned()
+            .chain(self.paid.iter().filter_map(|paid| paid.note.clone()))
             .collect()
     }
 
