@@ -12,7 +12,7 @@ redact = $(shell printf '%s' '$(1)' | sed -E 's#(://[^:/@]*:)[^@]*@#\1***@#')
 # cargo-nextest when installed, plain cargo test otherwise.
 TEST_CMD := $(if $(shell command -v cargo-nextest 2>/dev/null),cargo nextest run --workspace --no-tests=pass,cargo test --workspace)
 
-.PHONY: help run test check-services chain-deps pay-demo bench jepsen fmt lint build
+.PHONY: help run test check-services chain-deps py-deps pay-demo bench jepsen fmt lint build
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -20,7 +20,7 @@ help: ## List the targets.
 run: ## Build and start the all-in-one on the embedded backend (no Redis/Postgres).
 	FREE_MODE=true cargo run --release -p tessera-suite --bin tessera
 
-test: check-services chain-deps ## Everything, incl. the conformance suite on Redis + PostgreSQL.
+test: check-services chain-deps py-deps ## Everything, incl. the conformance suite on Redis + PostgreSQL.
 	node --test tests/chain/
 	$(MAKE) --no-print-directory pay-demo
 	$(TEST_CMD)
@@ -29,6 +29,12 @@ chain-deps: ## anvil, solc and the official x402 client packages (npm, pinned).
 	@if [ ! -x tests/chain/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil ] \
 	  || [ tests/chain/package-lock.json -nt tests/chain/node_modules/.package-lock.json ]; then \
 	  npm ci --prefix tests/chain --no-audit --no-fund; fi
+
+PY_VENV := tests/reflection/.venv
+py-deps: ## Python's grpcio-reflection client in a venv (pinned), for the reflection test.
+	@if [ ! -x $(PY_VENV)/bin/python ] || [ tests/reflection/requirements.txt -nt $(PY_VENV)/.installed ]; then \
+	  python3 -m venv $(PY_VENV) && $(PY_VENV)/bin/pip install -q --disable-pip-version-check -r tests/reflection/requirements.txt \
+	  && touch $(PY_VENV)/.installed; fi
 
 check-services: ## Fail loudly unless Redis and PostgreSQL answer.
 	@redis-cli -u "$(REDIS_URL)" ping 2>/dev/null | grep -q PONG || { \

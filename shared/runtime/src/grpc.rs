@@ -89,15 +89,41 @@ impl GrpcServer {
             .set_service_status("", ServingStatus::Serving)
             .await;
 
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(tessera_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
+        // Reflection in both versions: grpcurl and the newer clients speak
+        // v1; Python's grpcio-reflection, older grpcurl and several GUI
+        // clients only v1alpha. Each lists what this server serves (not
+        // every service in the protos) and resolves both versions.
+        let served: Vec<&'static str> = self
+            .service_names
+            .iter()
+            .copied()
+            .chain([
+                "grpc.health.v1.Health",
+                "grpc.reflection.v1.ServerReflection",
+                "grpc.reflection.v1alpha.ServerReflection",
+            ])
+            .collect();
+        let reflection = || {
+            served.iter().fold(
+                tonic_reflection::server::Builder::configure()
+                    .include_reflection_service(false)
+                    .register_encoded_file_descriptor_set(tessera_proto::FILE_DESCRIPTOR_SET)
+                    .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                    .register_encoded_file_descriptor_set(
+                        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+                    )
+                    .register_encoded_file_descriptor_set(
+                        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+                    ),
+                |builder, name| builder.with_service_name(*name),
+            )
+        };
 
         let routes = self
             .routes
             .add_service(health_service)
-            .add_service(reflection);
+            .add_service(reflection().build_v1()?)
+            .add_service(reflection().build_v1alpha()?);
         tracing::info!(
             %addr,
             services = ?self.service_names,
@@ -177,6 +203,7 @@ static METHOD_LABELS: LazyLock<HashMap<String, Arc<Labels>>> = LazyLock::new(|| 
         tessera_proto::FILE_DESCRIPTOR_SET,
         tonic_health::pb::FILE_DESCRIPTOR_SET,
         tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
     ];
     let mut table = HashMap::new();
     for set in sets {
