@@ -35,7 +35,7 @@ mod tools;
 mod transport;
 pub use discovery::DiscoveryClient;
 pub use pow::PowClient;
-pub use stats::{CallEvents, StatsClient};
+pub use stats::{flush_call_events, CallEvents, StatsClient};
 pub use tools::ToolsClient;
 pub mod x402;
 

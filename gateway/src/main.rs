@@ -13,5 +13,8 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen_addr)
         .await
         .with_context(|| format!("binding GATEWAY_ADDR {}", config.listen_addr))?;
-    tessera_gateway::serve(listener, router, Shutdown::on_signals()).await
+    tessera_gateway::serve(listener, router, Shutdown::on_signals()).await?;
+    // The routers are gone: send the call events they left queued.
+    tessera_gateway::flush_call_events(std::time::Duration::from_secs(5)).await;
+    Ok(())
 }

@@ -304,11 +304,24 @@ async fn gate(State(gated): State<Arc<Gated>>, mut request: Request, next: Next)
     request.extensions_mut().insert(PaidRoute(route));
     let payer = Payer::of(&gated, route, &request);
     let (rail, network) = (payer.rail(), payer.network());
-    let response = pay_and_serve(&gated, route, payer, request, next).await;
-    gated
-        .events
-        .emit(call_event(route, rail, &network, &response, started));
-    response
+    // An x402 call, or one under an Idempotency-Key, runs in a task of its
+    // own (see `detached`), and so is counted there: a client hanging up
+    // during settlement must not leave a charge out of the stats.
+    let own_task =
+        matches!(payer, Payer::X402(_)) || request.headers().contains_key(idempotency::KEY_HEADER);
+    let events = gated.events.clone();
+    let counted = async move {
+        let response = pay_and_serve(&gated, route, payer, request, next).await;
+        events.emit(call_event(route, rail, &network, &response, started));
+        response
+    };
+    if own_task {
+        detached(route, counted).await
+    } else {
+        // A proof of work's claim is given back if the call is dropped
+        // (see serve_with_pow): no task of its own needed.
+        counted.await
+    }
 }
 
 /// The stats event of `response` to a call of `route` paid on `rail`: a
@@ -338,6 +351,7 @@ fn call_event(
     }
 }
 
+/// Serves `request` paid by `payer`, at most once per Idempotency-Key.
 async fn pay_and_serve(
     gated: &Arc<Gated>,
     route: &'static Route,
@@ -351,32 +365,24 @@ async fn pay_and_serve(
         Err(error) => return family.response(&error),
     };
     let Some((key, idempotency)) = key else {
-        return match payer {
-            // A proof of work's claim is given back if the call is dropped
-            // (see serve_with_pow): no task of its own needed.
-            Payer::Free | Payer::Pow(..) => payer.serve(route, request, next).await,
-            Payer::X402(_) => detached(route, payer.serve(route, request, next)).await,
-        };
+        return payer.serve(route, request, next).await;
     };
-    detached(route, async move {
-        let (headers, uri) = (request.headers().clone(), request.uri().clone());
-        let credential = match payer.credential(route, &headers, &uri).await {
-            Ok(Some(credential)) => credential,
-            Ok(None) => return payer.serve(route, request, next).await,
-            Err(refused) => return refused,
-        };
-        let free = matches!(payer, Payer::Free);
-        idempotency::serve(
-            idempotency,
-            route,
-            key,
-            credential,
-            free,
-            request,
-            |request| payer.serve(route, request, next),
-        )
-        .await
-    })
+    let (headers, uri) = (request.headers().clone(), request.uri().clone());
+    let credential = match payer.credential(route, &headers, &uri).await {
+        Ok(Some(credential)) => credential,
+        Ok(None) => return payer.serve(route, request, next).await,
+        Err(refused) => return refused,
+    };
+    let free = matches!(payer, Payer::Free);
+    idempotency::serve(
+        idempotency,
+        route,
+        key,
+        credential,
+        free,
+        request,
+        |request| payer.serve(route, request, next),
+    )
     .await
 }
 

@@ -161,6 +161,29 @@ pub(crate) fn call_event(
     }
 }
 
+/// The drain tasks of this process's queues, for [`flush_call_events`].
+static DRAINS: Mutex<Vec<tokio::task::JoinHandle<()>>> = Mutex::new(Vec::new());
+
+/// Waits, up to `timeout`, for every call-event queue of this process to
+/// send what it holds. Each drains once its router is dropped, so call this
+/// after the HTTP server stopped: a graceful stop then loses no event.
+pub async fn flush_call_events(timeout: Duration) {
+    let drains: Vec<_> = std::mem::take(&mut *DRAINS.lock().expect("drains"));
+    let all = await_each(drains);
+    if tokio::time::timeout(timeout, all).await.is_err() {
+        tracing::warn!(
+            timeout_ms = timeout.as_millis() as u64,
+            "call events still queued at shutdown were not all sent"
+        );
+    }
+}
+
+async fn await_each(drains: Vec<tokio::task::JoinHandle<()>>) {
+    for drain in drains {
+        let _ = drain.await;
+    }
+}
+
 /// The queue's bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueSettings {
@@ -289,7 +312,11 @@ impl CallEvents {
             batch_size: config.stats_batch_size,
             flush: config.stats_flush,
         };
-        CallEvents::start(stats, settings).0
+        let (events, drain) = CallEvents::start(stats, settings);
+        let mut drains = DRAINS.lock().expect("drains");
+        drains.retain(|drain| !drain.is_finished());
+        drains.push(drain);
+        events
     }
 
     /// A queue drained to `stats` by a task of its own, which ends (after

@@ -380,9 +380,15 @@ async fn charge_verified(
     version: u32,
 ) -> Response {
     let payment_id = verified.payment_id.clone();
+    // A payment service older than this gateway names no network: the one
+    // it listed at start is the one it charges in.
+    let network = match verified.network.as_str() {
+        "" => gate.network().to_string(),
+        named => named.to_string(),
+    };
     let charged = Charged {
         amount: verified.amount,
-        network: verified.network.clone(),
+        network,
     };
     request.extensions_mut().insert(PaidCaller(verified.payer));
 

@@ -52,6 +52,13 @@ sol! {
     }
 }
 
+sol! {
+    /// ERC-20's own transfer, which a holder sends itself.
+    interface IErc20Transfer {
+        function transfer(address to, uint256 value) external returns (bool);
+    }
+}
+
 /// `tests/chain`, the npm project with anvil and the contracts.
 pub fn chain_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("chain")
@@ -237,6 +244,34 @@ impl Chain {
             self.send_unlocked(request).await.status(),
             "transfer reverted"
         );
+    }
+
+    /// Moves `value` of `from`'s tokens to `to` with a plain ERC-20
+    /// `transfer` that `from` sends itself (anvil impersonates it and
+    /// adds 1 ETH for gas to its balance): a movement of the token that
+    /// uses no EIP-3009 authorization, so is no x402 payment.
+    pub async fn transfer_plain(&self, from: &PrivateKeySigner, to: Address, value: U256) {
+        let holder = from.address();
+        let balance = self.provider.get_balance(holder).await.unwrap();
+        self.set_eth_balance(holder, balance + U256::from(10u64).pow(U256::from(18)))
+            .await;
+        let _: Value = self
+            .provider
+            .raw_request("anvil_impersonateAccount".into(), (holder,))
+            .await
+            .unwrap();
+        let call = IErc20Transfer::transferCall { to, value };
+        let request = TransactionRequest::default()
+            .from(holder)
+            .to(self.token)
+            .input(Bytes::from(call.abi_encode()).into());
+        let receipt = self.send_unlocked(request).await;
+        let _: Value = self
+            .provider
+            .raw_request("anvil_stopImpersonatingAccount".into(), (holder,))
+            .await
+            .unwrap();
+        assert!(receipt.status(), "the plain transfer reverted");
     }
 
     /// The token balance of `address`.

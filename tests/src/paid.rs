@@ -164,6 +164,8 @@ impl PaidStack {
         let stats_config = tessera_stats::StatsConfig {
             chain: Some(tessera_stats::ChainConfig {
                 index_every: Duration::from_millis(200),
+                // anvil mines a block per transaction and no more.
+                confirmations: 0,
                 ..tessera_stats::ChainConfig::new(&chain.rpc_url, &chain.token.to_string(), NETWORK)
             }),
             ..tessera_stats::StatsConfig::embedded(

@@ -92,27 +92,41 @@ async fn free_calls_replays_and_failures_are_counted() {
         .await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     }
-    // Discovery and other free routes are not calls of a paid route.
+    // Discovery and other free routes are not calls of a paid route; a
+    // last paid call after them shows whether they were counted.
     let _ = send(Method::GET, &format!("{base}/api/pricing"), None, &[]).await;
+    let _ = send(Method::GET, &format!("{base}/health"), None, &[]).await;
+    let last = send(
+        Method::POST,
+        &format!("{base}/api/sha256"),
+        Some(json!({ "text": "last" })),
+        &agent,
+    )
+    .await;
+    assert_eq!(last.status, StatusCode::OK);
 
-    let stats = stats_until(&base, "six calls", |stats| stats["totalCalls"] == 6).await;
+    let stats = stats_until(&base, "the last call", |stats| {
+        stats["recent"][0]["route"] == "tools.sha256" && stats["totalCalls"].as_u64() >= Some(7)
+    })
+    .await;
+    assert_eq!(stats["totalCalls"], 7, "only paid-route calls: {stats}");
     assert_eq!(stats["totalRevenue"], "0");
     assert_eq!(stats["chargedButFailed"], 0);
-    assert_eq!(rail(&stats, "free")["calls"], 5, "{stats}");
+    assert_eq!(rail(&stats, "free")["calls"], 6, "{stats}");
     assert_eq!(rail(&stats, "replay")["calls"], 1, "{stats}");
     let sha = tool(&stats, "tools.sha256");
     assert_eq!(
         (sha["calls"].as_u64(), sha["errors"].as_u64()),
-        (Some(4), Some(1))
+        (Some(5), Some(1))
     );
     assert_eq!(tool(&stats, "memory.incr")["calls"], 2);
     let recent = stats["recent"].as_array().unwrap();
-    assert_eq!(recent.len(), 6);
-    assert_eq!(recent[0]["route"], "memory.incr", "newest first: {stats}");
-    assert_eq!(recent[0]["rail"], "replay");
+    assert_eq!(recent.len(), 7);
+    assert_eq!(recent[1]["route"], "memory.incr", "newest first: {stats}");
+    assert_eq!(recent[1]["rail"], "replay");
     assert!(recent.iter().any(|call| call["status"] == 400));
     let day = &stats["daily"].as_array().unwrap()[0];
-    assert_eq!(day["calls"], 6);
+    assert_eq!(day["calls"], 7);
     assert!(stats["since"].is_string());
 
     let board = send(Method::GET, &format!("{base}/api/leaderboard"), None, &[]).await;
@@ -246,4 +260,50 @@ async fn a_call_settled_before_it_failed_is_charged_but_failed() {
     .await;
     assert_eq!(stats["chargedButFailed"], 1, "{stats}");
     assert_eq!(stats["totalRevenue"], requirements.amount);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_still_queued_when_the_gateway_stops_are_sent() {
+    let path = std::env::temp_dir()
+        .join(format!("tessera-stats-stop-{:016x}", rand::random::<u64>()))
+        .join("stats.db");
+    let stats = tessera_stats::Stats::new(
+        tessera_stats::StatsStore::sqlite(&path).await.unwrap(),
+        None,
+    );
+    let mut backends = in_process_backends().await;
+    backends.stats = tessera_gateway::StatsClient::direct(stats.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let config = GatewayConfig {
+        listen_addr: listener.local_addr().unwrap(),
+        free_mode: true,
+        // Nothing leaves before the queue closes.
+        stats_flush: Duration::from_secs(3600),
+        ..Default::default()
+    };
+    let base = format!("http://{}", config.listen_addr);
+    let router = tessera_gateway::router_with(&config, backends)
+        .await
+        .unwrap();
+    let shutdown = tessera_runtime::Shutdown::new();
+    let server = tokio::spawn(tessera_gateway::serve(listener, router, shutdown.clone()));
+    for text in ["a", "b", "c"] {
+        let reply = send(
+            Method::POST,
+            &format!("{base}/api/sha256"),
+            Some(json!({ "text": text })),
+            &[],
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK);
+    }
+    assert_eq!(
+        stats.summary().await.unwrap().total_calls,
+        0,
+        "still queued"
+    );
+    shutdown.trigger();
+    server.await.unwrap().unwrap();
+    tessera_gateway::flush_call_events(Duration::from_secs(5)).await;
+    assert_eq!(stats.summary().await.unwrap().total_calls, 3);
 }

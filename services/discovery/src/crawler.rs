@@ -54,9 +54,17 @@ pub struct CrawlReport {
     pub ok: usize,
     /// Sellers not probed because their origin is backing off.
     pub backing_off: usize,
+    /// Sellers left for a later crawl: their origin had
+    /// [`MAX_PROBES_PER_ORIGIN`] probes in this one.
+    pub deferred: usize,
     /// Sellers known after the crawl.
     pub known: usize,
 }
+
+/// The most probes one origin gets in one crawl (those probed longest ago
+/// first): a registry listing thousands of paths on someone else's host
+/// must not make us a flood aimed at it.
+pub const MAX_PROBES_PER_ORIGIN: usize = 20;
 
 /// Crawls the configured registries and probes their sellers.
 pub struct Crawler {
@@ -145,9 +153,13 @@ impl Crawler {
         report.listed += read.listings.len();
         report.injections += read.injections;
         report.invalid += read.invalid;
-        if let Err(error) = self.store.save_listings(&read.listings, started_ms).await {
-            tracing::warn!(%error, registry, "discovery: cannot store listings");
-        }
+        let saved = match self.store.save_listings(&read.listings, started_ms).await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(%error, registry, "discovery: cannot store listings");
+                false
+            }
+        };
         let listed: HashSet<String> = read
             .listings
             .iter()
@@ -157,6 +169,8 @@ impl Crawler {
             sellers.upsert(listing);
         }
         match read.error {
+            // What the store did not take must not cost it what it kept.
+            None if !saved => report.registries_read += 1,
             None => {
                 report.registries_read += 1;
                 sellers.forget_unlisted(registry, &listed);
@@ -173,13 +187,25 @@ impl Crawler {
 
     async fn probe_all(&self, sellers: &mut Sellers, report: &mut CrawlReport) {
         let now_ms = unix_ms();
-        let mut due: Vec<(Listing, String)> = Vec::new();
+        let mut candidates: Vec<(i64, Listing, String)> = Vec::new();
         for seller in sellers.by_resource.values() {
             let origin = seller.listing.origin();
             if sellers.backing_off(&origin, now_ms) {
                 report.backing_off += 1;
             } else {
-                due.push((seller.listing.clone(), origin));
+                candidates.push((seller.last_probe_ms, seller.listing.clone(), origin));
+            }
+        }
+        candidates.sort_by(|a, b| (&a.2, a.0, &a.1.resource).cmp(&(&b.2, b.0, &b.1.resource)));
+        let mut per_origin: HashMap<String, usize> = HashMap::new();
+        let mut due: Vec<(Listing, String)> = Vec::new();
+        for (_, listing, origin) in candidates {
+            let probes = per_origin.entry(origin.clone()).or_default();
+            if *probes < MAX_PROBES_PER_ORIGIN {
+                *probes += 1;
+                due.push((listing, origin));
+            } else {
+                report.deferred += 1;
             }
         }
         let prober = &self.prober;

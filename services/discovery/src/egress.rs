@@ -46,6 +46,13 @@ pub fn check_url(url: &str, allow_private: bool) -> Result<Url, Refused> {
         )));
     }
     let parsed = Url::parse(url).map_err(|error| Refused(format!("not a URL: {error}")))?;
+    // Percent-encoding can triple a URL's length: the bound holds for the
+    // spelling stored and shown, not only for the one listed.
+    if parsed.as_str().len() > MAX_URL_BYTES {
+        return Err(Refused(format!(
+            "the URL is longer than {MAX_URL_BYTES} bytes once normalized"
+        )));
+    }
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(Refused(format!(
             "scheme {:?} is not http or https",
@@ -283,5 +290,13 @@ mod tests {
             addrs.iter().all(|addr| addr.ip().is_loopback()),
             "{addrs:?}"
         );
+    }
+
+    #[test]
+    fn the_bound_holds_once_normalized() {
+        let listed = format!("https://seller.example/{}", "é".repeat(1000));
+        assert!(listed.len() <= MAX_URL_BYTES);
+        let refused = check_url(&listed, false).unwrap_err();
+        assert!(refused.0.contains("once normalized"), "{refused}");
     }
 }

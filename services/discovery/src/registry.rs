@@ -31,17 +31,31 @@ pub struct Page {
 /// Reads a page's JSON. `items` must be a list (`resources`, the
 /// foundation's search shape, reads too); `pagination.total` is optional.
 pub fn parse_page(body: &[u8]) -> Result<Page, String> {
-    let page: Value =
+    let mut page: Value =
         serde_json::from_slice(body).map_err(|error| format!("the page is not JSON: {error}"))?;
-    let items = page
-        .get("items")
-        .or_else(|| page.get("resources"))
-        .and_then(Value::as_array)
-        .ok_or("the page has no `items` list")?
-        .clone();
     let total = page.pointer("/pagination/total").and_then(Value::as_u64);
+    let field = if page.get("items").is_some() {
+        "items"
+    } else {
+        "resources"
+    };
+    let items = match page.get_mut(field).map(Value::take) {
+        Some(Value::Array(items)) => items,
+        _ => return Err("the page has no `items` list".into()),
+    };
     Ok(Page { items, total })
 }
+
+/// The most pages read of one registry in one crawl: enough for
+/// `max_listings` at full pages, twice over.
+pub fn max_pages(max_listings: usize) -> usize {
+    max_listings.div_ceil(PAGE_LIMIT).saturating_mul(2).max(2)
+}
+
+/// The longest one registry's pages are read in one crawl: a registry that
+/// answers slowly page after page must not hold the crawl (and every
+/// other registry) for days.
+pub const REGISTRY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The URL of the page at `offset`.
 pub fn page_url(registry: &str, offset: usize) -> String {
@@ -73,7 +87,21 @@ pub async fn read(
     let mut read = RegistryRead::default();
     let mut seen = HashSet::new();
     let mut offset = 0usize;
+    let deadline = tokio::time::Instant::now() + REGISTRY_DEADLINE;
+    let mut pages = 0;
     loop {
+        if pages >= max_pages(max_listings) {
+            read.error = Some(format!("stopped after {pages} pages"));
+            return read;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            read.error = Some(format!(
+                "stopped after {} s of paging",
+                REGISTRY_DEADLINE.as_secs()
+            ));
+            return read;
+        }
+        pages += 1;
         let page = match fetch_page(client, registry, offset).await {
             Ok(page) => page,
             Err(error) => {
@@ -160,5 +188,32 @@ mod tests {
             page_url("http://r.example", 200),
             "http://r.example/discovery/resources?type=http&limit=100&offset=200"
         );
+    }
+
+    #[tokio::test]
+    async fn a_registry_paging_one_item_at_a_time_is_cut_at_the_page_bound() {
+        use axum::extract::Query;
+        use std::collections::HashMap;
+        let app = axum::Router::new().route(
+            "/discovery/resources",
+            axum::routing::get(|Query(query): Query<HashMap<String, String>>| async move {
+                let offset = query.get("offset").cloned().unwrap_or_default();
+                axum::Json(json!({
+                    "x402Version": 2,
+                    "items": [{"resource": format!("http://127.0.0.1:9/item{offset}"),
+                               "type": "http", "x402Version": 2, "accepts": []}],
+                    "pagination": {"limit": 100, "offset": offset, "total": 1_000_000},
+                }))
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let registry = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let client = reqwest::Client::new();
+        let read = read(&client, &registry, 300, true).await;
+        assert_eq!(max_pages(300), 6);
+        assert_eq!(read.listings.len(), 6);
+        assert!(!read.complete);
+        assert_eq!(read.error.as_deref(), Some("stopped after 6 pages"));
     }
 }

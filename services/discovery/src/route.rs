@@ -18,7 +18,9 @@
 //! 2. health: healthy first (the last probe answered a readable 402 quote
 //!    and at least half the recent ones did; our catalog counts as
 //!    healthy);
-//! 3. price, ascending, in atomic units of the offer shown (unknown last);
+//! 3. price, ascending, in atomic units of USDC (USDC has 6 decimals on
+//!    every network, so these compare); a price in another asset counts
+//!    as unknown, and unknown goes last;
 //! 4. slug.
 //!
 //! Then at most ⌈top/3⌉ results per seller (an external seller is its
@@ -46,8 +48,8 @@ pub const BAND_WIDTH: f64 = 0.25;
 pub const NEUTRALITY: &str = "Ranked by relevance to the query (BM25, in bands of 25% of the best \
 score), then healthy before unhealthy (the last probe answered a readable 402 quote and at least \
 half of the recent probes did; Tessera's own catalog counts as healthy), then price ascending \
-(unknown last), then slug; at most ceil(top/3) results per seller unless too few others match. \
-No seller pays for placement, Tessera included.";
+in USDC (unknown, or in another asset, last), then slug; at most ceil(top/3) results per seller \
+unless too few others match. No seller pays for placement, Tessera included.";
 
 /// Which candidates a route considers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,11 +147,19 @@ impl Ranked<'_> {
         self.offer.and_then(|offer| offer.price)
     }
 
+    /// The price as ranked: only a price in USDC compares; one in another
+    /// asset (a seller's own token, say) is as good as unknown.
+    fn usdc_price(&self) -> Option<u64> {
+        self.offer
+            .filter(|offer| offer.in_usdc)
+            .and_then(|offer| offer.price)
+    }
+
     fn rank(&self, other: &Self) -> Ordering {
         self.band
             .cmp(&other.band)
             .then_with(|| other.candidate.healthy.cmp(&self.candidate.healthy))
-            .then_with(|| match (self.price(), other.price()) {
+            .then_with(|| match (self.usdc_price(), other.usdc_price()) {
                 (Some(a), Some(b)) => a.cmp(&b),
                 (Some(_), None) => Ordering::Less,
                 (None, Some(_)) => Ordering::Greater,
@@ -302,8 +312,11 @@ mod tests {
             scheme: "exact".into(),
             network: network.into(),
             amount: amount.into(),
-            asset: "0xA".into(),
-            pay_to: "0xB".into(),
+            asset: tessera_x402::Network::parse(network)
+                .and_then(|network| network.usdc())
+                .unwrap_or("0xaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
+                .into(),
+            pay_to: "0xbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb".into(),
             max_timeout_seconds: 60,
             extra: None,
         }
@@ -415,6 +428,24 @@ mod tests {
         assert_eq!(response.candidates[4].health, 0.5);
         assert_eq!(response.sellers_known, 4);
         assert_eq!(response.neutrality, NEUTRALITY);
+    }
+
+    #[test]
+    fn a_price_in_another_asset_ranks_as_unknown() {
+        let mut own_token = base("1");
+        own_token[0].asset = "0x00000000000000000000000000000000000000aa".into();
+        let sellers = Sellers::healthy(
+            vec![
+                listing("https://a.example/w", "weather forecast", base("300")),
+                listing("https://b.example/w", "weather forecast", own_token),
+            ],
+            1,
+        );
+        let snapshot = snapshot(vec![], &sellers);
+        let response = route(&snapshot, &ask("weather forecast", 5, "", ""));
+        assert_eq!(slugs(&response), ["a.example/w", "b.example/w"]);
+        // Shown as quoted, ranked as unknown.
+        assert_eq!(response.candidates[1].tool.as_ref().unwrap().price, "1");
     }
 
     #[test]

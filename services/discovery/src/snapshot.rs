@@ -31,6 +31,9 @@ pub struct Offer {
     pub pay_to: String,
     /// Atomic units; `None` when unknown.
     pub price: Option<u64>,
+    /// Whether the price is in USDC (ours is: the catalog's unit), so that
+    /// it compares with others: a price in another asset ranks as unknown.
+    pub in_usdc: bool,
 }
 
 impl Offer {
@@ -40,6 +43,8 @@ impl Offer {
             asset: requirement.asset.clone(),
             pay_to: requirement.pay_to.clone(),
             price: atomic_units(&requirement.amount),
+            in_usdc: tessera_x402::Network::parse(&requirement.network)
+                .is_some_and(|network| network.is_usdc(&requirement.asset)),
         }
     }
 }
@@ -76,6 +81,7 @@ impl Candidate {
                 asset: own.asset.clone(),
                 pay_to: own.pay_to.clone(),
                 price: Some(entry.price),
+                in_usdc: true,
             }],
             default_offer: Some(0),
             x402_version: 2,

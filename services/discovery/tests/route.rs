@@ -157,6 +157,7 @@ async fn crawl_ranks_healthy_sellers_by_price(store: TestStore) {
             probed: 10,
             ok: 7,
             backing_off: 0,
+            deferred: 0,
             known: 10,
         }
     );
@@ -475,6 +476,49 @@ async fn the_background_crawler_runs_until_shutdown_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_background_crawler_runs_until_shutdown_postgres() {
     the_background_crawler_runs_until_shutdown(TestStore::postgres().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_origin_gets_at_most_its_share_of_probes_per_crawl() {
+    use tessera_discovery::crawler::MAX_PROBES_PER_ORIGIN;
+    let seller = FakeSeller::start(Behaviour::V2 {
+        network: "eip155:8453",
+        amount: 1,
+    })
+    .await;
+    let listed = MAX_PROBES_PER_ORIGIN + 15;
+    let items = (0..listed)
+        .map(|i| {
+            v2_item(
+                &seller.url(&format!("/p{i}")),
+                NAME,
+                DESCRIPTION,
+                "eip155:8453",
+                1,
+            )
+        })
+        .collect();
+    let registry = FakeRegistry::start(items, 100).await;
+    let store = TestStore::sqlite();
+    let discovery = Discovery::load(&config(&registry, &store)).await.unwrap();
+    let first = discovery.crawl().await;
+    assert_eq!(
+        (first.listed, first.probed),
+        (listed, MAX_PROBES_PER_ORIGIN)
+    );
+    assert_eq!(first.deferred, 15);
+    assert_eq!(seller.hits(), MAX_PROBES_PER_ORIGIN);
+    // The next crawl probes those left over first.
+    let second = discovery.crawl().await;
+    assert_eq!(second.probed, MAX_PROBES_PER_ORIGIN);
+    assert_eq!(seller.hits(), 2 * MAX_PROBES_PER_ORIGIN);
+    let response = route(&discovery, ask(QUERY, 25, "", ""));
+    let probed = response
+        .candidates
+        .iter()
+        .filter(|candidate| candidate.last_probe_ms > 0)
+        .count();
+    assert_eq!(probed, listed.min(25), "every listing probed by now");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,17 +7,26 @@
 //! | `STATS_EMBEDDED_PATH` | `data/tessera-stats.db` | the SQLite file of `STATS_STORE=embedded` |
 //! | `DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/test` | the PostgreSQL of `STATS_STORE=postgres` |
 //! | `STATS_RPC_URL` | `PAYMENT_RPC_URL` if set, else none | the chain's JSON-RPC endpoint for the seller leaderboard; none: no leaderboard |
-//! | `STATS_ASSET` | `PAYMENT_ASSET`, else USDC of the network | the token whose `Transfer` logs are indexed |
-//! | `STATS_NETWORK` | `PAYMENT_NETWORK`, else `eip155:8453` | CAIP-2 network of the asset |
+//! | `STATS_ASSET` | `PAYMENT_ASSET`, else USDC of the network | the EIP-3009 token whose x402 payments (`transferWithAuthorization` transfers) are indexed |
+//! | `STATS_NETWORK` | `PAYMENT_NETWORK`, else `eip155:8453` | network of the asset: CAIP-2 or a v1 name (`base-sepolia`), as the payment service takes it; kept as CAIP-2 |
 //! | `STATS_FROM_BLOCK` | `0` | the first block indexed, e.g. the token's deployment block on a long chain (a checkpoint already stored wins) |
 //! | `STATS_BLOCK_RANGE` | `2000` | blocks per `eth_getLogs` at most, 1 to 100000 |
-//! | `STATS_CONFIRMATIONS` | `0` | blocks below the head left unindexed (reorg margin) |
+//! | `STATS_CONFIRMATIONS` | `5` | blocks below the head left unindexed (see below); `0` for a chain mined on demand (anvil) |
 //! | `STATS_INDEX_SECONDS` | `15` | how often the indexer looks for new blocks |
+//!
+//! A counted range is never read again, so a block must be final before it
+//! is counted, for two reasons: a reorg near the head replaces its
+//! payments, and a load-balanced RPC's nodes lag one another by a block or
+//! two, so the node answering `eth_getLogs` may not have a block the one
+//! answering `eth_blockNumber` had, and answers for it with no logs. Five
+//! blocks (10 s on Base) is well past both.
 
+use anyhow::Context;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 use tessera_runtime::config::{env_or, env_string};
+use tessera_x402::Network;
 
 /// Listen address of the standalone binary when `STATS_GRPC_ADDR` is unset.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:50056";
@@ -25,6 +34,8 @@ pub const DEFAULT_EMBEDDED_PATH: &str = "data/tessera-stats.db";
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 pub const DEFAULT_NETWORK: &str = "eip155:8453";
 pub const DEFAULT_BLOCK_RANGE: u64 = 2000;
+/// Blocks below the head left unindexed when `STATS_CONFIRMATIONS` is unset.
+pub const DEFAULT_CONFIRMATIONS: u64 = 5;
 pub const MAX_BLOCK_RANGE: u64 = 100_000;
 pub const DEFAULT_INDEX_EVERY: Duration = Duration::from_secs(15);
 
@@ -61,8 +72,9 @@ pub struct ChainConfig {
 }
 
 impl ChainConfig {
-    /// Indexing `asset` on `network` through `rpc_url` from block 0, with the
-    /// defaults for the rest.
+    /// Indexing `asset` on `network` through `rpc_url` from block 0, with
+    /// the defaults for the rest ([`DEFAULT_CONFIRMATIONS`] included: a
+    /// chain mined on demand, as in tests, sets `confirmations: 0`).
     pub fn new(rpc_url: &str, asset: &str, network: &str) -> Self {
         ChainConfig {
             rpc_url: rpc_url.to_string(),
@@ -70,7 +82,7 @@ impl ChainConfig {
             network: network.to_string(),
             from_block: 0,
             block_range: DEFAULT_BLOCK_RANGE,
-            confirmations: 0,
+            confirmations: DEFAULT_CONFIRMATIONS,
             index_every: DEFAULT_INDEX_EVERY,
         }
     }
@@ -117,16 +129,14 @@ fn chain_from_env() -> anyhow::Result<Option<ChainConfig>> {
     if rpc_url.is_empty() {
         return Ok(None);
     }
-    let network = env_string(
+    let named = env_string(
         "STATS_NETWORK",
         &env_string("PAYMENT_NETWORK", DEFAULT_NETWORK),
     );
-    anyhow::ensure!(
-        network
-            .strip_prefix("eip155:")
-            .is_some_and(|id| id.parse::<u64>().is_ok()),
-        "STATS_NETWORK={network:?} is not an eip155 network (e.g. eip155:8453)"
-    );
+    // Whatever the payment service takes (CAIP-2 or a v1 name), kept as CAIP-2.
+    let network = Network::parse(&named)
+        .with_context(|| format!("STATS_NETWORK={named:?} is not an eip155 network (e.g. base)"))?
+        .caip2();
     let known_usdc = USDC
         .iter()
         .find(|(known, _)| *known == network)
@@ -146,7 +156,7 @@ fn chain_from_env() -> anyhow::Result<Option<ChainConfig>> {
     Ok(Some(ChainConfig {
         from_block: env_or("STATS_FROM_BLOCK", 0)?,
         block_range,
-        confirmations: env_or("STATS_CONFIRMATIONS", 0)?,
+        confirmations: env_or("STATS_CONFIRMATIONS", DEFAULT_CONFIRMATIONS)?,
         index_every: Duration::from_secs(index_seconds),
         ..ChainConfig::new(&rpc_url, &asset, &network)
     }))
@@ -180,6 +190,7 @@ mod tests {
             "STATS_ASSET",
             "STATS_NETWORK",
             "STATS_BLOCK_RANGE",
+            "STATS_CONFIRMATIONS",
             "PAYMENT_RPC_URL",
             "PAYMENT_ASSET",
             "PAYMENT_NETWORK",
@@ -197,12 +208,17 @@ mod tests {
         );
 
         std::env::set_var("PAYMENT_RPC_URL", "http://127.0.0.1:8545");
-        std::env::set_var("PAYMENT_NETWORK", "eip155:84532");
+        // The payment service's v1 name, kept as CAIP-2.
+        std::env::set_var("PAYMENT_NETWORK", "base-sepolia");
         let chain = StatsConfig::from_env().unwrap().chain.unwrap();
         assert_eq!(chain.rpc_url, "http://127.0.0.1:8545");
         assert_eq!(chain.network, "eip155:84532");
         assert_eq!(chain.asset, USDC[1].1, "USDC of the network");
         assert_eq!(chain.index_every, DEFAULT_INDEX_EVERY);
+        assert_eq!(
+            chain.confirmations, 5,
+            "a reorg margin unless told otherwise"
+        );
 
         std::env::set_var("STATS_RPC_URL", "http://10.0.0.1:8545");
         std::env::set_var("STATS_ASSET", "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913");
@@ -211,6 +227,33 @@ mod tests {
         assert_eq!(chain.rpc_url, "http://10.0.0.1:8545");
         assert_eq!(chain.asset, USDC[0].1);
         assert_eq!(chain.block_range, 5);
+        std::env::set_var("STATS_CONFIRMATIONS", "0");
+        assert_eq!(
+            StatsConfig::from_env()
+                .unwrap()
+                .chain
+                .unwrap()
+                .confirmations,
+            0
+        );
+
+        for (named, caip2) in [("base", "eip155:8453"), ("eip155:84532", "eip155:84532")] {
+            std::env::set_var("STATS_NETWORK", named);
+            assert_eq!(
+                StatsConfig::from_env().unwrap().chain.unwrap().network,
+                caip2
+            );
+        }
+        for refused in [
+            "mars",
+            "eip155:01",
+            "eip155:",
+            "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp",
+        ] {
+            std::env::set_var("STATS_NETWORK", refused);
+            assert!(StatsConfig::from_env().is_err(), "{refused}");
+        }
+        std::env::remove_var("STATS_NETWORK");
 
         std::env::set_var("STATS_BLOCK_RANGE", "0");
         assert!(StatsConfig::from_env().is_err());
@@ -233,5 +276,6 @@ mod tests {
         );
         assert_eq!(chain.asset, USDC[0].1);
         assert_eq!(chain.block_range, DEFAULT_BLOCK_RANGE);
+        assert_eq!(chain.confirmations, DEFAULT_CONFIRMATIONS);
     }
 }

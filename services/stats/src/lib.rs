@@ -8,7 +8,8 @@
 //!   free, Idempotency-Key replay), charged-but-failed calls, revenue in
 //!   atomic units, the daily series and the last 25 calls.
 //! - `Leaderboard`: x402 sellers (the recipients of the configured asset's
-//!   `Transfer`s) ranked by volume, indexed from the chain in bounded block
+//!   `Transfer`s made by EIP-3009 `transferWithAuthorization`, as x402
+//!   settles) ranked by volume, indexed from the chain in bounded block
 //!   ranges with a checkpoint ([`indexer`], [`store::sellers`]). With no
 //!   chain configured it answers no sellers and an empty asset.
 //!

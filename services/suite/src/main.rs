@@ -167,6 +167,8 @@ async fn main() -> anyhow::Result<()> {
     shutdown.trigger();
     first??;
     other.await??;
+    // The gateway's router is gone: send the call events it left queued.
+    tessera_gateway::flush_call_events(std::time::Duration::from_secs(5)).await;
     Ok(())
 }
 

@@ -51,6 +51,7 @@ impl Board {
         let probes = self.entries.iter().map(|entry| async move {
             if let Some(outcome) = entry.check.probe(timeout).await {
                 if let Some(error) = &outcome.error {
+                    let error = crate::public_error(error);
                     tracing::warn!(dependency = %entry.name, %error, "probe failed");
                 }
                 entry.record.lock().expect("record").note(outcome);

@@ -14,7 +14,7 @@ mod record;
 
 pub use board::{Board, Entry};
 pub use check::{Check, Outcome};
-pub use record::{Record, Snapshot, State, WINDOW};
+pub use record::{public_error, Record, Snapshot, State, MAX_ERROR_CHARS, WINDOW};
 
 /// Unix milliseconds now.
 pub fn unix_millis() -> i64 {

@@ -6,6 +6,36 @@ use std::collections::VecDeque;
 /// How many recent probes availability is counted over.
 pub const WINDOW: usize = 100;
 
+/// The longest error a [`Snapshot`] reports, in characters.
+pub const MAX_ERROR_CHARS: usize = 200;
+
+/// `error` fit to publish: every URL in it replaced by `<url>` (a URL may
+/// carry a provider key, in its path or query, or a password), cut at
+/// [`MAX_ERROR_CHARS`].
+pub fn public_error(error: &str) -> String {
+    let mut out = String::with_capacity(error.len().min(MAX_ERROR_CHARS));
+    let mut rest = error;
+    while let Some(at) = rest.find("://") {
+        let scheme_start = rest[..at]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | '-')))
+            .map_or(0, |i| i + 1);
+        let end = rest[at + 3..]
+            .find(|c: char| {
+                c.is_whitespace() || matches!(c, ')' | '(' | '"' | '\'' | '<' | '>' | ',')
+            })
+            .map_or(rest.len(), |i| at + 3 + i);
+        out.push_str(&rest[..scheme_start]);
+        out.push_str("<url>");
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    if out.chars().count() > MAX_ERROR_CHARS {
+        out = out.chars().take(MAX_ERROR_CHARS - 1).collect();
+        out.push('…');
+    }
+    out
+}
+
 /// A dependency's state as its last probe saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -84,7 +114,11 @@ impl Record {
                 .last
                 .as_ref()
                 .map(|last| last.latency.as_secs_f64() * 1000.0),
-            error: self.last.as_ref().and_then(|last| last.error.clone()),
+            error: self
+                .last
+                .as_ref()
+                .and_then(|last| last.error.as_deref())
+                .map(public_error),
             up_since_ms: self.up_since_ms,
             availability: (!self.recent.is_empty()).then(|| ok as f64 / self.recent.len() as f64),
             probes: self.probes,
@@ -125,6 +159,32 @@ mod tests {
         assert_eq!(up.availability, Some(0.75));
         assert_eq!(up.probes, 4);
         assert_eq!(up.last_probe_ms, Some(4_000));
+    }
+
+    #[test]
+    fn published_errors_name_no_url_and_are_bounded() {
+        let leaked =
+            "error sending request for url (https://base-mainnet.g.alchemy.com/v2/SECRETKEY): \
+                      connection refused; also postgres://user:pw@db:5432/x failed";
+        let public = public_error(leaked);
+        assert!(
+            !public.contains("SECRETKEY") && !public.contains("pw@"),
+            "{public}"
+        );
+        assert_eq!(
+            public,
+            "error sending request for url (<url>): connection refused; also <url> failed"
+        );
+        assert_eq!(public_error("HTTP 502"), "HTTP 502");
+        let long = public_error(&"x".repeat(1000));
+        assert_eq!(long.chars().count(), MAX_ERROR_CHARS);
+        let mut record = Record::default();
+        record.note(Outcome {
+            at_ms: 1,
+            latency: Duration::from_millis(1),
+            error: Some(leaked.to_string()),
+        });
+        assert_eq!(record.snapshot(true).error, Some(public));
     }
 
     #[test]

@@ -23,9 +23,35 @@ const V1_NAMES: &[(&str, u64)] = &[
     ("avalanche-fuji", 43113),
 ];
 
+/// Circle's USDC contract on the networks x402 sellers use (6 decimals on
+/// every one of them, so amounts compare across networks).
+const USDC: &[(u64, &str)] = &[
+    (8453, "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"),
+    (84532, "0x036CbD53842c5426634e7929541eC2318f3dCF7e"),
+    (1, "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"),
+    (137, "0x3c499c542cEF5E3811e1192ce70d8cC03d5c3359"),
+    (42161, "0xaf88d065e77c8cC2239327C5EDb3A432268e5831"),
+    (10, "0x0b2C639c533813f4Aa9D7837CAf62653d097Ff85"),
+    (43114, "0xB97EF9Ef8734C71904D8002F8b6Bc66Dd9c48a6E"),
+];
+
 impl Network {
     pub const fn new(chain_id: u64) -> Self {
         Network { chain_id }
+    }
+
+    /// The USDC contract of this network, checksummed, when it is one we
+    /// know.
+    pub fn usdc(&self) -> Option<&'static str> {
+        USDC.iter()
+            .find(|(id, _)| *id == self.chain_id)
+            .map(|(_, address)| *address)
+    }
+
+    /// Whether `asset` is this network's USDC (any hex case).
+    pub fn is_usdc(&self, asset: &str) -> bool {
+        self.usdc()
+            .is_some_and(|usdc| usdc.eq_ignore_ascii_case(asset.trim()))
     }
 
     /// Parses `eip155:<id>` (v2) or a v1 name.
@@ -81,5 +107,18 @@ mod tests {
             None
         );
         assert_eq!(Network::parse("mars"), None);
+    }
+
+    #[test]
+    fn usdc_is_known_on_base_and_compared_in_any_case() {
+        let base = Network::parse("base").unwrap();
+        assert_eq!(
+            base.usdc(),
+            Some("0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913")
+        );
+        assert!(base.is_usdc("0x833589fcd6edb6e08f4c7c32d4f71b54bda02913"));
+        assert!(!base.is_usdc("0x036CbD53842c5426634e7929541eC2318f3dCF7e"));
+        assert_eq!(Network::new(31337).usdc(), None);
+        assert!(!Network::new(31337).is_usdc(""));
     }
 }

@@ -96,7 +96,10 @@ fn requirement(network: &str, amount: u64, resource: &str, v1: bool) -> Value {
     let mut requirement = json!({
         "scheme": "exact",
         "network": network,
-        "asset": ASSET,
+        // The network's own USDC, so the price is one the router compares.
+        "asset": tessera_x402::Network::parse(network)
+            .and_then(|network| network.usdc())
+            .unwrap_or(ASSET),
         "payTo": "0x209693Bc6afc0C5328bA36FaF03C514EF312287C",
         "maxTimeoutSeconds": 60,
         "extra": {"name": "USD Coin", "version": "2"},
