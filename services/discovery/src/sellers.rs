@@ -131,7 +131,19 @@ impl Sellers {
             }
         }
         sellers.backoff = loaded.backoffs.into_iter().collect();
+        sellers.forget_orphan_backoffs();
         sellers
+    }
+
+    /// Drops the backoff of every origin no listing is on any more, so a
+    /// registry rotating through failing origins cannot grow it forever.
+    fn forget_orphan_backoffs(&mut self) {
+        let origins: HashSet<String> = self
+            .by_resource
+            .values()
+            .map(|seller| seller.listing.origin())
+            .collect();
+        self.backoff.retain(|origin, _| origins.contains(origin));
     }
 
     /// Synthetic sellers: each listing healthy, quoting what it lists.
@@ -169,6 +181,7 @@ impl Sellers {
         self.by_resource.retain(|resource, seller| {
             seller.listing.registry != registry || listed.contains(resource)
         });
+        self.forget_orphan_backoffs();
     }
 
     /// Records a probe of `resource` at `at_ms`, keeping the last `window`
@@ -201,5 +214,28 @@ impl Sellers {
         self.backoff
             .get(origin)
             .is_some_and(|backoff| backoff.holds(now_ms))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::Backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn a_delisted_origin_leaves_no_backoff_behind() {
+        let kept = Listing::new("https://kept.example/x", "x", "x", Vec::new());
+        let gone = Listing::new("https://gone.example/x", "x", "x", Vec::new());
+        let mut sellers = Sellers::healthy(vec![kept.clone(), gone.clone()], 1);
+        let backoff =
+            Backoff::after_failure(None, 1, Duration::from_secs(30), Duration::from_secs(60));
+        for listing in [&kept, &gone] {
+            sellers.backoff.insert(listing.origin(), backoff);
+        }
+        let listed: HashSet<String> = [kept.resource.clone()].into();
+        sellers.forget_unlisted("", &listed);
+        let origins: Vec<&String> = sellers.backoff.keys().collect();
+        assert_eq!(origins, [&kept.origin()]);
     }
 }
