@@ -118,62 +118,57 @@ impl Reliability {
                 "payment",
                 payment_probe(payments, "chain_rpc"),
             )
-            .with("memory", "service", "grpc", {
-                let memory = backends.memory.clone();
-                Check::custom(move || {
-                    let memory = memory.clone();
-                    async move { memory.ping().await.map_err(|error| error.message) }
-                })
-            })
+            .with(
+                "memory",
+                "service",
+                "grpc",
+                pinged(backends.memory.clone(), |memory| async move {
+                    memory.ping().await
+                }),
+            )
             .with(
                 "payment",
                 "service",
                 "grpc",
                 match payments {
-                    Some(payments) => {
-                        let payments = payments.clone();
-                        Check::custom(move || {
-                            let payments = payments.clone();
-                            async move {
-                                payments
-                                    .list_prices()
-                                    .await
-                                    .map(|_| ())
-                                    .map_err(|error| error.message)
-                            }
-                        })
-                    }
+                    Some(payments) => pinged(payments.clone(), |payments| async move {
+                        payments.list_prices().await.map(|_| ())
+                    }),
                     None => Check::NotConfigured,
                 },
             )
-            .with("tools", "service", "grpc", {
-                let tools = backends.tools.clone();
-                Check::custom(move || {
-                    let tools = tools.clone();
-                    async move { tools.ping().await.map_err(|error| error.message) }
-                })
-            })
-            .with("pow", "service", "grpc", {
-                let pow = backends.pow.clone();
-                Check::custom(move || {
-                    let pow = pow.clone();
-                    async move { pow.ping().await.map_err(|error| error.message) }
-                })
-            })
-            .with("discovery", "service", "grpc", {
-                let discovery = backends.discovery.clone();
-                Check::custom(move || {
-                    let discovery = discovery.clone();
-                    async move { discovery.ping().await.map_err(|error| error.message) }
-                })
-            })
-            .with("stats", "service", "grpc", {
-                let stats = backends.stats.clone();
-                Check::custom(move || {
-                    let stats = stats.clone();
-                    async move { stats.ping().await.map_err(|error| error.message) }
-                })
-            });
+            .with(
+                "tools",
+                "service",
+                "grpc",
+                pinged(
+                    backends.tools.clone(),
+                    |tools| async move { tools.ping().await },
+                ),
+            )
+            .with(
+                "pow",
+                "service",
+                "grpc",
+                pinged(backends.pow.clone(), |pow| async move { pow.ping().await }),
+            )
+            .with(
+                "discovery",
+                "service",
+                "grpc",
+                pinged(backends.discovery.clone(), |discovery| async move {
+                    discovery.ping().await
+                }),
+            )
+            .with(
+                "stats",
+                "service",
+                "grpc",
+                pinged(
+                    backends.stats.clone(),
+                    |stats| async move { stats.ping().await },
+                ),
+            );
         let board = Arc::new(board);
         board.spawn(config.every, config.timeout);
         Reliability {
@@ -206,6 +201,19 @@ impl Reliability {
             "services": of_kind("service"),
         })
     }
+}
+
+/// A check that `ping`s (a clone of) `client`, failing with its message.
+fn pinged<C, F, Fut>(client: C, ping: F) -> Check
+where
+    C: Clone + Send + Sync + 'static,
+    F: Fn(C) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), tessera_error::Error>> + Send + 'static,
+{
+    Check::custom(move || {
+        let pinging = ping(client.clone());
+        async move { pinging.await.map_err(|error| error.message) }
+    })
 }
 
 /// Asks the payment service to probe its dependency `name`.

@@ -123,17 +123,22 @@ impl MemoryServer {
         format!("http://{}", self.addr)
     }
 
+    /// A connected channel, sending no token (health, reflection, or a
+    /// client of any of the server's services).
+    pub async fn channel(&self) -> Channel {
+        tonic::transport::Endpoint::from_shared(self.url())
+            .unwrap()
+            .connect()
+            .await
+            .expect("connect to memory server")
+    }
+
     /// A client sending the server's token, if it requires one.
     pub async fn client(
         &self,
     ) -> MemoryServiceClient<tonic::service::interceptor::InterceptedService<Channel, ServiceToken>>
     {
-        let channel = tonic::transport::Endpoint::from_shared(self.url())
-            .unwrap()
-            .connect()
-            .await
-            .expect("connect to memory server");
-        MemoryServiceClient::with_interceptor(channel, self.token.clone())
+        MemoryServiceClient::with_interceptor(self.channel().await, self.token.clone())
     }
 
     /// Stops accepting, drains in-flight calls, and waits until it has.

@@ -19,11 +19,7 @@ use tonic_reflection::pb::v1::ServerReflectionRequest;
 #[tokio::test]
 async fn health_reflection_and_structured_errors() {
     let server = MemoryServer::start(embedded_memory(Limits::default()).await).await;
-    let channel = tonic::transport::Endpoint::from_shared(server.url())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = server.channel().await;
 
     let mut health = HealthClient::new(channel.clone());
     for service in ["", tessera_memory::grpc::SERVICE_NAME] {
@@ -333,11 +329,7 @@ async fn the_internal_token_is_required_on_every_call_but_health() {
     let server =
         MemoryServer::start_with_token(embedded_memory(Limits::default()).await, token.clone())
             .await;
-    let channel = tonic::transport::Endpoint::from_shared(server.url())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = server.channel().await;
     let set = || pb::SetRequest {
         namespace: "ns".into(),
         key: "k".into(),

@@ -140,12 +140,30 @@ async fn every_route_and_method_unpaid_is_402_or_405_and_nothing_runs() {
             "{method} {path}: {}",
             reply.status
         );
-        let reply = send(Method::DELETE, &stack.url(path), None, &[]).await;
-        assert_eq!(
-            reply.status,
-            StatusCode::METHOD_NOT_ALLOWED,
-            "DELETE {path}"
-        );
+        // Every other method, unpaid: 405, never 402 and never served (a
+        // GET route answers HEAD as axum does).
+        let declared: Vec<&str> = tessera_gateway::FREE_ROUTES
+            .iter()
+            .filter(|(_, free_path)| free_path == path)
+            .map(|(free_method, _)| *free_method)
+            .collect();
+        for other in METHODS {
+            if declared.contains(&other) || (other == "HEAD" && declared.contains(&"GET")) {
+                continue;
+            }
+            let reply = send(
+                Method::from_bytes(other.as_bytes()).unwrap(),
+                &stack.url(path),
+                None,
+                &[],
+            )
+            .await;
+            assert_eq!(
+                reply.status,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{other} {path}"
+            );
+        }
     }
 }
 

@@ -101,11 +101,7 @@ async fn v1alpha_reflection_needs_the_token_as_v1_does() {
 #[tokio::test]
 async fn v1alpha_answers_file_requests_for_a_symbol() {
     let server = MemoryServer::start(embedded_memory(Limits::default()).await).await;
-    let channel = tonic::transport::Endpoint::from_shared(server.url())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = server.channel().await;
     let mut reflection = ServerReflectionClient::new(channel);
     let request = ServerReflectionRequest {
         host: String::new(),

@@ -307,3 +307,36 @@ async fn events_still_queued_when_the_gateway_stops_are_sent() {
     tessera_gateway::flush_call_events(Duration::from_secs(5)).await;
     assert_eq!(stats.summary().await.unwrap().total_calls, 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_call_charged_after_its_client_hung_up_is_still_counted() {
+    let stack = PaidStack::start().await;
+    let body = json!({ "key": "stats/hangup", "expected": null, "value": "me" });
+    let (requirements, _) = quoted(&stack, "/api/memory/cas", body.clone()).await;
+    let payment = encode_header(&stack.chain.pay(&stack.chain.buyers[0], &requirements));
+    // The settlement stalls at the facilitator; the client gives up.
+    stack.facilitator_proxy.hold_on(b"/settle");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_millis(1500))
+        .build()
+        .unwrap();
+    let gave_up = client
+        .post(stack.url("/api/memory/cas"))
+        .header("PAYMENT-SIGNATURE", payment)
+        .json(&body)
+        .send()
+        .await;
+    assert!(gave_up.is_err(), "the client hung up: {gave_up:?}");
+    assert!(
+        stack
+            .facilitator_proxy
+            .held_within(Duration::from_secs(5))
+            .await
+    );
+    stack.facilitator_proxy.resume();
+    let stats = stats_until(&stack.gateway_url, "the charge counted", |stats| {
+        stats["totalRevenue"] == requirements.amount
+    })
+    .await;
+    assert_eq!(rail(&stats, "usdc")["revenue"], requirements.amount);
+}
