@@ -31,6 +31,8 @@
 //! | `IDEMPOTENCY_WAIT_SECONDS` | `10` | how long a duplicate waits for the call in flight before a 409 |
 //! | `IDEMPOTENCY_MAX_RESPONSE_BYTES` | `1048576` | larger responses are not kept (a retry runs again) |
 //! | `IDEMPOTENCY_MAX_ENTRIES` | `100000` | the embedded store's bound (the entries nearest expiry go first) |
+//! | `CORS_ALLOWED_ORIGINS` | `*` when paid, none in FREE_MODE | browser origins allowed to call (REST, grpc-web, MCP), comma-separated; `*` any origin (no credentials are ever allowed), empty: no CORS headers at all |
+//! | `MCP_*` | see `mcp/config.rs` | the MCP connector at `/mcp` |
 //! | `RELIABILITY_*` | see `reliability.rs` | what `/api/reliability` probes, and how often |
 //! | `INTERNAL_TOKEN` | unset | sent to the memory, tools and payment services (`authorization: Bearer`) |
 
@@ -150,6 +152,48 @@ impl IdempotencyConfig {
     }
 }
 
+/// Which browser origins may call the gateway (REST and grpc-web).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cors {
+    /// No CORS headers: browsers on other origins cannot call.
+    Off,
+    /// `*`: any origin (payments authenticate, never cookies).
+    AnyOrigin,
+    /// Exactly these origins (`https://app.example`).
+    Origins(Vec<http::HeaderValue>),
+}
+
+impl Cors {
+    /// `*`, empty, or comma-separated origins (scheme://host[:port]).
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(Cors::Off);
+        }
+        if text == "*" {
+            return Ok(Cors::AnyOrigin);
+        }
+        let origins = text
+            .split(',')
+            .map(str::trim)
+            .filter(|origin| !origin.is_empty())
+            .map(|origin| {
+                let uri: http::Uri = origin
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("CORS_ALLOWED_ORIGINS: {origin:?} is not an origin: {e}"))?;
+                anyhow::ensure!(
+                    uri.scheme().is_some()
+                        && uri.authority().is_some()
+                        && uri.path_and_query().is_none_or(|pq| pq.as_str() == "/" && !origin.ends_with('/')),
+                    "CORS_ALLOWED_ORIGINS: {origin:?} is not an origin (scheme://host[:port], no path)"
+                );
+                Ok(http::HeaderValue::from_str(origin)?)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Cors::Origins(origins))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
     /// `GATEWAY_ADDR`, default `127.0.0.1:8080`.
@@ -203,6 +247,12 @@ pub struct GatewayConfig {
     pub idempotency: IdempotencyConfig,
     /// `RELIABILITY_*`: what `/api/reliability` probes.
     pub reliability: crate::reliability::ReliabilityConfig,
+    /// `CORS_ALLOWED_ORIGINS`; `None` (unset): any origin when payments are
+    /// on, none in FREE_MODE (where any web page could otherwise use a
+    /// developer's local memory with a made-up `X-Agent-Id`).
+    pub cors: Option<Cors>,
+    /// `MCP_*`: the MCP connector at `/mcp`.
+    pub mcp: crate::mcp::McpConfig,
     /// What the memory service stores in (`embedded`, `redis-postgres`),
     /// for `/health`; set by the all-in-one, which knows. `None`: a memory
     /// service elsewhere.
@@ -238,12 +288,24 @@ impl Default for GatewayConfig {
             trusted_proxies: Vec::new(),
             idempotency: IdempotencyConfig::default(),
             reliability: crate::reliability::ReliabilityConfig::default(),
+            cors: None,
+            mcp: crate::mcp::McpConfig::default(),
             memory_backend: None,
         }
     }
 }
 
 impl GatewayConfig {
+    /// The CORS policy in force: the configured one, else any origin when
+    /// payments are on and none in FREE_MODE.
+    pub fn cors_or_default(&self) -> Cors {
+        match (&self.cors, self.free_mode) {
+            (Some(cors), _) => cors.clone(),
+            (None, true) => Cors::Off,
+            (None, false) => Cors::AnyOrigin,
+        }
+    }
+
     pub fn from_env() -> anyhow::Result<Self> {
         let defaults = GatewayConfig::default();
         let timeout_secs: u64 = env_or(
@@ -323,7 +385,54 @@ impl GatewayConfig {
             ))?,
             idempotency: IdempotencyConfig::from_env()?,
             reliability: crate::reliability::ReliabilityConfig::from_env()?,
+            cors: match std::env::var("CORS_ALLOWED_ORIGINS") {
+                Ok(origins) => Some(Cors::parse(&origins)?),
+                Err(_) => None,
+            },
+            mcp: crate::mcp::McpConfig::from_env()?,
             memory_backend: None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unset_cors_is_any_origin_when_paid_and_none_in_free_mode() {
+        let paid = GatewayConfig::default();
+        assert_eq!(paid.cors_or_default(), Cors::AnyOrigin);
+        let free = GatewayConfig {
+            free_mode: true,
+            ..Default::default()
+        };
+        assert_eq!(free.cors_or_default(), Cors::Off);
+        let chosen = GatewayConfig {
+            cors: Some(Cors::AnyOrigin),
+            ..free
+        };
+        assert_eq!(chosen.cors_or_default(), Cors::AnyOrigin);
+    }
+
+    #[test]
+    fn cors_origins_parse_or_are_refused() {
+        assert_eq!(Cors::parse("").unwrap(), Cors::Off);
+        assert_eq!(Cors::parse(" * ").unwrap(), Cors::AnyOrigin);
+        assert_eq!(
+            Cors::parse("https://app.example, http://localhost:3000").unwrap(),
+            Cors::Origins(vec![
+                http::HeaderValue::from_static("https://app.example"),
+                http::HeaderValue::from_static("http://localhost:3000"),
+            ])
+        );
+        for bad in [
+            "app.example",
+            "https://app.example/path",
+            "https://app.example/",
+            "not an origin",
+        ] {
+            assert!(Cors::parse(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -18,6 +18,9 @@ pub enum Family {
     TwoS,
     /// `/agents/{id}/memory`: `{"error": {"category", "message", "details"?}}`.
     Agents,
+    /// The public gRPC API: a gRPC status with a `google.rpc.ErrorInfo`, no
+    /// JSON body.
+    Grpc,
 }
 
 impl From<tessera_catalog::Face> for Family {
@@ -26,6 +29,7 @@ impl From<tessera_catalog::Face> for Family {
             tessera_catalog::Face::Agent402 => Family::Agent402,
             tessera_catalog::Face::TwoS => Family::TwoS,
             tessera_catalog::Face::Agents => Family::Agents,
+            tessera_catalog::Face::Grpc => Family::Grpc,
         }
     }
 }
@@ -33,7 +37,7 @@ impl From<tessera_catalog::Face> for Family {
 impl Family {
     pub fn body(self, error: &Error) -> Value {
         match self {
-            Family::Agent402 | Family::TwoS => json!({ "error": error.message }),
+            Family::Agent402 | Family::TwoS | Family::Grpc => json!({ "error": error.message }),
             Family::Agents => {
                 let mut inner = json!({
                     "category": category(error.kind),
@@ -48,7 +52,26 @@ impl Family {
     }
 
     pub fn response(self, error: &Error) -> Response {
-        (status_of(error), Json(self.body(error))).into_response()
+        match self {
+            Family::Grpc => crate::grpc::status_response(error),
+            _ => (status_of(error), Json(self.body(error))).into_response(),
+        }
+    }
+
+    /// Whether a call answered `response` failed (is cancelled, not charged).
+    pub fn failed(self, response: &Response) -> bool {
+        match self {
+            Family::Grpc => crate::grpc::failed(response),
+            _ => response.status().as_u16() >= 400,
+        }
+    }
+
+    /// The HTTP status `response` counts as (a gRPC failure as its code's).
+    pub fn outcome_status(self, response: &Response) -> u16 {
+        match self {
+            Family::Grpc => crate::grpc::http_equivalent(response),
+            _ => response.status().as_u16(),
+        }
     }
 }
 

@@ -13,15 +13,19 @@
 //! # }
 //! ```
 
+mod body;
 mod config;
+mod cors;
 mod discovery;
 mod errors;
 mod extract;
 mod faces;
+mod grpc;
 mod idempotency;
 mod identity;
 mod llms;
 mod manifest;
+mod mcp;
 mod memory;
 mod openapi;
 mod pow;
@@ -39,7 +43,7 @@ pub use stats::{flush_call_events, CallEvents, StatsClient};
 pub use tools::ToolsClient;
 pub mod x402;
 
-pub use config::{GatewayConfig, IdempotencyBackend, IdempotencyConfig};
+pub use config::{Cors, GatewayConfig, IdempotencyBackend, IdempotencyConfig};
 pub use rate_limit::RateLimitStore;
 pub use reliability::ReliabilityConfig;
 pub use routes::DeclaredRoute;
@@ -204,7 +208,8 @@ pub async fn router_with(config: &GatewayConfig, backends: Backends) -> anyhow::
         call_timeout: config.request_timeout,
         events: CallEvents::from_config(config, backends.stats),
     };
-    Ok(assemble(state, &guard, config, &limits))
+    let grpc_discovery = grpc::server::discovery().await?;
+    Ok(assemble(state, &guard, config, &limits, grpc_discovery))
 }
 
 /// Every paid route the gateway serves: each catalog route, bound to its
@@ -227,6 +232,7 @@ fn faces() -> Vec<routes::FaceRoutes> {
         faces::twos::routes(),
         faces::agents::routes(),
         faces::tools::routes(),
+        grpc::server::routes(),
     ]
 }
 
@@ -255,9 +261,15 @@ fn assemble(
     guard: &routes::Guard,
     config: &GatewayConfig,
     limits: &rate_limit::Surfaces,
+    grpc_discovery: Vec<(&'static str, axum::routing::MethodRouter<AppState>)>,
 ) -> Router {
     let max_concurrent = config.max_concurrent_requests;
     let (paid, _) = routes::build(faces(), guard);
+    // Inside the concurrency limit: the bodies held at once are bounded by it.
+    let paid = paid.layer(axum::middleware::from_fn_with_state(
+        config.request_timeout,
+        body::read_whole,
+    ));
     // Past `max_concurrent` requests in progress, a paid route is refused at
     // once (503) rather than queued; health and metrics are never refused.
     let paid = paid.layer(
@@ -274,7 +286,12 @@ fn assemble(
                 max_concurrent,
             )),
     );
-    let router = Router::new()
+    let mut router = Router::new();
+    for (path, service) in grpc_discovery {
+        router = router.route(path, limited(service, &limits.free));
+    }
+    let mcp_tools = state.tools.clone();
+    let router = router
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route(
@@ -318,7 +335,18 @@ fn assemble(
         .method_not_allowed_fallback(tessera_runtime::http::method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
         .with_state(state);
-    tessera_runtime::http::traced(router, "gateway")
+    // MCP calls the REST routes above in process (the same gate, payment
+    // and errors), so it is mounted on a router that already has them.
+    let api = router.clone();
+    let router = router.route_service("/mcp", mcp::service(api, mcp_tools, config));
+    // grpc-web outside the metrics and the gate, so both see native gRPC
+    // (its status in headers or trailers, payment-response a trailer).
+    let router = tessera_runtime::http::traced(router, "gateway")
+        .layer(axum::middleware::from_fn(grpc::web::translate));
+    match cors::layer(&config.cors_or_default()) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
 }
 
 /// `route`, rate limited per client IP when `limit` is set.

@@ -73,6 +73,15 @@ fn write_text() -> String {
             );
         }
     }
+    text.push_str(
+        "\n## Other ways in (same port, same prices)\n\
+         - GET /api/memory/watch?key=<key>&sinceRevision=<n> (or prefix=&sinceCursor=): waits \
+         for the next change (long poll, 1000 units); 204 with X-Watch-Cursor when none came.\n\
+         - gRPC tessera.memory.v1.MemoryService (h2c, reflection on): the payment is metadata \
+         payment-signature; unpaid, the status carries the quote in payment-required.\n\
+         - MCP at /mcp (Streamable HTTP): agent.memory.* tools, the CPU tools, search_tools, \
+         find_tool, call_tool; pay in _meta[\"x402/payment\"].\n",
+    );
     text.push_str("\n## Tools\n");
     for route in tools {
         let Some(tool) = route.tool.and_then(tessera_toolbox::find) else {
@@ -116,6 +125,9 @@ mod tests {
             "X-Pow-Solution",
             "/api/find",
             "Idempotency-Key",
+            "/api/memory/watch",
+            "payment-signature",
+            "/mcp",
         ] {
             assert!(text.contains(needle), "{needle}");
         }

@@ -60,8 +60,7 @@ fn document(origin: &str, listed: Option<&pb::ListPricesResponse>, free_mode: bo
                 .collect()
         })
         .unwrap_or_default();
-    let resources: Vec<Value> = tessera_catalog::routes()
-        .iter()
+    let resources: Vec<Value> = tessera_catalog::rest_routes()
         .map(|route| {
             let price = prices.get(route.id).copied().unwrap_or(route.price);
             resource(origin, route, price, listed)
@@ -234,7 +233,7 @@ mod tests {
         );
         assert_eq!(
             manifest["resources"].as_array().unwrap().len(),
-            tessera_catalog::routes().len()
+            tessera_catalog::rest_routes().count()
         );
     }
 

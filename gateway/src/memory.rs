@@ -163,6 +163,48 @@ pub struct WriteOptions {
     pub if_match: Option<String>,
 }
 
+/// What a watch waits for: one key, or every key under a prefix, after a
+/// revision of the key or a cursor of an earlier event.
+#[derive(Debug, Clone, Default)]
+pub struct WatchParams {
+    pub key: String,
+    pub prefix: String,
+    pub since_revision: u64,
+    pub since_cursor: String,
+    /// 0 = the memory service's limit.
+    pub timeout_seconds: u32,
+}
+
+/// What happened to a watched key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    Put,
+    Delete,
+    Expire,
+    /// The change log lost the position asked for: read the current state,
+    /// then watch from the event's cursor.
+    Resync,
+}
+
+/// One change a watch reported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub kind: ChangeKind,
+    pub key: String,
+    pub revision: u64,
+    pub entry: Option<Entry>,
+    pub cursor: String,
+    pub compacted: bool,
+}
+
+/// The first change of a long poll, or where the watch stood at its end.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Watched {
+    Change(Change),
+    Quiet { cursor: String },
+}
+
 #[derive(Debug, Clone)]
 pub struct MemoryClient {
     client: MemoryServiceClient<InterceptedService<Transport, ServiceToken>>,
@@ -186,6 +228,12 @@ impl MemoryClient {
     /// no HTTP/2 connection or loopback hop is paid.
     pub fn in_process(service: impl LocalService, token: ServiceToken) -> Self {
         Self::over(transport::in_process(service), token)
+    }
+
+    /// The memory service's own gRPC client (for the public gRPC API, which
+    /// forwards its messages as they are).
+    pub(crate) fn grpc(&self) -> MemoryServiceClient<InterceptedService<Transport, ServiceToken>> {
+        self.client.clone()
     }
 
     fn over(transport: Transport, token: ServiceToken) -> Self {
@@ -282,6 +330,58 @@ impl MemoryClient {
                 .collect::<Result<_, _>>()?,
             next_cursor: Some(response.next_cursor).filter(|cursor| !cursor.is_empty()),
         })
+    }
+
+    /// Waits for the first change `params` asks about (a long poll).
+    pub async fn watch_first(
+        &self,
+        target: &Target,
+        params: WatchParams,
+    ) -> Result<Watched, Error> {
+        let request = pb::WatchRequest {
+            namespace: target.namespace.clone(),
+            key: params.key,
+            prefix: params.prefix,
+            since_revision: params.since_revision,
+            since_cursor: params.since_cursor,
+            timeout_seconds: params.timeout_seconds,
+            caller: target.caller.clone(),
+        };
+        let mut events = self
+            .client
+            .clone()
+            .watch(request)
+            .await
+            .map_err(from_status)?
+            .into_inner();
+        let mut cursor = String::new();
+        while let Some(event) = events.message().await.map_err(from_status)? {
+            let kind = match pb::watch_event::Kind::try_from(event.kind) {
+                Ok(pb::watch_event::Kind::Progress) => {
+                    cursor = event.cursor;
+                    continue;
+                }
+                Ok(pb::watch_event::Kind::Put) => ChangeKind::Put,
+                Ok(pb::watch_event::Kind::Delete) => ChangeKind::Delete,
+                Ok(pb::watch_event::Kind::Expire) => ChangeKind::Expire,
+                Ok(pb::watch_event::Kind::Resync) => ChangeKind::Resync,
+                _ => {
+                    return Err(Error::internal(format!(
+                        "memory service sent a watch event of kind {}",
+                        event.kind
+                    )))
+                }
+            };
+            return Ok(Watched::Change(Change {
+                kind,
+                key: event.key,
+                revision: event.revision,
+                entry: event.entry.map(Entry::try_from).transpose()?,
+                cursor: event.cursor,
+                compacted: event.compacted,
+            }));
+        }
+        Ok(Watched::Quiet { cursor })
     }
 
     /// Writes `value` (or deletes, when `None`) only if the current value

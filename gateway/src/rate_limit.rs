@@ -141,31 +141,8 @@ impl RateLimit {
         header(format!("\"{}\";q={};w=60", self.name, self.per_minute))
     }
 
-    /// The client's IP: the peer, or what a trusted proxy says it forwarded.
     fn client_ip(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> IpAddr {
-        let Some(peer) = peer else {
-            // No connection info (an in-process call): one shared cell.
-            return IpAddr::V4(Ipv4Addr::UNSPECIFIED);
-        };
-        if !self.trusted(peer) {
-            return peer;
-        }
-        let forwarded = headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-            .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
-            .collect::<Vec<_>>();
-        forwarded
-            .into_iter()
-            .rev()
-            .find(|hop| !self.trusted(*hop))
-            .unwrap_or(peer)
-    }
-
-    fn trusted(&self, ip: IpAddr) -> bool {
-        self.trusted_proxies.iter().any(|net| net.contains(&ip))
+        client_ip(&self.trusted_proxies, peer, headers)
     }
 
     /// `request`'s client IP, the key of a per-IP limit.
@@ -221,6 +198,36 @@ impl RateLimit {
         );
         response
     }
+}
+
+/// The client's IP, the key of every per-IP limit: the connection's peer,
+/// or, when the peer is a trusted proxy, the nearest `X-Forwarded-For` hop
+/// that is not one (what the client itself put first is not believed).
+pub(crate) fn client_ip(
+    trusted_proxies: &[IpNet],
+    peer: Option<IpAddr>,
+    headers: &HeaderMap,
+) -> IpAddr {
+    let Some(peer) = peer else {
+        // No connection info (an in-process call): one shared cell.
+        return IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+    };
+    let trusted = |ip: IpAddr| trusted_proxies.iter().any(|net| net.contains(&ip));
+    if !trusted(peer) {
+        return peer;
+    }
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
+        .collect::<Vec<_>>();
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|hop| !trusted(*hop))
+        .unwrap_or(peer)
 }
 
 /// Parses `TRUSTED_PROXIES`: comma-separated IPs or CIDRs.

@@ -53,6 +53,7 @@ pub struct DeclaredRoute {
     /// The axum path pattern.
     pub path: &'static str,
     pub ids: Vec<&'static str>,
+    pub face: Face,
 }
 
 /// One face's handlers, by catalog route id.
@@ -157,7 +158,7 @@ pub(crate) fn build(
                 idempotency: guard.idempotency.clone(),
                 events: guard.events.clone(),
             });
-            let timeout = guard.call_timeout;
+            let timeout = deadline(routes[0], guard.call_timeout);
             let method_router =
                 method_router
                     .route_layer(
@@ -177,6 +178,7 @@ pub(crate) fn build(
                 method,
                 path,
                 ids: routes.iter().map(|route| route.id).collect(),
+                face: face.face,
             });
         }
     }
@@ -198,6 +200,22 @@ pub(crate) fn build(
         );
     }
     (router, declared)
+}
+
+/// The longest a REST long poll waits.
+pub(crate) const MAX_POLL_SECONDS: u32 = 50;
+
+/// The routes that wait for something to happen (long polls).
+const LONG_POLLS: &[&str] = &["memory.watch"];
+
+/// How long a call of `route` may take: the call timeout, and for a long
+/// poll as long again as it may wait.
+fn deadline(route: &Route, call_timeout: Duration) -> Duration {
+    if LONG_POLLS.contains(&route.id) {
+        call_timeout + Duration::from_secs(MAX_POLL_SECONDS.into())
+    } else {
+        call_timeout
+    }
 }
 
 fn deadline_passed(family: Family, timeout: Duration) -> Response {
@@ -312,7 +330,10 @@ async fn gate(State(gated): State<Arc<Gated>>, mut request: Request, next: Next)
     let events = gated.events.clone();
     let counted = async move {
         let response = pay_and_serve(&gated, route, payer, request, next).await;
-        events.emit(call_event(route, rail, &network, &response, started));
+        let status = Family::from(route.face).outcome_status(&response);
+        events.emit(call_event(
+            route, rail, &network, status, &response, started,
+        ));
         response
     };
     if own_task {
@@ -331,10 +352,10 @@ fn call_event(
     route: &Route,
     rail: &'static str,
     network: &str,
+    status: u16,
     response: &Response,
     started: Instant,
 ) -> tessera_proto::stats::v1::CallEvent {
-    let status = response.status().as_u16();
     if response.headers().contains_key(idempotency::REPLAY_HEADER) {
         return stats::call_event(route.id, stats::RAIL_REPLAY, "", status, "", started);
     }
@@ -361,6 +382,14 @@ async fn pay_and_serve(
 ) -> Response {
     let family = Family::from(route.face);
     let key = match idempotency::requested_key(request.headers()) {
+        // A kept answer is a body and headers; a gRPC answer's trailers
+        // (its status, its payment-response) would be lost on replay.
+        Ok(Some(_)) if family == Family::Grpc => {
+            return family.response(&Error::invalid(
+                "IDEMPOTENCY_UNSUPPORTED",
+                "Idempotency-Key is not supported over gRPC: a payment is already used once only; retry unpaid to get a fresh quote",
+            ));
+        }
         Ok(key) => key.zip(gated.idempotency.clone()),
         Err(error) => return family.response(&error),
     };

@@ -252,16 +252,22 @@ fn resource_url(request: &Request) -> String {
 }
 
 fn resource_url_of(headers: &HeaderMap, uri: &Uri) -> String {
+    // HTTP/2 (gRPC) names the host in the URI's authority, not in Host.
     let host = headers
         .get(HOST)
         .and_then(|h| h.to_str().ok())
+        .or_else(|| uri.authority().map(|authority| authority.as_str()))
         .unwrap_or("localhost");
     let path = uri.path_and_query().map_or("/", |pq| pq.as_str());
     format!("http://{host}{path}")
 }
 
-/// A 402 carrying `PaymentRequired` (base64 header) in header and body.
-fn payment_required(header: &str) -> Response {
+/// A 402 carrying `PaymentRequired` (base64 header) in header and body; on
+/// gRPC, a status whose metadata carries it.
+fn payment_required(family: Family, header: &str, refused: Option<&Error>) -> Response {
+    if family == Family::Grpc {
+        return crate::grpc::payment_required(header, refused);
+    }
     let body: serde_json::Value = tessera_x402::decode_header(header).unwrap_or_default();
     let mut response = (StatusCode::PAYMENT_REQUIRED, axum::Json(body)).into_response();
     if let Ok(value) = HeaderValue::from_str(header) {
@@ -277,7 +283,9 @@ fn payment_required(header: &str) -> Response {
 
 fn refusal(family: Family, error: Error) -> Response {
     match error.details.get("paymentRequired") {
-        Some(header) if error.kind == ErrorKind::PaymentRequired => payment_required(header),
+        Some(header) if error.kind == ErrorKind::PaymentRequired => {
+            payment_required(family, header, Some(&error))
+        }
         _ => {
             if error.http_status() >= 500 {
                 tracing::warn!(reason = %error.reason, "{}", error.message);
@@ -287,16 +295,28 @@ fn refusal(family: Family, error: Error) -> Response {
     }
 }
 
-fn attach_settlement(response: &mut Response, settled: &pb::SettleResponse, version: u32) {
-    let name = if version == 1 {
+fn attach_settlement(
+    family: Family,
+    response: &mut Response,
+    settled: &pb::SettleResponse,
+    version: u32,
+) {
+    let name = HeaderName::from_static(if version == 1 {
         "x-payment-response"
     } else {
         "payment-response"
+    });
+    let Ok(value) = HeaderValue::from_str(&settled.payment_response_header) else {
+        return;
     };
-    if let Ok(value) = HeaderValue::from_str(&settled.payment_response_header) {
-        response
-            .headers_mut()
-            .insert(HeaderName::from_static(name), value);
+    if family == Family::Grpc {
+        // In the trailers, as the unary calls promise, and in the initial
+        // metadata too, so a watch's client has it before the stream ends
+        // (a unary client merges both into one value).
+        response.headers_mut().insert(name.clone(), value.clone());
+        crate::grpc::add_trailer(response, name, value);
+    } else {
+        response.headers_mut().insert(name, value);
     }
 }
 
@@ -326,7 +346,9 @@ pub(crate) async fn charge(
             })
             .await;
         return match quote {
-            Ok(quote) => payment_required(&quote.into_inner().payment_required_header),
+            Ok(quote) => {
+                payment_required(family, &quote.into_inner().payment_required_header, None)
+            }
             Err(status) => refusal(family, from_internal_status("payment", &status)),
         };
     };
@@ -412,13 +434,13 @@ async fn charge_verified(
                     "the payment could not be settled",
                 );
                 let mut response = refusal(family, error);
-                attach_settlement(&mut response, &settled, version);
+                attach_settlement(family, &mut response, &settled, version);
                 return response;
             }
             Err(status) => return refusal(family, from_internal_status("payment", &status)),
         };
         let mut response = next.run(request).await;
-        attach_settlement(&mut response, &settled, version);
+        attach_settlement(family, &mut response, &settled, version);
         if settled.success {
             response.extensions_mut().insert(PaidFor);
             response.extensions_mut().insert(charged);
@@ -427,8 +449,8 @@ async fn charge_verified(
     }
 
     let mut response = next.run(request).await;
-    if response.status().as_u16() >= 400 {
-        let reason = format!("the call failed with {}", response.status().as_u16());
+    if family.failed(&response) {
+        let reason = format!("the call failed with {}", family.outcome_status(&response));
         if let Err(status) = payments
             .cancel(pb::CancelRequest { payment_id, reason })
             .await
@@ -445,7 +467,7 @@ async fn charge_verified(
             } else {
                 tracing::warn!(payment_id, reason = %settled.error_reason, pending = settled.pending, "payment not settled");
             }
-            attach_settlement(&mut response, &settled, version);
+            attach_settlement(family, &mut response, &settled, version);
         }
         Err(status) => {
             tracing::error!(payment_id, error = %status.message(), "settle failed after the call was served")

@@ -254,3 +254,80 @@ async fn agent402_owner_is_decided_by_the_memory_service() {
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     message(&reply);
 }
+
+/// A client that sends its headers, then its body a little later (as
+/// grpc-web transports and streaming uploads do), gets the refusal the
+/// headers alone decide, on a connection that stays open for its next call.
+#[tokio::test]
+async fn a_refusal_waits_for_the_body_and_keeps_the_connection() {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = tessera_runtime::Shutdown::new();
+    tokio::spawn(tessera_gateway::serve(
+        listener,
+        app().await,
+        shutdown.clone(),
+    ));
+
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (reader, mut writer) = stream.into_split();
+    let mut reader = BufReader::new(reader);
+    let body = r#"{"key":"k","value":1}"#;
+    for _ in 0..2 {
+        let head = format!(
+            "POST /api/memory HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        );
+        writer.write_all(head.as_bytes()).await.unwrap();
+        writer.flush().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        // The body still goes through: nothing was answered and closed yet.
+        writer.write_all(body.as_bytes()).await.unwrap();
+        let mut status = String::new();
+        reader.read_line(&mut status).await.unwrap();
+        assert!(status.starts_with("HTTP/1.1 401"), "{status:?}");
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).await.unwrap();
+            let line = line.trim_end().to_ascii_lowercase();
+            assert_ne!(line, "connection: close", "the connection must stay open");
+            if let Some(value) = line.strip_prefix("content-length: ") {
+                length = value.parse().unwrap();
+            }
+            if line.is_empty() {
+                break;
+            }
+        }
+        let mut answer = vec![0; length];
+        reader.read_exact(&mut answer).await.unwrap();
+        let answer: Value = serde_json::from_slice(&answer).unwrap();
+        assert!(
+            answer["error"].as_str().unwrap().contains("X-Agent-Id"),
+            "{answer}"
+        );
+    }
+    shutdown.trigger();
+}
+
+/// Native gRPC over HTTP/1.1 cannot carry its trailers (the status, the
+/// settlement): it is refused before it is quoted, served or charged.
+#[tokio::test]
+async fn grpc_over_http1_is_refused_before_anything_runs() {
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/tessera.memory.v1.MemoryService/Get")
+        .header("content-type", "application/grpc")
+        .header("x-agent-id", "agent-1")
+        .body(Body::from(vec![0u8, 0, 0, 0, 0]))
+        .unwrap();
+    let response = app().await.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let status = tonic::Status::from_header_map(response.headers()).expect("a gRPC status");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert_eq!(
+        tessera_error::Error::from_status(&status).reason,
+        "GRPC_NEEDS_HTTP2"
+    );
+}

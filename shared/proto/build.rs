@@ -24,6 +24,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out.join("tessera_descriptor.bin"),
         descriptors.encode_to_vec(),
     )?;
+    // The public API alone, for reflection on the gateway's port (which
+    // must not describe the internal services).
+    let mut public = descriptors.clone();
+    public
+        .file
+        .retain(|file| file.package.as_deref() == Some("tessera.memory.v1"));
+    std::fs::write(
+        out.join("tessera_public_descriptor.bin"),
+        public.encode_to_vec(),
+    )?;
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)

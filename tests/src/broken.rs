@@ -19,6 +19,18 @@ impl<S: MemoryStore> MemoryStore for SplitCas<S> {
         self.0.get(namespace, key).await
     }
 
+    async fn key_state(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<tessera_memory::watch::KeyState> {
+        self.0.key_state(namespace, key).await
+    }
+
+    fn changes(&self) -> std::sync::Arc<dyn tessera_memory::watch::ChangeLog> {
+        self.0.changes()
+    }
+
     async fn set(
         &self,
         namespace: &str,

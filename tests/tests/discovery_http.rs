@@ -137,10 +137,7 @@ async fn pricing_lists_every_catalog_entry_once() {
         assert_eq!(entry["inputSchema"]["type"], "object", "{}", tool.slug);
         assert!(entry["example"].is_object(), "{}", tool.slug);
     }
-    for route in tessera_catalog::routes()
-        .iter()
-        .filter(|r| r.tool.is_none())
-    {
+    for route in tessera_catalog::rest_routes().filter(|r| r.tool.is_none()) {
         let entry = tools.iter().find(|t| t["slug"] == route.id);
         assert!(entry.is_some(), "{} is listed", route.id);
         assert_eq!(entry.unwrap()["price"], route.price);

@@ -91,17 +91,22 @@ async fn every_route_and_method_unpaid_is_402_or_405_and_nothing_runs() {
                     &[],
                 )
                 .await;
-                let expected = if methods.contains(method) {
-                    StatusCode::PAYMENT_REQUIRED
-                } else {
-                    StatusCode::METHOD_NOT_ALLOWED
+                let grpc = pattern.starts_with("/tessera.");
+                let expected = match (methods.contains(method), grpc) {
+                    // A gRPC refusal is a status: HTTP 200, grpc-status 16.
+                    (true, true) => StatusCode::OK,
+                    (true, false) => StatusCode::PAYMENT_REQUIRED,
+                    (false, _) => StatusCode::METHOD_NOT_ALLOWED,
                 };
                 assert_eq!(
                     reply.status, expected,
                     "{method} {path}{query}: {}",
                     reply.body
                 );
-                if expected == StatusCode::PAYMENT_REQUIRED {
+                if grpc && expected == StatusCode::OK {
+                    assert_eq!(reply.headers["grpc-status"], "16", "{method} {path}");
+                }
+                if methods.contains(method) {
                     assert!(
                         reply.headers.contains_key("payment-required"),
                         "{method} {path}"

@@ -12,9 +12,10 @@ use crate::errors::ApiError;
 use crate::extract::{IfMatch, JsonBody, QueryParams};
 use crate::identity::Caller;
 use crate::memory::{
-    Deleted, Entry, Grant, GrantMode, ListParams, MemoryClient, Page, Target, WriteOptions,
+    ChangeKind, Deleted, Entry, Grant, GrantMode, ListParams, MemoryClient, Page, Target,
+    WatchParams, Watched, WriteOptions,
 };
-use crate::routes::{FaceRoutes, PaidRoute};
+use crate::routes::{FaceRoutes, PaidRoute, MAX_POLL_SECONDS};
 use crate::timestamps::unix_seconds;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -33,6 +34,7 @@ pub(crate) fn routes() -> FaceRoutes {
         .handle(&["memory.grant"], grant)
         .handle(&["memory.revoke"], revoke)
         .handle(&["memory.grants"], list_grants)
+        .handle(&["memory.watch"], watch)
 }
 
 /// One entry, as the agent402 face renders it (timestamps in unix seconds).
@@ -592,5 +594,117 @@ mod tests {
             serde_json::to_value(GrantView::from(forever)).unwrap()["expiresAt"],
             Value::Null
         );
+    }
+}
+
+// GET /api/memory/watch
+
+/// The header a quiet long poll names its position in.
+pub(crate) const WATCH_CURSOR_HEADER: &str = "x-watch-cursor";
+
+/// What to wait for: `key`, or every key under `prefix` (neither: every key).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct WatchQuery {
+    /// The key to watch.
+    #[serde(default)]
+    key: String,
+    /// Watch every key starting with this instead.
+    #[serde(default)]
+    prefix: String,
+    /// Watching a key: answer its first change after this revision (0: its
+    /// current state, if it was ever written).
+    #[serde(default)]
+    since_revision: u64,
+    /// Answer the first change after the event with this `cursor` (or the
+    /// `X-Watch-Cursor` of a quiet answer): pass it on every poll of a prefix.
+    #[serde(default)]
+    since_cursor: String,
+    /// How long to wait, 1 to 50 s (default 25); then 204.
+    timeout_seconds: Option<u32>,
+    /// Another namespace to watch, with its owner's `read` grant.
+    owner: Option<String>,
+}
+
+const DEFAULT_POLL_SECONDS: u32 = 25;
+
+/// The first change after the position asked for.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = agent402::WatchView)]
+pub(crate) struct WatchView {
+    /// `put`, `delete`, `expire`, or `resync` (the position is lost: read
+    /// the current state, then poll from `cursor`).
+    #[schema(value_type = String)]
+    kind: ChangeKind,
+    key: String,
+    /// The key's revision after the change (an expiry keeps the revision
+    /// that expired).
+    revision: u64,
+    /// The new value, on `put`.
+    value: Option<Value>,
+    etag: Option<String>,
+    expires_at: Option<i64>,
+    /// Pass as `sinceCursor` to wait for the next change.
+    cursor: String,
+    /// The log no longer held every change since: this is the state now.
+    compacted: bool,
+    owner: String,
+}
+
+/// Waits for the first change to a key (after `sinceRevision`) or under a
+/// prefix (after `sinceCursor`): 200 with the change, or 204 with
+/// `X-Watch-Cursor` when none came within `timeoutSeconds`.
+async fn watch(
+    State(memory): State<MemoryClient>,
+    caller: Caller,
+    QueryParams(query): QueryParams<WatchQuery>,
+) -> Result<Response, ApiError> {
+    let timeout_seconds = match query.timeout_seconds {
+        None => DEFAULT_POLL_SECONDS,
+        Some(seconds @ 1..=MAX_POLL_SECONDS) => seconds,
+        Some(seconds) => {
+            return Err(Error::invalid(
+                "INVALID_WATCH_TIMEOUT",
+                format!("timeoutSeconds is {seconds}; it must be 1 to {MAX_POLL_SECONDS}"),
+            )
+            .into())
+        }
+    };
+    let target = target(caller, query.owner);
+    let params = WatchParams {
+        key: query.key,
+        prefix: query.prefix,
+        since_revision: query.since_revision,
+        since_cursor: query.since_cursor,
+        timeout_seconds,
+    };
+    match memory.watch_first(&target, params).await? {
+        Watched::Change(change) => {
+            let entry = change.entry;
+            Ok(Json(WatchView {
+                kind: change.kind,
+                key: change.key,
+                revision: change.revision,
+                etag: entry.as_ref().map(|e| e.etag.clone()),
+                expires_at: entry
+                    .as_ref()
+                    .and_then(|e| e.expires_at_ms)
+                    .map(unix_seconds),
+                value: entry.map(|e| e.value),
+                cursor: change.cursor,
+                compacted: change.compacted,
+                owner: target.namespace,
+            })
+            .into_response())
+        }
+        Watched::Quiet { cursor } => {
+            let mut response = axum::http::StatusCode::NO_CONTENT.into_response();
+            if let Ok(value) = axum::http::HeaderValue::from_str(&cursor) {
+                response.headers_mut().insert(WATCH_CURSOR_HEADER, value);
+            }
+            Ok(response)
+        }
     }
 }

@@ -68,16 +68,19 @@ pub(super) fn base(route: &Route) -> Shape {
             tessera_catalog::Face::Agent402 => "memory",
             tessera_catalog::Face::TwoS => "2s.io memory",
             tessera_catalog::Face::Agents => "agent memory",
+            tessera_catalog::Face::Grpc => unreachable!("gRPC methods are not REST operations"),
         },
         summary: route.summary.to_string(),
         description: None,
         parameters: Vec::new(),
         body: None,
         ok: ok("The answer", any("Not described yet").into()),
+        extra: Vec::new(),
         errors: match route.face {
             tessera_catalog::Face::Agent402 => vec![UNIDENTIFIED, FORBIDDEN],
             tessera_catalog::Face::TwoS => vec![UNIDENTIFIED],
             tessera_catalog::Face::Agents => vec![FORBIDDEN],
+            tessera_catalog::Face::Grpc => unreachable!("gRPC methods are not REST operations"),
         },
     }
 }
@@ -127,6 +130,23 @@ pub(super) fn shape(draft: &mut Draft, routes: &[&'static Route]) -> Option<Shap
                 "Whether a grant was revoked",
                 draft.component::<agent402::RevokeView>(),
             );
+        }
+        "memory.watch" => {
+            shape.summary =
+                "Wait for the next change to a key or under a prefix (long poll)".into();
+            shape.parameters = params::<agent402::WatchQuery>();
+            shape.ok = ok(
+                "The first change after the position asked for",
+                draft.component::<agent402::WatchView>(),
+            );
+            let mut quiet = ResponseBuilder::new()
+                .description("No change within timeoutSeconds; poll again from X-Watch-Cursor")
+                .build();
+            quiet.headers.insert(
+                "X-Watch-Cursor".into(),
+                header("The watch's position: pass it as sinceCursor"),
+            );
+            shape.extra.push(("204", quiet));
         }
         "memory.grants" => {
             shape.ok = ok(

@@ -26,7 +26,10 @@ const DECIMALS: u32 = 6;
 
 /// Adds an operation for every declared paid route.
 pub(super) fn add(draft: &mut Draft) {
-    for declared in crate::declared_routes() {
+    for declared in crate::declared_routes()
+        .into_iter()
+        .filter(|declared| declared.face.is_rest())
+    {
         let routes: Vec<&'static Route> = declared
             .ids
             .iter()
@@ -175,7 +178,11 @@ fn finish(shape: Shape, routes: &[&'static Route], path: &str) -> utoipa::openap
         "X-Idempotent-Replay".into(),
         header("`true` when this is the stored answer to an earlier call with the same Idempotency-Key"),
     );
-    operation = operation.response(status, ok).response(
+    operation = operation.response(status, ok);
+    for (status, answer) in shape.extra {
+        operation = operation.response(status, answer);
+    }
+    operation = operation.response(
         "402",
         RefOr::<Response>::Ref(Ref::from_response_name(PAYMENT_REQUIRED_RESPONSE)),
     );

@@ -140,7 +140,8 @@ pub(super) fn header(description: &str) -> Header {
 /// The component name of `family`'s error body.
 pub(super) fn error_body(family: Family) -> &'static str {
     match family {
-        Family::Agent402 | Family::TwoS => ERROR,
+        // gRPC methods are not in the document; the bare body if ever asked.
+        Family::Agent402 | Family::TwoS | Family::Grpc => ERROR,
         Family::Agents => AGENTS_ERROR,
     }
 }

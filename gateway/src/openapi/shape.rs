@@ -24,7 +24,7 @@ pub(super) const SHARED_ERRORS: &[(&str, &str, &str)] = &[
 fn shared_error_name(family: Family, name: &str) -> String {
     match family {
         Family::Agents => format!("agents.{name}"),
-        Family::Agent402 | Family::TwoS => name.to_string(),
+        Family::Agent402 | Family::TwoS | Family::Grpc => name.to_string(),
     }
 }
 
@@ -64,4 +64,6 @@ pub(super) struct Shape {
     pub(super) ok: (&'static str, Response),
     /// Error statuses particular to the operation, with what they mean.
     pub(super) errors: Vec<(u16, &'static str)>,
+    /// Other successful answers (a long poll's 204).
+    pub(super) extra: Vec<(&'static str, Response)>,
 }

@@ -47,6 +47,7 @@ pub(super) fn shape(
             400,
             "The input does not match the tool's schema, or the tool refused it: the message names the field",
         )],
+        extra: Vec::new(),
     };
     if *method == HttpMethod::Get {
         let in_path = path_parameters(path);

@@ -103,8 +103,7 @@ impl Entry {
 /// Every entry, in the catalog's order.
 pub fn entries() -> &'static [Entry] {
     static ENTRIES: LazyLock<Vec<Entry>> = LazyLock::new(|| {
-        tessera_catalog::routes()
-            .iter()
+        tessera_catalog::rest_routes()
             .map(|route| match route.tool.and_then(tessera_toolbox::find) {
                 Some(tool) => Entry::of_tool(tool, route),
                 None => Entry::of_memory_route(route),
@@ -131,8 +130,7 @@ mod tests {
     #[test]
     fn every_tool_and_every_memory_route_once_in_catalog_order() {
         let slugs: Vec<&str> = entries().iter().map(|entry| entry.slug.as_str()).collect();
-        let expected: Vec<&str> = tessera_catalog::routes()
-            .iter()
+        let expected: Vec<&str> = tessera_catalog::rest_routes()
             .map(|route| route.tool.unwrap_or(route.id))
             .collect();
         assert_eq!(slugs, expected);
@@ -141,8 +139,7 @@ mod tests {
             slugs.len(),
             "a slug twice"
         );
-        let memory = tessera_catalog::routes()
-            .iter()
+        let memory = tessera_catalog::rest_routes()
             .filter(|route| route.tier == Tier::Wallet)
             .count();
         assert!(memory > 0);

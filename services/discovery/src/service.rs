@@ -291,8 +291,7 @@ mod tests {
             );
             assert_eq!(tool.price, declared.price.to_string());
         }
-        let memory: Vec<&tessera_catalog::Route> = tessera_catalog::routes()
-            .iter()
+        let memory: Vec<&tessera_catalog::Route> = tessera_catalog::rest_routes()
             .filter(|route| route.tier == tessera_catalog::Tier::Wallet)
             .collect();
         for route in &memory {

@@ -12,6 +12,8 @@
 //! | `MEMORY_MAX_KEYS` | `10000` | live keys per namespace |
 //! | `MEMORY_MAX_BYTES` | `33554432` | key + value bytes per namespace |
 //! | `MEMORY_MAX_GRANTS` | `1000` | active grants a namespace gives |
+//! | `MEMORY_MAX_WATCHES` | `10000` | watches open at once on this server; past it a new watch is refused (RESOURCE_EXHAUSTED, `TOO_MANY_WATCHES`) |
+//! | `MEMORY_MAX_WATCH_SECONDS` | `60` | longest a watch lasts (the client then renews it from its last cursor or revision) |
 //! | `MEMORY_RECLAIM_AFTER_SECONDS` | `3600` | a deleted or expired key's row is reclaimed this long after (its revisions keep growing when written again) |
 //! | `MEMORY_RECLAIM_EVERY_SECONDS` | `600` | how often the reclaimer runs (0 = never) |
 //! | `INTERNAL_TOKEN` | unset | when set, every gRPC call but health needs `authorization: Bearer <token>` (see `tessera_runtime::grpc_auth`) |
@@ -56,7 +58,13 @@ impl MemoryConfig {
             max_keys: env_or("MEMORY_MAX_KEYS", defaults.max_keys)?,
             max_bytes: env_or("MEMORY_MAX_BYTES", defaults.max_bytes)?,
             max_grants: env_or("MEMORY_MAX_GRANTS", defaults.max_grants)?,
+            max_watch_seconds: env_or("MEMORY_MAX_WATCH_SECONDS", defaults.max_watch_seconds)?,
+            max_watches: env_or("MEMORY_MAX_WATCHES", defaults.max_watches)?,
         };
+        anyhow::ensure!(
+            limits.max_watch_seconds > 0,
+            "MEMORY_MAX_WATCH_SECONDS must be at least 1"
+        );
         let backend = match env_string("MEMORY_BACKEND", "embedded").as_str() {
             "embedded" => Backend::Embedded {
                 path: env_string("MEMORY_EMBEDDED_PATH", "data/tessera-memory.db").into(),

@@ -4,7 +4,9 @@
 
 use crate::grants::{AccessMode, Grant};
 use crate::model::{Entry, ListPage};
+use crate::watch::{EventKind, WatchEvent};
 use crate::Memory;
+use futures::stream::{BoxStream, StreamExt};
 use tessera_error::Error;
 use tessera_proto::memory::v1 as pb;
 use tessera_proto::memory::v1::memory_service_server::{MemoryService, MemoryServiceServer};
@@ -70,6 +72,27 @@ pub fn grant_to_proto(grant: Grant) -> pb::GrantEntry {
     }
 }
 
+fn event_kind_to_proto(kind: EventKind) -> pb::watch_event::Kind {
+    match kind {
+        EventKind::Progress => pb::watch_event::Kind::Progress,
+        EventKind::Put => pb::watch_event::Kind::Put,
+        EventKind::Delete => pb::watch_event::Kind::Delete,
+        EventKind::Expire => pb::watch_event::Kind::Expire,
+        EventKind::Resync => pb::watch_event::Kind::Resync,
+    }
+}
+
+pub fn event_to_proto(event: WatchEvent) -> pb::WatchEvent {
+    pb::WatchEvent {
+        kind: event_kind_to_proto(event.kind).into(),
+        key: event.key,
+        revision: event.revision,
+        entry: event.entry.map(entry_to_proto),
+        cursor: event.cursor,
+        compacted: event.compacted,
+    }
+}
+
 impl MemoryGrpc {
     /// The service as `caller` (empty = the request's namespace itself).
     fn by(&self, caller: &str) -> Memory {
@@ -79,6 +102,33 @@ impl MemoryGrpc {
 
 #[tonic::async_trait]
 impl MemoryService for MemoryGrpc {
+    type WatchStream = BoxStream<'static, Result<pb::WatchEvent, Status>>;
+
+    async fn watch(
+        &self,
+        request: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let r = request.into_inner();
+        let events = self
+            .by(&r.caller)
+            .watch(
+                &r.namespace,
+                &r.key,
+                &r.prefix,
+                r.since_revision,
+                &r.since_cursor,
+                r.timeout_seconds,
+            )
+            .await?;
+        // A watch that could not start failed above, as a call.
+        let stream = futures::stream::unfold(events, |mut events| async move {
+            let event = events.recv().await?;
+            let item = event.map(event_to_proto).map_err(|error| error.to_status());
+            Some((item, events))
+        });
+        Ok(Response::new(stream.boxed()))
+    }
+
     async fn get(&self, request: Request<pb::GetRequest>) -> Result<Response<pb::Entry>, Status> {
         let r = request.into_inner();
         let entry = self.by(&r.caller).get(&r.namespace, &r.key).await?;

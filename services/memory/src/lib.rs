@@ -17,6 +17,7 @@ pub mod model;
 pub mod ops;
 pub mod service;
 pub mod store;
+pub mod watch;
 
 pub use grants::{AccessMode, Grant};
 pub use model::{CasOutcome, Deleted, Entry, Limits, ListPage, TtlChange};

@@ -28,6 +28,10 @@ pub struct Limits {
     pub max_bytes: u64,
     /// Most active grants one namespace gives.
     pub max_grants: u64,
+    /// Longest a watch lasts before the client renews it.
+    pub max_watch_seconds: u64,
+    /// Watches one server keeps open at once.
+    pub max_watches: usize,
 }
 
 impl Default for Limits {
@@ -37,6 +41,8 @@ impl Default for Limits {
             max_keys: 10_000,
             max_bytes: 32 * 1024 * 1024,
             max_grants: 1000,
+            max_watch_seconds: 60,
+            max_watches: 10_000,
         }
     }
 }

@@ -15,8 +15,16 @@ use crate::model::{
 };
 use crate::ops::Number;
 use crate::store::MemoryStore;
+use crate::watch::session::WatchEvent;
+use crate::watch::{Target, WatchEvents, WatchSpec};
 use std::sync::Arc;
-use tessera_error::{Error, Result};
+use tessera_error::{Error, ErrorKind, Result};
+use tokio::sync::mpsc;
+
+/// How often a watch of another namespace checks its grant still holds.
+const GRANT_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
+/// A watch cursor's length at most (ours are far shorter).
+const MAX_CURSOR_CHARS: usize = 64;
 
 #[derive(Clone)]
 pub struct Memory {
@@ -24,6 +32,8 @@ pub struct Memory {
     limits: Limits,
     /// Who the calls are made by; `None` = each call's namespace itself.
     caller: Option<Arc<str>>,
+    /// Watches open at once, at most `limits.max_watches`.
+    watches: Arc<tokio::sync::Semaphore>,
 }
 
 impl Memory {
@@ -66,6 +76,7 @@ impl Memory {
             store,
             limits,
             caller: None,
+            watches: Arc::new(tokio::sync::Semaphore::new(limits.max_watches)),
         }
     }
 
@@ -259,6 +270,115 @@ impl Memory {
         self.store.list_grants(namespace).await
     }
 
+    /// Watches `key` (or, with `key` empty, every key under `prefix`) for up
+    /// to `timeout_seconds` (0 = the limit); see [`crate::watch`]. Another
+    /// namespace needs a read grant, checked again every few seconds while
+    /// the watch lasts: a revoked grant ends it with `NO_GRANT`.
+    #[tracing::instrument(skip(self), fields(caller = self.caller()), err(Display))]
+    pub async fn watch(
+        &self,
+        namespace: &str,
+        key: &str,
+        prefix: &str,
+        since_revision: u64,
+        since_cursor: &str,
+        timeout_seconds: u32,
+    ) -> Result<WatchEvents> {
+        let namespace = canonical_namespace(namespace).into_owned();
+        validate_namespace(&namespace)?;
+        let target = match (key.is_empty(), prefix.is_empty()) {
+            (false, false) => {
+                return Err(Error::invalid(
+                    "KEY_AND_PREFIX",
+                    "watch a key or a prefix, not both",
+                ))
+            }
+            (false, true) => {
+                validate_key(key)?;
+                Target::Key(key.to_string())
+            }
+            (true, _) => {
+                validate_prefix(prefix)?;
+                Target::Prefix(prefix.to_string())
+            }
+        };
+        if !since_cursor.is_empty() {
+            if since_cursor.len() > MAX_CURSOR_CHARS {
+                return Err(crate::watch::invalid_cursor(since_cursor));
+            }
+            self.store.changes().check_cursor(since_cursor)?;
+        }
+        // Longer than the limit is the limit: the client renews.
+        let max = self.limits.max_watch_seconds;
+        let timeout = match u64::from(timeout_seconds) {
+            0 => max,
+            seconds => seconds.min(max),
+        };
+        self.authorize(&namespace, AccessMode::Read).await?;
+        let permit = self.watches.clone().try_acquire_owned().map_err(|_| {
+            Error::new(
+                ErrorKind::RateLimited,
+                "TOO_MANY_WATCHES",
+                format!(
+                    "this server has {} watches open, its limit: retry shortly",
+                    self.limits.max_watches
+                ),
+            )
+        })?;
+        let spec = WatchSpec {
+            namespace: namespace.clone(),
+            target,
+            since_revision,
+            since_cursor: (!since_cursor.is_empty()).then(|| since_cursor.to_string()),
+            timeout: std::time::Duration::from_secs(timeout),
+        };
+        let mut events = crate::watch::watch(self.store.clone(), spec, permit);
+        // What can fail at the start fails the call, before any event.
+        let first = match events.recv().await {
+            Some(Ok(first)) => first,
+            Some(Err(error)) => return Err(error),
+            None => return Err(Error::internal("a watch ended before it started")),
+        };
+        if self.caller().is_some_and(|caller| caller != namespace) {
+            events = self.while_granted(namespace, events);
+        }
+        Ok(WatchEvents::new(first, events))
+    }
+
+    /// Relays `events` while the caller's read grant on `namespace` holds.
+    fn while_granted(
+        &self,
+        namespace: String,
+        mut events: mpsc::Receiver<Result<WatchEvent>>,
+    ) -> mpsc::Receiver<Result<WatchEvent>> {
+        let (relay, relayed) = mpsc::channel(1);
+        let memory = self.clone();
+        tokio::spawn(async move {
+            let mut check = tokio::time::interval(GRANT_RECHECK);
+            check.tick().await;
+            loop {
+                tokio::select! {
+                    event = events.recv() => match event {
+                        Some(event) => {
+                            if relay.send(event).await.is_err() {
+                                return;
+                            }
+                        }
+                        None => return,
+                    },
+                    _ = check.tick() => {
+                        if let Err(error) = memory.authorize(&namespace, AccessMode::Read).await {
+                            let _ = relay.send(Err(error)).await;
+                            return;
+                        }
+                    }
+                    _ = relay.closed() => return,
+                }
+            }
+        });
+        relayed
+    }
+
     /// Whether the caller may act on `namespace` with `need`. Its own
     /// namespace never touches the grants; another needs an active grant.
     async fn authorize(&self, namespace: &str, need: AccessMode) -> Result<()> {
@@ -337,6 +457,12 @@ mod tests {
     impl MemoryStore for Counting {
         async fn get(&self, ns: &str, key: &str) -> Result<Option<Entry>> {
             self.inner.get(ns, key).await
+        }
+        async fn key_state(&self, ns: &str, key: &str) -> Result<crate::watch::KeyState> {
+            self.inner.key_state(ns, key).await
+        }
+        fn changes(&self) -> Arc<dyn crate::watch::ChangeLog> {
+            self.inner.changes()
         }
         async fn set(
             &self,

@@ -4,6 +4,8 @@
 use crate::grants::{AccessMode, Grant};
 use crate::model::{CasOutcome, Deleted, Entry, ListPage, ListQuery, TtlChange};
 use crate::ops::Number;
+use crate::watch::{ChangeLog, KeyState};
+use std::sync::Arc;
 use tessera_error::Result;
 
 #[async_trait::async_trait]
@@ -59,6 +61,13 @@ pub trait MemoryStore: Send + Sync + 'static {
     /// The mode of `namespace`'s active grant to `grantee`, if any: one
     /// primary-key lookup, made only for cross-namespace calls.
     async fn grant_mode(&self, namespace: &str, grantee: &str) -> Result<Option<AccessMode>>;
+
+    /// The key's revision and live entry, read as `get` reads (what it
+    /// shows is durable), for a watch to start from.
+    async fn key_state(&self, namespace: &str, key: &str) -> Result<KeyState>;
+
+    /// The log of this store's acknowledged writes, for watches.
+    fn changes(&self) -> Arc<dyn ChangeLog>;
 
     /// Readiness of the backing servers.
     async fn ping(&self) -> Result<()>;

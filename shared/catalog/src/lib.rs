@@ -53,6 +53,18 @@ pub enum Face {
     TwoS,
     /// The per-agent memory API: `{"error": {"category", "message", "details"}}`.
     Agents,
+    /// The public gRPC memory API (`tessera.memory.v1.MemoryService` on the
+    /// gateway's port): every call is an HTTP/2 `POST /<service>/<method>`,
+    /// and an error is a gRPC status with a `google.rpc.ErrorInfo`.
+    Grpc,
+}
+
+impl Face {
+    /// Whether routes of this face are REST (described by OpenAPI, listed by
+    /// find and the x402 manifest) rather than gRPC methods.
+    pub fn is_rest(self) -> bool {
+        self != Face::Grpc
+    }
 }
 
 /// Who may pay for a route with proof of work instead of USDC.
@@ -139,6 +151,12 @@ pub fn routes() -> &'static [Route] {
             .collect()
     });
     &ROUTES
+}
+
+/// Every paid REST route (what OpenAPI, find and the manifest describe):
+/// [`routes`] without the gRPC methods.
+pub fn rest_routes() -> impl Iterator<Item = &'static Route> {
+    routes().iter().filter(|route| route.face.is_rest())
 }
 
 /// The route with this id.

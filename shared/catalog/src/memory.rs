@@ -1,5 +1,6 @@
-//! Memory, on its three public faces: agent402's `/api/memory`, 2s.io's
-//! `/api/agent/memory`, and the per-agent `/agents/{id}/memory`.
+//! Memory, on its three public REST faces: agent402's `/api/memory`, 2s.io's
+//! `/api/agent/memory`, and the per-agent `/agents/{id}/memory`; and on the
+//! public gRPC API, `tessera.memory.v1.MemoryService`, priced as agent402's.
 
 use crate::{Face, Method, Route, Tier, When};
 
@@ -28,7 +29,7 @@ const fn when(route: Route, when: When) -> Route {
     Route { when, ..route }
 }
 
-use Face::{Agent402, Agents, TwoS};
+use Face::{Agent402, Agents, Grpc, TwoS};
 use Method::{Delete, Get, Post, Put};
 
 pub static ROUTES: &[Route] = &[
@@ -103,6 +104,14 @@ pub static ROUTES: &[Route] = &[
         1000,
         "list the grants given",
     ),
+    route(
+        "memory.watch",
+        Get,
+        "/api/memory/watch",
+        Agent402,
+        1000,
+        "wait for a change to a key or prefix (long poll)",
+    ),
     // 2s.io
     route(
         "agent.memory.put",
@@ -168,5 +177,86 @@ pub static ROUTES: &[Route] = &[
         Agents,
         1000,
         "delete one key",
+    ),
+    // gRPC: POST /<service>/<method>, priced as the agent402 operation.
+    route(
+        "grpc.memory.get",
+        Post,
+        "/tessera.memory.v1.MemoryService/Get",
+        Grpc,
+        1000,
+        "read one key",
+    ),
+    route(
+        "grpc.memory.set",
+        Post,
+        "/tessera.memory.v1.MemoryService/Set",
+        Grpc,
+        2000,
+        "set one key",
+    ),
+    route(
+        "grpc.memory.delete",
+        Post,
+        "/tessera.memory.v1.MemoryService/Delete",
+        Grpc,
+        1000,
+        "delete one key",
+    ),
+    route(
+        "grpc.memory.list",
+        Post,
+        "/tessera.memory.v1.MemoryService/List",
+        Grpc,
+        1000,
+        "list keys",
+    ),
+    route(
+        "grpc.memory.cas",
+        Post,
+        "/tessera.memory.v1.MemoryService/CompareAndSwap",
+        Grpc,
+        1000,
+        "compare and swap one key",
+    ),
+    route(
+        "grpc.memory.incr",
+        Post,
+        "/tessera.memory.v1.MemoryService/Increment",
+        Grpc,
+        1000,
+        "increment a counter",
+    ),
+    route(
+        "grpc.memory.grant",
+        Post,
+        "/tessera.memory.v1.MemoryService/Grant",
+        Grpc,
+        2000,
+        "grant another namespace access",
+    ),
+    route(
+        "grpc.memory.revoke",
+        Post,
+        "/tessera.memory.v1.MemoryService/Revoke",
+        Grpc,
+        1000,
+        "revoke a grant",
+    ),
+    route(
+        "grpc.memory.watch",
+        Post,
+        "/tessera.memory.v1.MemoryService/Watch",
+        Grpc,
+        1000,
+        "watch a key or prefix for up to a minute",
+    ),
+    route(
+        "grpc.memory.grants",
+        Post,
+        "/tessera.memory.v1.MemoryService/ListGrants",
+        Grpc,
+        1000,
+        "list the grants given",
     ),
 ];

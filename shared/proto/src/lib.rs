@@ -4,6 +4,11 @@
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/tessera_descriptor.bin"));
 
+/// Encoded `FileDescriptorSet` of the public API only (`tessera.memory.v1`,
+/// which imports nothing), for reflection on the gateway's port.
+pub const PUBLIC_FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/tessera_public_descriptor.bin"));
+
 pub mod memory {
     pub mod v1 {
         tonic::include_proto!("tessera.memory.v1");

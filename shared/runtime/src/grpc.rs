@@ -103,27 +103,11 @@ impl GrpcServer {
                 "grpc.reflection.v1alpha.ServerReflection",
             ])
             .collect();
-        let reflection = || {
-            served.iter().fold(
-                tonic_reflection::server::Builder::configure()
-                    .include_reflection_service(false)
-                    .register_encoded_file_descriptor_set(tessera_proto::FILE_DESCRIPTOR_SET)
-                    .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-                    .register_encoded_file_descriptor_set(
-                        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
-                    )
-                    .register_encoded_file_descriptor_set(
-                        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
-                    ),
-                |builder, name| builder.with_service_name(*name),
-            )
-        };
-
         let routes = self
             .routes
             .add_service(health_service)
-            .add_service(reflection().build_v1()?)
-            .add_service(reflection().build_v1alpha()?);
+            .add_service(reflection(tessera_proto::FILE_DESCRIPTOR_SET, &served).build_v1()?)
+            .add_service(reflection(tessera_proto::FILE_DESCRIPTOR_SET, &served).build_v1alpha()?);
         tracing::info!(
             %addr,
             services = ?self.service_names,
@@ -165,6 +149,27 @@ impl GrpcServer {
         tracing::info!(%addr, "gRPC server stopped");
         Ok(())
     }
+}
+
+/// A reflection service (build it as v1 or v1alpha) over `descriptors` (an
+/// encoded FileDescriptorSet), health's and reflection's own protos,
+/// listing only `served` (the services a server answers, reflection and
+/// health included).
+pub fn reflection(
+    descriptors: &'static [u8],
+    served: &[&'static str],
+) -> tonic_reflection::server::Builder<'static> {
+    served.iter().fold(
+        tonic_reflection::server::Builder::configure()
+            .include_reflection_service(false)
+            .register_encoded_file_descriptor_set(descriptors)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(
+                tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+            ),
+        |builder, name| builder.with_service_name(*name),
+    )
 }
 
 /// Labels for a gRPC path: `/tessera.memory.v1.MemoryService/Get` →

@@ -29,6 +29,7 @@ struct ClientRequests {
 
 struct Shared {
     http: reqwest::Client,
+    base: String,
     namespace: String,
     health_url: String,
     tool_url: String,
@@ -151,6 +152,7 @@ impl GatewayHttp {
                 http,
                 namespace,
                 health_url: format!("{base}/health"),
+                base: base.clone(),
                 tool_url: format!("{base}/api/sha256"),
                 tool_body: body(json!({ "text": "x".repeat(1024) })),
                 cas_url: format!("{base}/api/memory/cas"),
@@ -158,6 +160,16 @@ impl GatewayHttp {
                 clients,
             }),
         })
+    }
+
+    /// The free-mode gateway's base URL (REST, gRPC and MCP on one port).
+    pub fn base_url(&self) -> &str {
+        &self.shared.base
+    }
+
+    /// The namespace whose keys the rows read and write (`X-Agent-Id`).
+    pub fn namespace(&self) -> &str {
+        &self.shared.namespace
     }
 
     /// `GET /health` on the same gateway and client: a route that calls

@@ -30,6 +30,8 @@ struct Shared {
     cas_sha: String,
     usage: String,
     expiry: String,
+    /// The namespace's change stream (every write appends to it).
+    changes: String,
     prefix: String,
     max_keys: String,
     max_bytes: String,
@@ -77,6 +79,7 @@ impl RawRedis {
             cas_sha,
             usage: format!("tm:{{{namespace}}}:u"),
             expiry: format!("tm:{{{namespace}}}:x"),
+            changes: format!("tm:{{{namespace}}}:w"),
             prefix,
             max_keys: limits.max_keys.to_string(),
             max_bytes: limits.max_bytes.to_string(),
@@ -192,7 +195,11 @@ impl RawRedis {
     pub async fn cleanup(&self) -> anyhow::Result<()> {
         let shared = &self.shared;
         let mut connection = shared.connections[0].clone();
-        let mut keys = vec![shared.usage.clone(), shared.expiry.clone()];
+        let mut keys = vec![
+            shared.usage.clone(),
+            shared.expiry.clone(),
+            shared.changes.clone(),
+        ];
         for client in &shared.clients {
             keys.push(client.plain.clone());
             keys.push(client.entry.clone());
@@ -216,10 +223,11 @@ fn cas_call(shared: &Shared, client: usize, call: u64) -> redis::Cmd {
     let keys = &shared.clients[client];
     let mut cmd = redis::cmd("EVALSHA");
     cmd.arg(&shared.cas_sha)
-        .arg(3)
+        .arg(4)
         .arg(&keys.entry)
         .arg(&shared.usage)
         .arg(&shared.expiry)
+        .arg(&shared.changes)
         .arg(&keys.member)
         .arg(&shared.prefix)
         .arg(INCARNATION);

@@ -26,6 +26,8 @@ mod paid_cas;
 mod postgres;
 #[path = "../bench/pow.rs"]
 mod pow;
+#[path = "../bench/public_api.rs"]
+mod public_api;
 #[path = "../bench/raw_redis.rs"]
 mod raw_redis;
 #[path = "../bench/report.rs"]
@@ -63,6 +65,9 @@ pub enum Case {
     HttpCas,
     HttpIncr,
     HttpTool,
+    PublicGrpcGet,
+    PublicGrpcCas,
+    McpCall,
     FindLoad,
     FindOne,
     RouteLoad,
@@ -83,7 +88,7 @@ pub enum Case {
 
 impl Case {
     /// Every case, in run order: each baseline before what it is compared with.
-    const ALL: [Case; 32] = [
+    const ALL: [Case; 35] = [
         Case::RedisGet,
         Case::RedisSet,
         Case::RedisEvalshaCas,
@@ -100,6 +105,9 @@ impl Case {
         Case::HttpCas,
         Case::HttpIncr,
         Case::HttpTool,
+        Case::PublicGrpcGet,
+        Case::PublicGrpcCas,
+        Case::McpCall,
         Case::FindLoad,
         Case::FindOne,
         Case::RouteLoad,
@@ -136,6 +144,9 @@ impl Case {
             Case::HttpCas => "http-cas",
             Case::HttpIncr => "http-incr",
             Case::HttpTool => "http-tool",
+            Case::PublicGrpcGet => "public-grpc-get",
+            Case::PublicGrpcCas => "public-grpc-cas",
+            Case::McpCall => "mcp-call",
             Case::FindLoad => "find-10k",
             Case::FindOne => "find-10k-1",
             Case::RouteLoad => "route-1k",
@@ -172,6 +183,8 @@ impl Case {
             | Case::HttpCas
             | Case::HttpIncr
             | Case::HttpTool => "gateway HTTP",
+            Case::PublicGrpcGet | Case::PublicGrpcCas => "gateway public gRPC (h2c)",
+            Case::McpCall => "gateway MCP",
             Case::IdemFresh | Case::IdemReplay => "gateway HTTP, keys in Redis",
             Case::FindLoad | Case::FindOne => "gateway discovery, 10k tools",
             Case::RouteLoad | Case::RouteOne => "gateway router, 1k sellers",
@@ -204,6 +217,9 @@ impl Case {
             Case::HttpCas => "POST /api/memory/cas",
             Case::HttpIncr => "POST /api/memory/incr",
             Case::HttpTool => "POST /api/sha256, 1 KiB",
+            Case::PublicGrpcGet => "Get",
+            Case::PublicGrpcCas => "CompareAndSwap",
+            Case::McpCall => "tools/call agent.memory.get",
             Case::FindLoad => "GET /api/find?q=<3 words>&k=5",
             Case::FindOne => "GET /api/find, 1 client (latency)",
             Case::RouteLoad => "POST /api/route {query, top: 3}",
@@ -257,6 +273,11 @@ impl Case {
             Case::Eip712Recover | Case::FacilitatorVerify => &[Case::Eip712Recover],
             // The same CAS unpaid through the same gateway, else raw Redis.
             Case::PaidCas => &[Case::HttpCas, Case::RedisEvalshaCas],
+            // The same call on the memory service's own gRPC port.
+            Case::PublicGrpcGet => &[Case::GrpcGet, Case::RedisGet],
+            Case::PublicGrpcCas => &[Case::GrpcCas, Case::RedisEvalshaCas],
+            // The same read as a REST call on the same gateway.
+            Case::McpCall => &[Case::HttpGet, Case::RedisGet],
         }
     }
 
@@ -272,6 +293,16 @@ impl Case {
                 | Case::HttpTool
                 | Case::IdemFresh
                 | Case::IdemReplay
+                | Case::PublicGrpcGet
+                | Case::PublicGrpcCas
+                | Case::McpCall
+        )
+    }
+
+    fn is_public(self) -> bool {
+        matches!(
+            self,
+            Case::PublicGrpcGet | Case::PublicGrpcCas | Case::McpCall
         )
     }
 
@@ -390,6 +421,7 @@ struct Targets {
     redis: Option<RawRedis>,
     memory: Option<MemoryGrpc>,
     gateway: Option<GatewayHttp>,
+    public: Option<public_api::PublicApi>,
     postgres: Option<Postgres>,
     recover: Option<Eip712Recover>,
     verify: Option<FacilitatorVerify>,
@@ -409,6 +441,7 @@ impl Targets {
             redis: None,
             memory: None,
             gateway: None,
+            public: None,
             postgres: None,
             recover: None,
             verify: None,
@@ -430,6 +463,12 @@ impl Targets {
                 let gateway = GatewayHttp::setup(settings, &memory)
                     .await
                     .context("gateway setup")?;
+                if settings.wants(Case::is_public) {
+                    let public = public_api::PublicApi::setup(settings, &gateway)
+                        .await
+                        .context("public gRPC and MCP setup")?;
+                    targets.public = Some(public);
+                }
                 targets.gateway = Some(gateway);
             }
             targets.memory = Some(memory);
@@ -522,6 +561,24 @@ impl Targets {
             }
             Case::HttpIncr => gateway.expect(missing).increment(name, settings).await,
             Case::HttpTool => gateway.expect(missing).tool(name, settings).await,
+            Case::PublicGrpcGet => {
+                self.public
+                    .as_ref()
+                    .expect(missing)
+                    .get(name, settings)
+                    .await
+            }
+            Case::PublicGrpcCas => {
+                let public = self.public.as_ref().expect(missing);
+                public.compare_and_swap(name, settings).await
+            }
+            Case::McpCall => {
+                self.public
+                    .as_ref()
+                    .expect(missing)
+                    .mcp_call(name, settings)
+                    .await
+            }
             Case::FindLoad | Case::FindOne | Case::RouteLoad | Case::RouteOne => {
                 let discovery = self.discovery.as_ref().expect(missing);
                 let clients = match case {

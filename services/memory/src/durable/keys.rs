@@ -6,6 +6,8 @@ pub struct Slot {
     pub entry: String,
     pub usage: String,
     pub expiry: String,
+    /// The namespace's change stream (see `changes.rs`).
+    pub changes: String,
     pub member: String,
     pub prefix: String,
 }
@@ -17,8 +19,26 @@ impl Slot {
             entry: format!("{prefix}{key}"),
             usage: format!("tm:{{{namespace}}}:u"),
             expiry: format!("tm:{{{namespace}}}:x"),
+            changes: format!("tm:{{{namespace}}}:w"),
             member: key.to_string(),
             prefix,
         }
+    }
+}
+
+/// The namespace of a change stream's key (`tm:{ns}:w`).
+pub fn namespace_of_changes(stream: &str) -> Option<&str> {
+    stream.strip_prefix("tm:{")?.strip_suffix("}:w")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_stream_names_its_namespace() {
+        let slot = Slot::new("0xabc", "k");
+        assert_eq!(namespace_of_changes(&slot.changes), Some("0xabc"));
+        assert_eq!(namespace_of_changes("tm:{a}:x"), None);
     }
 }

@@ -108,7 +108,7 @@ impl RedisLink {
         slot: &Slot,
         args: &[String],
     ) -> Result<Vec<String>> {
-        let keys = [&slot.entry, &slot.usage, &slot.expiry];
+        let keys = [&slot.entry, &slot.usage, &slot.expiry, &slot.changes];
         self.invoke(script, &keys, &[&slot.member, &slot.prefix], args)
             .await
     }
@@ -173,6 +173,11 @@ impl RedisLink {
             now_ms: seconds * 1000 + micros / 1000,
             incarnation: connected.incarnation,
         })
+    }
+
+    /// A connection of its own for subscribing (pub/sub).
+    pub async fn pubsub(&self) -> redis::RedisResult<redis::aio::PubSub> {
+        self.client.get_async_pubsub().await
     }
 
     /// Forgets `connected` after it failed, so the next call reconnects.

@@ -18,6 +18,7 @@
 //! [`PG_IDLE_IN_TRANSACTION_TIMEOUT`], so a blocked or abandoned transaction
 //! cannot hold connections and locks indefinitely.
 
+mod changes;
 mod grants;
 mod keys;
 mod link;
@@ -34,6 +35,8 @@ use crate::model::{
 };
 use crate::ops::{self, not_a_number, overflow, Number, Op};
 use crate::store::MemoryStore;
+use crate::watch::{ChangeLog, KeyState};
+use changes::DurableChanges;
 use keys::Slot;
 use link::{redis_error, RedisLink};
 use load::Loader;
@@ -84,6 +87,7 @@ pub struct DurableStore {
     loader: Loader,
     limits: Limits,
     scripts: Arc<Scripts>,
+    changes: Arc<DurableChanges>,
 }
 
 /// `lock_timeout` of every pooled PostgreSQL session: a statement waiting
@@ -156,7 +160,13 @@ impl DurableStore {
             }
         });
         let loader = Loader::start(pg.clone(), redis.clone(), scripts.clone());
+        let changes = Arc::new(DurableChanges::new(
+            redis.clone(),
+            scripts.clone(),
+            persister.clone(),
+        ));
         Ok(DurableStore {
+            changes,
             redis,
             pg,
             persister,
@@ -402,6 +412,24 @@ fn live_entry(namespace: &str, key: &str, state: &RedisState) -> Result<Entry> {
 
 #[async_trait::async_trait]
 impl MemoryStore for DurableStore {
+    async fn key_state(&self, namespace: &str, key: &str) -> Result<KeyState> {
+        match self
+            .execute(namespace, key, None, &[], LoadFor::Read)
+            .await?
+        {
+            Executed::Done { state, .. } => Ok(KeyState {
+                revision: state.stored.revision,
+                entry: state.stored.to_entry(namespace, key, state.now_ms),
+                expired: state.stored.value.is_some() && !state.stored.is_live(state.now_ms),
+            }),
+            _ => Ok(KeyState::default()),
+        }
+    }
+
+    fn changes(&self) -> Arc<dyn ChangeLog> {
+        self.changes.clone()
+    }
+
     async fn get(&self, namespace: &str, key: &str) -> Result<Option<Entry>> {
         Ok(
             match self

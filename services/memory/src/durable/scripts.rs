@@ -17,6 +17,9 @@ pub struct Scripts {
     pub forget: Script,
     pub mark_durable: Script,
     pub invalidate: Script,
+    pub watch_head: Script,
+    pub watch_read: Script,
+    pub watch_find: Script,
 }
 
 fn with_prelude(body: &str) -> Script {
@@ -36,6 +39,9 @@ impl Scripts {
             forget: with_prelude(include_str!("lua/forget.lua")),
             mark_durable: Script::new(include_str!("lua/mark_durable.lua")),
             invalidate: with_prelude(include_str!("lua/invalidate.lua")),
+            watch_head: with_prelude(include_str!("lua/watch_head.lua")),
+            watch_read: with_prelude(include_str!("lua/watch_read.lua")),
+            watch_find: with_prelude(include_str!("lua/watch_find.lua")),
         }
     }
 

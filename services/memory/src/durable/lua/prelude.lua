@@ -3,6 +3,10 @@
 --   KEYS[2] usage hash   tm:{ns}:u         fields keys bytes (recomputed from
 --                                          PostgreSQL when absent)
 --   KEYS[3] expiry zset  tm:{ns}:x         member <key>, score expiry ms
+--   KEYS[4] changes      tm:{ns}:w         stream of writes, for watches:
+--                                          t p|d|b (put, delete, begin marker)
+--                                          k r g i v c u x (key, revision,
+--                                          generation, incarnation, state)
 --   ARGV[1] the key (zset member), ARGV[2] the entry-key prefix tm:{ns}:e:,
 --   ARGV[3] the incarnation of the Redis process the caller's connection
 --   reaches (its run_id and replication id, read when the connection opened).
@@ -19,6 +23,9 @@
 local function int(n)
   return string.format('%d', n)
 end
+
+-- Changes kept per namespace (watch::LOG_LENGTH); trimming is approximate.
+local CHANGE_LOG_LENGTH = 256
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -153,6 +160,12 @@ local function commit(s, now, value, ttl, max_keys, max_bytes)
   else
     redis.call('ZREM', KEYS[3], member)
   end
+  local kind = 'd'
+  if value then kind = 'p' end
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', CHANGE_LOG_LENGTH, '*', 't', kind, 'k', member,
+    'r', int(s.rev), 'g', int(s.gen), 'i', ARGV[3], 'v', value or '', 'c', int(s.c),
+    'u', int(now), 'x', int(x))
+  redis.call('PUBLISH', 'tm:w', KEYS[4])
   return reply('OK', s, now)
 end
 

@@ -1,6 +1,9 @@
 //! The embedded backend for `make run`: one SQLite file, every operation one
 //! IMMEDIATE transaction applying [`crate::ops::apply`], the file synced
-//! before the call returns (`synchronous=FULL`).
+//! before the call returns (`synchronous=FULL`). Each write is logged for
+//! watches in the same transaction ([`changes`]).
+
+mod changes;
 
 use crate::grants::{grant_quota_exceeded, stored_mode, AccessMode, Grant};
 use crate::model::{
@@ -8,9 +11,12 @@ use crate::model::{
 };
 use crate::ops::{self, Number, Op, Stored, Transition};
 use crate::store::MemoryStore;
+use crate::watch::{ChangeLog, KeyState};
+use changes::EmbeddedChanges;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 use std::path::Path;
+use std::sync::Arc;
 use tessera_error::{Error, Result};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -22,9 +28,10 @@ const RETIRE_BATCH: i64 = 16;
 pub struct EmbeddedStore {
     pool: SqlitePool,
     limits: Limits,
+    changes: Arc<EmbeddedChanges>,
 }
 
-fn db_error(error: sqlx::Error) -> Error {
+pub(crate) fn db_error(error: sqlx::Error) -> Error {
     tracing::warn!(%error, "sqlite call failed");
     Error::unavailable(
         "DATABASE_UNAVAILABLE",
@@ -45,7 +52,11 @@ impl EmbeddedStore {
             .run(&pool)
             .await
             .map_err(|e| Error::internal(format!("embedded migrations failed: {e}")))?;
-        Ok(EmbeddedStore { pool, limits })
+        Ok(EmbeddedStore {
+            changes: Arc::new(EmbeddedChanges::new(pool.clone())),
+            pool,
+            limits,
+        })
     }
 
     /// A transaction that takes SQLite's write lock at once, so its reads
@@ -64,6 +75,9 @@ impl EmbeddedStore {
         let transition =
             apply_in_transaction(&mut tx, namespace, key, op, now, self.limits).await?;
         tx.commit().await.map_err(db_error)?;
+        if transition.changed {
+            self.changes.wakeups.wake(namespace);
+        }
         Ok((transition, now))
     }
 
@@ -173,6 +187,7 @@ async fn apply_in_transaction(
     }
     write_stored(conn, namespace, key, &transition.state).await?;
     add_usage(conn, namespace, keys_delta, bytes_delta).await?;
+    changes::log_change(conn, namespace, key, &transition.state).await?;
     Ok(transition)
 }
 
@@ -312,6 +327,23 @@ fn live_entry(namespace: &str, key: &str, stored: &Stored, now: i64) -> Result<E
 
 #[async_trait::async_trait]
 impl MemoryStore for EmbeddedStore {
+    async fn key_state(&self, namespace: &str, key: &str) -> Result<KeyState> {
+        let now = now_ms();
+        let mut conn = self.pool.acquire().await.map_err(db_error)?;
+        let stored = read_stored(&mut conn, namespace, key)
+            .await?
+            .unwrap_or_default();
+        Ok(KeyState {
+            revision: stored.revision,
+            entry: stored.to_entry(namespace, key, now),
+            expired: stored.value.is_some() && !stored.is_live(now),
+        })
+    }
+
+    fn changes(&self) -> Arc<dyn ChangeLog> {
+        self.changes.clone()
+    }
+
     async fn get(&self, namespace: &str, key: &str) -> Result<Option<Entry>> {
         let now = now_ms();
         let mut conn = self.pool.acquire().await.map_err(db_error)?;
