@@ -17,6 +17,7 @@
 //! | `PAYMENT_SETTLE_BEFORE_EXECUTION` | `false` | settle every payment before its call runs |
 //! | `GATEWAY_REQUEST_TIMEOUT_SECONDS` | `30` | a paid route's call (not its payment) that takes longer is answered 504 and not charged |
 //! | `GATEWAY_MAX_CONCURRENT_REQUESTS` | `1024` | requests in progress at once; more are answered 503 at once |
+//! | `GATEWAY_MAX_LONG_POLLS` | `256` | long polls (`GET /api/memory/watch`) waiting at once, a budget apart from the one above; more are answered 503 at once |
 //! | `RATE_LIMIT_STORE` | `local` | where rate-limit cells live: `local` (each replica counts alone) or `redis` (`REDIS_URL`, one budget shared by every replica) |
 //! | `RATE_LIMIT_POW_CHALLENGES_PER_MINUTE` | `60` | proof-of-work challenges per client IP a minute (0 = no limit); past it, 429 with `Retry-After` |
 //! | `RATE_LIMIT_POW_CALLS_PER_MINUTE` | `120` | tool calls paid with proof of work per client IP a minute (0 = no limit) |
@@ -55,6 +56,7 @@ pub const MAX_STATS_BATCH_SIZE: usize = 1000;
 pub const DEFAULT_STATS_FLUSH: Duration = Duration::from_millis(250);
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 1024;
+pub const DEFAULT_MAX_LONG_POLLS: usize = 256;
 pub const DEFAULT_POW_CHALLENGES_PER_MINUTE: u32 = 60;
 pub const DEFAULT_POW_CALLS_PER_MINUTE: u32 = 120;
 pub const DEFAULT_FREE_PER_MINUTE: u32 = 300;
@@ -229,6 +231,8 @@ pub struct GatewayConfig {
     pub request_timeout: Duration,
     /// `GATEWAY_MAX_CONCURRENT_REQUESTS`, default 1024.
     pub max_concurrent_requests: usize,
+    /// `GATEWAY_MAX_LONG_POLLS`, default 256.
+    pub max_long_polls: usize,
     /// `INTERNAL_TOKEN`, default none.
     pub internal_token: ServiceToken,
     /// `RATE_LIMIT_STORE`, default local.
@@ -279,6 +283,7 @@ impl Default for GatewayConfig {
             settle_before: false,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
+            max_long_polls: DEFAULT_MAX_LONG_POLLS,
             internal_token: ServiceToken::none(),
             rate_limit_store: crate::rate_limit::RateLimitStore::Local,
             pow_challenges_per_minute: DEFAULT_POW_CHALLENGES_PER_MINUTE,
@@ -355,6 +360,11 @@ impl GatewayConfig {
             settle_before: env_bool("PAYMENT_SETTLE_BEFORE_EXECUTION", false)?,
             request_timeout: Duration::from_secs(timeout_secs),
             max_concurrent_requests,
+            max_long_polls: {
+                let polls = env_or("GATEWAY_MAX_LONG_POLLS", defaults.max_long_polls)?;
+                anyhow::ensure!(polls > 0, "GATEWAY_MAX_LONG_POLLS must be at least 1");
+                polls
+            },
             internal_token: ServiceToken::from_env()?,
             rate_limit_store: match env_string("RATE_LIMIT_STORE", "local").as_str() {
                 "local" => crate::rate_limit::RateLimitStore::Local,

@@ -48,7 +48,6 @@ pub use rate_limit::RateLimitStore;
 pub use reliability::ReliabilityConfig;
 pub use routes::DeclaredRoute;
 
-use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -59,7 +58,6 @@ use identity::{FreeModeGate, Gate};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
-use tessera_error::{Error, ErrorKind};
 use tessera_runtime::Shutdown;
 use tokio::net::TcpListener;
 
@@ -207,6 +205,8 @@ pub async fn router_with(config: &GatewayConfig, backends: Backends) -> anyhow::
         idempotency: Some(config.idempotency.open().await?),
         call_timeout: config.request_timeout,
         events: CallEvents::from_config(config, backends.stats),
+        in_progress: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_requests)),
+        long_polls: Arc::new(tokio::sync::Semaphore::new(config.max_long_polls)),
     };
     let grpc_discovery = grpc::server::discovery().await?;
     Ok(assemble(state, &guard, config, &limits, grpc_discovery))
@@ -222,6 +222,8 @@ pub fn declared_routes() -> Vec<DeclaredRoute> {
         idempotency: None,
         call_timeout: config::DEFAULT_REQUEST_TIMEOUT,
         events: CallEvents::off(),
+        in_progress: Arc::new(tokio::sync::Semaphore::new(1)),
+        long_polls: Arc::new(tokio::sync::Semaphore::new(1)),
     };
     routes::build(faces(), &guard).1
 }
@@ -263,29 +265,9 @@ fn assemble(
     limits: &rate_limit::Surfaces,
     grpc_discovery: Vec<(&'static str, axum::routing::MethodRouter<AppState>)>,
 ) -> Router {
-    let max_concurrent = config.max_concurrent_requests;
+    // Each paid route is refused at once (503) past its budget of calls in
+    // progress (see routes::Guard); health and metrics are never refused.
     let (paid, _) = routes::build(faces(), guard);
-    // Inside the concurrency limit: the bodies held at once are bounded by it.
-    let paid = paid.layer(axum::middleware::from_fn_with_state(
-        config.request_timeout,
-        body::read_whole,
-    ));
-    // Past `max_concurrent` requests in progress, a paid route is refused at
-    // once (503) rather than queued; health and metrics are never refused.
-    let paid = paid.layer(
-        tower::ServiceBuilder::new()
-            .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
-                errors::Family::Agent402.response(&Error::new(
-                    ErrorKind::Unavailable,
-                    "GATEWAY_OVERLOADED",
-                    "the gateway is at its concurrency limit; retry shortly",
-                ))
-            }))
-            .load_shed()
-            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-                max_concurrent,
-            )),
-    );
     let mut router = Router::new();
     for (path, service) in grpc_discovery {
         router = router.route(path, limited(service, &limits.free));

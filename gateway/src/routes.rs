@@ -122,6 +122,12 @@ pub(crate) struct Guard {
     pub(crate) call_timeout: Duration,
     /// One call event per paid-route request, to the stats service.
     pub(crate) events: CallEvents,
+    /// Paid calls in progress at once (`GATEWAY_MAX_CONCURRENT_REQUESTS`);
+    /// past it a call is refused at once (503) rather than queued.
+    pub(crate) in_progress: Arc<tokio::sync::Semaphore>,
+    /// Long polls waiting at once (`GATEWAY_MAX_LONG_POLLS`): a budget of
+    /// their own, so waiting calls cannot take every other call's place.
+    pub(crate) long_polls: Arc<tokio::sync::Semaphore>,
 }
 
 #[derive(Clone)]
@@ -159,6 +165,11 @@ pub(crate) fn build(
                 events: guard.events.clone(),
             });
             let timeout = deadline(routes[0], guard.call_timeout);
+            let budget = if LONG_POLLS.contains(&routes[0].id) {
+                guard.long_polls.clone()
+            } else {
+                guard.in_progress.clone()
+            };
             let method_router =
                 method_router
                     .route_layer(
@@ -171,7 +182,22 @@ pub(crate) fn build(
                             .timeout(timeout),
                     )
                     .route_layer(map_response_with_state(family, render))
-                    .route_layer(from_fn_with_state(gated, gate));
+                    .route_layer(from_fn_with_state(gated, gate))
+                    // Inside the budget: it bounds the bodies held at once.
+                    .route_layer(from_fn_with_state(
+                        guard.call_timeout,
+                        crate::body::read_whole,
+                    ))
+                    .route_layer(
+                        tower::ServiceBuilder::new()
+                            .layer(HandleErrorLayer::new(
+                                move |_: tower::BoxError| async move { overloaded(family) },
+                            ))
+                            .load_shed()
+                            .layer(tower::limit::GlobalConcurrencyLimitLayer::with_semaphore(
+                                budget,
+                            )),
+                    );
             router = router.route(path, method_router);
             methods_by_path.entry(path).or_default().push(method);
             declared.push(DeclaredRoute {
@@ -216,6 +242,14 @@ fn deadline(route: &Route, call_timeout: Duration) -> Duration {
     } else {
         call_timeout
     }
+}
+
+fn overloaded(family: Family) -> Response {
+    family.response(&Error::new(
+        ErrorKind::Unavailable,
+        "GATEWAY_OVERLOADED",
+        "the gateway is at its concurrency limit; retry shortly",
+    ))
 }
 
 fn deadline_passed(family: Family, timeout: Duration) -> Response {

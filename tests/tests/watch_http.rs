@@ -182,3 +182,44 @@ on_both_backends!(
     the_first_change_after_a_revision_or_204,
     a_prefix_poller_follows_a_burst_from_cursor_to_cursor,
 );
+
+/// Long polls wait on a budget of their own: when it is full, another long
+/// poll is refused at once (503) while every other call is still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_polls_cannot_take_every_other_calls_place() {
+    let config = tessera_gateway::GatewayConfig {
+        free_mode: true,
+        max_long_polls: 1,
+        max_concurrent_requests: 1,
+        ..Default::default()
+    };
+    let backends = tessera_tests::harness::in_process_backends().await;
+    let url = tessera_tests::harness::spawn_gateway(config, backends)
+        .await
+        .unwrap();
+    let agent = unique_namespace("poll-budget");
+    let client = reqwest::Client::new();
+    let poll = || {
+        client
+            .get(format!(
+                "{url}/api/memory/watch?key=k&sinceRevision=0&timeoutSeconds=3"
+            ))
+            .header("x-agent-id", &agent)
+            .send()
+    };
+    let waiting = tokio::spawn(poll());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let refused = poll().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // The one slot for other calls is free: a write goes through.
+    let write = client
+        .post(format!("{url}/api/memory"))
+        .header("x-agent-id", &agent)
+        .json(&json!({ "key": "k", "value": 1 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(write.status(), StatusCode::OK);
+    let answered = waiting.await.unwrap().unwrap();
+    assert_eq!(answered.status(), StatusCode::OK, "the write ends the poll");
+}

@@ -19,6 +19,9 @@ struct Shared {
     namespace: AsciiMetadataValue,
     clients: Vec<MemoryServiceClient<Channel>>,
     keys: Vec<ClientKeys>,
+    /// Each client's lock key, its own (the REST rows' locks may be left
+    /// held by their last call).
+    locks: Vec<String>,
     http: reqwest::Client,
     mcp_url: String,
     /// Each client's `tools/call` body.
@@ -47,6 +50,10 @@ impl PublicApi {
             }
         }
         let keys = ClientKeys::all(settings.concurrency);
+        let locks = keys
+            .iter()
+            .map(|keys| format!("grpc-{}", keys.lock))
+            .collect();
         let mcp_calls = keys
             .iter()
             .enumerate()
@@ -65,6 +72,7 @@ impl PublicApi {
                 namespace: gateway.namespace().parse()?,
                 clients,
                 keys,
+                locks,
                 http: reqwest::Client::builder()
                     .pool_max_idle_per_host(settings.concurrency)
                     .build()?,
@@ -113,7 +121,7 @@ impl PublicApi {
                 let acquire = call.is_multiple_of(2);
                 let holder = Some(keys.holder.clone());
                 let message = pb::CompareAndSwapRequest {
-                    key: keys.lock.clone(),
+                    key: shared.locks[client].clone(),
                     expected_json: if acquire { None } else { holder.clone() },
                     value_json: if acquire { holder } else { None },
                     ..Default::default()
