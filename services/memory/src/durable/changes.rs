@@ -25,7 +25,7 @@ use tessera_error::Result;
 /// The channel every write announces its namespace's stream on.
 const CHANNEL: &str = "tm:w";
 /// Fields per stream entry in `watch_read.lua`'s reply.
-const STRIDE: usize = 9;
+const STRIDE: usize = 10;
 /// How often a watch reads the stream without being woken.
 const POLL_EVERY: Duration = Duration::from_secs(2);
 
@@ -100,13 +100,15 @@ fn is_stream_id(cursor: &str) -> bool {
         .is_some_and(|(ms, seq)| ms.parse::<u64>().is_ok() && seq.parse::<u64>().is_ok())
 }
 
-/// One logged write of `watch_read.lua`'s reply: id t k r g v c u x.
+/// One logged write of `watch_read.lua`'s reply: id t k r g v c u x d.
 struct Logged<'a> {
     id: &'a str,
     kind: &'a str,
     key: &'a str,
     stored: Stored,
     gen: i64,
+    /// Redis already records it durable: PostgreSQL need not be asked.
+    marked_durable: bool,
 }
 
 impl<'a> Logged<'a> {
@@ -125,6 +127,7 @@ impl<'a> Logged<'a> {
                 expires_at_ms: (expires != 0).then_some(expires),
             },
             gen: int(4)?,
+            marked_durable: fields[9] == "1",
         })
     }
 }
@@ -188,6 +191,9 @@ impl ChangeLog for DurableChanges {
         let checks = logged.iter().map(|write| async move {
             if write.kind == "b" || !wanted.accepts(write.key) {
                 return Ok(None);
+            }
+            if write.marked_durable {
+                return Ok(Some(Verdict::Durable));
             }
             self.happened(namespace, write.key, &write.stored, write.gen)
                 .await
@@ -256,7 +262,7 @@ mod tests {
 
     #[test]
     fn a_logged_write_parses_from_the_reply() {
-        let fields: Vec<String> = ["5-0", "p", "k", "3", "2", "\"v\"", "10", "20", "0"]
+        let fields: Vec<String> = ["5-0", "p", "k", "3", "2", "\"v\"", "10", "20", "0", "1"]
             .map(String::from)
             .to_vec();
         let logged = Logged::parse(&fields).unwrap();
@@ -266,7 +272,8 @@ mod tests {
         );
         assert_eq!(logged.stored.value.as_deref(), Some("\"v\""));
         assert_eq!(logged.stored.expires_at_ms, None);
-        let deleted: Vec<String> = ["6-0", "d", "k", "4", "2", "", "10", "30", "0"]
+        assert!(logged.marked_durable);
+        let deleted: Vec<String> = ["6-0", "d", "k", "4", "2", "", "10", "30", "0", "0"]
             .map(String::from)
             .to_vec();
         assert_eq!(Logged::parse(&deleted).unwrap().stored.value, None);
