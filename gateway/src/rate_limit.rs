@@ -151,7 +151,7 @@ impl RateLimit {
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip());
-        self.client_ip(peer, request.headers()).to_string()
+        client_key(self.client_ip(peer, request.headers()))
     }
 
     /// Counts one request of `key` (a client IP, a wallet), named in the
@@ -230,6 +230,19 @@ pub(crate) fn client_ip(
         .unwrap_or(peer)
 }
 
+/// The cell a client IP counts in: the address itself for IPv4, its /64
+/// for IPv6 (one subscriber's share; counting each address would give a
+/// single host 2^64 budgets).
+pub(crate) fn client_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(ip) => ip.to_string(),
+        IpAddr::V6(ip) => {
+            let [a, b, c, d, ..] = ip.segments();
+            format!("{a:x}:{b:x}:{c:x}:{d:x}::/64")
+        }
+    }
+}
+
 /// Parses `TRUSTED_PROXIES`: comma-separated IPs or CIDRs.
 pub fn parse_trusted_proxies(text: &str) -> anyhow::Result<Vec<IpNet>> {
     text.split(',')
@@ -271,6 +284,14 @@ mod tests {
             limiter: Limiter::local(Quota::per_minute(5).unwrap()),
             trusted_proxies: parse_trusted_proxies(trusted).unwrap().into(),
         }
+    }
+
+    #[test]
+    fn an_ipv6_client_counts_by_its_64() {
+        let key = |text: &str| client_key(text.parse().unwrap());
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:bbbb::9"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("203.0.113.9"), "203.0.113.9");
     }
 
     fn forwarded(value: &str) -> HeaderMap {

@@ -134,7 +134,7 @@ impl McpLimit {
 
     /// Counts one free call of the client of `parts` against each budget.
     pub async fn check(&self, parts: &Parts) -> Result<(), Refused> {
-        let client = self.client_ip(parts).to_string();
+        let client = crate::rate_limit::client_key(self.client_ip(parts));
         for window in self.windows.iter() {
             window.check(&client).await?;
         }
