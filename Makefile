@@ -12,7 +12,7 @@ redact = $(shell printf '%s' '$(1)' | sed -E 's#(://[^:/@]*:)[^@]*@#\1***@#')
 # cargo-nextest when installed, plain cargo test otherwise.
 TEST_CMD := $(if $(shell command -v cargo-nextest 2>/dev/null),cargo nextest run --workspace --no-tests=pass,cargo test --workspace)
 
-.PHONY: help run test check-services chain-deps py-deps pay-demo bench jepsen fmt lint build
+.PHONY: help run test check-services chain-deps py-deps k8s-check pay-demo bench jepsen fmt lint build alerts-check
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -20,7 +20,7 @@ help: ## List the targets.
 run: ## Build and start the all-in-one on the embedded backend (no Redis/Postgres).
 	FREE_MODE=true cargo run --release -p tessera-suite --bin tessera
 
-test: check-services chain-deps py-deps ## Everything, incl. the conformance suite on Redis + PostgreSQL.
+test: check-services chain-deps py-deps k8s-check alerts-check ## Everything, incl. the conformance suite on Redis + PostgreSQL.
 	node --test tests/chain/
 	$(MAKE) --no-print-directory pay-demo
 	$(TEST_CMD)
@@ -35,6 +35,33 @@ py-deps: ## Python's grpcio-reflection client in a venv (pinned), for the reflec
 	@if [ ! -x $(PY_VENV)/bin/python ] || [ tests/reflection/requirements.txt -nt $(PY_VENV)/.installed ]; then \
 	  python3 -m venv $(PY_VENV) && $(PY_VENV)/bin/pip install -q --disable-pip-version-check -r tests/reflection/requirements.txt \
 	  && touch $(PY_VENV)/.installed; fi
+
+K8S_VENV := tests/k8s/.venv
+k8s-check: ## Render every k8s overlay; kubernetes-validate and checkov (pinned, in a venv) must pass.
+	@if [ ! -x $(K8S_VENV)/bin/python ] || [ tests/k8s/requirements.txt -nt $(K8S_VENV)/.installed ]; then \
+	  python3 -m venv $(K8S_VENV) && $(K8S_VENV)/bin/pip install -q --disable-pip-version-check -r tests/k8s/requirements.txt \
+	  && touch $(K8S_VENV)/.installed; fi
+	tests/k8s/check.sh
+
+ALERTS := deploy/prometheus
+DASHBOARDS := $(wildcard deploy/grafana/dashboards/*.json)
+alerts-check: ## Alert rules (promtool check + unit tests); dashboard queries parse and name only metrics the code has.
+	@command -v promtool >/dev/null || { \
+	  echo "error: promtool not found: install the Debian 'prometheus' package (apt-get install prometheus), or run .ci/run" >&2; exit 1; }
+	promtool check rules $(ALERTS)/alerts.yaml
+	promtool test rules $(ALERTS)/alerts.test.yaml
+	@# Every dashboard query, as a recording rule, through promtool's parser.
+	@rules=$$(mktemp --suffix=.rules.yaml); trap 'rm -f "$$rules"' EXIT; \
+	  $(ALERTS)/dashboard_rules.py $(DASHBOARDS) > "$$rules"; \
+	  echo "promtool check rules <the queries of $(DASHBOARDS)>"; promtool check rules "$$rules"
+	$(ALERTS)/check_metric_names.py $(DASHBOARDS) $(ALERTS)/alerts.yaml
+	@# The name check must be able to fail: these fixtures name metrics the code lacks.
+	@out=$$($(ALERTS)/check_metric_names.py $(ALERTS)/testdata/unknown-metric.json $(ALERTS)/testdata/unknown-metric.rules.yaml 2>&1) \
+	  && { echo "error: check_metric_names.py accepted unknown metric names" >&2; exit 1; }; \
+	for name in tessera_request_total process_cpu_seconds_total tessera_settlements_failed_total; do \
+	  grep -q "metric $$name is not registered" <<<"$$out" \
+	    || { echo "error: check_metric_names.py did not reject $$name:" >&2; echo "$$out" >&2; exit 1; }; \
+	done; echo "check_metric_names.py rejects the unknown names in $(ALERTS)/testdata"
 
 check-services: ## Fail loudly unless Redis and PostgreSQL answer.
 	@redis-cli -u "$(REDIS_URL)" ping 2>/dev/null | grep -q PONG || { \

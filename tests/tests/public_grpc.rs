@@ -127,6 +127,21 @@ async fn free_mode_serves_memory_over_grpc_as_the_agent_id_says() {
         .unwrap_err();
     assert_eq!(impersonated.code(), Code::PermissionDenied);
     assert_eq!(reason(&impersonated), "CALLER_MISMATCH");
+
+    // Counted by their gRPC outcome, not as the HTTP 200 they travel in.
+    let metrics = reqwest::get(format!("{}/metrics", gateway.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for series in [
+        r#"route="/tessera.memory.v1.MemoryService/Get",service="gateway",status="Unauthenticated""#,
+        r#"route="/tessera.memory.v1.MemoryService/Get",service="gateway",status="NotFound""#,
+        r#"route="/tessera.memory.v1.MemoryService/Set",service="gateway",status="200""#,
+    ] {
+        assert!(metrics.contains(series), "{series} in\n{metrics}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -29,10 +29,11 @@ async fn trace_request(
         let started = Instant::now();
         let response = next.run(request).await;
         let elapsed = started.elapsed();
+        let status = response.status();
         crate::metrics::record_request(
             service,
             route.as_ref().map_or("unmatched", MatchedPath::as_str),
-            response.status().as_str(),
+            grpc_failure(&response).unwrap_or(status.as_str()),
             elapsed,
         );
         tracing::info!(
@@ -44,6 +45,21 @@ async fn trace_request(
     }
     .instrument(span)
     .await
+}
+
+/// The `status` label of a gRPC call that failed in its headers
+/// (trailers-only): its code's name, as the gRPC servers label it. A gRPC
+/// success sends its status in the trailers, after this: it counts as its
+/// HTTP 200.
+fn grpc_failure(response: &Response) -> Option<&'static str> {
+    let code = response
+        .headers()
+        .get("grpc-status")?
+        .to_str()
+        .ok()?
+        .parse::<i32>()
+        .ok()?;
+    Some(crate::grpc::code_name(tonic::Code::from_i32(code)))
 }
 
 /// `404 {"error": "not found"}`.

@@ -1,5 +1,5 @@
 //! Process-wide Prometheus metrics, the series
-//! `deploy/grafana/tessera-dashboard.json` charts:
+//! `deploy/grafana/dashboards/tessera-overview.json` charts:
 //!
 //! - `tessera_requests_total{service, route, status}`: a counter per call.
 //! - `tessera_request_duration_seconds{service, route}`: a histogram of call
