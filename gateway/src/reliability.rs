@@ -74,6 +74,60 @@ impl ReliabilityConfig {
     }
 }
 
+/// What the probes last saw, as Prometheus gauges:
+/// `tessera_dependency_up{dependency, kind}` (1 up, 0 down; absent until
+/// probed, and for what this deployment does not use) and
+/// `tessera_dependency_probe_seconds{dependency, kind}`, the last probe's
+/// latency.
+struct Exported {
+    up: prometheus::IntGaugeVec,
+    latency: prometheus::GaugeVec,
+}
+
+static EXPORTED: std::sync::LazyLock<Exported> = std::sync::LazyLock::new(|| {
+    Exported {
+    up: tessera_runtime::metrics::register(
+        prometheus::IntGaugeVec::new(
+            prometheus::Opts::new(
+                "tessera_dependency_up",
+                "Whether the gateway's last probe of a dependency or service succeeded (1) or failed (0).",
+            ),
+            &["dependency", "kind"],
+        )
+        .expect("a valid gauge"),
+    ),
+    latency: tessera_runtime::metrics::register(
+        prometheus::GaugeVec::new(
+            prometheus::Opts::new(
+                "tessera_dependency_probe_seconds",
+                "How long the gateway's last probe of a dependency or service took.",
+            ),
+            &["dependency", "kind"],
+        )
+        .expect("a valid gauge"),
+    ),
+}
+});
+
+/// Sets the gauges from what `board` has seen.
+fn export(board: &Board) {
+    for (entry, seen) in board.snapshot() {
+        let labels = [entry.name.as_str(), entry.kind];
+        let up = match seen.state {
+            Seen::Up => 1,
+            Seen::Down => 0,
+            Seen::Unknown | Seen::NotConfigured => continue,
+        };
+        EXPORTED.up.with_label_values(&labels).set(up);
+        if let Some(latency_ms) = seen.latency_ms {
+            EXPORTED
+                .latency
+                .with_label_values(&labels)
+                .set(latency_ms / 1000.0);
+        }
+    }
+}
+
 /// The probes of this gateway's dependencies and services.
 pub(crate) struct Reliability {
     board: Arc<Board>,
@@ -170,7 +224,7 @@ impl Reliability {
                 ),
             );
         let board = Arc::new(board);
-        board.spawn(config.every, config.timeout);
+        board.spawn(config.every, config.timeout, export);
         Reliability {
             board,
             every: config.every,
@@ -251,4 +305,58 @@ fn render(name: &str, via: &str, seen: &Snapshot) -> Value {
 /// `GET /api/reliability`.
 pub(crate) async fn reliability(State(state): State<AppState>) -> Json<Value> {
     Json(state.reliability.report(state.started.elapsed()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn redis_url() -> String {
+        std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+    }
+
+    #[tokio::test]
+    async fn probes_are_exported_as_gauges() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let closed_port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let board = Board::new()
+            .with(
+                "gauge-up",
+                "dependency",
+                "redis",
+                Check::redis(&redis_url()),
+            )
+            .with(
+                "gauge-down",
+                "dependency",
+                "redis",
+                Check::redis(&format!("redis://127.0.0.1:{closed_port}")),
+            )
+            .with("gauge-unused", "dependency", "redis", Check::NotConfigured);
+        board.probe_all(Duration::from_secs(2)).await;
+        export(&board);
+        let text = tessera_runtime::metrics::render();
+        let value = |series: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+                .map(|value| value.trim().to_string())
+        };
+        assert_eq!(
+            value(r#"tessera_dependency_up{dependency="gauge-up",kind="dependency"}"#).as_deref(),
+            Some("1"),
+            "{text}"
+        );
+        assert_eq!(
+            value(r#"tessera_dependency_up{dependency="gauge-down",kind="dependency"}"#).as_deref(),
+            Some("0"),
+            "{text}"
+        );
+        assert!(!text.contains("gauge-unused"), "{text}");
+        assert!(
+            value(r#"tessera_dependency_probe_seconds{dependency="gauge-up",kind="dependency"}"#)
+                .is_some(),
+            "{text}"
+        );
+    }
 }

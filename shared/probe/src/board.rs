@@ -60,8 +60,14 @@ impl Board {
         futures::future::join_all(probes).await;
     }
 
-    /// Probes now and then every `every` until the board is dropped.
-    pub fn spawn(self: &Arc<Self>, every: Duration, timeout: Duration) {
+    /// Probes now and then every `every` until the board is dropped,
+    /// handing the board to `probed` after each round (e.g. to export it).
+    pub fn spawn(
+        self: &Arc<Self>,
+        every: Duration,
+        timeout: Duration,
+        probed: impl Fn(&Board) + Send + 'static,
+    ) {
         let board: Weak<Board> = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(every);
@@ -72,6 +78,7 @@ impl Board {
                     return;
                 };
                 board.probe_all(timeout).await;
+                probed(&board);
             }
         });
     }
