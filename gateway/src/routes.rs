@@ -165,7 +165,7 @@ pub(crate) fn build(
                 events: guard.events.clone(),
             });
             let timeout = deadline(routes[0], guard.call_timeout);
-            let budget = if LONG_POLLS.contains(&routes[0].id) {
+            let budget = if routes[0].long_poll {
                 guard.long_polls.clone()
             } else {
                 guard.in_progress.clone()
@@ -231,13 +231,10 @@ pub(crate) fn build(
 /// The longest a REST long poll waits.
 pub(crate) const MAX_POLL_SECONDS: u32 = 50;
 
-/// The routes that wait for something to happen (long polls).
-const LONG_POLLS: &[&str] = &["memory.watch"];
-
 /// How long a call of `route` may take: the call timeout, and for a long
 /// poll as long again as it may wait.
 fn deadline(route: &Route, call_timeout: Duration) -> Duration {
-    if LONG_POLLS.contains(&route.id) {
+    if route.long_poll {
         call_timeout + Duration::from_secs(MAX_POLL_SECONDS.into())
     } else {
         call_timeout

@@ -297,9 +297,13 @@ async fn an_unpaid_call_gets_a_quote_and_a_paid_one_is_served_and_settled() {
     // A call that fails is not charged: a CAS on a missing key with the
     // wrong expectation is served (swapped false), but a read of a missing
     // key fails NOT_FOUND and is cancelled.
+    // The payer's address in any case is the payer: as caller and as namespace.
+    let checksummed = buyer.address().to_checksum(None);
+    assert_ne!(checksummed, paid::namespace(&buyer));
     let get = pb::GetRequest {
         key: "no-such-key".into(),
-        ..Default::default()
+        namespace: checksummed.clone(),
+        caller: checksummed,
     };
     let quote = quote_of(&client.get(get.clone()).await.unwrap_err());
     let requirements = requirements_of(&quote);

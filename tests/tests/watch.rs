@@ -513,3 +513,34 @@ async fn a_fenced_write_in_the_stream_is_never_reported() {
     assert_eq!(value_of(&real), Some(r#""real""#));
     assert_eq!(real.revision, prior_rev as u64 + 1);
 }
+
+/// A server holds at most `max_watches`; a watch whose client went away
+/// (its events dropped, as when a connection closes) gives its place back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_watch_gives_its_place_back() {
+    let limits = Limits {
+        max_watches: 1,
+        ..Limits::default()
+    };
+    let memory = embedded_memory(limits).await;
+    let ns = unique_namespace("watch-places");
+    let held = watch_key(&memory, &ns, "k", 0).await;
+    let refused = memory.watch(&ns, "other", "", 0, "", 30).await.unwrap_err();
+    assert_eq!(refused.reason, "TOO_MANY_WATCHES");
+    drop(held);
+    let mut reopened = None;
+    for _ in 0..50 {
+        match memory.watch(&ns, "other", "", 0, "", 30).await {
+            Ok(events) => {
+                reopened = Some(events);
+                break;
+            }
+            Err(error) => {
+                assert_eq!(error.reason, "TOO_MANY_WATCHES");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    let mut reopened = reopened.expect("the dropped watch's place came back");
+    assert_eq!(next(&mut reopened).await.kind, EventKind::Progress);
+}

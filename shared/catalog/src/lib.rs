@@ -126,6 +126,9 @@ pub struct Route {
     /// What the call does, in a few words.
     pub summary: &'static str,
     pub tier: Tier,
+    /// The call waits for something to happen (a long poll): the gateway
+    /// gives it longer than its call deadline, and a budget of its own.
+    pub long_poll: bool,
     /// The toolbox slug of the tool this route runs; `None` for memory.
     pub tool: Option<&'static str>,
 }
@@ -255,6 +258,17 @@ mod tests {
             (hash.method, hash.path, hash.face),
             (Method::Post, "/api/hash", Face::Agent402)
         );
+    }
+
+    #[test]
+    fn only_the_rest_watch_is_a_long_poll() {
+        let long_polls: Vec<&str> = routes()
+            .iter()
+            .filter(|route| route.long_poll)
+            .map(|route| route.id)
+            .collect();
+        // The gRPC Watch answers at once and streams: not a long poll.
+        assert_eq!(long_polls, ["memory.watch"]);
     }
 
     #[test]

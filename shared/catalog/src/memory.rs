@@ -22,11 +22,19 @@ const fn route(
         summary,
         tier: Tier::Wallet,
         tool: None,
+        long_poll: false,
     }
 }
 
 const fn when(route: Route, when: When) -> Route {
     Route { when, ..route }
+}
+
+const fn long_poll(route: Route) -> Route {
+    Route {
+        long_poll: true,
+        ..route
+    }
 }
 
 use Face::{Agent402, Agents, Grpc, TwoS};
@@ -104,14 +112,14 @@ pub static ROUTES: &[Route] = &[
         1000,
         "list the grants given",
     ),
-    route(
+    long_poll(route(
         "memory.watch",
         Get,
         "/api/memory/watch",
         Agent402,
         1000,
         "wait for a change to a key or prefix (long poll)",
-    ),
+    )),
     // 2s.io
     route(
         "agent.memory.put",

@@ -20,5 +20,6 @@ pub fn routes() -> impl Iterator<Item = Route> {
         summary: tool.description,
         tier: Tier::Cpu,
         tool: Some(tool.slug),
+        long_poll: false,
     })
 }

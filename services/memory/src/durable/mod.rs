@@ -417,11 +417,9 @@ impl MemoryStore for DurableStore {
             .execute(namespace, key, None, &[], LoadFor::Read)
             .await?
         {
-            Executed::Done { state, .. } => Ok(KeyState {
-                revision: state.stored.revision,
-                entry: state.stored.to_entry(namespace, key, state.now_ms),
-                expired: state.stored.value.is_some() && !state.stored.is_live(state.now_ms),
-            }),
+            Executed::Done { state, .. } => {
+                Ok(KeyState::of(namespace, key, &state.stored, state.now_ms))
+            }
             _ => Ok(KeyState::default()),
         }
     }

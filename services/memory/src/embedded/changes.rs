@@ -46,33 +46,28 @@ pub(super) async fn log_change(
     .execute(&mut *conn)
     .await
     .map_err(db_error)?;
-    let oldest_kept: Option<i64> = sqlx::query_scalar(
-        "SELECT seq FROM memory_changes WHERE namespace = ? ORDER BY seq DESC LIMIT 1 OFFSET ?",
+    // One statement: what falls out of the last LOG_LENGTH (nothing while
+    // there are fewer), and the floor only when something did.
+    let trimmed: Vec<i64> = sqlx::query_scalar(
+        "DELETE FROM memory_changes WHERE namespace = ?1 AND seq < (
+             SELECT seq FROM memory_changes WHERE namespace = ?1
+             ORDER BY seq DESC LIMIT 1 OFFSET ?2)
+         RETURNING seq",
     )
     .bind(namespace)
     .bind(LOG_LENGTH as i64 - 1)
-    .fetch_optional(&mut *conn)
+    .fetch_all(&mut *conn)
     .await
     .map_err(db_error)?;
-    let Some(oldest_kept) = oldest_kept else {
+    let Some(floor) = trimmed.into_iter().max() else {
         return Ok(());
     };
-    let trimmed = sqlx::query("DELETE FROM memory_changes WHERE namespace = ? AND seq < ?")
-        .bind(namespace)
-        .bind(oldest_kept)
-        .execute(&mut *conn)
-        .await
-        .map_err(db_error)?
-        .rows_affected();
-    if trimmed == 0 {
-        return Ok(());
-    }
     sqlx::query(
         "INSERT INTO memory_change_floors (namespace, seq) VALUES (?, ?)
          ON CONFLICT (namespace) DO UPDATE SET seq = max(seq, excluded.seq)",
     )
     .bind(namespace)
-    .bind(oldest_kept - 1)
+    .bind(floor)
     .execute(&mut *conn)
     .await
     .map_err(db_error)?;

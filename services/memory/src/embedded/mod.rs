@@ -333,11 +333,7 @@ impl MemoryStore for EmbeddedStore {
         let stored = read_stored(&mut conn, namespace, key)
             .await?
             .unwrap_or_default();
-        Ok(KeyState {
-            revision: stored.revision,
-            entry: stored.to_entry(namespace, key, now),
-            expired: stored.value.is_some() && !stored.is_live(now),
-        })
+        Ok(KeyState::of(namespace, key, &stored, now))
     }
 
     fn changes(&self) -> Arc<dyn ChangeLog> {

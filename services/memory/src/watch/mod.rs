@@ -120,6 +120,17 @@ pub struct KeyState {
     pub expired: bool,
 }
 
+impl KeyState {
+    /// The state `stored` of `key` is at `now` (the store's clock).
+    pub fn of(namespace: &str, key: &str, stored: &crate::ops::Stored, now: i64) -> Self {
+        KeyState {
+            revision: stored.revision,
+            entry: stored.to_entry(namespace, key, now),
+            expired: stored.value.is_some() && !stored.is_live(now),
+        }
+    }
+}
+
 pub(crate) fn invalid_cursor(cursor: &str) -> Error {
     Error::invalid(
         "INVALID_CURSOR",
