@@ -12,7 +12,7 @@ redact = $(shell printf '%s' '$(1)' | sed -E 's#(://[^:/@]*:)[^@]*@#\1***@#')
 # cargo-nextest when installed, plain cargo test otherwise.
 TEST_CMD := $(if $(shell command -v cargo-nextest 2>/dev/null),cargo nextest run --workspace --no-tests=pass,cargo test --workspace)
 
-.PHONY: help run test check-services chain-deps py-deps k8s-check pay-demo bench jepsen fmt lint build alerts-check
+.PHONY: help run test check-services chain-deps py-deps k8s-check pay-demo bench jepsen fmt lint build alerts-check panels-check
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -20,7 +20,7 @@ help: ## List the targets.
 run: ## Build and start the all-in-one on the embedded backend (no Redis/Postgres).
 	FREE_MODE=true cargo run --release -p tessera-suite --bin tessera
 
-test: check-services chain-deps py-deps k8s-check alerts-check ## Everything, incl. the conformance suite on Redis + PostgreSQL.
+test: check-services chain-deps py-deps k8s-check alerts-check panels-check ## Everything, incl. the conformance suite on Redis + PostgreSQL.
 	node --test tests/chain/
 	$(MAKE) --no-print-directory pay-demo
 	$(TEST_CMD)
@@ -55,6 +55,7 @@ alerts-check: ## Alert rules (promtool check + unit tests); dashboard queries pa
 	  $(ALERTS)/dashboard_rules.py $(DASHBOARDS) > "$$rules"; \
 	  echo "promtool check rules <the queries of $(DASHBOARDS)>"; promtool check rules "$$rules"
 	$(ALERTS)/check_metric_names.py $(DASHBOARDS) $(ALERTS)/alerts.yaml
+	python3 $(ALERTS)/panel_check.py --lint $(DASHBOARDS)
 	@# The name check must be able to fail: these fixtures name metrics the code lacks.
 	@out=$$($(ALERTS)/check_metric_names.py $(ALERTS)/testdata/unknown-metric.json $(ALERTS)/testdata/unknown-metric.rules.yaml 2>&1) \
 	  && { echo "error: check_metric_names.py accepted unknown metric names" >&2; exit 1; }; \
@@ -62,6 +63,12 @@ alerts-check: ## Alert rules (promtool check + unit tests); dashboard queries pa
 	  grep -q "metric $$name is not registered" <<<"$$out" \
 	    || { echo "error: check_metric_names.py did not reject $$name:" >&2; echo "$$out" >&2; exit 1; }; \
 	done; echo "check_metric_names.py rejects the unknown names in $(ALERTS)/testdata"
+
+panels-check: chain-deps check-services ## Every Grafana panel query returns data from a real Prometheus scraping the split services under load.
+	@command -v prometheus >/dev/null || { \
+	  echo "error: prometheus not found: install the Debian 'prometheus' package (apt-get install prometheus), or run .ci/run" >&2; exit 1; }
+	cargo build $(SERVICE_BINARIES)
+	deploy/prometheus/panel-check.sh
 
 check-services: ## Fail loudly unless Redis and PostgreSQL answer.
 	@redis-cli -u "$(REDIS_URL)" ping 2>/dev/null | grep -q PONG || { \
@@ -75,8 +82,13 @@ check-services: ## Fail loudly unless Redis and PostgreSQL answer.
 	  echo "  (or point DATABASE_URL at a running PostgreSQL)" >&2; exit 1; }
 	@echo "Redis ($(call redact,$(REDIS_URL))) and PostgreSQL ($(call redact,$(DATABASE_URL))) answer."
 
+# Every server binary, built in one command (one feature resolution, so the
+# demo, the panel check and tests/src/binaries.rs share one build).
+SERVICE_BINARIES := -p tessera-suite -p tessera-gateway -p tessera-memory -p tessera-payment \
+  -p tessera-facilitator -p tessera-pow -p tessera-tools -p tessera-discovery -p tessera-stats
+
 pay-demo: chain-deps ## Pay a memory call with the official x402 client on a local chain.
-	cargo build -p tessera-suite -p tessera-facilitator
+	cargo build $(SERVICE_BINARIES)
 	deploy/demo/pay-demo.sh
 
 bench: chain-deps ## Raw Redis vs memory over gRPC vs the gateway over HTTP; x402 verify and paid CAS.

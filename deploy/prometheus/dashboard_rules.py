@@ -3,7 +3,8 @@
 `promtool check rules` parses every panel's PromQL.
 
 Grafana's interval variables ($__rate_interval, ...) become 5m and the
-dashboard's own variables (used inside label matchers) become `.*`.
+dashboard's own variables (used inside label matchers) become `.*`
+(`as_promql`, which panel_check.py shares).
 
     dashboard_rules.py DASHBOARD.json... > dashboards.rules.yaml
 """
@@ -16,9 +17,19 @@ import sys
 from check_metric_names import dashboard_queries
 
 
-def as_promql(query):
-    query = re.sub(r"\$\{?__\w+\}?", "5m", query)
+def as_promql(query, interval="5m"):
+    """The query Prometheus would get: `interval` for Grafana's interval
+    variables, `.*` for the dashboard's own (and label_values(...) reduced
+    to its selector)."""
+    if query.startswith("label_values("):
+        query = re.sub(r"^label_values\((.*?)(?:,\s*\w+)?\)$", r"\1", query)
+    query = re.sub(r"\$\{?__\w+\}?", interval, query)
     return re.sub(r"\$\{?\w+\}?", ".*", query)
+
+
+def record_prefix(path):
+    """A metric-name-safe prefix per dashboard, so rule names never repeat."""
+    return "dashboard:" + re.sub(r"[^a-zA-Z0-9_]", "_", path.stem)
 
 
 def main(paths):
@@ -27,9 +38,7 @@ def main(paths):
         print(f"  - name: {json.dumps(path.name)}")
         print("    rules:")
         for number, query in enumerate(dashboard_queries(path)):
-            if query.startswith("label_values("):
-                query = re.sub(r"^label_values\((.*?)(?:,\s*\w+)?\)$", r"\1", query)
-            print(f"      - record: dashboard:query_{number}")
+            print(f"      - record: {record_prefix(path)}:query_{number}")
             print(f"        expr: {json.dumps(as_promql(query))}")
 
 

@@ -323,8 +323,9 @@ fn assemble(
     let router = router.route_service("/mcp", mcp::service(api, mcp_tools, config));
     // grpc-web outside the metrics and the gate, so both see native gRPC
     // (its status in headers or trailers, payment-response a trailer).
-    let router = tessera_runtime::http::traced(router, "gateway")
-        .layer(axum::middleware::from_fn(grpc::web::translate));
+    let router =
+        tessera_runtime::http::traced(router, "gateway", tessera_runtime::http::Edge::Public)
+            .layer(axum::middleware::from_fn(grpc::web::translate));
     match cors::layer(&config.cors_or_default()) {
         Some(cors) => router.layer(cors),
         None => router,

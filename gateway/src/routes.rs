@@ -40,6 +40,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tessera_catalog::{Face, Method, Route, Tier};
 use tessera_error::{Error, ErrorKind};
+use tracing::Instrument as _;
 
 /// The catalog route a request was matched to, for handlers whose method
 /// and path serve more than one.
@@ -454,9 +455,11 @@ async fn detached(
     route: &'static Route,
     call: impl std::future::Future<Output = Response> + Send + 'static,
 ) -> Response {
-    tokio::spawn(call).await.unwrap_or_else(|failed| {
-        tracing::error!(error = %failed, route = route.id, "a paid call's task failed");
-        let error = Error::internal("the call failed inside the gateway");
-        Family::from(route.face).response(&error)
-    })
+    tokio::spawn(call.in_current_span())
+        .await
+        .unwrap_or_else(|failed| {
+            tracing::error!(error = %failed, route = route.id, "a paid call's task failed");
+            let error = Error::internal("the call failed inside the gateway");
+            Family::from(route.face).response(&error)
+        })
 }

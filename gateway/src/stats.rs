@@ -10,7 +10,9 @@
 //!   `RecordCalls`. A batch that fails (or takes longer than
 //!   [`SEND_TIMEOUT`]) is dropped and counted (`reason="send_failed"`), never
 //!   retried: the queue stays bounded while the stats service is down.
-//!   Sent events count in `tessera_stats_events_sent_total`.
+//!   Sent events count in `tessera_stats_events_sent_total`; events waiting
+//!   in the queue now, in `tessera_stats_queue_depth` (every queue of the
+//!   process together).
 //! - The task ends once every clone of its [`CallEvents`] is dropped (the
 //!   router, when the server has drained), after sending what was queued.
 //! - `GET /api/stats` renders the summary, `GET /api/leaderboard?top=` the
@@ -22,7 +24,7 @@ use crate::timestamps::rfc3339_millis;
 use crate::transport::{self, answer, Transport};
 use axum::extract::State;
 use axum::Json;
-use prometheus::{IntCounter, IntCounterVec, Opts};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -218,17 +220,14 @@ struct Counts {
 struct Metrics {
     sent: IntCounter,
     dropped: IntCounterVec,
+    depth: IntGauge,
 }
 
-static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
-    sent: tessera_runtime::metrics::register(
-        IntCounter::new(
-            "tessera_stats_events_sent_total",
-            "Call events the stats service recorded.",
-        )
-        .expect("a valid counter"),
-    ),
-    dropped: tessera_runtime::metrics::register(
+/// Every `tessera_stats_events_dropped_total` reason, created at 0.
+const DROPPED_REASONS: [&str; 3] = ["queue_full", "send_failed", "closed"];
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    let dropped = tessera_runtime::metrics::register(
         IntCounterVec::new(
             Opts::new(
                 "tessera_stats_events_dropped_total",
@@ -238,7 +237,27 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
             &["reason"],
         )
         .expect("a valid counter"),
-    ),
+    );
+    for reason in DROPPED_REASONS {
+        dropped.with_label_values(&[reason]);
+    }
+    Metrics {
+        sent: tessera_runtime::metrics::register(
+            IntCounter::new(
+                "tessera_stats_events_sent_total",
+                "Call events the stats service recorded.",
+            )
+            .expect("a valid counter"),
+        ),
+        dropped,
+        depth: tessera_runtime::metrics::register(
+            IntGauge::new(
+                "tessera_stats_queue_depth",
+                "Call events waiting in the gateway's queue to the stats service.",
+            )
+            .expect("a valid gauge"),
+        ),
+    }
 });
 
 impl Counts {
@@ -327,6 +346,7 @@ impl CallEvents {
         settings: QueueSettings,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (sender, receiver) = mpsc::channel(settings.capacity.max(1));
+        LazyLock::force(&METRICS);
         let counts = Arc::new(Counts::default());
         let drain = Drain {
             stats,
@@ -349,11 +369,16 @@ impl CallEvents {
         let Some(queue) = &self.queue else {
             return;
         };
-        match queue.try_send(event) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => self.counts.add(Outcome::QueueFull, 1),
-            Err(mpsc::error::TrySendError::Closed(_)) => self.counts.add(Outcome::Closed, 1),
-        }
+        // Counted before it is queued, so the drain cannot take it out of
+        // the depth first.
+        METRICS.depth.inc();
+        let dropped = match queue.try_send(event) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Full(_)) => Outcome::QueueFull,
+            Err(mpsc::error::TrySendError::Closed(_)) => Outcome::Closed,
+        };
+        METRICS.depth.dec();
+        self.counts.add(dropped, 1);
     }
 
     /// Whether events are kept at all.
@@ -381,13 +406,19 @@ impl Drain {
         let mut batch = Vec::with_capacity(self.batch_size);
         // Idle until an event comes; then gather a batch until it is full,
         // `flush` has passed, or the queue is closed.
-        while queue.recv_many(&mut batch, self.batch_size).await > 0 {
+        let taken = |events: usize| METRICS.depth.sub(events as i64);
+        loop {
+            let received = queue.recv_many(&mut batch, self.batch_size).await;
+            if received == 0 {
+                break;
+            }
+            taken(received);
             let deadline = tokio::time::Instant::now() + self.flush;
             while batch.len() < self.batch_size {
                 let room = self.batch_size - batch.len();
                 match tokio::time::timeout_at(deadline, queue.recv_many(&mut batch, room)).await {
                     Ok(0) | Err(_) => break,
-                    Ok(_) => {}
+                    Ok(received) => taken(received),
                 }
             }
             self.send(std::mem::take(&mut batch)).await;
@@ -692,6 +723,58 @@ mod tests {
             text.contains("tessera_stats_events_dropped_total{reason=\"queue_full\"}"),
             "{text}"
         );
+    }
+
+    #[tokio::test]
+    async fn the_queue_depth_is_what_waits_and_every_drop_reason_starts_at_zero() {
+        let calls = Arc::new(AtomicU64::new(0));
+        let stalled = StatsClient::direct(Broken {
+            stall: true,
+            calls: calls.clone(),
+        });
+        let settings = QueueSettings {
+            capacity: 4,
+            batch_size: 2,
+            flush: Duration::from_millis(5),
+        };
+        let (events, _task) = CallEvents::start(stalled, settings);
+        let text = tessera_runtime::metrics::render();
+        for reason in DROPPED_REASONS {
+            let series = format!("tessera_stats_events_dropped_total{{reason=\"{reason}\"}}");
+            assert!(text.contains(&series), "{series} in {text}");
+        }
+        assert!(text.contains("tessera_stats_queue_depth "), "{text}");
+        let depth = || METRICS.depth.get();
+        let before = depth();
+        for _ in 0..10 {
+            events.emit(event("tools.uuid", RAIL_FREE, 200, ""));
+        }
+        assert_eq!(
+            depth(),
+            before + 4,
+            "a full queue holds 4; the rest dropped"
+        );
+        wait_for("the stalled RecordCalls", || {
+            calls.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        assert_eq!(depth(), before + 2, "the drain took a batch of 2");
+
+        let (client, _) = recording().await;
+        let (events, task) = CallEvents::start(
+            client,
+            QueueSettings {
+                capacity: 100,
+                batch_size: 10,
+                flush: Duration::from_millis(5),
+            },
+        );
+        for _ in 0..25 {
+            events.emit(event("tools.uuid", RAIL_FREE, 200, ""));
+        }
+        drop(events);
+        task.await.unwrap();
+        assert_eq!(depth(), before + 2, "what was sent no longer waits");
     }
 
     #[tokio::test]

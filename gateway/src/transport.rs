@@ -1,12 +1,14 @@
 //! How the gateway's gRPC clients reach their services: a network channel
 //! made on first use, or (in the all-in-one) the service itself, called in
 //! the same process with no socket in between. Requests are encoded and
-//! decoded alike either way.
+//! decoded alike either way, and each call carries its trace context
+//! ([`GrpcClientLayer`]).
 
 use std::time::Duration;
+use tessera_runtime::trace::GrpcClientLayer;
 use tonic::transport::Endpoint;
 use tower::util::BoxCloneSyncService;
-use tower::ServiceExt;
+use tower::{Layer as _, ServiceExt};
 
 pub type Transport = BoxCloneSyncService<
     http::Request<tonic::body::Body>,
@@ -51,12 +53,14 @@ pub fn lazy(
     let endpoint = Endpoint::from_shared(url.to_string())?
         .connect_timeout(connect_timeout)
         .timeout(call_timeout);
-    Ok(BoxCloneSyncService::new(endpoint.connect_lazy()))
+    Ok(BoxCloneSyncService::new(
+        GrpcClientLayer.layer(endpoint.connect_lazy()),
+    ))
 }
 
 /// `service` called in process.
 pub fn in_process(service: impl LocalService) -> Transport {
-    BoxCloneSyncService::new(service.map_err(|never| match never {}))
+    BoxCloneSyncService::new(GrpcClientLayer.layer(service.map_err(|never| match never {})))
 }
 
 /// A unary reply's message, or the service's error.

@@ -14,6 +14,7 @@ use crate::errors::{from_internal_status, Family};
 use crate::idempotency::PaidFor;
 use crate::identity::IdentityGate;
 use crate::rate_limit::{Checked, RateLimit};
+use crate::transport::Transport;
 use axum::extract::Request;
 use axum::http::header::{CACHE_CONTROL, HOST};
 use axum::http::request::Parts;
@@ -29,9 +30,8 @@ use tessera_proto::payment::v1::payment_service_client::PaymentServiceClient;
 use tessera_runtime::grpc_auth::ServiceToken;
 use tessera_x402::{headers, MAX_HEADER_BYTES};
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 
-type PaymentClient = PaymentServiceClient<InterceptedService<Channel, ServiceToken>>;
+type PaymentClient = PaymentServiceClient<InterceptedService<Transport, ServiceToken>>;
 
 /// What a served call was charged (settled), on its response, for call
 /// accounting.
@@ -90,10 +90,7 @@ impl PaymentGate {
         settle_before: bool,
         token: ServiceToken,
     ) -> anyhow::Result<Self> {
-        let channel = tonic::transport::Endpoint::from_shared(url.to_string())?
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(60))
-            .connect_lazy();
+        let channel = crate::transport::lazy(url, Duration::from_secs(5), Duration::from_secs(60))?;
         Ok(PaymentGate {
             payments: PaymentServiceClient::with_interceptor(channel, token),
             settle_before,

@@ -1,6 +1,7 @@
 //! Shared harness for Tessera's integration tests and bench: backends on the
 //! real servers, servers on free ports, and a Redis of our own to kill.
 
+pub mod binaries;
 pub mod broken;
 pub mod chain;
 pub mod conformance;

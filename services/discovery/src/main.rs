@@ -7,7 +7,7 @@
 use anyhow::Context;
 use tessera_discovery::{entries, Discovery, DiscoveryConfig, SERVICE_NAME};
 use tessera_proto::discovery::v1::discovery_service_server::DiscoveryServiceServer;
-use tessera_runtime::{grpc::GrpcServer, telemetry, Shutdown};
+use tessera_runtime::{grpc::GrpcServer, metrics_endpoint, telemetry, Shutdown};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -25,7 +25,8 @@ async fn main() -> anyhow::Result<()> {
         registries = config.registries.len(),
         "discovery serving"
     );
-    GrpcServer::new(SERVICE_NAME, DiscoveryServiceServer::new(discovery))
-        .serve(listener, shutdown)
-        .await
+    let serving = GrpcServer::new(SERVICE_NAME, DiscoveryServiceServer::new(discovery))
+        .serve(listener, shutdown.clone());
+    // `GET /metrics` on METRICS_ADDR when set.
+    metrics_endpoint::serve_beside(&shutdown, serving).await
 }

@@ -111,8 +111,34 @@ pub enum Store {
 
 impl Store {
     /// Opens (creating the file and tables when missing) the store of
-    /// `config`.
+    /// `config`, its pool sampled as `tessera_pool_connections{pool="discovery"}`.
     pub async fn open(config: &StoreConfig) -> anyhow::Result<Store> {
+        let store = Self::open_pool(config).await?;
+        store.register_pool();
+        Ok(store)
+    }
+
+    fn register_pool(&self) {
+        use tessera_runtime::dependency::{register_pool, PoolSample};
+        match self.clone() {
+            Store::Sqlite(pool) => register_pool("discovery", move || {
+                PoolSample::of(
+                    pool.size(),
+                    pool.num_idle(),
+                    pool.options().get_max_connections(),
+                )
+            }),
+            Store::Postgres(pool) => register_pool("discovery", move || {
+                PoolSample::of(
+                    pool.size(),
+                    pool.num_idle(),
+                    pool.options().get_max_connections(),
+                )
+            }),
+        }
+    }
+
+    async fn open_pool(config: &StoreConfig) -> anyhow::Result<Store> {
         match config {
             StoreConfig::Embedded { path } => {
                 // A crawl lost to a power cut is crawled again.

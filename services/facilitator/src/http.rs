@@ -49,7 +49,9 @@ pub fn router(facilitator: Arc<Facilitator>, api_keys: ApiKeys) -> Router {
         .method_not_allowed_fallback(tessera_runtime::http::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(facilitator);
-    tessera_runtime::http::traced(router, "facilitator")
+    // Its callers are payment services holding an API key: their trace
+    // continues here.
+    tessera_runtime::http::traced(router, "facilitator", tessera_runtime::http::Edge::Internal)
 }
 
 /// Serves `router` on `listener` until `shutdown` fires, letting in-flight

@@ -47,6 +47,7 @@ pub mod verify;
 use alloy::primitives::Address;
 use std::sync::Arc;
 use std::time::Duration;
+use tessera_runtime::dependency::{observe, Dependency};
 use tessera_runtime::Shutdown;
 use tessera_x402::facilitator::{SupportedKind, SupportedResponse};
 use tessera_x402::Network;
@@ -100,7 +101,9 @@ impl Facilitator {
             url: config.rpc_url.clone(),
             source,
         };
-        let chain = Chain::new(&config.rpc_url, config.rpc_timeout).map_err(failed)?;
+        let chain = Chain::new(&config.rpc_url, config.rpc_timeout)
+            .map_err(failed)?
+            .observed(|method, call| observe(Dependency::Chain, method, call));
         let chain_id = chain.chain_id().await.map_err(failed)?;
         let settler = match &config.settlement_key {
             Some(key) => {
@@ -211,4 +214,23 @@ pub async fn serve(
     first??;
     other.await??;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn chain_calls_are_timed_and_failures_counted_by_rpc_method() {
+        // Nothing listens on port 1: the connection is refused.
+        let config = FacilitatorConfig::new("http://127.0.0.1:1", None);
+        assert!(Facilitator::connect(&config).await.is_err());
+        let text = tessera_runtime::metrics::render();
+        for series in [
+            "tessera_dependency_call_duration_seconds_count{dependency=\"chain\",operation=\"eth_chainId\"} 1",
+            "tessera_dependency_call_errors_total{dependency=\"chain\",operation=\"eth_chainId\"} 1",
+        ] {
+            assert!(text.contains(series), "{series} in {text}");
+        }
+    }
 }

@@ -104,13 +104,15 @@ impl MemoryConfig {
                     postgres = %redact_url(&config.database_url),
                     "memory backend: Redis + PostgreSQL"
                 );
-                Arc::new(DurableStore::connect(config).await.with_context(|| {
+                let store = DurableStore::connect(config).await.with_context(|| {
                     format!(
                         "cannot reach Redis at {} and PostgreSQL at {}",
                         redact_url(&config.redis_url),
                         redact_url(&config.database_url)
                     )
-                })?)
+                })?;
+                register_pool(store.pool());
+                Arc::new(store)
             }
         };
         Ok(Memory::new(store, self.limits))
@@ -122,4 +124,17 @@ impl MemoryConfig {
             memory.spawn_reclaimer(self.reclaim_every, self.reclaim_after, shutdown.clone());
         }
     }
+}
+
+/// Samples the durable store's PostgreSQL pool as
+/// `tessera_pool_connections{pool="memory"}`.
+fn register_pool(pool: &sqlx::PgPool) {
+    let pool = pool.clone();
+    tessera_runtime::dependency::register_pool("memory", move || {
+        tessera_runtime::dependency::PoolSample::of(
+            pool.size(),
+            pool.num_idle(),
+            pool.options().get_max_connections(),
+        )
+    });
 }

@@ -106,7 +106,9 @@ impl Memory {
         &self.store
     }
 
-    #[tracing::instrument(skip(self), fields(caller = self.caller()), err(Display))]
+    // Errors at DEBUG: most are answers (NotFound, a failed precondition);
+    // the gRPC server logs the server-side failures at ERROR.
+    #[tracing::instrument(skip(self), fields(caller = self.caller()), err(level = "debug", Display))]
     pub async fn get(&self, namespace: &str, key: &str) -> Result<Entry> {
         let namespace = &canonical_namespace(namespace);
         check_address(namespace, key)?;
@@ -116,7 +118,7 @@ impl Memory {
         })
     }
 
-    #[tracing::instrument(skip(self, value_json), fields(caller = self.caller()), err(Display))]
+    #[tracing::instrument(skip(self, value_json), fields(caller = self.caller()), err(level = "debug", Display))]
     pub async fn set(
         &self,
         namespace: &str,
@@ -142,7 +144,7 @@ impl Memory {
             .await
     }
 
-    #[tracing::instrument(skip(self), fields(caller = self.caller()), err(Display))]
+    #[tracing::instrument(skip(self), fields(caller = self.caller()), err(level = "debug", Display))]
     pub async fn delete(
         &self,
         namespace: &str,
@@ -156,7 +158,7 @@ impl Memory {
         self.store.delete(namespace, key, if_match).await
     }
 
-    #[tracing::instrument(skip(self), fields(caller = self.caller()), err(Display))]
+    #[tracing::instrument(skip(self), fields(caller = self.caller()), err(level = "debug", Display))]
     pub async fn list(
         &self,
         namespace: &str,
@@ -180,7 +182,7 @@ impl Memory {
 
     /// `expected_json` absent or `null` = expect absent; `value_json` absent
     /// or `null` = delete on match.
-    #[tracing::instrument(skip(self, expected_json, value_json), fields(caller = self.caller()), err(Display))]
+    #[tracing::instrument(skip(self, expected_json, value_json), fields(caller = self.caller()), err(level = "debug", Display))]
     pub async fn cas(
         &self,
         namespace: &str,
@@ -206,7 +208,7 @@ impl Memory {
             .await
     }
 
-    #[tracing::instrument(skip(self), fields(caller = self.caller()), err(Display))]
+    #[tracing::instrument(skip(self), fields(caller = self.caller()), err(level = "debug", Display))]
     pub async fn incr(
         &self,
         namespace: &str,
@@ -231,7 +233,7 @@ impl Memory {
     /// Lets `grantee` read (`Read`) or read and write (`ReadWrite`)
     /// `namespace`, until revoked or for `ttl_seconds`. Granting again
     /// replaces the mode and expiry.
-    #[tracing::instrument(skip(self), fields(caller = self.caller()), err(Display))]
+    #[tracing::instrument(skip(self), fields(caller = self.caller()), err(level = "debug", Display))]
     pub async fn grant(
         &self,
         namespace: &str,
@@ -251,7 +253,7 @@ impl Memory {
 
     /// Withdraws `namespace`'s grant to `grantee`; `false` when there was no
     /// active one.
-    #[tracing::instrument(skip(self), fields(caller = self.caller()), err(Display))]
+    #[tracing::instrument(skip(self), fields(caller = self.caller()), err(level = "debug", Display))]
     pub async fn revoke(&self, namespace: &str, grantee: &str) -> Result<bool> {
         let namespace = &canonical_namespace(namespace);
         let grantee = &canonical_namespace(grantee);
@@ -262,7 +264,7 @@ impl Memory {
 
     /// `namespace`'s active grants, ordered by grantee; expired ones are not
     /// listed.
-    #[tracing::instrument(skip(self), fields(caller = self.caller()), err(Display))]
+    #[tracing::instrument(skip(self), fields(caller = self.caller()), err(level = "debug", Display))]
     pub async fn list_grants(&self, namespace: &str) -> Result<Vec<Grant>> {
         let namespace = &canonical_namespace(namespace);
         validate_namespace(namespace)?;
@@ -274,7 +276,7 @@ impl Memory {
     /// to `timeout_seconds` (0 = the limit); see [`crate::watch`]. Another
     /// namespace needs a read grant, checked again every few seconds while
     /// the watch lasts: a revoked grant ends it with `NO_GRANT`.
-    #[tracing::instrument(skip(self), fields(caller = self.caller()), err(Display))]
+    #[tracing::instrument(skip(self), fields(caller = self.caller()), err(level = "debug", Display))]
     pub async fn watch(
         &self,
         namespace: &str,

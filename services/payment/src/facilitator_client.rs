@@ -8,7 +8,9 @@ use reqwest::header::HeaderValue;
 use std::time::Duration;
 use tessera_error::{Error, ErrorKind};
 use tessera_runtime::config::Secret;
+use tessera_runtime::dependency::{self, Dependency};
 use tessera_x402::facilitator::{FacilitatorRequest, SettleResponse, VerifyResponse};
+use tracing::Instrument;
 
 #[derive(Clone)]
 pub struct FacilitatorClient {
@@ -20,9 +22,37 @@ pub struct FacilitatorClient {
 }
 
 /// The facilitator could not be asked, or did not answer in time: the
-/// outcome is unknown (for a settle, it may still land).
+/// outcome is unknown (for a settle, it may still land). What happened,
+/// and its [`Unreachable::kind`].
 #[derive(Debug)]
-pub struct Unreachable(pub String);
+pub struct Unreachable(pub String, pub &'static str);
+
+/// [`Unreachable::kind`] of a facilitator that did not answer in time.
+pub const TIMEOUT: &str = "timeout";
+/// [`Unreachable::kind`] of a facilitator that could not be asked, or
+/// answered something that is not the document asked for.
+pub const UNREACHABLE: &str = "unreachable";
+
+impl Unreachable {
+    fn new(message: String) -> Self {
+        Unreachable(message, UNREACHABLE)
+    }
+
+    fn of(url: &str, error: reqwest::Error) -> Self {
+        let kind = if error.is_timeout() {
+            TIMEOUT
+        } else {
+            UNREACHABLE
+        };
+        Unreachable(format!("{url}: {error}"), kind)
+    }
+
+    /// [`TIMEOUT`] (no answer in time) or [`UNREACHABLE`] (no usable
+    /// answer).
+    pub fn kind(&self) -> &'static str {
+        self.1
+    }
+}
 
 impl From<Unreachable> for Error {
     fn from(error: Unreachable) -> Self {
@@ -81,7 +111,7 @@ impl FacilitatorClient {
             .await?;
         match serde_json::from_slice::<tessera_x402::facilitator::SupportedResponse>(&body) {
             Ok(_) if status.is_success() => Ok(()),
-            _ => Err(Unreachable(format!("{url} answered {status}"))),
+            _ => Err(Unreachable::new(format!("{url} answered {status}"))),
         }
     }
 
@@ -97,36 +127,137 @@ impl FacilitatorClient {
                 request = request.header(reqwest::header::AUTHORIZATION, value.clone())
             }
             Ok(None) => {}
-            Err(problem) => return Err(Unreachable(format!("{url}: {problem}"))),
+            Err(problem) => return Err(Unreachable::new(format!("{url}: {problem}"))),
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| Unreachable(format!("{url}: {e}")))?;
+        let response = request.send().await.map_err(|e| Unreachable::of(url, e))?;
         let status = response.status();
         let body = response
             .bytes()
             .await
-            .map_err(|e| Unreachable(format!("{url}: {e}")))?;
+            .map_err(|e| Unreachable::of(url, e))?;
         Ok((status, body.to_vec()))
     }
 
+    /// `POST /<path>`, timed as the facilitator dependency's operation
+    /// `path`.
     async fn post<T: serde::de::DeserializeOwned>(
         &self,
-        path: &str,
+        path: &'static str,
         request: &FacilitatorRequest,
         timeout: Duration,
     ) -> Result<T, Unreachable> {
+        let call = dependency::start(Dependency::Facilitator, path);
         let url = format!("{}/{path}", self.base_url);
-        let post = self.http.post(&url).timeout(timeout).json(request);
-        let (status, body) = self.send(&url, post).await?;
-        // Some facilitators answer an invalid payment with 400 and the same
-        // JSON; accept any status whose body is the expected document.
-        serde_json::from_slice(&body).map_err(|_| {
-            Unreachable(format!(
-                "{url} answered {status}: {}",
-                String::from_utf8_lossy(&body[..body.len().min(200)])
+        let mut trace_context = reqwest::header::HeaderMap::new();
+        tessera_runtime::trace::inject(call.span(), &mut trace_context);
+        let post = self
+            .http
+            .post(&url)
+            .timeout(timeout)
+            .headers(trace_context)
+            .json(request);
+        let answer = async {
+            let (status, body) = self.send(&url, post).await?;
+            call.span()
+                .record("http.response.status_code", status.as_u16());
+            // Some facilitators answer an invalid payment with 400 and the
+            // same JSON; accept any status whose body is the expected
+            // document.
+            serde_json::from_slice(&body).map_err(|_| {
+                Unreachable::new(format!(
+                    "{url} answered {status}: {}",
+                    String::from_utf8_lossy(&body[..body.len().min(200)])
+                ))
+            })
+        }
+        .instrument(call.span().clone())
+        .await;
+        match &answer {
+            Ok(_) => call.succeeded(),
+            Err(unreachable) => call.failed(unreachable.kind()),
+        }
+        answer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A facilitator on a loopback port that answers every request with
+    /// `answer`, or never when `None`.
+    async fn facilitator(answer: Option<&'static str>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let mut request = [0u8; 4096];
+                    let _ = socket.read(&mut request).await;
+                    match answer {
+                        Some(answer) => {
+                            let _ = socket.write_all(answer.as_bytes()).await;
+                        }
+                        None => std::future::pending::<()>().await,
+                    }
+                });
+            }
+        });
+        url
+    }
+
+    fn sample(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+    }
+
+    #[tokio::test]
+    async fn verify_and_settle_are_timed_and_failures_sorted() {
+        let request = FacilitatorRequest {
+            x402_version: 2,
+            payment_payload: serde_json::json!({}),
+            payment_requirements: serde_json::json!({}),
+        };
+        let silent = FacilitatorClient::new(&facilitator(None).await, None);
+        let timed_out = silent
+            .verify(&request, Duration::from_millis(100))
+            .await
+            .unwrap_err();
+        assert_eq!(timed_out.kind(), TIMEOUT, "{}", timed_out.0);
+        let broken = FacilitatorClient::new(
+            &facilitator(Some(
+                "HTTP/1.1 502 Bad Gateway\r\ncontent-length: 4\r\nconnection: close\r\n\r\noops",
             ))
-        })
+            .await,
+            None,
+        );
+        let refused = broken
+            .settle(&request, Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.kind(), UNREACHABLE, "{}", refused.0);
+
+        let text = tessera_runtime::metrics::render();
+        for operation in ["verify", "settle"] {
+            let labels = format!("{{dependency=\"facilitator\",operation=\"{operation}\"}}");
+            assert_eq!(
+                sample(
+                    &text,
+                    &format!("tessera_dependency_call_duration_seconds_count{labels}")
+                ),
+                Some(1.0),
+                "{text}"
+            );
+            assert_eq!(
+                sample(
+                    &text,
+                    &format!("tessera_dependency_call_errors_total{labels}")
+                ),
+                Some(1.0),
+                "{text}"
+            );
+        }
     }
 }

@@ -25,6 +25,7 @@ use alloy::primitives::U256;
 use serde_json::Value;
 use sqlx::{PgPool, Row};
 use tessera_error::{Error, Result};
+use tessera_runtime::dependency::{self, Dependency};
 use tessera_x402::AuthorizationKey;
 
 /// The ledger's migrations. Other services' migrations may share the
@@ -33,6 +34,16 @@ pub fn migrator() -> sqlx::migrate::Migrator {
     let mut migrator = sqlx::migrate!("./migrations");
     migrator.set_ignore_missing(true);
     migrator
+}
+
+/// Runs `statement`, timed as the PostgreSQL operation `operation`.
+async fn timed<T>(
+    operation: &'static str,
+    statement: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T> {
+    dependency::call(Dependency::Postgres, operation, statement)
+        .await
+        .map_err(db_error)
 }
 
 fn db_error(error: sqlx::Error) -> Error {
@@ -156,16 +167,15 @@ impl Ledger {
 
     /// An account's totals (zero for a payer never seen).
     pub async fn account(&self, account: &Account) -> Result<AccountState> {
-        let row = sqlx::query(
+        let statement = sqlx::query(
             "SELECT outstanding::text, settled_total::text, debt::text FROM payer_accounts
               WHERE network = $1 AND asset = $2 AND payer = $3",
         )
         .bind(&account.network)
         .bind(&account.asset)
         .bind(&account.payer)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?;
+        .fetch_optional(&self.pool);
+        let row = timed("ledger_account", statement).await?;
         Ok(row.map_or_else(AccountState::default, |row| AccountState {
             outstanding: numeric(row.get(0)),
             settled_total: numeric(row.get(1)),
@@ -179,7 +189,7 @@ impl Ledger {
     /// balance read after it).
     pub async fn prior(&self, key: &AuthorizationKey) -> Result<Prior> {
         let account = Account::of(key);
-        let row = sqlx::query(
+        let statement = sqlx::query(
             "SELECT EXISTS (SELECT 1 FROM payments
                              WHERE network = $1 AND asset = $2 AND payer = $3 AND nonce = $4),
                     COALESCE((SELECT settled_total::text FROM payer_accounts
@@ -189,9 +199,8 @@ impl Ledger {
         .bind(&account.asset)
         .bind(&account.payer)
         .bind(key.nonce_hex())
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db_error)?;
+        .fetch_one(&self.pool);
+        let row = timed("ledger_prior", statement).await?;
         Ok(Prior {
             presented: row.get(0),
             settled_total: numeric(row.get(1)),
@@ -218,8 +227,8 @@ impl Ledger {
         let account = Account::of(payment.key);
         let id = format!("pay_{:032x}", rand::random::<u128>());
         let amount = payment.amount.to_string();
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let inserted = sqlx::query(
+        let mut tx = timed("ledger_begin", self.pool.begin()).await?;
+        let statement = sqlx::query(
             "INSERT INTO payments (id, network, asset, payer, nonce, route, resource, amount, pay_to,
                                    x402_version, payload, requirements, status, exposure)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'reserved', $8::numeric)
@@ -238,16 +247,15 @@ impl Ledger {
         .bind(payment.x402_version as i32)
         .bind(payment.payload)
         .bind(payment.requirements)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        .fetch_optional(&mut *tx);
+        let inserted = timed("ledger_insert", statement).await?;
         if inserted.is_none() {
             return Ok(Reservation::AlreadyPresented);
         }
         // Created on first use; either way taken only if the balance covers
         // it (no row back = not covered, and dropping `tx` rolls the INSERT
         // above back).
-        let covered = sqlx::query_scalar::<_, bool>(
+        let statement = sqlx::query_scalar::<_, bool>(
             "INSERT INTO payer_accounts (network, asset, payer, outstanding)
              SELECT $1, $2, $3, $4::numeric WHERE $4::numeric <= $5::numeric
              ON CONFLICT (network, asset, payer) DO UPDATE
@@ -264,29 +272,26 @@ impl Ledger {
         .bind(&amount)
         .bind(balance.to_string())
         .bind(settled_before.to_string())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        .fetch_optional(&mut *tx);
+        let covered = timed("ledger_reserve", statement).await?;
         let Some(debtor) = covered else {
             return Ok(Reservation::NotCovered { balance });
         };
-        tx.commit().await.map_err(db_error)?;
+        timed("ledger_commit", tx.commit()).await?;
         Ok(Reservation::Reserved { id, debtor })
     }
 
     /// Moves a payment from one of `from` to `to` without ending it.
     pub async fn transition(&self, id: &str, from: &[&str], to: &str) -> Result<bool> {
         let from: Vec<String> = from.iter().map(|s| s.to_string()).collect();
-        let done = sqlx::query(
+        let statement = sqlx::query(
             "UPDATE payments SET status = $3, updated_at = now() WHERE id = $1 AND status = ANY($2)",
         )
         .bind(id)
         .bind(&from)
         .bind(to)
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?
-        .rows_affected();
+        .execute(&self.pool);
+        let done = timed("ledger_update", statement).await?.rows_affected();
         Ok(done == 1)
     }
 
@@ -308,7 +313,7 @@ impl Ledger {
         served: bool,
     ) -> Result<bool> {
         let from: Vec<String> = from.iter().map(|s| s.to_string()).collect();
-        let ended: i64 = sqlx::query_scalar(
+        let statement = sqlx::query_scalar(
             "WITH locked AS (
                  SELECT id, exposure, amount::numeric AS amount, network, asset, payer
                    FROM payments WHERE id = $1 AND status = ANY($2) FOR UPDATE
@@ -340,9 +345,8 @@ impl Ledger {
         .bind(reason)
         .bind(outcome == Outcome::Settled)
         .bind(outcome == Outcome::Debt)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db_error)?;
+        .fetch_one(&self.pool);
+        let ended: i64 = timed("ledger_finish", statement).await?;
         Ok(ended == 1)
     }
 
@@ -353,7 +357,7 @@ impl Ledger {
         transaction: Option<&str>,
         served: bool,
     ) -> Result<()> {
-        sqlx::query(
+        let statement = sqlx::query(
             "UPDATE payments SET status = 'pending', served = served OR $2,
                     transaction = COALESCE($3, transaction), error_reason = 'settlement_pending',
                     updated_at = now()
@@ -362,9 +366,8 @@ impl Ledger {
         .bind(id)
         .bind(served)
         .bind(transaction.filter(|t| !t.is_empty()))
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
+        .execute(&self.pool);
+        timed("ledger_pending", statement).await?;
         Ok(())
     }
 
@@ -385,11 +388,8 @@ impl Ledger {
              WHERE id = $1 AND {condition}
              RETURNING x402_version, payload, requirements, network, payer, amount"
         );
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?;
+        let statement = sqlx::query(&sql).bind(id).fetch_optional(&self.pool);
+        let row = timed("ledger_claim", statement).await?;
         Ok(row.map(|row| Settleable {
             x402_version: row.get::<i32, _>("x402_version") as u32,
             payload: row.get("payload"),
@@ -401,24 +401,22 @@ impl Ledger {
     }
 
     pub async fn status(&self, id: &str) -> Result<Option<(String, Option<String>)>> {
-        let row = sqlx::query("SELECT status, transaction FROM payments WHERE id = $1")
+        let statement = sqlx::query("SELECT status, transaction FROM payments WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?;
+            .fetch_optional(&self.pool);
+        let row = timed("ledger_status", statement).await?;
         Ok(row.map(|row| (row.get("status"), row.get("transaction"))))
     }
 
     /// A payer's payments, oldest first (for operators and tests).
     pub async fn payments_of(&self, payer: &str) -> Result<Vec<PaymentRow>> {
-        sqlx::query_as(
+        let statement = sqlx::query_as(
             "SELECT id, route, status, x402_version, amount, transaction, error_reason, served
                FROM payments WHERE payer = $1 ORDER BY created_at, id",
         )
         .bind(payer.to_ascii_lowercase())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)
+        .fetch_all(&self.pool);
+        timed("ledger_payments", statement).await
     }
 
     /// Statuses of a payer's payments, oldest first.
@@ -433,16 +431,15 @@ impl Ledger {
 
     /// Payments whose settlement is pending, or whose settler died mid-way.
     pub async fn due_for_retry(&self, limit: i64) -> Result<Vec<String>> {
-        let rows = sqlx::query(
+        let statement = sqlx::query(
             "SELECT id FROM payments
              WHERE status = 'pending'
                 OR (status = 'settling' AND updated_at < now() - interval '2 minutes')
              ORDER BY updated_at LIMIT $1",
         )
         .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?;
+        .fetch_all(&self.pool);
+        let rows = timed("ledger_due", statement).await?;
         Ok(rows.iter().map(|row| row.get("id")).collect())
     }
 
@@ -451,16 +448,15 @@ impl Ledger {
     /// between reserving and answering, the gateway between verifying and
     /// settling) stopped. Oldest first, at most 32.
     pub async fn orphans(&self, older_than_secs: u64) -> Result<Vec<(String, String)>> {
-        let rows = sqlx::query(
+        let statement = sqlx::query(
             "SELECT id, status FROM payments
               WHERE status IN ('reserved', 'verified')
                 AND updated_at < now() - make_interval(secs => $1)
               ORDER BY updated_at LIMIT 32",
         )
         .bind(older_than_secs as f64)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?;
+        .fetch_all(&self.pool);
+        let rows = timed("ledger_orphans", statement).await?;
         Ok(rows
             .iter()
             .map(|row| (row.get("id"), row.get("status")))

@@ -32,7 +32,20 @@ pub async fn open(config: &PaymentConfig) -> anyhow::Result<Payments> {
         .connect_with(options)
         .await?;
     ledger::migrator().run(&pool).await?;
+    register_pool(&pool);
     Payments::new(config, ledger::Ledger::new(pool))
+}
+
+/// Samples the ledger's pool as `tessera_pool_connections{pool="payment"}`.
+fn register_pool(pool: &sqlx::PgPool) {
+    let pool = pool.clone();
+    tessera_runtime::dependency::register_pool("payment", move || {
+        tessera_runtime::dependency::PoolSample::of(
+            pool.size(),
+            pool.num_idle(),
+            pool.options().get_max_connections(),
+        )
+    });
 }
 
 /// Retries pending settlements every `every` until `shutdown`.

@@ -2,7 +2,9 @@
 //! every variable), retrying pending settlements in the background.
 
 use tessera_payment::{config::PaymentConfig, grpc, open, run_retries, SERVICE_NAME};
-use tessera_runtime::{grpc::GrpcServer, grpc_auth::ServiceToken, telemetry, Shutdown};
+use tessera_runtime::{
+    grpc::GrpcServer, grpc_auth::ServiceToken, metrics_endpoint, telemetry, Shutdown,
+};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -16,9 +18,10 @@ async fn main() -> anyhow::Result<()> {
         config.retry_every,
         shutdown.clone(),
     ));
-    GrpcServer::new(SERVICE_NAME, grpc::server(payments))
+    let serving = GrpcServer::new(SERVICE_NAME, grpc::server(payments))
         // INTERNAL_TOKEN: only Tessera's gateway may ask for verifications.
         .require_token(ServiceToken::from_env()?)
-        .serve(listener, shutdown)
-        .await
+        .serve(listener, shutdown.clone());
+    // `GET /metrics` on METRICS_ADDR when set.
+    metrics_endpoint::serve_beside(&shutdown, serving).await
 }

@@ -6,9 +6,50 @@
 //!   `settled`, `pending`, `failed` (settlement refused before execution),
 //!   `debt` (settlement of a served call failed).
 //! - `tessera_payment_refusals_total{reason}`: refusals by x402 reason.
+//! - `tessera_settlement_duration_seconds{outcome}`: from a settlement's
+//!   start to its outcome recorded, `settled`, `pending` or `failed` (a
+//!   debt is a failed settlement).
+//! - `tessera_settlement_failures_total{reason}`: settlements that did not
+//!   succeed, by the facilitator's x402 `errorReason` (`other` for one
+//!   outside the registry), or `timeout` / `unreachable` when the
+//!   facilitator did not answer.
+//!
+//! Every label value known here is created at 0 by [`init`], so a rate
+//! sees the first event.
 
-use prometheus::{IntCounterVec, Opts};
+use crate::facilitator_client::{TIMEOUT, UNREACHABLE};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts};
 use std::sync::LazyLock;
+use std::time::Duration;
+use tessera_x402::reason;
+
+/// Every `tessera_payments_total` outcome.
+const OUTCOMES: [&str; 8] = [
+    "verified",
+    "refused",
+    "rejected",
+    "cancelled",
+    "settled",
+    "pending",
+    "failed",
+    "debt",
+];
+
+/// The refusal that is not an x402 reason: a replayed authorization.
+pub const ALREADY_PRESENTED: &str = "already_presented";
+
+/// Settlement outcomes.
+pub const SETTLED: &str = "settled";
+pub const PENDING: &str = "pending";
+pub const FAILED: &str = "failed";
+
+/// The failure reason of an `errorReason` outside [`reason::REGISTRY`].
+const OTHER: &str = "other";
+
+/// Settlements wait for a receipt: seconds, up to the settle timeout.
+const SETTLEMENT_BUCKETS: &[f64] = &[
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0,
+];
 
 static PAYMENTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     tessera_runtime::metrics::register(
@@ -33,6 +74,60 @@ static REFUSALS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
 });
 
+static SETTLEMENT_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
+    tessera_runtime::metrics::register(
+        HistogramVec::new(
+            HistogramOpts::new(
+                "tessera_settlement_duration_seconds",
+                "Time from a settlement's start to its outcome, by outcome.",
+            )
+            .buckets(SETTLEMENT_BUCKETS.to_vec()),
+            &["outcome"],
+        )
+        .expect("a valid histogram"),
+    )
+});
+
+static SETTLEMENT_FAILURES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    tessera_runtime::metrics::register(
+        IntCounterVec::new(
+            Opts::new(
+                "tessera_settlement_failures_total",
+                "Settlements that did not succeed, by x402 errorReason (timeout, unreachable: \
+                 no answer from the facilitator).",
+            ),
+            &["reason"],
+        )
+        .expect("a valid counter"),
+    )
+});
+
+/// Every settlement failure reason known here.
+fn failure_reasons() -> impl Iterator<Item = &'static str> {
+    reason::REGISTRY.into_iter().chain([
+        reason::SETTLEMENT_PENDING,
+        TIMEOUT,
+        UNREACHABLE,
+        OTHER,
+    ])
+}
+
+/// Creates every series with a known label value at 0.
+pub fn init() {
+    for outcome in OUTCOMES {
+        PAYMENTS.with_label_values(&[outcome]);
+    }
+    for reason in reason::REGISTRY.into_iter().chain([ALREADY_PRESENTED]) {
+        REFUSALS.with_label_values(&[reason]);
+    }
+    for outcome in [SETTLED, PENDING, FAILED] {
+        SETTLEMENT_DURATION.with_label_values(&[outcome]);
+    }
+    for reason in failure_reasons() {
+        SETTLEMENT_FAILURES.with_label_values(&[reason]);
+    }
+}
+
 pub fn outcome(outcome: &str) {
     PAYMENTS.with_label_values(&[outcome]).inc();
 }
@@ -40,4 +135,70 @@ pub fn outcome(outcome: &str) {
 pub fn refused(reason: &str) {
     outcome("refused");
     REFUSALS.with_label_values(&[reason]).inc();
+}
+
+/// A settlement ended with `outcome` ([`SETTLED`], [`PENDING`],
+/// [`FAILED`]) after `took`.
+pub fn settlement(outcome: &'static str, took: Duration) {
+    SETTLEMENT_DURATION
+        .with_label_values(&[outcome])
+        .observe(took.as_secs_f64());
+}
+
+/// A settlement did not succeed, for `reason` (the facilitator's
+/// `errorReason`, or [`TIMEOUT`] / [`UNREACHABLE`]).
+pub fn settlement_failed(reason: &str) {
+    let known = failure_reasons().find(|known| *known == reason);
+    SETTLEMENT_FAILURES
+        .with_label_values(&[known.unwrap_or(OTHER)])
+        .inc();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+    }
+
+    #[test]
+    fn known_series_start_at_zero_and_reasons_stay_few() {
+        init();
+        let text = tessera_runtime::metrics::render();
+        for series in [
+            "tessera_payments_total{outcome=\"debt\"}",
+            "tessera_payment_refusals_total{reason=\"already_presented\"}",
+            "tessera_payment_refusals_total{reason=\"invalid_exact_evm_payload_signature\"}",
+            "tessera_settlement_failures_total{reason=\"unreachable\"}",
+            "tessera_settlement_failures_total{reason=\"invalid_transaction_state\"}",
+            "tessera_settlement_duration_seconds_count{outcome=\"pending\"}",
+        ] {
+            assert_eq!(value(&text, series), Some(0.0), "{series} in {text}");
+        }
+        settlement_failed("a facilitator's own words");
+        settlement_failed(TIMEOUT);
+        settlement(SETTLED, Duration::from_millis(700));
+        let text = tessera_runtime::metrics::render();
+        assert_eq!(
+            value(&text, "tessera_settlement_failures_total{reason=\"other\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(
+                &text,
+                "tessera_settlement_failures_total{reason=\"timeout\"}"
+            ),
+            Some(1.0)
+        );
+        assert!(!text.contains("facilitator's own words"));
+        assert_eq!(
+            value(
+                &text,
+                "tessera_settlement_duration_seconds_bucket{outcome=\"settled\",le=\"1\"}"
+            ),
+            Some(1.0)
+        );
+    }
 }

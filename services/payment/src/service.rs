@@ -37,6 +37,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tessera_catalog::Route;
 use tessera_error::{Error, ErrorKind, Result};
 use tessera_evm::{Chain, SignatureRefused};
+use tessera_runtime::dependency::{observe, Dependency};
 use tessera_x402::eip3009;
 use tessera_x402::exact::parse_address;
 use tessera_x402::facilitator::{FacilitatorRequest, SettleResponse};
@@ -46,8 +47,6 @@ use tessera_x402::{
     Refusal, Requirements, ResourceInfo,
 };
 
-/// The non-terminal settle outcome of the reference packages.
-pub const SETTLEMENT_PENDING: &str = "settlement_pending";
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
@@ -100,7 +99,9 @@ impl Payments {
         let pay_to_address = parse_address(&config.pay_to)
             .ok_or_else(|| anyhow::anyhow!("PAYMENT_PAY_TO is not an address"))?;
         let chain = Chain::new(&config.rpc_url, config.rpc_timeout)
-            .map_err(|e| anyhow::anyhow!("PAYMENT_RPC_URL: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("PAYMENT_RPC_URL: {e}"))?
+            .observed(|method, call| observe(Dependency::Chain, method, call));
+        metrics::init();
         Ok(Payments {
             catalog: config.catalog.clone(),
             asset: config.asset.clone(),
@@ -458,6 +459,7 @@ impl Payments {
         settleable: Settleable,
         served: bool,
     ) -> Result<Settled> {
+        let started = std::time::Instant::now();
         let request = FacilitatorRequest {
             x402_version: settleable.x402_version,
             payment_payload: settleable.payload,
@@ -465,12 +467,18 @@ impl Payments {
         };
         let outcome = self.facilitator.settle(&request, self.settle_timeout).await;
         let mut response = match outcome {
-            Ok(response) => response,
+            Ok(response) => {
+                if !response.success {
+                    metrics::settlement_failed(response.error_reason.as_deref().unwrap_or(""));
+                }
+                response
+            }
             Err(unreachable) => {
                 tracing::warn!(payment_id, error = %unreachable.0, "settle did not finish; pending, retried in the background");
+                metrics::settlement_failed(unreachable.kind());
                 SettleResponse {
                     success: false,
-                    error_reason: Some(SETTLEMENT_PENDING.into()),
+                    error_reason: Some(reason::SETTLEMENT_PENDING.into()),
                     error_message: Some("settlement is in progress".into()),
                     payer: Some(settleable.payer.clone()),
                     transaction: String::new(),
@@ -485,7 +493,7 @@ impl Payments {
         let pending = !response.success
             && matches!(
                 response.error_reason.as_deref(),
-                Some(SETTLEMENT_PENDING) | Some(reason::UNEXPECTED_SETTLE_ERROR)
+                Some(reason::SETTLEMENT_PENDING) | Some(reason::UNEXPECTED_SETTLE_ERROR)
             );
         let transaction = Some(response.transaction.as_str());
         if response.success {
@@ -501,13 +509,15 @@ impl Payments {
                 )
                 .await?;
             metrics::outcome("settled");
+            metrics::settlement(metrics::SETTLED, started.elapsed());
         } else if pending {
-            response.error_reason = Some(SETTLEMENT_PENDING.into());
+            response.error_reason = Some(reason::SETTLEMENT_PENDING.into());
             // A call whose settlement is pending is served either way.
             self.ledger
                 .record_pending(payment_id, transaction, true)
                 .await?;
             metrics::outcome("pending");
+            metrics::settlement(metrics::PENDING, started.elapsed());
         } else {
             let (outcome, label) = if served {
                 (Outcome::Debt, "debt")
@@ -526,6 +536,7 @@ impl Payments {
                 )
                 .await?;
             metrics::outcome(label);
+            metrics::settlement(metrics::FAILED, started.elapsed());
             if served {
                 tracing::warn!(
                     payment_id,
@@ -614,7 +625,7 @@ enum Signer {
 }
 
 fn already_presented() -> Error {
-    metrics::refused("already_presented");
+    metrics::refused(metrics::ALREADY_PRESENTED);
     Error::new(
         ErrorKind::Conflict,
         "PAYMENT_ALREADY_USED",

@@ -5,7 +5,7 @@ use anyhow::Context;
 use tessera_pow::{server, Pow, PowConfig, SERVICE_NAME};
 use tessera_runtime::grpc::GrpcServer;
 use tessera_runtime::grpc_auth::ServiceToken;
-use tessera_runtime::{telemetry, Shutdown};
+use tessera_runtime::{metrics_endpoint, telemetry, Shutdown};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -17,8 +17,10 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {} (POW_GRPC_ADDR)", config.listen_addr))?;
     tracing::info!(difficulty = config.difficulty, store = ?config.store, "pow service ready");
-    GrpcServer::new(SERVICE_NAME, server(pow))
+    let shutdown = Shutdown::on_signals();
+    let serving = GrpcServer::new(SERVICE_NAME, server(pow))
         .require_token(token)
-        .serve(listener, Shutdown::on_signals())
-        .await
+        .serve(listener, shutdown.clone());
+    // `GET /metrics` on METRICS_ADDR when set.
+    metrics_endpoint::serve_beside(&shutdown, serving).await
 }

@@ -25,6 +25,7 @@ use alloy::transports::http::reqwest;
 use alloy::transports::TransportError;
 use std::time::Duration;
 use tessera_error::Error;
+use tessera_runtime::dependency::{self, Dependency};
 use tessera_runtime::Shutdown;
 
 pub use payments::tally;
@@ -99,11 +100,13 @@ impl Indexer {
 
     /// Counts every confirmed block not counted yet, a range at a time.
     pub async fn catch_up(&self, shutdown: &Shutdown) -> Result<Pass, Error> {
-        let chain_head = self
-            .provider
-            .get_block_number()
-            .await
-            .map_err(|e| chain_unavailable("eth_blockNumber", e))?;
+        let chain_head = dependency::call(
+            Dependency::Chain,
+            "eth_blockNumber",
+            self.provider.get_block_number(),
+        )
+        .await
+        .map_err(|e| chain_unavailable("eth_blockNumber", e))?;
         self.store.seen_head(&self.token, chain_head).await?;
         // The last confirmed block; -1 while none is.
         let last = chain_head
@@ -167,7 +170,12 @@ impl Indexer {
             .event_signature(payments::EVENTS.to_vec())
             .from_block(from)
             .to_block(to);
-        self.provider.get_logs(&filter).await
+        dependency::call(
+            Dependency::Chain,
+            "eth_getLogs",
+            self.provider.get_logs(&filter),
+        )
+        .await
     }
 
     /// Passes every `STATS_INDEX_SECONDS` until `shutdown`.

@@ -5,7 +5,7 @@
 use anyhow::Context;
 use tessera_runtime::grpc::GrpcServer;
 use tessera_runtime::grpc_auth::ServiceToken;
-use tessera_runtime::{telemetry, Shutdown};
+use tessera_runtime::{metrics_endpoint, telemetry, Shutdown};
 use tessera_stats::{server, Stats, StatsConfig, SERVICE_NAME};
 
 #[tokio::main]
@@ -26,8 +26,9 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(store = ?config.store, "stats service ready; no chain configured (STATS_RPC_URL): the leaderboard is empty")
         }
     }
-    GrpcServer::new(SERVICE_NAME, server(stats))
+    let serving = GrpcServer::new(SERVICE_NAME, server(stats))
         .require_token(token)
-        .serve(listener, shutdown)
-        .await
+        .serve(listener, shutdown.clone());
+    // `GET /metrics` on METRICS_ADDR when set.
+    metrics_endpoint::serve_beside(&shutdown, serving).await
 }

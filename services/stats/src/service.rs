@@ -32,6 +32,7 @@ impl Stats {
     /// leaderboard indexer, which stops on `shutdown`.
     pub async fn open(config: &StatsConfig, shutdown: &Shutdown) -> anyhow::Result<Self> {
         let store = StatsStore::open(&config.store).await?;
+        store.register_pool("stats");
         let token = match &config.chain {
             Some(chain) => {
                 let indexer = Indexer::new(store.clone(), chain)?;

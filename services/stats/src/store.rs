@@ -26,17 +26,39 @@ use std::str::FromStr;
 use std::time::Duration;
 use tessera_error::Error;
 
-/// Runs `$body` with `$pool` bound to whichever pool `$db` holds: the
-/// statements are the same on both, the types differ.
+/// Runs `$body` with `$pool` bound to whichever pool `$db` holds (the
+/// statements are the same on both, the types differ), timed as the
+/// SQLite or PostgreSQL operation `$operation`.
 macro_rules! on_db {
-    ($db:expr, $pool:ident => $body:expr) => {
+    ($db:expr, $operation:literal, $pool:ident => $body:expr) => {
         match $db {
-            $crate::store::Db::Sqlite($pool) => $body,
-            $crate::store::Db::Postgres($pool) => $body,
+            $crate::store::Db::Sqlite($pool) => {
+                $crate::store::timed($crate::store::Dependency::Sqlite, $operation, async {
+                    $body
+                })
+                .await
+            }
+            $crate::store::Db::Postgres($pool) => {
+                $crate::store::timed($crate::store::Dependency::Postgres, $operation, async {
+                    $body
+                })
+                .await
+            }
         }
     };
 }
 pub(crate) use on_db;
+
+pub(crate) use tessera_runtime::dependency::Dependency;
+
+/// Runs `call`, timed as `operation` on `dependency`.
+pub(crate) async fn timed<T>(
+    dependency: Dependency,
+    operation: &'static str,
+    call: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    tessera_runtime::dependency::call(dependency, operation, call).await
+}
 
 #[derive(Clone)]
 pub(crate) enum Db {
@@ -154,6 +176,27 @@ pub(crate) fn db_error(error: sqlx::Error) -> Error {
 }
 
 impl StatsStore {
+    /// Samples this store's pool as `tessera_pool_connections{pool=name}`.
+    pub fn register_pool(&self, name: &'static str) {
+        use tessera_runtime::dependency::{register_pool, PoolSample};
+        match self.db.clone() {
+            Db::Sqlite(pool) => register_pool(name, move || {
+                PoolSample::of(
+                    pool.size(),
+                    pool.num_idle(),
+                    pool.options().get_max_connections(),
+                )
+            }),
+            Db::Postgres(pool) => register_pool(name, move || {
+                PoolSample::of(
+                    pool.size(),
+                    pool.num_idle(),
+                    pool.options().get_max_connections(),
+                )
+            }),
+        }
+    }
+
     pub async fn open(store: &Store) -> anyhow::Result<Self> {
         match store {
             Store::Embedded { path } => Self::sqlite(path).await,

@@ -5,7 +5,7 @@
 use anyhow::Context;
 use tessera_runtime::grpc::GrpcServer;
 use tessera_runtime::grpc_auth::ServiceToken;
-use tessera_runtime::{telemetry, Shutdown};
+use tessera_runtime::{metrics_endpoint, telemetry, Shutdown};
 use tessera_tools::{server, Runner, ToolsConfig, SERVICE_NAME};
 
 #[tokio::main]
@@ -22,8 +22,10 @@ async fn main() -> anyhow::Result<()> {
         deadline_ms = config.deadline.as_millis() as u64,
         "tools service ready"
     );
-    GrpcServer::new(SERVICE_NAME, server(Runner::new(&config)))
+    let shutdown = Shutdown::on_signals();
+    let serving = GrpcServer::new(SERVICE_NAME, server(Runner::new(&config)))
         .require_token(token)
-        .serve(listener, Shutdown::on_signals())
-        .await
+        .serve(listener, shutdown.clone());
+    // `GET /metrics` on METRICS_ADDR when set.
+    metrics_endpoint::serve_beside(&shutdown, serving).await
 }

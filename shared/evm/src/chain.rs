@@ -1,6 +1,8 @@
 //! The chain as the facilitator sees it: a JSON-RPC provider with a
 //! per-request timeout, typed `eth_call`s, and RPC failures sorted into
-//! "the chain said no" (a revert) and "the chain did not answer".
+//! "the chain said no" (a revert) and "the chain did not answer". Each
+//! call can be watched by its JSON-RPC method ([`Chain::observed`]), e.g.
+//! to time it, without this crate knowing how.
 
 use alloy::network::Ethereum;
 use alloy::primitives::{Address, Bytes, B256, U256};
@@ -10,6 +12,8 @@ use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use alloy::sol_types::SolCall;
 use alloy::transports::http::reqwest;
 use alloy::transports::{RpcError, TransportError};
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use crate::token::{IEip3009Token, IERC1271};
@@ -46,13 +50,34 @@ impl ChainError {
             _ => ChainError::Unavailable(error.to_string()),
         }
     }
+
+    /// The failure's short name (`error.type` of an observed call), or
+    /// `None` for a revert: the chain answered, the call said no.
+    fn failure(&self) -> Option<&'static str> {
+        match self {
+            ChainError::Reverted(_) => None,
+            ChainError::Refused(_) => Some("refused"),
+            ChainError::Unavailable(_) => Some("unavailable"),
+        }
+    }
 }
+
+/// One JSON-RPC call as an [`RpcObserver`] sees it: it ends `Err` with the
+/// failure's short name when it failed, `refused` (the node answered an
+/// error other than a revert) or `unavailable` (no usable answer); a
+/// revert is an answer.
+pub type RpcCall<'a> = Pin<Box<dyn Future<Output = Result<(), &'static str>> + Send + 'a>>;
+
+/// Wraps every JSON-RPC call a [`Chain`] makes, with its method (e.g. to
+/// time and trace it), and must run the call it is given to its end.
+pub type RpcObserver = for<'a> fn(&'static str, RpcCall<'a>) -> RpcCall<'a>;
 
 /// A JSON-RPC endpoint over plain HTTP.
 #[derive(Debug, Clone)]
 pub struct Chain {
     provider: RootProvider<Ethereum>,
     url: String,
+    observer: Option<RpcObserver>,
 }
 
 impl Chain {
@@ -71,6 +96,40 @@ impl Chain {
         Ok(Chain {
             provider: RootProvider::new(rpc),
             url: url.to_string(),
+            observer: None,
+        })
+    }
+
+    /// Every later JSON-RPC call of this chain goes through `observer`.
+    pub fn observed(mut self, observer: RpcObserver) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Runs `call`, the JSON-RPC `method`, through the observer if any.
+    async fn rpc<T: Send>(
+        &self,
+        method: &'static str,
+        call: impl Future<Output = Result<T, ChainError>> + Send,
+    ) -> Result<T, ChainError> {
+        let Some(observe) = self.observer else {
+            return call.await;
+        };
+        let mut answer = None;
+        let observed = observe(
+            method,
+            Box::pin(async {
+                let result = call.await;
+                let outcome = result.as_ref().err().and_then(ChainError::failure);
+                answer = Some(result);
+                outcome.map_or(Ok(()), Err)
+            }),
+        );
+        let _ = observed.await;
+        answer.unwrap_or_else(|| {
+            Err(ChainError::Unavailable(format!(
+                "{method} was not run by the RPC observer"
+            )))
         })
     }
 
@@ -83,26 +142,35 @@ impl Chain {
     }
 
     pub async fn chain_id(&self) -> Result<u64, ChainError> {
-        self.provider
-            .get_chain_id()
-            .await
-            .map_err(ChainError::from_transport)
+        self.rpc("eth_chainId", async {
+            self.provider
+                .get_chain_id()
+                .await
+                .map_err(ChainError::from_transport)
+        })
+        .await
     }
 
     /// `eth_getTransactionCount(address, "pending")`: mined plus pooled.
     pub async fn pending_nonce(&self, address: Address) -> Result<u64, ChainError> {
-        self.provider
-            .get_transaction_count(address)
-            .pending()
-            .await
-            .map_err(ChainError::from_transport)
+        self.rpc("eth_getTransactionCount", async {
+            self.provider
+                .get_transaction_count(address)
+                .pending()
+                .await
+                .map_err(ChainError::from_transport)
+        })
+        .await
     }
 
     pub async fn code_at(&self, address: Address) -> Result<Bytes, ChainError> {
-        self.provider
-            .get_code_at(address)
-            .await
-            .map_err(ChainError::from_transport)
+        self.rpc("eth_getCode", async {
+            self.provider
+                .get_code_at(address)
+                .await
+                .map_err(ChainError::from_transport)
+        })
+        .await
     }
 
     /// `eth_call` of `call` on `to`, as `from`.
@@ -119,10 +187,13 @@ impl Chain {
             request = request.from(from);
         }
         let output = self
-            .provider
-            .call(request)
-            .await
-            .map_err(ChainError::from_transport)?;
+            .rpc("eth_call", async {
+                self.provider
+                    .call(request)
+                    .await
+                    .map_err(ChainError::from_transport)
+            })
+            .await?;
         C::abi_decode_returns(&output).map_err(|e| {
             ChainError::Reverted(format!(
                 "{} returned an undecodable answer ({e}); is {to} the contract it claims to be?",
@@ -161,10 +232,13 @@ impl Chain {
             .topic2(nonce)
             .from_block(0);
         let logs = self
-            .provider
-            .get_logs(&filter)
-            .await
-            .map_err(ChainError::from_transport)?;
+            .rpc("eth_getLogs", async {
+                self.provider
+                    .get_logs(&filter)
+                    .await
+                    .map_err(ChainError::from_transport)
+            })
+            .await?;
         Ok(logs.first().and_then(|log| log.transaction_hash))
     }
 
@@ -193,43 +267,60 @@ impl Chain {
 
     /// `eth_call` with raw input; `Ok` = the call would succeed now.
     pub async fn simulate(&self, request: TransactionRequest) -> Result<Bytes, ChainError> {
-        self.provider
-            .call(request)
-            .await
-            .map_err(ChainError::from_transport)
+        self.rpc("eth_call", async {
+            self.provider
+                .call(request)
+                .await
+                .map_err(ChainError::from_transport)
+        })
+        .await
     }
 
     pub async fn estimate_gas(&self, request: TransactionRequest) -> Result<u64, ChainError> {
-        self.provider
-            .estimate_gas(request)
-            .await
-            .map_err(ChainError::from_transport)
+        self.rpc("eth_estimateGas", async {
+            self.provider
+                .estimate_gas(request)
+                .await
+                .map_err(ChainError::from_transport)
+        })
+        .await
     }
 
     /// `(max_fee_per_gas, max_priority_fee_per_gas)`.
     pub async fn fees(&self) -> Result<(u128, u128), ChainError> {
+        // alloy estimates from one `eth_feeHistory` (and reads the latest
+        // block, unobserved, on a chain whose latest base fee reads 0).
         let estimate = self
-            .provider
-            .estimate_eip1559_fees()
-            .await
-            .map_err(ChainError::from_transport)?;
+            .rpc("eth_feeHistory", async {
+                self.provider
+                    .estimate_eip1559_fees()
+                    .await
+                    .map_err(ChainError::from_transport)
+            })
+            .await?;
         Ok((estimate.max_fee_per_gas, estimate.max_priority_fee_per_gas))
     }
 
     /// Hands a signed transaction to the node.
     pub async fn send_raw(&self, encoded: &[u8]) -> Result<B256, ChainError> {
-        let pending = self
-            .provider
-            .send_raw_transaction(encoded)
-            .await
-            .map_err(ChainError::from_transport)?;
-        Ok(*pending.tx_hash())
+        self.rpc("eth_sendRawTransaction", async {
+            let pending = self
+                .provider
+                .send_raw_transaction(encoded)
+                .await
+                .map_err(ChainError::from_transport)?;
+            Ok(*pending.tx_hash())
+        })
+        .await
     }
 
     pub async fn receipt(&self, hash: B256) -> Result<Option<TransactionReceipt>, ChainError> {
-        self.provider
-            .get_transaction_receipt(hash)
-            .await
-            .map_err(ChainError::from_transport)
+        self.rpc("eth_getTransactionReceipt", async {
+            self.provider
+                .get_transaction_receipt(hash)
+                .await
+                .map_err(ChainError::from_transport)
+        })
+        .await
     }
 }

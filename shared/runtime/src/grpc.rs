@@ -1,9 +1,12 @@
 //! Serves a set of tonic services with what every Tessera server carries:
 //! gRPC health (one entry per service, plus the overall ""), reflection over
-//! all Tessera protos, grpc-web, a tracing span per call, request metrics
+//! all Tessera protos, grpc-web, a server span per call that continues the
+//! caller's trace (see [`crate::trace`]), request metrics
 //! (`tessera_requests_total`, `tessera_request_duration_seconds`, see
-//! [`crate::metrics`]), the internal service token when required (see
-//! [`crate::grpc_auth`]) and a graceful stop.
+//! [`crate::metrics`]), an ERROR log line for a call that failed on the
+//! server's side (never for an answer such as `NotFound`), the internal
+//! service token when required (see [`crate::grpc_auth`]) and a graceful
+//! stop.
 
 use crate::grpc_auth::{RequireTokenLayer, ServiceToken};
 use crate::Shutdown;
@@ -19,6 +22,7 @@ use tokio::net::TcpListener;
 use tonic::service::Routes;
 use tonic::Code;
 use tonic_health::ServingStatus;
+use tracing::Instrument as _;
 
 pub struct GrpcServer {
     routes: Routes,
@@ -136,11 +140,10 @@ impl GrpcServer {
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         tonic::transport::Server::builder()
             .accept_http1(true)
-            .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
             .layer(tonic_web::GrpcWebLayer::new())
             // Inside grpc-web, so it sees native gRPC (grpc-status in the
             // headers or the trailers, never in a grpc-web body).
-            .layer(MetricsLayer)
+            .layer(CallLayer)
             // Inside metrics, so refused calls are counted (Unauthenticated).
             .layer(RequireTokenLayer::new(self.token.clone()))
             .add_routes(routes)
@@ -198,6 +201,28 @@ pub(crate) fn grpc_labels(path: &str) -> Option<(&str, &str)> {
 struct Labels {
     service: String,
     route: String,
+    /// `package.Service/Method`: the span's name.
+    full_method: String,
+}
+
+impl Labels {
+    /// The server span of one call, per the RPC semantic conventions.
+    fn span(&self) -> tracing::Span {
+        let (rpc_service, rpc_method) = self
+            .full_method
+            .split_once('/')
+            .unwrap_or((&self.full_method, ""));
+        tracing::info_span!(
+            "grpc",
+            otel.name = self.full_method.as_str(),
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            rpc.system = "grpc",
+            rpc.service = rpc_service,
+            rpc.method = rpc_method,
+            rpc.grpc.status_code = tracing::field::Empty,
+        )
+    }
 }
 
 /// Labels of every method in the protos a Tessera server can serve. A path
@@ -224,6 +249,7 @@ static METHOD_LABELS: LazyLock<HashMap<String, Arc<Labels>>> = LazyLock::new(|| 
                         let labels = Labels {
                             service: service.to_string(),
                             route: route.to_string(),
+                            full_method: path[1..].to_string(),
                         };
                         table.insert(path, Arc::new(labels));
                     }
@@ -238,6 +264,7 @@ static UNMATCHED: LazyLock<Arc<Labels>> = LazyLock::new(|| {
     Arc::new(Labels {
         service: "grpc".to_string(),
         route: "unmatched".to_string(),
+        full_method: "unmatched".to_string(),
     })
 });
 
@@ -270,31 +297,33 @@ fn grpc_status(headers: &http::HeaderMap) -> Option<Code> {
         .map(|value| Code::from_bytes(value.as_bytes()))
 }
 
-/// Records every call: its status comes from `grpc-status` in the response
-/// headers (trailers-only responses, e.g. every tonic unary error) or in the
-/// trailers, and the call is recorded when the response body ends.
+/// Observes every call: a server span (a child of the caller's, when it
+/// sent one) that lasts until the response ends, the request metrics, and
+/// an ERROR line for a server-side failure. The status comes from
+/// `grpc-status` in the response headers (trailers-only responses, e.g.
+/// every tonic unary error) or in the trailers.
 #[derive(Clone, Copy)]
-struct MetricsLayer;
+struct CallLayer;
 
-impl<S> tower::Layer<S> for MetricsLayer {
-    type Service = MetricsService<S>;
+impl<S> tower::Layer<S> for CallLayer {
+    type Service = CallService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        MetricsService { inner }
+        CallService { inner }
     }
 }
 
 #[derive(Clone)]
-struct MetricsService<S> {
+struct CallService<S> {
     inner: S,
 }
 
-impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for MetricsService<S>
+impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for CallService<S>
 where
     S: tower::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
     S::Future: Send + 'static,
 {
-    type Response = http::Response<MetricsBody<ResBody>>;
+    type Response = http::Response<CallBody<ResBody>>;
     type Error = S::Error;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
 
@@ -307,32 +336,43 @@ where
             .get(request.uri().path())
             .unwrap_or(&UNMATCHED)
             .clone();
+        let span = labels.span();
+        crate::trace::continue_from(&span, request.headers(), crate::trace::Edge::Internal);
         let started = Instant::now();
-        let response = self.inner.call(request);
-        Box::pin(async move {
-            match response.await {
-                Ok(response) => {
-                    let call = Call {
-                        labels,
-                        started,
-                        status: grpc_status(response.headers()),
-                    };
-                    Ok(response.map(|inner| MetricsBody {
-                        inner,
-                        call: Some(call),
-                    }))
-                }
-                Err(error) => {
-                    Call {
-                        labels,
-                        started,
-                        status: None,
+        let response = {
+            let _entered = span.enter();
+            self.inner.call(request)
+        };
+        let call_span = span.clone();
+        Box::pin(
+            async move {
+                match response.await {
+                    Ok(response) => {
+                        let call = Call {
+                            labels,
+                            started,
+                            status: grpc_status(response.headers()),
+                            span: call_span,
+                        };
+                        Ok(response.map(|inner| CallBody {
+                            inner,
+                            call: Some(call),
+                        }))
                     }
-                    .finish(Code::Unknown);
-                    Err(error)
+                    Err(error) => {
+                        Call {
+                            labels,
+                            started,
+                            status: None,
+                            span: call_span,
+                        }
+                        .finish(Code::Unknown);
+                        Err(error)
+                    }
                 }
             }
-        })
+            .instrument(span),
+        )
     }
 }
 
@@ -340,29 +380,43 @@ struct Call {
     labels: Arc<Labels>,
     started: Instant,
     status: Option<Code>,
+    /// Kept open until the response ends (a stream's whole life).
+    span: tracing::Span,
 }
 
 impl Call {
     /// `otherwise` is the status when none was sent.
     fn finish(self, otherwise: Code) {
+        let code = self.status.unwrap_or(otherwise);
+        let elapsed = self.started.elapsed();
         crate::metrics::record_request(
             &self.labels.service,
             &self.labels.route,
-            code_name(self.status.unwrap_or(otherwise)),
-            self.started.elapsed(),
+            code_name(code),
+            elapsed,
         );
+        crate::trace::record_grpc_status(&self.span, code);
+        if crate::trace::server_fault(code) {
+            let _entered = self.span.enter();
+            tracing::error!(
+                method = %self.labels.full_method,
+                code = code_name(code),
+                elapsed_ms = elapsed.as_millis() as u64,
+                "call failed"
+            );
+        }
     }
 }
 
 /// A response body that records its call once it ends, or once it is
 /// dropped unfinished (the client went away: `Cancelled` unless a status
 /// was already sent).
-struct MetricsBody<B> {
+struct CallBody<B> {
     inner: B,
     call: Option<Call>,
 }
 
-impl<B> http_body::Body for MetricsBody<B>
+impl<B> http_body::Body for CallBody<B>
 where
     B: http_body::Body + Unpin,
 {
@@ -400,7 +454,7 @@ where
     }
 }
 
-impl<B> Drop for MetricsBody<B> {
+impl<B> Drop for CallBody<B> {
     fn drop(&mut self) {
         if let Some(call) = self.call.take() {
             call.finish(Code::Cancelled);

@@ -9,22 +9,36 @@ use axum::{Json, Router};
 use std::time::Instant;
 use tracing::Instrument;
 
-/// Wraps `router` so each request gets a span and a log line and is counted
-/// in `tessera_requests_total` / `tessera_request_duration_seconds` under
-/// `service`, by route pattern (`unmatched` for the fallback, so raw paths
-/// cannot grow the number of series).
-pub fn traced(router: Router, service: &'static str) -> Router {
-    router.layer(from_fn_with_state(service, trace_request))
+pub use crate::trace::Edge;
+
+/// Wraps `router` so each request gets a server span (continuing or linking
+/// the caller's trace as `edge` says, see [`crate::trace`]) and a log line
+/// (ERROR for a 5xx only: a 404, 409 or 412 is an answer, not a fault) and
+/// is counted in `tessera_requests_total` / `tessera_request_duration_seconds`
+/// under `service`, by route pattern (`unmatched` for the fallback, so raw
+/// paths cannot grow the number of series).
+pub fn traced(router: Router, service: &'static str, edge: Edge) -> Router {
+    router.layer(from_fn_with_state((service, edge), trace_request))
 }
 
 async fn trace_request(
-    State(service): State<&'static str>,
+    State((service, edge)): State<(&'static str, Edge)>,
     request: Request,
     next: Next,
 ) -> Response {
-    let span =
-        tracing::info_span!("http", method = %request.method(), path = %request.uri().path());
     let route = request.extensions().get::<MatchedPath>().cloned();
+    let route_label = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let span = tracing::info_span!(
+        "http",
+        otel.name = %format_args!("{} {route_label}", request.method()),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = %request.method(),
+        http.route = route_label,
+        url.path = %request.uri().path(),
+        http.response.status_code = tracing::field::Empty,
+    );
+    crate::trace::continue_from(&span, request.headers(), edge);
     async move {
         let started = Instant::now();
         let response = next.run(request).await;
@@ -32,15 +46,19 @@ async fn trace_request(
         let status = response.status();
         crate::metrics::record_request(
             service,
-            route.as_ref().map_or("unmatched", MatchedPath::as_str),
+            route_label,
             grpc_failure(&response).unwrap_or(status.as_str()),
             elapsed,
         );
-        tracing::info!(
-            status = response.status().as_u16(),
-            elapsed_ms = elapsed.as_millis() as u64,
-            "request"
-        );
+        let span = tracing::Span::current();
+        span.record("http.response.status_code", status.as_u16());
+        let elapsed_ms = elapsed.as_millis() as u64;
+        if status.is_server_error() {
+            span.record("otel.status_code", "ERROR");
+            tracing::error!(status = status.as_u16(), elapsed_ms, "request failed");
+        } else {
+            tracing::info!(status = status.as_u16(), elapsed_ms, "request");
+        }
         response
     }
     .instrument(span)

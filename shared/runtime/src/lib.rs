@@ -3,6 +3,7 @@
 //! ([`grpc_auth`]), Prometheus metrics, and graceful shutdown.
 
 pub mod config;
+pub mod dependency;
 pub mod grpc;
 pub mod grpc_auth;
 pub mod http;
@@ -10,5 +11,6 @@ pub mod metrics;
 pub mod metrics_endpoint;
 pub mod shutdown;
 pub mod telemetry;
+pub mod trace;
 
 pub use shutdown::Shutdown;

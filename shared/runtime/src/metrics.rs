@@ -21,8 +21,12 @@ use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, Tex
 use std::sync::LazyLock;
 use std::time::Duration;
 
+/// The Prometheus client, for a crate's own collectors (see [`register`])
+/// without a dependency of its own.
+pub use prometheus;
+
 /// Latency buckets in seconds: sub-millisecond store hits up to slow calls.
-const BUCKETS: &[f64] = &[
+pub const BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 

@@ -37,3 +37,20 @@ pub async fn serve_from_env(
         .map_err(|e| anyhow::anyhow!("binding {ADDR_ENV} {addr}: {e}"))?;
     Ok(Some(tokio::spawn(serve(listener, shutdown.clone()))))
 }
+
+/// Runs `server` (which stops when `shutdown` fires) with `GET /metrics`
+/// beside it on `METRICS_ADDR` when set, bound before `server` starts; when
+/// `server` ends, for whatever reason, the endpoint stops too.
+pub async fn serve_beside(
+    shutdown: &Shutdown,
+    server: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let metrics = serve_from_env(shutdown).await?;
+    let served = server.await;
+    shutdown.trigger();
+    served?;
+    if let Some(task) = metrics {
+        task.await??;
+    }
+    Ok(())
+}

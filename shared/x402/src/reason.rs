@@ -43,3 +43,7 @@ pub const REGISTRY: [&str; 15] = [
     UNEXPECTED_VERIFY_ERROR,
     UNEXPECTED_SETTLE_ERROR,
 ];
+
+/// Not in the registry: the non-terminal settle outcome of the reference
+/// packages (the transaction is sent, its receipt not yet seen).
+pub const SETTLEMENT_PENDING: &str = "settlement_pending";

@@ -2,7 +2,7 @@
 //! holds from the moment it returns. A check is one primary-key lookup.
 //! Expiry is measured on PostgreSQL's clock, one clock for every replica.
 
-use super::pg::db_error;
+use super::pg::timed;
 use crate::grants::{grant_quota_exceeded, stored_mode, AccessMode, Grant};
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
@@ -36,36 +36,32 @@ pub async fn grant(
     ttl_seconds: Option<u64>,
     max_grants: u64,
 ) -> Result<Grant> {
-    let mut tx = pool.begin().await.map_err(db_error)?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+    let mut tx = timed("begin", pool.begin()).await?;
+    let statement = sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
         .bind(GRANT_LOCK_CLASS)
         .bind(namespace)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-    let now: i64 = sqlx::query_scalar(concat!("SELECT ", pg_now_ms!()))
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db_error)?;
-    sqlx::query("DELETE FROM memory_grants WHERE namespace = $1 AND expires_at <= $2")
-        .bind(namespace)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-    let others: i64 = sqlx::query_scalar(
+        .execute(&mut *tx);
+    timed("grant_lock", statement).await?;
+    let statement = sqlx::query_scalar(concat!("SELECT ", pg_now_ms!())).fetch_one(&mut *tx);
+    let now: i64 = timed("grant_now", statement).await?;
+    let statement =
+        sqlx::query("DELETE FROM memory_grants WHERE namespace = $1 AND expires_at <= $2")
+            .bind(namespace)
+            .bind(now)
+            .execute(&mut *tx);
+    timed("grant_expire", statement).await?;
+    let statement = sqlx::query_scalar(
         "SELECT count(*) FROM memory_grants WHERE namespace = $1 AND grantee <> $2",
     )
     .bind(namespace)
     .bind(grantee)
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(db_error)?;
+    .fetch_one(&mut *tx);
+    let others: i64 = timed("grant_count", statement).await?;
     if others as u64 >= max_grants {
         return Err(grant_quota_exceeded(max_grants));
     }
     let expires_at = ttl_seconds.map(|s| now + s as i64 * 1000);
-    let row = sqlx::query(
+    let statement = sqlx::query(
         "INSERT INTO memory_grants (namespace, grantee, mode, expires_at, created_at)
          VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (namespace, grantee) DO UPDATE SET mode = excluded.mode,
@@ -77,43 +73,40 @@ pub async fn grant(
     .bind(mode.as_str())
     .bind(expires_at)
     .bind(now)
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(db_error)?;
-    tx.commit().await.map_err(db_error)?;
+    .fetch_one(&mut *tx);
+    let row = timed("grant_insert", statement).await?;
+    timed("commit", tx.commit()).await?;
     grant_from(namespace, &row)
 }
 
 pub async fn revoke(pool: &PgPool, namespace: &str, grantee: &str) -> Result<bool> {
-    let active: Option<bool> = sqlx::query_scalar(concat!(
+    let statement = sqlx::query_scalar(concat!(
         "DELETE FROM memory_grants WHERE namespace = $1 AND grantee = $2
          RETURNING expires_at IS NULL OR expires_at > ",
         pg_now_ms!()
     ))
     .bind(namespace)
     .bind(grantee)
-    .fetch_optional(pool)
-    .await
-    .map_err(db_error)?;
+    .fetch_optional(pool);
+    let active: Option<bool> = timed("revoke", statement).await?;
     Ok(active == Some(true))
 }
 
 pub async fn list(pool: &PgPool, namespace: &str) -> Result<Vec<Grant>> {
-    let rows = sqlx::query(concat!(
+    let statement = sqlx::query(concat!(
         "SELECT grantee, mode, expires_at, created_at FROM memory_grants
          WHERE namespace = $1 AND (expires_at IS NULL OR expires_at > ",
         pg_now_ms!(),
         ") ORDER BY grantee"
     ))
     .bind(namespace)
-    .fetch_all(pool)
-    .await
-    .map_err(db_error)?;
+    .fetch_all(pool);
+    let rows = timed("grants_list", statement).await?;
     rows.iter().map(|row| grant_from(namespace, row)).collect()
 }
 
 pub async fn mode(pool: &PgPool, namespace: &str, grantee: &str) -> Result<Option<AccessMode>> {
-    let mode: Option<String> = sqlx::query_scalar(concat!(
+    let statement = sqlx::query_scalar(concat!(
         "SELECT mode FROM memory_grants
          WHERE namespace = $1 AND grantee = $2 AND (expires_at IS NULL OR expires_at > ",
         pg_now_ms!(),
@@ -121,8 +114,7 @@ pub async fn mode(pool: &PgPool, namespace: &str, grantee: &str) -> Result<Optio
     ))
     .bind(namespace)
     .bind(grantee)
-    .fetch_optional(pool)
-    .await
-    .map_err(db_error)?;
+    .fetch_optional(pool);
+    let mode: Option<String> = timed("grant_mode", statement).await?;
     mode.as_deref().map(stored_mode).transpose()
 }

@@ -13,11 +13,13 @@
 //! lost may have run, so only the caller can judge whether to repeat it.
 
 use super::keys::Slot;
+use super::scripts::Lua;
 use redis::aio::MultiplexedConnection;
 use redis::AsyncConnectionConfig;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tessera_error::{Error, Result};
+use tessera_runtime::dependency::{self, Dependency};
 
 #[derive(Clone)]
 pub struct Connected {
@@ -77,17 +79,20 @@ impl RedisLink {
         if let Some(connected) = self.current.lock().unwrap().clone() {
             return Ok(connected);
         }
-        let mut connection = self
-            .client
-            .get_multiplexed_async_connection_with_config(&self.config)
-            .await
-            .map_err(redis_error)?;
-        let info: String = redis::cmd("INFO")
-            .arg("server")
-            .arg("replication")
-            .query_async(&mut connection)
-            .await
-            .map_err(redis_error)?;
+        let (connection, info) = dependency::call(Dependency::Redis, "connect", async {
+            let mut connection = self
+                .client
+                .get_multiplexed_async_connection_with_config(&self.config)
+                .await?;
+            let info: String = redis::cmd("INFO")
+                .arg("server")
+                .arg("replication")
+                .query_async(&mut connection)
+                .await?;
+            Ok((connection, info))
+        })
+        .await
+        .map_err(redis_error)?;
         let incarnation = incarnation_of(&info)
             .ok_or_else(|| Error::internal("INFO carries no run_id and master_replid"))?;
         *serial += 1;
@@ -102,12 +107,7 @@ impl RedisLink {
 
     /// Runs a memory script on `slot`, telling it this connection's
     /// incarnation (ARGV[3]); `args` follow.
-    pub async fn run(
-        &self,
-        script: &redis::Script,
-        slot: &Slot,
-        args: &[String],
-    ) -> Result<Vec<String>> {
+    pub async fn run(&self, script: &Lua, slot: &Slot, args: &[String]) -> Result<Vec<String>> {
         let keys = [&slot.entry, &slot.usage, &slot.expiry, &slot.changes];
         self.invoke(script, &keys, &[&slot.member, &slot.prefix], args)
             .await
@@ -117,17 +117,18 @@ impl RedisLink {
     /// incarnation as ARGV[1]; `args` follow.
     pub async fn run_on_keys(
         &self,
-        script: &redis::Script,
+        script: &Lua,
         keys: &[String],
         args: &[String],
     ) -> Result<Vec<String>> {
         self.invoke(script, keys, &[], args).await
     }
 
-    /// KEYS `keys`; ARGV `leading`, the incarnation, then `args`.
+    /// KEYS `keys`; ARGV `leading`, the incarnation, then `args`; timed as
+    /// the script's name.
     async fn invoke(
         &self,
-        script: &redis::Script,
+        script: &Lua,
         keys: &[impl AsRef<str>],
         leading: &[&String],
         args: &[String],
@@ -144,30 +145,36 @@ impl RedisLink {
         for arg in args {
             invocation.arg(arg);
         }
-        invocation
-            .invoke_async(&mut connected.connection)
-            .await
-            .map_err(|error| {
-                self.failed(&connected, &error);
-                redis_error(error)
-            })
+        dependency::call(
+            Dependency::Redis,
+            script.name,
+            invocation.invoke_async(&mut connected.connection),
+        )
+        .await
+        .map_err(|error| {
+            self.failed(&connected, &error);
+            redis_error(error)
+        })
     }
 
     /// A key's entry fields ([`ENTRY_FIELDS`]) and Redis's clock (unix ms), in
-    /// one round trip, with the incarnation the connection reaches.
+    /// one round trip, with the incarnation the connection reaches. Timed as
+    /// `get`.
     pub async fn read_entry(&self, slot: &Slot) -> Result<EntryRead> {
         let mut connected = self.connection().await?;
-        let (fields, (seconds, micros)): (Vec<Option<String>>, (i64, i64)) = redis::pipe()
-            .cmd("HMGET")
+        let mut pipe = redis::pipe();
+        pipe.cmd("HMGET")
             .arg(&slot.entry)
             .arg(&ENTRY_FIELDS)
-            .cmd("TIME")
-            .query_async(&mut connected.connection)
-            .await
-            .map_err(|error| {
-                self.failed(&connected, &error);
-                redis_error(error)
-            })?;
+            .cmd("TIME");
+        let read = pipe.query_async(&mut connected.connection);
+        let (fields, (seconds, micros)): (Vec<Option<String>>, (i64, i64)) =
+            dependency::call(Dependency::Redis, "get", read)
+                .await
+                .map_err(|error| {
+                    self.failed(&connected, &error);
+                    redis_error(error)
+                })?;
         Ok(EntryRead {
             fields,
             now_ms: seconds * 1000 + micros / 1000,

@@ -20,6 +20,7 @@
 
 use super::keys::Slot;
 use super::link::RedisLink;
+use super::metrics;
 use super::pg::{self, Loaded, RowKey};
 use super::rounds::ask;
 use super::scripts::{Ensured, Reply, Scripts};
@@ -99,11 +100,13 @@ async fn run(round: Arc<Round>, mut queue: mpsc::UnboundedReceiver<Job>) {
                 let keys: Vec<RowKey> = keys.into_iter().collect();
                 match round.load(&keys, create).await {
                     Ok(loaded) => {
+                        metrics::loaded(keys.len(), loaded.len());
                         for job in jobs {
                             let _ = job.answer.send(Ok(loaded.contains(&job.key)));
                         }
                     }
                     Err(error) => {
+                        metrics::load_failed(keys.len());
                         for job in jobs {
                             let _ = job.answer.send(Err(error.clone()));
                         }
@@ -118,7 +121,7 @@ async fn run(round: Arc<Round>, mut queue: mpsc::UnboundedReceiver<Job>) {
 impl Round {
     /// One round for `keys` (sorted, distinct); returns the keys loaded.
     async fn load(&self, keys: &[RowKey], create: bool) -> Result<BTreeSet<RowKey>> {
-        let mut tx = self.pg.begin().await.map_err(pg::db_error)?;
+        let mut tx = pg::timed("begin", self.pg.begin()).await?;
         let rows = pg::lock_rows(&mut tx, keys, create).await?;
         let ensured =
             futures::future::try_join_all(rows.iter().map(|(key, row)| self.ensure(key, row)))
@@ -132,7 +135,7 @@ impl Round {
         if !installed.is_empty() {
             pg::advance_generations(&mut tx, &installed).await?;
         }
-        tx.commit().await.map_err(pg::db_error)?;
+        pg::timed("commit", tx.commit()).await?;
         let revisions: BTreeMap<&RowKey, u64> = rows
             .iter()
             .map(|(key, row)| (key, row.stored.revision))

@@ -23,6 +23,7 @@ mod grants;
 mod keys;
 mod link;
 mod load;
+mod metrics;
 mod persist;
 mod pg;
 mod rounds;
@@ -42,12 +43,13 @@ use link::{redis_error, RedisLink};
 use load::Loader;
 use persist::{DurableMark, Persister};
 use pg::Verdict;
-use scripts::{RedisState, Reply, Scripts};
+use scripts::{Lua, RedisState, Reply, Scripts};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::Duration;
 use tessera_error::{Error, ErrorKind, Result};
+use tessera_runtime::dependency::{self, Dependency};
 
 pub use pg::migrator;
 
@@ -148,6 +150,7 @@ impl DurableStore {
             .connect_with(pg_options(&config.database_url)?)
             .await?;
         migrator().run(&pg).await?;
+        metrics::init();
         let scripts = Arc::new(Scripts::new());
         let guard = match config.deliberate_bug {
             Some(DeliberateBug::NoGenerationGuard) => pg::Guard::Off,
@@ -180,7 +183,7 @@ impl DurableStore {
         &self.pg
     }
 
-    async fn call(&self, script: &redis::Script, slot: &Slot, args: &[String]) -> Result<Reply> {
+    async fn call(&self, script: &Lua, slot: &Slot, args: &[String]) -> Result<Reply> {
         Reply::parse(self.redis.run(script, slot, args).await?)
     }
 
@@ -191,7 +194,7 @@ impl DurableStore {
         &self,
         namespace: &str,
         key: &str,
-        script: Option<&redis::Script>,
+        script: Option<&Lua>,
         args: &[String],
         load_for: LoadFor,
     ) -> Result<Executed> {
@@ -278,7 +281,10 @@ impl DurableStore {
             .await
     }
 
+    /// Discards the key's state in Redis if it is still of generation `gen`
+    /// (fenced off: the call goes round again).
     async fn invalidate(&self, slot: &Slot, gen: i64) -> Result<()> {
+        metrics::discarded();
         self.call(&self.scripts.invalidate, slot, &[gen.to_string()])
             .await
             .map(drop)
@@ -307,7 +313,7 @@ impl DurableStore {
         &self,
         namespace: &str,
         key: &str,
-        script: &redis::Script,
+        script: &Lua,
         args: Vec<String>,
     ) -> Result<(String, RedisState)> {
         match self
@@ -591,17 +597,15 @@ impl MemoryStore for DurableStore {
 
     async fn ping(&self) -> Result<()> {
         let mut connected = self.redis.connection().await?;
-        let _: String = redis::cmd("PING")
-            .query_async(&mut connected.connection)
+        let ping = redis::cmd("PING");
+        let ping = ping.query_async::<String>(&mut connected.connection);
+        dependency::call(Dependency::Redis, "ping", ping)
             .await
             .map_err(|error| {
                 self.redis.failed(&connected, &error);
                 redis_error(error)
             })?;
-        sqlx::query("SELECT 1")
-            .execute(&self.pg)
-            .await
-            .map_err(pg::db_error)?;
+        pg::timed("ping", sqlx::query("SELECT 1").execute(&self.pg)).await?;
         Ok(())
     }
 }

@@ -8,6 +8,7 @@
 //! or superseded, so only the newest state of each key is written and every
 //! caller waiting on that key gets its answer from the one row.
 
+use super::metrics;
 use super::pg::{self, Candidate, Fence, Guard, Verdict};
 use super::rounds::ask;
 use crate::ops::Stored;
@@ -134,12 +135,16 @@ async fn write_round(
         .collect();
     let verdicts = jobs
         .iter()
-        .map(
-            |job| match by_key[&(job.namespace.as_str(), job.key.as_str())] {
+        .map(|job| {
+            let verdict = match by_key[&(job.namespace.as_str(), job.key.as_str())] {
                 Some(fence) => fence.judge(job.gen, job.stored.revision as i64, guard),
                 None => Verdict::Unknown,
-            },
-        )
+            };
+            if verdict != Verdict::Durable {
+                metrics::fenced_persist();
+            }
+            verdict
+        })
         .collect();
     let durable = order
         .iter()

@@ -3,7 +3,9 @@
 use crate::model::{Entry, ListQuery};
 use crate::ops::Stored;
 use sqlx::{PgConnection, PgPool, Row};
+use std::future::Future;
 use tessera_error::{Error, Result};
+use tessera_runtime::dependency::{self, Dependency};
 
 /// The memory schema's migrations. Other services may keep their own
 /// migrations in the same database (and sqlx's one `_sqlx_migrations`
@@ -12,6 +14,16 @@ pub fn migrator() -> sqlx::migrate::Migrator {
     let mut migrator = sqlx::migrate!("./migrations/postgres");
     migrator.set_ignore_missing(true);
     migrator
+}
+
+/// Runs `statement`, timed as the PostgreSQL operation `operation`.
+pub async fn timed<T>(
+    operation: &'static str,
+    statement: impl Future<Output = std::result::Result<T, sqlx::Error>>,
+) -> Result<T> {
+    dependency::call(Dependency::Postgres, operation, statement)
+        .await
+        .map_err(db_error)
 }
 
 pub fn db_error(error: sqlx::Error) -> Error {
@@ -93,12 +105,11 @@ pub async fn lock_rows(
          ORDER BY m.namespace, m.key
          FOR UPDATE OF m"
     };
-    let rows = sqlx::query(sql)
+    let statement = sqlx::query(sql)
         .bind(&namespaces)
         .bind(&names)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db_error)?;
+        .fetch_all(&mut *conn);
+    let rows = timed("load", statement).await?;
     Ok(rows
         .iter()
         .map(|row| {
@@ -115,7 +126,7 @@ pub async fn lock_rows(
 /// every state of `gen` still on its way here, and recording where `gen`
 /// ended.
 pub async fn advance_generations(conn: &mut PgConnection, rows: &[(RowKey, i64)]) -> Result<()> {
-    let advanced = sqlx::query(
+    let statement = sqlx::query(
         "UPDATE memory_entries m
              SET prior_gen = m.gen, prior_rev = m.revision, gen = m.gen + 1
          FROM unnest($1::text[], $2::text[], $3::int8[]) AS i(namespace, key, gen)
@@ -128,10 +139,8 @@ pub async fn advance_generations(conn: &mut PgConnection, rows: &[(RowKey, i64)]
     )
     .bind(rows.iter().map(|(k, _)| k.key.as_str()).collect::<Vec<_>>())
     .bind(rows.iter().map(|(_, gen)| *gen).collect::<Vec<_>>())
-    .execute(&mut *conn)
-    .await
-    .map_err(db_error)?
-    .rows_affected();
+    .execute(&mut *conn);
+    let advanced = timed("advance", statement).await?.rows_affected();
     if advanced == rows.len() as u64 {
         Ok(())
     } else {
@@ -274,7 +283,7 @@ pub async fn write_candidates(
     let mut attempts = 0;
     let rows = loop {
         attempts += 1;
-        match statement().fetch_all(pool).await {
+        match dependency::call(Dependency::Postgres, "persist", statement().fetch_all(pool)).await {
             Err(sqlx::Error::Database(error))
                 if error.code().as_deref() == Some("40P01") && attempts < 3 =>
             {
@@ -306,7 +315,7 @@ async fn write_one(
 ) -> Result<Option<Fence>> {
     let stored = candidate.stored;
     let revision = stored.revision as i64;
-    let written = sqlx::query(
+    let statement = sqlx::query(
         "UPDATE memory_entries
              SET value = $3, revision = $4, created_at = $5, updated_at = $6, expires_at = $7
          WHERE namespace = $1 AND key = $2 AND (gen = $8 OR NOT $9) AND revision < $4
@@ -321,22 +330,20 @@ async fn write_one(
     .bind(stored.expires_at_ms)
     .bind(candidate.gen)
     .bind(guard == Guard::On)
-    .fetch_optional(pool)
-    .await
-    .map_err(db_error)?;
+    .fetch_optional(pool);
+    let written = timed("persist", statement).await?;
     if let Some(row) = written {
         return Ok(Some(Fence::from_row(&row)));
     }
     // A separate statement, so it sees whatever committed meanwhile.
-    let row = sqlx::query(
+    let statement = sqlx::query(
         "SELECT gen, revision, prior_gen, prior_rev FROM memory_entries
          WHERE namespace = $1 AND key = $2",
     )
     .bind(candidate.namespace)
     .bind(candidate.key)
-    .fetch_optional(pool)
-    .await
-    .map_err(db_error)?;
+    .fetch_optional(pool);
+    let row = timed("fence", statement).await?;
     Ok(row.as_ref().map(Fence::from_row))
 }
 
@@ -355,14 +362,13 @@ const DEAD: &str =
 
 /// Up to `limit` rows dead since `cutoff_ms` or earlier.
 pub async fn dead_rows(pool: &PgPool, cutoff_ms: i64, limit: i64) -> Result<Vec<DeadRow>> {
-    let rows = sqlx::query(&format!(
-        "SELECT namespace, key, gen, revision FROM memory_entries WHERE {DEAD} LIMIT $2"
-    ))
-    .bind(cutoff_ms)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
-    .map_err(db_error)?;
+    let sql =
+        format!("SELECT namespace, key, gen, revision FROM memory_entries WHERE {DEAD} LIMIT $2");
+    let statement = sqlx::query(&sql)
+        .bind(cutoff_ms)
+        .bind(limit)
+        .fetch_all(pool);
+    let rows = timed("dead_rows", statement).await?;
     Ok(rows
         .iter()
         .map(|row| DeadRow {
@@ -381,7 +387,7 @@ pub async fn ensure_floors(
     namespaces: &[String],
     now_ms: i64,
 ) -> Result<Vec<String>> {
-    let rows = sqlx::query(
+    let statement = sqlx::query(
         "INSERT INTO memory_floors (namespace, revision, gen, created_at)
          SELECT DISTINCT unnest($1::text[]), 0, 0, $2
          ON CONFLICT (namespace) DO NOTHING
@@ -389,25 +395,23 @@ pub async fn ensure_floors(
     )
     .bind(namespaces)
     .bind(now_ms)
-    .fetch_all(pool)
-    .await
-    .map_err(db_error)?;
+    .fetch_all(pool);
+    let rows = timed("ensure_floors", statement).await?;
     Ok(rows.iter().map(|row| row.get("namespace")).collect())
 }
 
 /// Whether any other transaction of this database began before `since_ms`
 /// and is still open (one that may have read a namespace as floorless).
 pub async fn older_transactions_open(pool: &PgPool, since_ms: i64) -> Result<bool> {
-    let open: bool = sqlx::query_scalar(
+    let statement = sqlx::query_scalar(
         "SELECT EXISTS (
              SELECT 1 FROM pg_stat_activity
              WHERE datname = current_database() AND pid <> pg_backend_pid()
                AND xact_start < to_timestamp($1::float8 / 1000))",
     )
     .bind(since_ms)
-    .fetch_one(pool)
-    .await
-    .map_err(db_error)?;
+    .fetch_one(pool);
+    let open: bool = timed("open_transactions", statement).await?;
     Ok(open)
 }
 
@@ -415,8 +419,8 @@ pub async fn older_transactions_open(pool: &PgPool, since_ms: i64) -> Result<boo
 /// floor first (in one transaction). `false`: it changed meanwhile (a write
 /// loaded it) and stays.
 pub async fn reclaim_row(pool: &PgPool, dead: &DeadRow, cutoff_ms: i64) -> Result<bool> {
-    let mut tx = pool.begin().await.map_err(db_error)?;
-    sqlx::query(
+    let mut tx = timed("begin", pool.begin()).await?;
+    let statement = sqlx::query(
         "UPDATE memory_floors
              SET revision = greatest(revision, $2), gen = greatest(gen, $3)
          WHERE namespace = $1",
@@ -424,29 +428,27 @@ pub async fn reclaim_row(pool: &PgPool, dead: &DeadRow, cutoff_ms: i64) -> Resul
     .bind(&dead.namespace)
     .bind(dead.revision)
     .bind(dead.gen)
-    .execute(&mut *tx)
-    .await
-    .map_err(db_error)?;
-    let deleted = sqlx::query(&format!(
+    .execute(&mut *tx);
+    timed("raise_floor", statement).await?;
+    let sql = format!(
         "DELETE FROM memory_entries
          WHERE namespace = $2 AND key = $3 AND gen = $4 AND revision = $5 AND {DEAD}"
-    ))
-    .bind(cutoff_ms)
-    .bind(&dead.namespace)
-    .bind(&dead.key)
-    .bind(dead.gen)
-    .bind(dead.revision)
-    .execute(&mut *tx)
-    .await
-    .map_err(db_error)?
-    .rows_affected();
-    tx.commit().await.map_err(db_error)?;
+    );
+    let statement = sqlx::query(&sql)
+        .bind(cutoff_ms)
+        .bind(&dead.namespace)
+        .bind(&dead.key)
+        .bind(dead.gen)
+        .bind(dead.revision)
+        .execute(&mut *tx);
+    let deleted = timed("reclaim", statement).await?.rows_affected();
+    timed("commit", tx.commit()).await?;
     Ok(deleted == 1)
 }
 
 /// Live keys and their bytes, counted from the source of truth.
 pub async fn usage(pool: &PgPool, namespace: &str, now_ms: i64) -> Result<(i64, i64)> {
-    let row = sqlx::query(
+    let statement = sqlx::query(
         "SELECT count(*) AS keys,
                 coalesce(sum(octet_length(value) + octet_length(key)), 0)::BIGINT AS bytes
          FROM memory_entries
@@ -455,9 +457,8 @@ pub async fn usage(pool: &PgPool, namespace: &str, now_ms: i64) -> Result<(i64, 
     )
     .bind(namespace)
     .bind(now_ms)
-    .fetch_one(pool)
-    .await
-    .map_err(db_error)?;
+    .fetch_one(pool);
+    let row = timed("usage", statement).await?;
     Ok((row.get("keys"), row.get("bytes")))
 }
 
@@ -473,7 +474,7 @@ pub async fn list(
         Some(cursor) => (cursor.updated_at_ms, cursor.key.clone()),
         None => (i64::MAX, String::new()),
     };
-    let rows = sqlx::query(
+    let statement = sqlx::query(
         "SELECT key, value, revision, created_at, updated_at, expires_at
          FROM memory_entries
          WHERE namespace = $1 AND value IS NOT NULL
@@ -489,9 +490,8 @@ pub async fn list(
     .bind(after_at)
     .bind(&after_key)
     .bind(query.limit as i64 + 1)
-    .fetch_all(pool)
-    .await
-    .map_err(db_error)?;
+    .fetch_all(pool);
+    let rows = timed("list", statement).await?;
     Ok(rows
         .iter()
         .map(|row| Entry {

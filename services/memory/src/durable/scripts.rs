@@ -6,42 +6,69 @@ use tessera_error::Error;
 
 const PRELUDE: &str = include_str!("lua/prelude.lua");
 
-pub struct Scripts {
-    pub set: Script,
-    pub delete: Script,
-    pub cas: Script,
-    pub incr: Script,
-    pub ensure: Script,
-    pub activate: Script,
-    pub install_usage: Script,
-    pub forget: Script,
-    pub mark_durable: Script,
-    pub invalidate: Script,
-    pub watch_head: Script,
-    pub watch_read: Script,
-    pub watch_find: Script,
+/// A script and its name, the `operation` it is timed as
+/// (`tessera_dependency_call_duration_seconds{dependency="redis"}`).
+pub struct Lua {
+    pub name: &'static str,
+    pub script: Script,
 }
 
-fn with_prelude(body: &str) -> Script {
-    Script::new(&format!("{PRELUDE}\n{body}"))
+impl std::ops::Deref for Lua {
+    type Target = Script;
+
+    fn deref(&self) -> &Script {
+        &self.script
+    }
+}
+
+pub struct Scripts {
+    pub set: Lua,
+    pub delete: Lua,
+    pub cas: Lua,
+    pub incr: Lua,
+    pub ensure: Lua,
+    pub activate: Lua,
+    pub install_usage: Lua,
+    pub forget: Lua,
+    pub mark_durable: Lua,
+    pub invalidate: Lua,
+    pub watch_head: Lua,
+    pub watch_read: Lua,
+    pub watch_find: Lua,
+}
+
+/// `lua/<name>.lua` after the prelude, named `<name>`.
+macro_rules! with_prelude {
+    ($name:literal) => {
+        Lua {
+            name: $name,
+            script: Script::new(&format!(
+                "{PRELUDE}\n{}",
+                include_str!(concat!("lua/", $name, ".lua"))
+            )),
+        }
+    };
 }
 
 impl Scripts {
     pub fn new() -> Self {
         Scripts {
-            set: with_prelude(include_str!("lua/set.lua")),
-            delete: with_prelude(include_str!("lua/delete.lua")),
-            cas: with_prelude(include_str!("lua/cas.lua")),
-            incr: with_prelude(include_str!("lua/incr.lua")),
-            ensure: with_prelude(include_str!("lua/ensure.lua")),
-            activate: with_prelude(include_str!("lua/activate.lua")),
-            install_usage: with_prelude(include_str!("lua/install_usage.lua")),
-            forget: with_prelude(include_str!("lua/forget.lua")),
-            mark_durable: Script::new(include_str!("lua/mark_durable.lua")),
-            invalidate: with_prelude(include_str!("lua/invalidate.lua")),
-            watch_head: with_prelude(include_str!("lua/watch_head.lua")),
-            watch_read: with_prelude(include_str!("lua/watch_read.lua")),
-            watch_find: with_prelude(include_str!("lua/watch_find.lua")),
+            set: with_prelude!("set"),
+            delete: with_prelude!("delete"),
+            cas: with_prelude!("cas"),
+            incr: with_prelude!("incr"),
+            ensure: with_prelude!("ensure"),
+            activate: with_prelude!("activate"),
+            install_usage: with_prelude!("install_usage"),
+            forget: with_prelude!("forget"),
+            mark_durable: Lua {
+                name: "mark_durable",
+                script: Script::new(include_str!("lua/mark_durable.lua")),
+            },
+            invalidate: with_prelude!("invalidate"),
+            watch_head: with_prelude!("watch_head"),
+            watch_read: with_prelude!("watch_read"),
+            watch_find: with_prelude!("watch_find"),
         }
     }
 

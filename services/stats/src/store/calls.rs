@@ -1,7 +1,7 @@
 //! Call accounting: a batch adds to `stats_daily` and `stats_recent` in one
 //! transaction; the summary reads both in one snapshot.
 
-use super::{db_error, on_db, Db, StatsStore};
+use super::{db_error, on_db, timed, Db, Dependency, StatsStore};
 use crate::event::Call;
 use std::collections::BTreeMap;
 use tessera_error::Error;
@@ -117,7 +117,7 @@ impl StatsStore {
         }
         let rows = by_day(calls);
         let recent = newest(calls);
-        on_db!(&self.db, pool => {
+        on_db!(&self.db, "stats_record", pool => {
             let mut tx = pool.begin().await.map_err(db_error)?;
             for ((day, route, rail, network), sums) in &rows {
                 sqlx::query(ADD_TO_DAY)
@@ -247,20 +247,26 @@ impl StatsStore {
                 }
             }};
         }
-        Ok(match &self.db {
+        match &self.db {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await.map_err(db_error)?;
-                read_summary!(tx)
+                timed(Dependency::Sqlite, "stats_summary", async {
+                    let mut tx = pool.begin().await.map_err(db_error)?;
+                    Ok(read_summary!(tx))
+                })
+                .await
             }
             Db::Postgres(pool) => {
-                let mut tx = pool.begin().await.map_err(db_error)?;
-                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
-                read_summary!(tx)
+                timed(Dependency::Postgres, "stats_summary", async {
+                    let mut tx = pool.begin().await.map_err(db_error)?;
+                    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_error)?;
+                    Ok(read_summary!(tx))
+                })
+                .await
             }
-        })
+        }
     }
 }
 

@@ -91,7 +91,7 @@ impl StatsStore {
     /// `token`'s checkpoint, created at `from_block - 1` the first time
     /// (a stored checkpoint wins over a changed `from_block`).
     pub async fn checkpoint(&self, token: &Token, from_block: u64) -> Result<Checkpoint, Error> {
-        on_db!(&self.db, pool => {
+        on_db!(&self.db, "stats_checkpoint", pool => {
             sqlx::query(START)
                 .bind(&token.network)
                 .bind(&token.asset)
@@ -111,7 +111,7 @@ impl StatsStore {
 
     /// `token`'s checkpoint, None before its indexer first ran.
     pub async fn indexed(&self, token: &Token) -> Result<Option<Checkpoint>, Error> {
-        on_db!(&self.db, pool => {
+        on_db!(&self.db, "stats_indexed", pool => {
             let row: Option<(i64, i64)> = sqlx::query_as(CHECKPOINT)
                 .bind(&token.network)
                 .bind(&token.asset)
@@ -124,7 +124,7 @@ impl StatsStore {
 
     /// Records that the chain head is at least `head`.
     pub async fn seen_head(&self, token: &Token, head: u64) -> Result<(), Error> {
-        on_db!(&self.db, pool => {
+        on_db!(&self.db, "stats_seen_head", pool => {
             sqlx::query(SEEN_HEAD)
                 .bind(&token.network)
                 .bind(&token.asset)
@@ -148,7 +148,7 @@ impl StatsStore {
         head: u64,
         received: &BTreeMap<String, Received>,
     ) -> Result<bool, Error> {
-        on_db!(&self.db, pool => {
+        on_db!(&self.db, "stats_advance", pool => {
             let mut tx = pool.begin().await.map_err(db_error)?;
             // First, so the transaction holds the write lock (SQLite) or the
             // checkpoint's row (PostgreSQL) before it reads a seller.
@@ -199,7 +199,7 @@ impl StatsStore {
 
     /// `token`'s `top` sellers, most volume first (ties by address).
     pub async fn top_sellers(&self, token: &Token, top: u32) -> Result<Vec<pb::Seller>, Error> {
-        on_db!(&self.db, pool => {
+        on_db!(&self.db, "stats_top_sellers", pool => {
             let rows: Vec<(String, String, i64)> = sqlx::query_as(TOP)
                 .bind(&token.network)
                 .bind(&token.asset)
