@@ -18,19 +18,12 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen_addr).await?;
     let shutdown = Shutdown::on_signals();
     config.spawn_reclaimer(&memory, &shutdown);
-    // `GET /metrics` on METRICS_ADDR when set; it stops with the server.
-    let metrics_task = metrics_endpoint::serve_from_env(&shutdown).await?;
-    let served = GrpcServer::new(
+    let serving = GrpcServer::new(
         tessera_memory::grpc::SERVICE_NAME,
         tessera_memory::grpc::server(memory),
     )
     .require_token(token)
-    .serve(listener, shutdown.clone())
-    .await;
-    shutdown.trigger();
-    served?;
-    if let Some(task) = metrics_task {
-        task.await??;
-    }
-    Ok(())
+    .serve(listener, shutdown.clone());
+    // `GET /metrics` on METRICS_ADDR when set; it stops with the server.
+    metrics_endpoint::serve_beside(&shutdown, serving).await
 }
