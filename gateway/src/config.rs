@@ -14,7 +14,8 @@
 //! | `POW_URL` | `http://127.0.0.1:50054` | the pow service (gRPC): challenges, and cpu-tier calls paid with `X-Pow-Solution` |
 //! | `FREE_MODE` | `false` | serve without payment, callers naming their own namespace (development only) |
 //! | `PAYMENT_URL` | unset | the payment service (gRPC); required unless `FREE_MODE` |
-//! | `PAYMENT_SETTLE_BEFORE_EXECUTION` | `false` | settle every payment before its call runs |
+//! | `PAYMENT_SETTLE_MODE` | `sync` | when a paid call is settled (see [`SettleMode`]): `sync` after the call, answering once the transfer is mined; `async` after the call, answering at once with a pending `PAYMENT-RESPONSE` while the payment service settles in the background; `before` before the call runs. A debtor is settled before in every mode |
+//! | `PAYMENT_SETTLE_BEFORE_EXECUTION` | `false` | the older spelling of `PAYMENT_SETTLE_MODE=before`; set beside a `PAYMENT_SETTLE_MODE` that disagrees, the gateway does not start |
 //! | `GATEWAY_REQUEST_TIMEOUT_SECONDS` | `30` | a paid route's call (not its payment) that takes longer is answered 504 and not charged |
 //! | `GATEWAY_MAX_CONCURRENT_REQUESTS` | `1024` | requests in progress at once; more are answered 503 at once |
 //! | `GATEWAY_MAX_LONG_POLLS` | `256` | long polls (`GET /api/memory/watch`) waiting at once, a budget apart from the one above; more are answered 503 at once |
@@ -37,6 +38,7 @@
 //! | `RELIABILITY_*` | see `reliability.rs` | what `/api/reliability` probes, and how often |
 //! | `INTERNAL_TOKEN` | unset | sent to the memory, tools and payment services (`authorization: Bearer`) |
 
+use crate::settle_mode::SettleMode;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -224,9 +226,9 @@ pub struct GatewayConfig {
     /// `PAYMENT_URL`: the payment service (gRPC) that makes every memory
     /// route paid with x402. Required unless `free_mode`.
     pub payment_url: Option<String>,
-    /// `PAYMENT_SETTLE_BEFORE_EXECUTION`, default false: settle a payment
-    /// before running the call instead of after it succeeded.
-    pub settle_before: bool,
+    /// `PAYMENT_SETTLE_MODE` (or `PAYMENT_SETTLE_BEFORE_EXECUTION`),
+    /// default sync: when a paid call is settled.
+    pub settle_mode: SettleMode,
     /// `GATEWAY_REQUEST_TIMEOUT_SECONDS`, default 30.
     pub request_timeout: Duration,
     /// `GATEWAY_MAX_CONCURRENT_REQUESTS`, default 1024.
@@ -280,7 +282,7 @@ impl Default for GatewayConfig {
             stats_flush: DEFAULT_STATS_FLUSH,
             free_mode: false,
             payment_url: None,
-            settle_before: false,
+            settle_mode: SettleMode::Sync,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
             max_long_polls: DEFAULT_MAX_LONG_POLLS,
@@ -357,7 +359,7 @@ impl GatewayConfig {
             },
             free_mode: env_bool("FREE_MODE", defaults.free_mode)?,
             payment_url: Some(env_string("PAYMENT_URL", "")).filter(|url| !url.is_empty()),
-            settle_before: env_bool("PAYMENT_SETTLE_BEFORE_EXECUTION", false)?,
+            settle_mode: crate::settle_mode::from_env()?,
             request_timeout: Duration::from_secs(timeout_secs),
             max_concurrent_requests,
             max_long_polls: {

@@ -28,10 +28,12 @@ mod manifest;
 mod mcp;
 mod memory;
 mod openapi;
+mod payments;
 mod pow;
 mod rate_limit;
 mod reliability;
 pub mod routes;
+mod settle_mode;
 mod stats;
 pub use memory::MemoryClient;
 mod timestamps;
@@ -47,6 +49,7 @@ pub use config::{Cors, GatewayConfig, IdempotencyBackend, IdempotencyConfig};
 pub use rate_limit::RateLimitStore;
 pub use reliability::ReliabilityConfig;
 pub use routes::DeclaredRoute;
+pub use settle_mode::SettleMode;
 
 use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::http::StatusCode;
@@ -143,8 +146,8 @@ impl FromRef<AppState> for Gate {
     }
 }
 
-/// The routes that are free: health, readiness, metrics, discovery, and
-/// proof of work's description and challenges.
+/// The routes that are free: health, readiness, metrics, discovery, proof
+/// of work's description and challenges, and a payment's state by its id.
 pub const FREE_ROUTES: &[(&str, &str)] = &[
     ("GET", "/health"),
     ("GET", "/ready"),
@@ -161,6 +164,7 @@ pub const FREE_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/leaderboard"),
     ("GET", "/api/pow"),
     ("GET", "/api/pow/challenge"),
+    ("GET", "/api/payments/{id}"),
 ];
 
 /// The gateway's routes over a memory service at `config.memory_url` and a
@@ -249,10 +253,10 @@ fn identity_gate(config: &GatewayConfig) -> anyhow::Result<(Gate, Option<x402::P
     let Some(payment_url) = &config.payment_url else {
         anyhow::bail!(NO_PAYMENT_GATE);
     };
-    tracing::info!(%payment_url, settle_before = config.settle_before, "memory routes are paid with x402");
+    tracing::info!(%payment_url, settle_mode = config.settle_mode.as_str(), "memory routes are paid with x402");
     let payments = x402::PaymentGate::connect_lazy(
         payment_url,
-        config.settle_before,
+        config.settle_mode,
         config.internal_token.clone(),
     )?;
     Ok((Arc::new(x402::X402Gate), Some(payments)))
@@ -305,6 +309,10 @@ fn assemble(
         .route(
             "/.well-known/x402",
             limited(get(manifest::manifest), &limits.free),
+        )
+        .route(
+            "/api/payments/{id}",
+            limited(get(payments::lookup), &limits.free),
         )
         .route("/api/pow", limited(get(pow::describe), &limits.free))
         .route(
@@ -369,7 +377,8 @@ fn features(config: &GatewayConfig, paid: bool) -> serde_json::Value {
     };
     json!({
         "x402": paid,
-        "settleBeforeExecution": paid && config.settle_before,
+        "settleBeforeExecution": paid && config.settle_mode == SettleMode::Before,
+        "settleMode": if paid { config.settle_mode.as_str() } else { "none" },
         // Proof of work pays for tools only when payments are on.
         "proofOfWork": paid,
         "idempotencyStore": idempotency,

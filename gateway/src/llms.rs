@@ -45,7 +45,10 @@ fn write_text() -> String {
          - Call any paid route. Unpaid, it answers 402 with a PAYMENT-REQUIRED header (x402 v2; \
          the same JSON in the body). Sign the EIP-3009 transferWithAuthorization it asks for \
          and send the call again with PAYMENT-SIGNATURE (v1 clients: X-PAYMENT). A served call \
-         answers PAYMENT-RESPONSE; a call that fails is not charged.\n\
+         answers PAYMENT-RESPONSE; a call that fails is not charged. Where the gateway settles \
+         asynchronously, that PAYMENT-RESPONSE says settlement_pending and names the payment \
+         (extensions.settlement.id): GET /api/payments/<id> (free) shows its state and \
+         transaction once settled.\n\
          - Tools only, instead of USDC: GET /api/pow/challenge?slug=<tool>, find a nonce such \
          that sha256(challenge + \":\" + nonce) has `difficulty` leading zero bits, and send \
          X-Pow-Solution: <token>:<nonce> (one call per solution). GET /api/pow describes it.\n\
@@ -128,6 +131,7 @@ mod tests {
             "/api/memory/watch",
             "payment-signature",
             "/mcp",
+            "/api/payments/",
         ] {
             assert!(text.contains(needle), "{needle}");
         }

@@ -11,6 +11,7 @@
 //! shows here as it is quoted. In FREE_MODE nobody pays: `payments.enabled`
 //! is false, `accepts` is empty and the prices are the catalog's.
 
+use crate::settle_mode::SettleMode;
 use crate::errors::ApiError;
 use crate::AppState;
 use axum::extract::State;
@@ -32,10 +33,11 @@ pub(crate) async fn manifest(
 ) -> Result<Json<Value>, ApiError> {
     let origin = origin(&headers);
     let listed = match &state.payments {
-        Some(payments) => Some(payments.list_prices().await?),
+        Some(payments) => Some((payments.list_prices().await?, payments.settle_mode())),
         None => None,
     };
-    Ok(Json(document(&origin, listed.as_ref(), state.free_mode)))
+    let listed = listed.as_ref().map(|(listed, mode)| (listed, *mode));
+    Ok(Json(document(&origin, listed, state.free_mode)))
 }
 
 /// The origin resources are named under: the request's `Host`.
@@ -48,9 +50,15 @@ fn origin(headers: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
-/// The manifest for `origin`, priced by `listed` (payments on) or by the
-/// catalog (FREE_MODE, `listed` = None).
-fn document(origin: &str, listed: Option<&pb::ListPricesResponse>, free_mode: bool) -> Value {
+/// The manifest for `origin`, priced by `listed` and settled in its mode
+/// (payments on) or by the catalog (FREE_MODE, `listed` = None).
+fn document(
+    origin: &str,
+    listed: Option<(&pb::ListPricesResponse, SettleMode)>,
+    free_mode: bool,
+) -> Value {
+    let settle_mode = listed.map(|(_, mode)| mode);
+    let listed = listed.map(|(listed, _)| listed);
     let prices: HashMap<&str, u64> = listed
         .map(|listed| {
             listed
@@ -88,6 +96,12 @@ fn document(origin: &str, listed: Option<&pb::ListPricesResponse>, free_mode: bo
                 "payment": "PAYMENT-SIGNATURE",
                 "paymentV1": "X-PAYMENT",
                 "response": "PAYMENT-RESPONSE",
+            },
+            // When a paid call is settled, and where a payment's state is
+            // (the id a pending PAYMENT-RESPONSE names).
+            "settlement": {
+                "mode": settle_mode.unwrap_or_default().as_str(),
+                "lookup": format!("{origin}/api/payments/{{id}}"),
             },
         }),
         None => {
@@ -210,9 +224,18 @@ mod tests {
 
     #[test]
     fn paid_manifest_quotes_what_the_payment_service_lists() {
-        let manifest = document("http://example.test", Some(&listed()), false);
+        let manifest = document(
+            "http://example.test",
+            Some((&listed(), SettleMode::Async)),
+            false,
+        );
         let payments = &manifest["payments"];
         assert_eq!(payments["enabled"], true);
+        assert_eq!(payments["settlement"]["mode"], "async");
+        assert_eq!(
+            payments["settlement"]["lookup"],
+            "http://example.test/api/payments/{id}"
+        );
         assert_eq!(payments["networks"], json!(["eip155:84532"]));
         assert_eq!(payments["payTo"], listed().pay_to);
         assert_eq!(payments["assets"][0]["name"], "USDC");

@@ -6,14 +6,18 @@
 //! payment service, which reserves its nonce; the verified payer becomes the
 //! caller's namespace; the call runs; a call that succeeded (< 400) is
 //! settled and answered with `PAYMENT-RESPONSE`, one that failed is
-//! cancelled and not charged. With `settle_before`, and for a payer the
-//! payment service calls a debtor, settlement happens before the call runs
-//! instead.
+//! cancelled and not charged. How it is settled is the gateway's
+//! [`SettleMode`]: `sync` waits for the transfer; `async` has the payment
+//! service queue it and answers at once with a pending `PAYMENT-RESPONSE`
+//! naming the payment (whose state `GET /api/payments/{id}` shows); with
+//! `before`, and for a payer the payment service calls a debtor in any
+//! mode, settlement happens before the call runs instead.
 
 use crate::errors::{from_internal_status, Family};
 use crate::idempotency::PaidFor;
 use crate::identity::IdentityGate;
 use crate::rate_limit::{Checked, RateLimit};
+use crate::settle_mode::SettleMode;
 use crate::transport::Transport;
 use axum::extract::Request;
 use axum::http::header::{CACHE_CONTROL, HOST};
@@ -72,7 +76,7 @@ impl IdentityGate for X402Gate {
 #[derive(Clone)]
 pub struct PaymentGate {
     payments: PaymentClient,
-    settle_before: bool,
+    settle_mode: SettleMode,
     /// Paid calls per paying wallet.
     wallet_limit: Option<RateLimit>,
     /// The CAIP-2 network payments are in, as the payment service listed it
@@ -87,13 +91,13 @@ const PRICES_WAIT: Duration = Duration::from_secs(30);
 impl PaymentGate {
     pub fn connect_lazy(
         url: &str,
-        settle_before: bool,
+        settle_mode: SettleMode,
         token: ServiceToken,
     ) -> anyhow::Result<Self> {
         let channel = crate::transport::lazy(url, Duration::from_secs(5), Duration::from_secs(60))?;
         Ok(PaymentGate {
             payments: PaymentServiceClient::with_interceptor(channel, token),
-            settle_before,
+            settle_mode,
             wallet_limit: None,
             network: Arc::default(),
         })
@@ -104,6 +108,11 @@ impl PaymentGate {
     pub(crate) fn with_wallet_limit(mut self, limit: Option<RateLimit>) -> Self {
         self.wallet_limit = limit;
         self
+    }
+
+    /// When this gateway settles paid calls.
+    pub(crate) fn settle_mode(&self) -> SettleMode {
+        self.settle_mode
     }
 
     /// The CAIP-2 network payments are in ("unknown" before
@@ -120,6 +129,22 @@ impl PaymentGate {
             .await
             .map(tonic::Response::into_inner)
             .map_err(|status| from_internal_status("payment", &status))
+    }
+
+    /// A payment's state by its id; `Ok(None)` when the payment service
+    /// has no such payment (or the text is no payment id).
+    pub(crate) async fn payment(
+        &self,
+        payment_id: &str,
+    ) -> Result<Option<pb::GetPaymentResponse>, Error> {
+        let request = pb::GetPaymentRequest {
+            payment_id: payment_id.into(),
+        };
+        match self.payments.clone().get_payment(request).await {
+            Ok(found) => Ok(Some(found.into_inner())),
+            Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
+            Err(status) => Err(from_internal_status("payment", &status)),
+        }
     }
 
     /// Has the payment service probe its dependency `name` now.
@@ -320,7 +345,8 @@ fn attach_settlement(
 /// Charges `route` for `request`: a quote (402) without a payment, else
 /// verify, run, then settle (or cancel a call that failed). A payer that is
 /// a debtor, or a gateway in settle-before mode, settles before the call
-/// runs. Called by the route gate for every paid route.
+/// runs; in async mode the settlement after the call is queued, not
+/// waited for. Called by the route gate for every paid route.
 pub(crate) async fn charge(
     gate: PaymentGate,
     route: &'static Route,
@@ -411,17 +437,20 @@ async fn charge_verified(
     };
     request.extensions_mut().insert(PaidCaller(verified.payer));
 
+    // Served, in async mode: the payment service queues the settlement.
+    let defer_after = gate.settle_mode == SettleMode::Async;
     let settle = |mut payments: PaymentClient, payment_id: String, before_execution: bool| async move {
         payments
             .settle(pb::SettleRequest {
                 payment_id,
                 before_execution,
+                defer: defer_after && !before_execution,
             })
             .await
             .map(|s| s.into_inner())
     };
 
-    if gate.settle_before || verified.settle_before {
+    if gate.settle_mode == SettleMode::Before || verified.settle_before {
         let settled = match settle(payments.clone(), payment_id.clone(), true).await {
             Ok(settled) if settled.success || settled.pending => settled,
             Ok(settled) => {
@@ -458,7 +487,11 @@ async fn charge_verified(
     }
     match settle(payments, payment_id.clone(), false).await {
         Ok(settled) => {
-            if settled.success {
+            // A queued settlement counts as paid: the payment is verified
+            // and held against the payer's means, and it is settled exactly
+            // once or becomes the payer's debt. Not keeping its answer for
+            // Idempotency-Key would run every retried call twice.
+            if settled.success || settled.queued {
                 response.extensions_mut().insert(PaidFor);
                 response.extensions_mut().insert(charged);
             } else {

@@ -7,7 +7,7 @@ use crate::harness::{database_url, durable_memory, MemoryServer};
 use crate::proxy::PausableProxy;
 use alloy::primitives::U256;
 use std::time::Duration;
-use tessera_gateway::GatewayConfig;
+use tessera_gateway::{GatewayConfig, SettleMode};
 use tessera_memory::Limits;
 use tessera_payment::catalog::Catalog;
 use tessera_payment::config::{Asset, PaymentConfig};
@@ -23,6 +23,9 @@ pub struct PaidStack {
     /// Between the payment service and the facilitator, to take it away.
     pub facilitator_proxy: PausableProxy,
     pub payments: Payments,
+    /// What `payments` was opened with (to open it again, as a restarted
+    /// payment service would).
+    pub payment_config: PaymentConfig,
     pub payment_url: String,
     pub memory: MemoryServer,
     /// Between the gateway and memory, to hold a served call in flight.
@@ -50,7 +53,12 @@ async fn serve_gateway(config: &GatewayConfig, shutdown: &Shutdown) -> String {
 }
 
 pub struct Options {
-    pub settle_before: bool,
+    /// The gateway's `PAYMENT_SETTLE_MODE`.
+    pub settle_mode: SettleMode,
+    /// Run the payment service's settler of queued (async) settlements, as
+    /// the binaries do. Off: queued payments wait (as while the payment
+    /// service is down) until a test starts one.
+    pub settler: bool,
     pub settle_timeout: Duration,
     /// Buyers funded with `BUYER_FUNDS` each.
     pub buyers: usize,
@@ -69,7 +77,8 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            settle_before: false,
+            settle_mode: SettleMode::Sync,
+            settler: true,
             settle_timeout: Duration::from_secs(20),
             buyers: 4,
             request_timeout: Duration::from_secs(30),
@@ -115,6 +124,7 @@ impl PaidStack {
             rpc_url: chain.rpc_url.clone(),
             rpc_timeout: Duration::from_secs(5),
             facilitator_api_key: None,
+            settle_concurrency: tessera_payment::config::DEFAULT_SETTLE_CONCURRENCY,
         };
         let payments = tessera_payment::open(&config)
             .await
@@ -132,6 +142,9 @@ impl PaidStack {
         )
         .require_token(token.clone());
         tokio::spawn(payment_server.serve(payment_listener, shutdown.clone()));
+        if options.settler {
+            tessera_payment::spawn_settler(&payments, &config, &shutdown);
+        }
 
         let memory =
             MemoryServer::start_with_token(durable_memory(Limits::default()).await, token.clone())
@@ -192,7 +205,7 @@ impl PaidStack {
             stats_flush: Duration::from_millis(50),
             free_mode: false,
             payment_url: Some(payment_url.clone()),
-            settle_before: options.settle_before,
+            settle_mode: options.settle_mode,
             request_timeout: options.request_timeout,
             max_concurrent_requests: options.max_concurrent_requests,
             internal_token: token,
@@ -207,6 +220,7 @@ impl PaidStack {
             facilitator,
             facilitator_proxy,
             payments,
+            payment_config: config,
             payment_url,
             memory,
             memory_proxy,

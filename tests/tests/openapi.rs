@@ -378,6 +378,13 @@ async fn live_answers_match_their_documented_schemas() {
         ),
         ("GET", "/api/pow/challenge", "/api/pow/challenge", None, 400),
         ("GET", "/openapi.json", "/openapi.json", None, 200),
+        (
+            "GET",
+            "/api/payments/{id}",
+            "/api/payments/pay_00000000000000000000000000000000",
+            None,
+            404,
+        ),
     ];
     for (method, path, sent, body, status) in calls {
         let method_of = Method::from_bytes(method.as_bytes()).unwrap();

@@ -125,6 +125,8 @@ async fn every_route_and_method_unpaid_is_402_or_405_and_nothing_runs() {
 
     // Free routes stay free, and only for their methods (a challenge needs
     // its tool named, a find its task).
+    // A payment's lookup answers 404 for an id nobody was given.
+    let unknown_payment = format!("/api/payments/pay_{:032x}", rand::random::<u128>());
     for (method, path) in tessera_gateway::FREE_ROUTES {
         let (query, body) = match (*method, *path) {
             ("GET", "/api/pow/challenge") => ("?slug=hash", None),
@@ -133,18 +135,28 @@ async fn every_route_and_method_unpaid_is_402_or_405_and_nothing_runs() {
             ("POST", "/api/route") => ("", Some(serde_json::json!({"query": "hash"}))),
             _ => ("", None),
         };
+        let concrete = match *path {
+            "/api/payments/{id}" => unknown_payment.clone(),
+            path => path.to_string(),
+        };
         let reply = send(
             Method::from_bytes(method.as_bytes()).unwrap(),
-            &stack.url(&format!("{path}{query}")),
+            &stack.url(&format!("{concrete}{query}")),
             body,
             &[],
         )
         .await;
-        assert!(
+        let expected_ok = concrete != unknown_payment;
+        assert_eq!(
             reply.status.is_success(),
+            expected_ok,
             "{method} {path}: {}",
             reply.status
         );
+        if !expected_ok {
+            assert_eq!(reply.status, StatusCode::NOT_FOUND, "{path}");
+            assert_eq!(reply.body, json!({"error": "no such payment"}));
+        }
         // Every other method, unpaid: 405, never 402 and never served (a
         // GET route answers HEAD as axum does).
         let declared: Vec<&str> = tessera_gateway::FREE_ROUTES
@@ -158,7 +170,7 @@ async fn every_route_and_method_unpaid_is_402_or_405_and_nothing_runs() {
             }
             let reply = send(
                 Method::from_bytes(other.as_bytes()).unwrap(),
-                &stack.url(path),
+                &stack.url(&concrete),
                 None,
                 &[],
             )
@@ -993,6 +1005,12 @@ impl pay::payment_service_server::PaymentService for PartialPrices {
         &self,
         _: Request<pay::CancelRequest>,
     ) -> Result<Response<pay::CancelResponse>, Status> {
+        Err(Status::unimplemented("stub"))
+    }
+    async fn get_payment(
+        &self,
+        _: Request<pay::GetPaymentRequest>,
+    ) -> Result<Response<pay::GetPaymentResponse>, Status> {
         Err(Status::unimplemented("stub"))
     }
     async fn list_prices(

@@ -236,7 +236,7 @@ async fn usdc_and_proof_of_work_calls_are_counted_and_the_payee_leads_the_board(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_call_settled_before_it_failed_is_charged_but_failed() {
     let stack = PaidStack::start_with(Options {
-        settle_before: true,
+        settle_mode: tessera_gateway::SettleMode::Before,
         ..Options::default()
     })
     .await;

@@ -485,7 +485,7 @@ async fn v1_x_payment_is_accepted_and_answered_with_x_payment_response() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn settle_before_execution_charges_before_the_call_runs() {
     let stack = PaidStack::start_with(Options {
-        settle_before: true,
+        settle_mode: tessera_gateway::SettleMode::Before,
         ..Options::default()
     })
     .await;

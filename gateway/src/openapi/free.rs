@@ -71,6 +71,18 @@ impl Free {
         self
     }
 
+    fn path(mut self, name: &str, schema: Schema) -> Self {
+        self.parameters.push(
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .schema(Some(schema))
+                .build(),
+        );
+        self
+    }
+
     fn body(mut self, schema: Schema) -> Self {
         self.body = Some(schema.into());
         self
@@ -216,6 +228,18 @@ pub(super) fn operation(method: &str, path: &str) -> Option<Operation> {
         .error(400, "No `slug`, or one too long")
         .error(404, "No tool of that slug is payable with proof of work")
         .error(503, "The proof-of-work service is unavailable"),
+        ("GET", "/api/payments/{id}") => Free::new(
+            "payment",
+            "payment",
+            "A payment's state and settlement transaction, by the id an asynchronous settlement's PAYMENT-RESPONSE names (extensions.settlement.id); the id is the capability",
+            json_response("The payment", payment()),
+        )
+        .path(
+            "id",
+            string("`pay_` and 32 lower-case hex digits, as PAYMENT-RESPONSE named it"),
+        )
+        .error(404, "No such payment: an unknown id, or text that is no payment id")
+        .error(503, "The payment service is unavailable"),
         ("GET", "/api/reliability") => Free::new(
             "reliability",
             "service",
@@ -249,6 +273,14 @@ fn health() -> Free {
             (
                 "settleBeforeExecution",
                 boolean("Payments settle before the call runs").into(),
+            ),
+            (
+                "settleMode",
+                one_of_strings(
+                    "PAYMENT_SETTLE_MODE: `sync` (after the call, answered once mined), `async` (after the call, answered at once, settled in the background), `before`; `none` when nobody pays",
+                    &["sync", "async", "before", "none"],
+                )
+                .into(),
             ),
             (
                 "proofOfWork",
@@ -512,6 +544,66 @@ fn challenge() -> Schema {
             ("expiresAt", any("When the challenge expires").into()),
         ],
         &["challenge", "difficulty", "token"],
+    )
+}
+
+fn payment() -> Schema {
+    let text_or_null = |description: &str| {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+                utoipa::openapi::schema::Type::String,
+                utoipa::openapi::schema::Type::Null,
+            ]))
+            .description(Some(description))
+            .build()
+    };
+    object(
+        "A payment",
+        vec![
+            ("id", string("`pay_…`").into()),
+            (
+                "status",
+                one_of_strings(
+                    "Where it is: `queued` (served, settlement not attempted yet), `settling`, `pending` (retried), then final: `settled`, `failed` (a served call's failure is its payer's debt), `rejected` or `cancelled` (not charged)",
+                    &[
+                        "reserved",
+                        "verified",
+                        "queued",
+                        "settling",
+                        "pending",
+                        "settled",
+                        "failed",
+                        "rejected",
+                        "cancelled",
+                    ],
+                )
+                .into(),
+            ),
+            (
+                "final",
+                boolean("The status will not change any more").into(),
+            ),
+            ("route", string("The catalog route it paid for").into()),
+            ("payer", string("Lower-case 0x address").into()),
+            (
+                "amount",
+                string("Atomic units of the asset, decimal").into(),
+            ),
+            ("network", string("CAIP-2 network").into()),
+            ("asset", string("Lower-case 0x token address").into()),
+            (
+                "transaction",
+                text_or_null("The settlement transaction hash, once there is one").into(),
+            ),
+            (
+                "errorReason",
+                text_or_null("Why it is not settled: the last attempt's x402 reason, or why it was cancelled or rejected").into(),
+            ),
+            ("served", boolean("The call it paid for was served").into()),
+            ("createdAt", string("RFC 3339, UTC").into()),
+            ("updatedAt", string("RFC 3339, UTC").into()),
+        ],
+        &["id", "status", "final", "payer", "amount", "network"],
     )
 }
 

@@ -81,6 +81,7 @@ impl Facilitator {
                     transaction: String::new(),
                     network: self.network_label(request.x402_version),
                     amount: None,
+                    extensions: None,
                 };
             }
         };
@@ -105,6 +106,7 @@ impl Facilitator {
                     transaction: hash.to_string(),
                     network,
                     amount,
+                    extensions: None,
                 }
             }
             Err(failure) => {
@@ -126,6 +128,7 @@ impl Facilitator {
                         .unwrap_or_default(),
                     network,
                     amount,
+                    extensions: None,
                 }
             }
         }
@@ -163,6 +166,7 @@ impl Facilitator {
             transaction,
             network: network.clone(),
             amount: Some(authorization.value.to_string()),
+            extensions: None,
         };
         let spender = self
             .chain

@@ -13,7 +13,8 @@
 //! | `PAYMENT_MAX_TIMEOUT_SECONDS` | `60` | how long a signed payment may take |
 //! | `PAYMENT_PRICES` | the catalog | overrides, `route=atomic,route=atomic` |
 //! | `PAYMENT_SETTLE_TIMEOUT_SECONDS` | `45` | a settle slower than this becomes pending (above the facilitator's receipt timeout) |
-//! | `PAYMENT_RETRY_SECONDS` | `5` | how often pending settlements are retried |
+//! | `PAYMENT_RETRY_SECONDS` | `5` | how often pending settlements are retried, and the settler looks for queued ones besides being woken by each queued here |
+//! | `PAYMENT_SETTLE_CONCURRENCY` | `8` | queued (deferred) settlements the settler runs at once, at least 1 |
 //! | `PAYMENT_RPC_URL` | `http://127.0.0.1:8545` | the network's JSON-RPC endpoint: payer balances (the exposure bound) and contract-wallet signatures |
 //! | `PAYMENT_RPC_TIMEOUT_SECONDS` | `10` | how long one JSON-RPC request may take |
 
@@ -40,6 +41,8 @@ const USDC: &[(u64, &str, &str, &str)] = &[
     ),
 ];
 
+pub const DEFAULT_SETTLE_CONCURRENCY: usize = 8;
+
 #[derive(Debug, Clone)]
 pub struct Asset {
     pub network: Network,
@@ -61,6 +64,8 @@ pub struct PaymentConfig {
     pub catalog: Catalog,
     pub settle_timeout: Duration,
     pub retry_every: Duration,
+    /// `PAYMENT_SETTLE_CONCURRENCY`: the settler's settlements at once.
+    pub settle_concurrency: usize,
     pub rpc_url: String,
     pub rpc_timeout: Duration,
 }
@@ -98,6 +103,7 @@ impl PaymentConfig {
             catalog: Catalog::with_overrides(&env_string("PAYMENT_PRICES", ""))?,
             settle_timeout: Duration::from_secs(env_or("PAYMENT_SETTLE_TIMEOUT_SECONDS", 45)?),
             retry_every: Duration::from_secs(env_or("PAYMENT_RETRY_SECONDS", 5)?),
+            settle_concurrency: env_or("PAYMENT_SETTLE_CONCURRENCY", DEFAULT_SETTLE_CONCURRENCY)?,
             rpc_url: env_string("PAYMENT_RPC_URL", "http://127.0.0.1:8545"),
             rpc_timeout: Duration::from_secs(env_or("PAYMENT_RPC_TIMEOUT_SECONDS", 10)?),
         }
@@ -113,6 +119,14 @@ impl PaymentConfig {
              authorizations expiring before a settlement could finish are refused",
             self.settle_timeout.as_secs(),
             self.max_timeout_seconds
+        );
+        anyhow::ensure!(
+            self.settle_concurrency > 0,
+            "PAYMENT_SETTLE_CONCURRENCY must be at least 1"
+        );
+        anyhow::ensure!(
+            !self.retry_every.is_zero(),
+            "PAYMENT_RETRY_SECONDS must be at least 1"
         );
         Ok(self)
     }

@@ -1,6 +1,7 @@
 //! The gRPC adapter over [`Payments`].
 
 use crate::Payments;
+use tessera_error::{Error, ErrorKind};
 use tessera_proto::payment::v1 as pb;
 use tessera_proto::payment::v1::payment_service_server::{PaymentService, PaymentServiceServer};
 use tonic::{Request, Response, Status};
@@ -63,10 +64,21 @@ impl PaymentService for PaymentGrpc {
         request: Request<pb::SettleRequest>,
     ) -> Result<Response<pb::SettleResponse>, Status> {
         let r = request.into_inner();
-        let settled = self
-            .payments
-            .settle(&r.payment_id, r.before_execution)
-            .await?;
+        let settled = match (r.defer, r.before_execution) {
+            (true, true) => {
+                return Err(Error::invalid(
+                    "DEFER_BEFORE_EXECUTION",
+                    "a settlement before execution cannot be deferred: the call waits for it",
+                )
+                .into())
+            }
+            (true, false) => self.payments.queue(&r.payment_id).await?,
+            (false, before_execution) => {
+                self.payments
+                    .settle(&r.payment_id, before_execution)
+                    .await?
+            }
+        };
         Ok(Response::new(pb::SettleResponse {
             payment_response_header: settled.header(),
             success: settled.response.success,
@@ -75,6 +87,31 @@ impl PaymentService for PaymentGrpc {
             payer: settled.response.payer.unwrap_or_default(),
             pending: settled.pending,
             error_reason: settled.response.error_reason.unwrap_or_default(),
+            queued: settled.queued,
+        }))
+    }
+
+    async fn get_payment(
+        &self,
+        request: Request<pb::GetPaymentRequest>,
+    ) -> Result<Response<pb::GetPaymentResponse>, Status> {
+        let r = request.into_inner();
+        let state = self.payments.payment(&r.payment_id).await?.ok_or_else(|| {
+            Error::new(ErrorKind::NotFound, "PAYMENT_NOT_FOUND", "no such payment")
+        })?;
+        Ok(Response::new(pb::GetPaymentResponse {
+            payment_id: state.id,
+            status: state.status,
+            route: state.route,
+            payer: state.payer,
+            amount: state.amount,
+            network: state.network,
+            asset: state.asset,
+            transaction: state.transaction.unwrap_or_default(),
+            error_reason: state.error_reason.unwrap_or_default(),
+            served: state.served,
+            created_at_ms: state.created_at_ms,
+            updated_at_ms: state.updated_at_ms,
         }))
     }
 

@@ -16,10 +16,17 @@
 //!   balance read before the transaction is still safe to judge by.
 //! - **Debts.** A settlement of a served call that definitively fails moves
 //!   the amount to the account's `debt`: the payer is a debtor from then on.
+//! - **Queue.** A served call whose settlement is deferred (the gateway's
+//!   `PAYMENT_SETTLE_MODE=async`) moves its payment from `verified` to
+//!   `queued`, marked served, still holding its amount in `outstanding`.
+//!   Settlers claim queued rows in bounded batches with `FOR UPDATE SKIP
+//!   LOCKED` ([`Ledger::claim_queued`]): of any number of replicas claiming
+//!   at once, exactly one takes each row, which then goes the way of any
+//!   settlement.
 //!
-//! status: reserved → verified → settling → settled | pending | failed;
-//! rejected (the facilitator said invalid) and cancelled (the call failed or
-//! never ran) are final and charge nothing.
+//! status: reserved → verified → [queued →] settling → settled | pending |
+//! failed; rejected (the facilitator said invalid) and cancelled (the call
+//! failed or never ran) are final and charge nothing.
 
 use alloy::primitives::U256;
 use serde_json::Value;
@@ -27,6 +34,17 @@ use sqlx::{PgPool, Row};
 use tessera_error::{Error, Result};
 use tessera_runtime::dependency::{self, Dependency};
 use tessera_x402::AuthorizationKey;
+
+/// A payment's id: this, then 32 lower-case hex digits (128 random bits).
+/// Unguessable, so knowing an id is what lets one look its payment up.
+pub const PAYMENT_ID_PREFIX: &str = "pay_";
+
+/// Whether `text` is spelled as a payment id.
+pub fn is_payment_id(text: &str) -> bool {
+    text.strip_prefix(PAYMENT_ID_PREFIX).is_some_and(|hex| {
+        hex.len() == 32 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
+}
 
 /// The ledger's migrations. Other services' migrations may share the
 /// database (and sqlx's one history table): those are not ours to judge.
@@ -139,6 +157,49 @@ pub struct PaymentRow {
     pub served: bool,
 }
 
+/// A payment's state, as its lookup (`GetPayment`) shows it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct PaymentState {
+    pub id: String,
+    pub status: String,
+    /// Catalog route id the payment bought.
+    pub route: String,
+    /// Lower-case 0x.
+    pub payer: String,
+    /// Atomic units, decimal.
+    pub amount: String,
+    /// CAIP-2.
+    pub network: String,
+    /// Lower-case 0x.
+    pub asset: String,
+    pub transaction: Option<String>,
+    pub error_reason: Option<String>,
+    pub served: bool,
+    /// Unix milliseconds.
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// The payments one payment service settles: those of its own terms (its
+/// facilitator settles on its network, in its asset, to its payTo).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    /// CAIP-2.
+    pub network: String,
+    /// Lower-case 0x.
+    pub asset: String,
+    /// 0x, any case.
+    pub pay_to: String,
+}
+
+/// A payment just queued: what its pending answer names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    pub payer: String,
+    pub network: String,
+    pub amount: String,
+}
+
 /// An account's state, for operators and tests.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AccountState {
@@ -150,6 +211,18 @@ pub struct AccountState {
 #[derive(Clone)]
 pub struct Ledger {
     pool: PgPool,
+}
+
+/// The settleable part of a claimed row.
+fn settleable(row: &sqlx::postgres::PgRow) -> Settleable {
+    Settleable {
+        x402_version: row.get::<i32, _>("x402_version") as u32,
+        payload: row.get("payload"),
+        requirements: row.get("requirements"),
+        network: row.get("network"),
+        payer: row.get("payer"),
+        amount: row.get("amount"),
+    }
 }
 
 fn numeric(text: &str) -> U256 {
@@ -225,7 +298,7 @@ impl Ledger {
         settled_before: U256,
     ) -> Result<Reservation> {
         let account = Account::of(payment.key);
-        let id = format!("pay_{:032x}", rand::random::<u128>());
+        let id = format!("{PAYMENT_ID_PREFIX}{:032x}", rand::random::<u128>());
         let amount = payment.amount.to_string();
         let mut tx = timed("ledger_begin", self.pool.begin()).await?;
         let statement = sqlx::query(
@@ -376,6 +449,84 @@ impl Ledger {
         self.claim(id, "status = 'verified'").await
     }
 
+    /// Queues a verified payment whose call was served, for a settler to
+    /// settle later; `None` when it was not verified (already queued,
+    /// settled or cancelled). Its amount stays outstanding.
+    pub async fn queue(&self, id: &str) -> Result<Option<Queued>> {
+        let statement = sqlx::query(
+            "UPDATE payments SET status = 'queued', served = true, updated_at = now()
+              WHERE id = $1 AND status = 'verified'
+             RETURNING payer, network, amount",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool);
+        let row = timed("ledger_queue", statement).await?;
+        Ok(row.map(|row| Queued {
+            payer: row.get("payer"),
+            network: row.get("network"),
+            amount: row.get("amount"),
+        }))
+    }
+
+    /// Takes up to `limit` queued payments of `scope` for settling, oldest
+    /// first. Rows another settler is claiming right now are skipped, not
+    /// waited for: concurrent claims never take one row twice.
+    pub async fn claim_queued(
+        &self,
+        scope: &Scope,
+        limit: usize,
+    ) -> Result<Vec<(String, Settleable)>> {
+        let statement = sqlx::query(
+            "WITH picked AS (
+                 SELECT id FROM payments
+                  WHERE status = 'queued' AND network = $1 AND asset = $2 AND lower(pay_to) = $3
+                  ORDER BY updated_at LIMIT $4
+                  FOR UPDATE SKIP LOCKED
+             )
+             UPDATE payments p
+                SET status = 'settling', attempts = attempts + 1, updated_at = now()
+               FROM picked WHERE p.id = picked.id
+             RETURNING p.id, p.x402_version, p.payload, p.requirements, p.network, p.payer, p.amount",
+        )
+        .bind(&scope.network)
+        .bind(scope.asset.to_ascii_lowercase())
+        .bind(scope.pay_to.to_ascii_lowercase())
+        .bind(limit as i64)
+        .fetch_all(&self.pool);
+        let rows = timed("ledger_claim_queued", statement).await?;
+        Ok(rows
+            .iter()
+            .map(|row| (row.get("id"), settleable(row)))
+            .collect())
+    }
+
+    /// How many payments of `scope` wait in the queue.
+    pub async fn queued(&self, scope: &Scope) -> Result<i64> {
+        let statement = sqlx::query_scalar(
+            "SELECT count(*) FROM payments
+              WHERE status = 'queued' AND network = $1 AND asset = $2 AND lower(pay_to) = $3",
+        )
+        .bind(&scope.network)
+        .bind(scope.asset.to_ascii_lowercase())
+        .bind(scope.pay_to.to_ascii_lowercase())
+        .fetch_one(&self.pool);
+        timed("ledger_queued", statement).await
+    }
+
+    /// A payment's state; `None` for an id the ledger does not have.
+    pub async fn get(&self, id: &str) -> Result<Option<PaymentState>> {
+        let statement = sqlx::query_as(
+            "SELECT id, status, route, payer, amount, network, asset, transaction, error_reason,
+                    served,
+                    (extract(epoch FROM created_at) * 1000)::bigint AS created_at_ms,
+                    (extract(epoch FROM updated_at) * 1000)::bigint AS updated_at_ms
+               FROM payments WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool);
+        timed("ledger_get", statement).await
+    }
+
     /// Takes a pending payment, or one whose settler died mid-way, for a retry.
     pub async fn claim_for_retry(&self, id: &str) -> Result<Option<Settleable>> {
         self.claim(id, "(status = 'pending' OR (status = 'settling' AND updated_at < now() - interval '2 minutes'))")
@@ -390,14 +541,7 @@ impl Ledger {
         );
         let statement = sqlx::query(&sql).bind(id).fetch_optional(&self.pool);
         let row = timed("ledger_claim", statement).await?;
-        Ok(row.map(|row| Settleable {
-            x402_version: row.get::<i32, _>("x402_version") as u32,
-            payload: row.get("payload"),
-            requirements: row.get("requirements"),
-            network: row.get("network"),
-            payer: row.get("payer"),
-            amount: row.get("amount"),
-        }))
+        Ok(row.as_ref().map(settleable))
     }
 
     pub async fn status(&self, id: &str) -> Result<Option<(String, Option<String>)>> {
@@ -470,5 +614,28 @@ impl Ledger {
             "status = 'verified' AND updated_at < now() - interval '{older_than_secs} seconds'"
         );
         self.claim(id, &condition).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payment_ids_are_pay_and_32_lower_case_hex_digits() {
+        assert!(is_payment_id("pay_0123456789abcdef0123456789abcdef"));
+        for not_an_id in [
+            "",
+            "pay_",
+            "pay_0123456789ABCDEF0123456789abcdef",
+            "pay_0123456789abcdef0123456789abcde",
+            "pay_0123456789abcdef0123456789abcdef0",
+            "pay_0123456789abcdef0123456789abcdeg",
+            "PAY_0123456789abcdef0123456789abcdef",
+            "0123456789abcdef0123456789abcdef",
+            "pay_../../0123456789abcdef012345678",
+        ] {
+            assert!(!is_payment_id(not_an_id), "{not_an_id:?}");
+        }
     }
 }

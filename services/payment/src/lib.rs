@@ -2,6 +2,7 @@
 //! from one price catalog, payment checks, a durable nonce reservation so a
 //! payment serves at most one call, the facilitator round trips, and the
 //! payments ledger in PostgreSQL. The gateway drives it; see [`Payments`].
+//! Deferred settlements wait in the ledger for the [`Settler`].
 
 pub mod catalog;
 pub mod config;
@@ -10,9 +11,11 @@ pub mod grpc;
 pub mod ledger;
 pub mod metrics;
 pub mod service;
+pub mod settler;
 
 pub use config::PaymentConfig;
 pub use service::{Payments, Settled, Verified};
+pub use settler::Settler;
 
 /// Fully qualified gRPC service name, for health and reflection.
 pub const SERVICE_NAME: &str = tessera_proto::payment::v1::payment_service_server::SERVICE_NAME;
@@ -46,6 +49,22 @@ fn register_pool(pool: &sqlx::PgPool) {
             pool.options().get_max_connections(),
         )
     });
+}
+
+/// Starts the settler of `payments`' queued settlements as `config` says
+/// (`PAYMENT_SETTLE_CONCURRENCY`, looking every `PAYMENT_RETRY_SECONDS`),
+/// until `shutdown`.
+pub fn spawn_settler(
+    payments: &Payments,
+    config: &PaymentConfig,
+    shutdown: &tessera_runtime::Shutdown,
+) -> Settler {
+    Settler::spawn(
+        payments.clone(),
+        config.settle_concurrency,
+        config.retry_every,
+        shutdown.clone(),
+    )
 }
 
 /// Retries pending settlements every `every` until `shutdown`.

@@ -3,8 +3,9 @@
 //! - `tessera_payments_total{outcome}`: payments by how they went —
 //!   `verified`, `refused` (before the facilitator: bad, replayed or not
 //!   covered), `rejected` (the facilitator said invalid), `cancelled`,
-//!   `settled`, `pending`, `failed` (settlement refused before execution),
-//!   `debt` (settlement of a served call failed).
+//!   `queued` (served, its settlement deferred to the settler), `settled`,
+//!   `pending`, `failed` (settlement refused before execution), `debt`
+//!   (settlement of a served call failed).
 //! - `tessera_payment_refusals_total{reason}`: refusals by x402 reason.
 //! - `tessera_settlement_duration_seconds{outcome}`: from a settlement's
 //!   start to its outcome recorded, `settled`, `pending` or `failed` (a
@@ -24,11 +25,12 @@ use std::time::Duration;
 use tessera_x402::reason;
 
 /// Every `tessera_payments_total` outcome.
-const OUTCOMES: [&str; 8] = [
+const OUTCOMES: [&str; 9] = [
     "verified",
     "refused",
     "rejected",
     "cancelled",
+    "queued",
     "settled",
     "pending",
     "failed",
@@ -104,12 +106,9 @@ static SETTLEMENT_FAILURES: LazyLock<IntCounterVec> = LazyLock::new(|| {
 
 /// Every settlement failure reason known here.
 fn failure_reasons() -> impl Iterator<Item = &'static str> {
-    reason::REGISTRY.into_iter().chain([
-        reason::SETTLEMENT_PENDING,
-        TIMEOUT,
-        UNREACHABLE,
-        OTHER,
-    ])
+    reason::REGISTRY
+        .into_iter()
+        .chain([reason::SETTLEMENT_PENDING, TIMEOUT, UNREACHABLE, OTHER])
 }
 
 /// Creates every series with a known label value at 0.
@@ -169,6 +168,7 @@ mod tests {
         let text = tessera_runtime::metrics::render();
         for series in [
             "tessera_payments_total{outcome=\"debt\"}",
+            "tessera_payments_total{outcome=\"queued\"}",
             "tessera_payment_refusals_total{reason=\"already_presented\"}",
             "tessera_payment_refusals_total{reason=\"invalid_exact_evm_payload_signature\"}",
             "tessera_settlement_failures_total{reason=\"unreachable\"}",

@@ -25,14 +25,32 @@
 //! background; the EIP-3009 nonce makes a second charge impossible. A
 //! settlement of a served call that fails for good makes the payer a debtor,
 //! whose later calls are settled before they run.
+//!
+//! A served call's settlement may also be deferred ([`Payments::queue`]):
+//! the payment is queued in the ledger and answered at once as pending, and
+//! the [`crate::settler`] settles it in the background through the same
+//! path (served, so a failure is a debt). The pending `PAYMENT-RESPONSE`
+//! follows the x402 v2 `SettlementResponse`: `success: false`, `errorReason:
+//! "settlement_pending"`, `transaction: ""`, `network`, `payer`, `amount`,
+//! and names the payment in `extensions`:
+//!
+//! ```json
+//! {"settlement": {"id": "pay_…", "status": "queued", "lookup": "/api/payments/pay_…"}}
+//! ```
+//!
+//! `lookup` is the gateway's free `GET /api/payments/{id}` (backed by
+//! [`Payments::payment`]), which shows the final state and transaction.
 
 use crate::catalog::Catalog;
 use crate::config::{Asset, PaymentConfig};
 use crate::facilitator_client::FacilitatorClient;
-use crate::ledger::{Account, Ledger, NewPayment, Outcome, Reservation, Settleable};
+use crate::ledger::{
+    Account, Ledger, NewPayment, Outcome, PaymentState, Reservation, Scope, Settleable,
+};
 use crate::metrics;
 use alloy::primitives::{Address, U256};
-use serde_json::Value;
+use serde_json::{json, Value};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tessera_catalog::Route;
 use tessera_error::{Error, ErrorKind, Result};
@@ -46,8 +64,12 @@ use tessera_x402::{
     encode_header, reason, ExactPayment, ExactRequirements, PaymentPayload, PaymentRequired,
     Refusal, Requirements, ResourceInfo,
 };
+use tokio::sync::Notify;
 
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where the gateway shows a payment's state: this, then the payment's id.
+pub const LOOKUP_PATH: &str = "/api/payments/";
 
 #[derive(Clone)]
 pub struct Payments {
@@ -62,6 +84,10 @@ pub struct Payments {
     facilitator_url: String,
     facilitator: FacilitatorClient,
     chain: Chain,
+    /// The payments this service settles (see [`Ledger::claim_queued`]).
+    scope: Scope,
+    /// Wakes the settler when a payment is queued.
+    queued: Arc<Notify>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +103,8 @@ pub struct Verified {
 pub struct Settled {
     pub response: SettleResponse,
     pub pending: bool,
+    /// Queued for the settler (deferred), not attempted yet.
+    pub queued: bool,
 }
 
 impl Settled {
@@ -117,6 +145,12 @@ impl Payments {
                 config.facilitator_api_key.clone(),
             ),
             chain,
+            scope: Scope {
+                network: config.asset.network.caip2(),
+                asset: format!("{asset_address:#x}"),
+                pay_to: config.pay_to.clone(),
+            },
+            queued: Arc::new(Notify::new()),
         })
     }
 
@@ -163,6 +197,21 @@ impl Payments {
 
     pub fn max_timeout_seconds(&self) -> u64 {
         self.max_timeout_seconds
+    }
+
+    /// How long one settlement may take before it is taken for pending.
+    pub fn settle_timeout(&self) -> Duration {
+        self.settle_timeout
+    }
+
+    /// The payments this service settles: its network, asset and payTo.
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    /// Notified each time a payment is queued.
+    pub(crate) fn queued_signal(&self) -> Arc<Notify> {
+        self.queued.clone()
     }
 
     pub fn ledger(&self) -> &Ledger {
@@ -453,6 +502,65 @@ impl Payments {
         }
     }
 
+    /// Queues the settlement of a verified payment whose call was served,
+    /// and answers at once: pending, naming the payment (see the module's
+    /// documentation). The settler settles it in the background; until then
+    /// its amount stays outstanding against the payer.
+    pub async fn queue(&self, payment_id: &str) -> Result<Settled> {
+        let Some(queued) = self.ledger.queue(payment_id).await? else {
+            return Err(Error::new(
+                ErrorKind::PreconditionFailed,
+                "PAYMENT_NOT_SETTLEABLE",
+                "this payment is not verified, or was already queued, settled or cancelled",
+            ));
+        };
+        self.queued.notify_one();
+        metrics::outcome("queued");
+        Ok(Settled {
+            response: SettleResponse {
+                success: false,
+                error_reason: Some(reason::SETTLEMENT_PENDING.into()),
+                error_message: Some("served; the settlement is queued".into()),
+                payer: Some(queued.payer),
+                transaction: String::new(),
+                network: queued.network,
+                amount: Some(queued.amount),
+                extensions: Some(json!({
+                    "settlement": {
+                        "id": payment_id,
+                        "status": "queued",
+                        "lookup": format!("{LOOKUP_PATH}{payment_id}"),
+                    }
+                })),
+            },
+            pending: true,
+            queued: true,
+        })
+    }
+
+    /// Takes up to `limit` queued payments of this service's scope.
+    pub(crate) async fn claim_queued(&self, limit: usize) -> Result<Vec<(String, Settleable)>> {
+        self.ledger.claim_queued(&self.scope, limit).await
+    }
+
+    /// Settles a queued payment the settler claimed: its call was served.
+    pub(crate) async fn settle_queued(
+        &self,
+        payment_id: &str,
+        settleable: Settleable,
+    ) -> Result<Settled> {
+        self.settle_claimed(payment_id, settleable, true).await
+    }
+
+    /// A payment's state; `None` for an unknown id, or text that is no id
+    /// (not looked up).
+    pub async fn payment(&self, payment_id: &str) -> Result<Option<PaymentState>> {
+        if !crate::ledger::is_payment_id(payment_id) {
+            return Ok(None);
+        }
+        self.ledger.get(payment_id).await
+    }
+
     async fn settle_claimed(
         &self,
         payment_id: &str,
@@ -484,6 +592,7 @@ impl Payments {
                     transaction: String::new(),
                     network: settleable.network.clone(),
                     amount: None,
+                    extensions: None,
                 }
             }
         };
@@ -547,7 +656,11 @@ impl Payments {
                 );
             }
         }
-        Ok(Settled { response, pending })
+        Ok(Settled {
+            response,
+            pending,
+            queued: false,
+        })
     }
 
     /// The call failed: release the payment, nothing is charged.

@@ -102,6 +102,7 @@ async fn main() -> anyhow::Result<()> {
     } else {
         None
     };
+    let mut settler = None;
     let grpc = match &payment_config {
         Some(config) => {
             let payments = tessera_payment::open(config).await?;
@@ -110,6 +111,7 @@ async fn main() -> anyhow::Result<()> {
                 config.retry_every,
                 shutdown.clone(),
             ));
+            settler = Some(tessera_payment::spawn_settler(&payments, config, &shutdown));
             grpc.add(
                 tessera_payment::SERVICE_NAME,
                 tessera_payment::grpc::server(payments),
@@ -167,6 +169,11 @@ async fn main() -> anyhow::Result<()> {
     shutdown.trigger();
     first??;
     other.await??;
+    // Deferred settlements in flight finish; queued ones wait in the ledger
+    // for the next start.
+    if let Some(settler) = settler {
+        settler.stopped().await;
+    }
     // The gateway's router is gone: send the call events it left queued.
     tessera_gateway::flush_call_events(std::time::Duration::from_secs(5)).await;
     Ok(())

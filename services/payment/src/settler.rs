@@ -1,0 +1,142 @@
+//! The settler: settles queued payments (deferred settlements, see
+//! [`Payments::queue`]) in the background.
+//!
+//! - **When.** At once when this process queues a payment (an in-process
+//!   notification), and every `scan_every` besides, so rows another replica
+//!   queued, or a stopped process left queued, are found: the ledger is the
+//!   queue, nothing lives only in memory. The first look is at start.
+//! - **How many.** At most `concurrency` settlements at once; each claim
+//!   takes at most as many rows as there is room for (and at most 32), with
+//!   `FOR UPDATE SKIP LOCKED`, so replicas never settle one row twice.
+//! - **How.** Through the same path as any settlement of a served call:
+//!   settled, pending (retried by the background pass), or failed, a
+//!   failure being a debt that makes the payer a debtor.
+//! - **Stopping.** On shutdown nothing more is claimed; settlements in
+//!   flight may finish (each is bounded by the settle timeout). One still
+//!   running after that stays `settling`, and the background pass settles
+//!   it again later (the nonce makes a second charge impossible). Queued
+//!   rows stay queued for the next start or another replica.
+
+use crate::Payments;
+use std::time::Duration;
+use tessera_runtime::Shutdown;
+use tokio::task::{JoinHandle, JoinSet};
+
+/// The most rows one claim takes.
+const CLAIM_AT_MOST: usize = 32;
+
+/// A running settler.
+pub struct Settler {
+    task: JoinHandle<()>,
+}
+
+impl Settler {
+    /// Settles `payments`' queued payments, at most `concurrency` at once,
+    /// looking for queued rows at least every `scan_every`, until
+    /// `shutdown`.
+    pub fn spawn(
+        payments: Payments,
+        concurrency: usize,
+        scan_every: Duration,
+        shutdown: Shutdown,
+    ) -> Settler {
+        let task = tokio::spawn(run(payments, concurrency.max(1), scan_every, shutdown));
+        Settler { task }
+    }
+
+    /// Returns once the settler has stopped (after its shutdown, when the
+    /// settlements it had in flight have finished or were given up).
+    pub async fn stopped(self) {
+        if let Err(error) = self.task.await {
+            tracing::error!(%error, "the settler stopped abnormally");
+        }
+    }
+}
+
+async fn run(payments: Payments, concurrency: usize, scan_every: Duration, shutdown: Shutdown) {
+    let signal = payments.queued_signal();
+    let mut in_flight = JoinSet::new();
+    // (An interval of zero would panic.)
+    let mut scan = tokio::time::interval(scan_every.max(Duration::from_millis(10)));
+    scan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Whether queued rows may be waiting; the interval's first tick (at
+    // once) sets it.
+    let mut look = false;
+    loop {
+        if shutdown.is_triggered() {
+            break;
+        }
+        let room = concurrency.saturating_sub(in_flight.len());
+        if look && room > 0 {
+            let asked = room.min(CLAIM_AT_MOST);
+            match payments.claim_queued(asked).await {
+                Ok(claimed) => {
+                    // A full claim may have left more behind.
+                    look = claimed.len() == asked;
+                    for (payment_id, settleable) in claimed {
+                        let payments = payments.clone();
+                        in_flight.spawn(async move {
+                            settle(&payments, &payment_id, settleable).await;
+                        });
+                    }
+                    if look && in_flight.len() < concurrency {
+                        continue;
+                    }
+                }
+                Err(error) => {
+                    // The next notification or scan tries again.
+                    tracing::warn!(%error, "claiming queued settlements failed");
+                    look = false;
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.wait() => break,
+            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+            _ = signal.notified() => look = true,
+            _ = scan.tick() => look = true,
+        }
+    }
+    finish(payments.settle_timeout(), in_flight).await;
+}
+
+async fn settle(payments: &Payments, payment_id: &str, settleable: crate::ledger::Settleable) {
+    match payments.settle_queued(payment_id, settleable).await {
+        Ok(settled) => tracing::debug!(
+            payment_id,
+            success = settled.response.success,
+            pending = settled.pending,
+            "settled a queued payment"
+        ),
+        // Claimed but not recorded: it stays `settling`, and the background
+        // pass settles it again (the chain, not the ledger, says whether
+        // it was paid).
+        Err(error) => {
+            tracing::warn!(payment_id, %error, "a queued settlement could not be recorded")
+        }
+    }
+}
+
+/// Lets the settlements in flight finish, giving up on those still running
+/// a little past the settle timeout.
+async fn finish(settle_timeout: Duration, mut in_flight: JoinSet<()>) {
+    if in_flight.is_empty() {
+        return;
+    }
+    tracing::info!(
+        in_flight = in_flight.len(),
+        "stopping: letting settlements in flight finish"
+    );
+    let grace = settle_timeout + Duration::from_secs(5);
+    let drained = tokio::time::timeout(grace, async {
+        while in_flight.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            left = in_flight.len(),
+            "settlements still running at shutdown are left settling, for the background pass"
+        );
+        in_flight.abort_all();
+    }
+}
