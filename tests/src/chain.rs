@@ -344,6 +344,16 @@ impl Chain {
             .unwrap();
     }
 
+    /// A block every `seconds` (anvil's interval mining, as on a real
+    /// network): a transaction waits in the pool until the next block.
+    pub async fn set_block_time(&self, seconds: u64) {
+        let _: Value = self
+            .provider
+            .raw_request("evm_setIntervalMining".into(), (seconds,))
+            .await
+            .unwrap();
+    }
+
     pub async fn mine(&self) {
         let _: Value = self
             .provider

@@ -59,6 +59,8 @@ pub struct Options {
     /// the binaries do. Off: queued payments wait (as while the payment
     /// service is down) until a test starts one.
     pub settler: bool,
+    /// The settler's settlements at once (`PAYMENT_SETTLE_CONCURRENCY`).
+    pub settle_concurrency: usize,
     pub settle_timeout: Duration,
     /// Buyers funded with `BUYER_FUNDS` each.
     pub buyers: usize,
@@ -79,6 +81,7 @@ impl Default for Options {
         Options {
             settle_mode: SettleMode::Sync,
             settler: true,
+            settle_concurrency: tessera_payment::config::DEFAULT_SETTLE_CONCURRENCY,
             settle_timeout: Duration::from_secs(20),
             buyers: 4,
             request_timeout: Duration::from_secs(30),
@@ -124,7 +127,7 @@ impl PaidStack {
             rpc_url: chain.rpc_url.clone(),
             rpc_timeout: Duration::from_secs(5),
             facilitator_api_key: None,
-            settle_concurrency: tessera_payment::config::DEFAULT_SETTLE_CONCURRENCY,
+            settle_concurrency: options.settle_concurrency,
         };
         let payments = tessera_payment::open(&config)
             .await
@@ -234,6 +237,17 @@ impl PaidStack {
     /// second replica); its base URL.
     pub async fn another_gateway(&self) -> String {
         serve_gateway(&self.gateway_config, &self.shutdown).await
+    }
+
+    /// A FREE_MODE gateway over the same memory (no payment: `X-Agent-Id`
+    /// names the namespace), to compare paid calls with unpaid ones.
+    pub async fn free_gateway(&self) -> String {
+        let config = GatewayConfig {
+            free_mode: true,
+            payment_url: None,
+            ..self.gateway_config.clone()
+        };
+        serve_gateway(&config, &self.shutdown).await
     }
 
     pub fn url(&self, path: &str) -> String {
