@@ -206,8 +206,13 @@ struct Labels {
 }
 
 impl Labels {
-    /// The server span of one call, per the RPC semantic conventions.
+    /// The server span of one call, per the RPC semantic conventions while
+    /// tracing is on; else only the method, for log lines (each field costs
+    /// on every call).
     fn span(&self) -> tracing::Span {
+        if !crate::trace::enabled() {
+            return tracing::info_span!("grpc", method = self.full_method.as_str());
+        }
         let (rpc_service, rpc_method) = self
             .full_method
             .split_once('/')

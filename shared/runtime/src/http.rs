@@ -28,16 +28,22 @@ async fn trace_request(
 ) -> Response {
     let route = request.extensions().get::<MatchedPath>().cloned();
     let route_label = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    let span = tracing::info_span!(
-        "http",
-        otel.name = %format_args!("{} {route_label}", request.method()),
-        otel.kind = "server",
-        otel.status_code = tracing::field::Empty,
-        http.request.method = %request.method(),
-        http.route = route_label,
-        url.path = %request.uri().path(),
-        http.response.status_code = tracing::field::Empty,
-    );
+    let span = if !crate::trace::enabled() {
+        // Only what log lines need while nothing is traced: each field
+        // costs on every request.
+        tracing::info_span!("http", method = %request.method(), url.path = %request.uri().path())
+    } else {
+        tracing::info_span!(
+            "http",
+            otel.name = %format_args!("{} {route_label}", request.method()),
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            http.request.method = %request.method(),
+            http.route = route_label,
+            url.path = %request.uri().path(),
+            http.response.status_code = tracing::field::Empty,
+        )
+    };
     crate::trace::continue_from(&span, request.headers(), edge);
     async move {
         let started = Instant::now();
