@@ -11,8 +11,8 @@
 //! shows here as it is quoted. In FREE_MODE nobody pays: `payments.enabled`
 //! is false, `accepts` is empty and the prices are the catalog's.
 
-use crate::settle_mode::SettleMode;
 use crate::errors::ApiError;
+use crate::settle_mode::SettleMode;
 use crate::AppState;
 use axum::extract::State;
 use axum::http::header::HOST;

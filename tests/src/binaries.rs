@@ -43,7 +43,10 @@ pub fn built() -> &'static Path {
         // between this build and `cargo test`'s.
         for (name, _) in std::env::vars_os() {
             let name = name.to_string_lossy();
-            if PER_PACKAGE_ENV.iter().any(|prefix| name.starts_with(prefix)) {
+            if PER_PACKAGE_ENV
+                .iter()
+                .any(|prefix| name.starts_with(prefix))
+            {
                 command.env_remove(&*name);
             }
         }
