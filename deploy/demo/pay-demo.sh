@@ -76,13 +76,26 @@ result=$(node tests/chain/pay.mjs --url "http://$GATEWAY/api/memory/cas" --metho
   --key "$buyer_key" --allow-asset "$token")
 echo "$result"
 status=$(json .status <<< "$result")
-success=$(json .paymentResponse.success <<< "$result")
-if [ "$status" != 200 ] || [ "$success" != true ]; then
-  echo "the paid call did not succeed; logs:" >&2
+pending=$(json .paymentResponse.errorReason <<< "$result")
+lookup=$(json .paymentResponse.extensions.settlement.lookup <<< "$result")
+if [ "$status" != 200 ] || [ "$pending" != settlement_pending ] || [ -z "$lookup" ]; then
+  echo "the paid call was not served with a pending settlement (PAYMENT_SETTLE_MODE=async, the default); logs:" >&2
   tail -20 "$work/tessera.log" "$work/facilitator.log" >&2
   exit 1
 fi
-say "paid: HTTP $status, settled in $(json .paymentResponse.transaction <<< "$result")"
+say "paid: HTTP $status, answered before the chain; the settlement is at $lookup"
+for _ in $(seq 200); do
+  state=$(curl -s "http://$GATEWAY$lookup")
+  [ "$(json .final <<< "$state")" = true ] && break
+  sleep 0.1
+done
+echo "$state"
+if [ "$(json .status <<< "$state")" != settled ]; then
+  echo "the payment did not settle; logs:" >&2
+  tail -20 "$work/tessera.log" "$work/facilitator.log" >&2
+  exit 1
+fi
+say "settled in the background: $(json .transaction <<< "$state")"
 
 say "the free tier: a tool paid with proof of work instead (README, 'Proof of work')"
 status=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://$GATEWAY/api/hash" \

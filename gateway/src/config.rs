@@ -14,7 +14,7 @@
 //! | `POW_URL` | `http://127.0.0.1:50054` | the pow service (gRPC): challenges, and cpu-tier calls paid with `X-Pow-Solution` |
 //! | `FREE_MODE` | `false` | serve without payment, callers naming their own namespace (development only) |
 //! | `PAYMENT_URL` | unset | the payment service (gRPC); required unless `FREE_MODE` |
-//! | `PAYMENT_SETTLE_MODE` | `sync` | when a paid call is settled (see [`SettleMode`]): `sync` after the call, answering once the transfer is mined; `async` after the call, answering at once with a pending `PAYMENT-RESPONSE` while the payment service settles in the background; `before` before the call runs. A debtor is settled before in every mode |
+//! | `PAYMENT_SETTLE_MODE` | `async` | when a paid call is settled (see [`SettleMode`]): `async` after the call, answering at once with a pending `PAYMENT-RESPONSE` while the payment service settles in the background (the payer's exposure bound is always on); `sync` after the call, answering once the transfer is mined; `before` before the call runs. A debtor is settled before in every mode |
 //! | `PAYMENT_SETTLE_BEFORE_EXECUTION` | `false` | the older spelling of `PAYMENT_SETTLE_MODE=before`; set beside a `PAYMENT_SETTLE_MODE` that disagrees, the gateway does not start |
 //! | `GATEWAY_REQUEST_TIMEOUT_SECONDS` | `30` | a paid route's call (not its payment) that takes longer is answered 504 and not charged |
 //! | `GATEWAY_MAX_CONCURRENT_REQUESTS` | `1024` | requests in progress at once; more are answered 503 at once |
@@ -282,7 +282,7 @@ impl Default for GatewayConfig {
             stats_flush: DEFAULT_STATS_FLUSH,
             free_mode: false,
             payment_url: None,
-            settle_mode: SettleMode::Sync,
+            settle_mode: SettleMode::default(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
             max_long_polls: DEFAULT_MAX_LONG_POLLS,

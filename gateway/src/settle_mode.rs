@@ -10,13 +10,14 @@ pub enum SettleMode {
     /// After the call succeeded, answering once the transfer is mined: the
     /// answer carries the settled `PAYMENT-RESPONSE` (or a pending one when
     /// the settlement did not finish in time).
-    #[default]
     Sync,
     /// After the call succeeded, answering at once: the payment is queued in
     /// the ledger and settled in the background; the answer's
     /// `PAYMENT-RESPONSE` says `settlement_pending` and names the payment
     /// (`GET /api/payments/{id}`). A served call is lent until its transfer
     /// lands: bounded per payer by the exposure bound, a failure a debt.
+    /// The default: the exposure bound is always on.
+    #[default]
     Async,
     /// Before the call runs: an unsettled payment runs nothing.
     Before,
@@ -41,7 +42,7 @@ impl SettleMode {
     pub fn resolve(mode: Option<&str>, before: Option<bool>) -> anyhow::Result<Self> {
         let chosen = mode.map(SettleMode::parse).transpose()?;
         match (chosen, before) {
-            (None, None | Some(false)) => Ok(SettleMode::Sync),
+            (None, None | Some(false)) => Ok(SettleMode::default()),
             (None, Some(true)) => Ok(SettleMode::Before),
             (Some(mode), None) => Ok(mode),
             (Some(mode), Some(before)) if (mode == SettleMode::Before) == before => Ok(mode),
@@ -78,7 +79,7 @@ mod tests {
 
     #[test]
     fn settle_modes_parse_and_the_older_variable_agrees_or_is_refused() {
-        assert_eq!(SettleMode::default(), SettleMode::Sync);
+        assert_eq!(SettleMode::default(), SettleMode::Async);
         for (text, mode) in [
             ("sync", SettleMode::Sync),
             ("async", SettleMode::Async),
@@ -93,8 +94,8 @@ mod tests {
             assert!(refused.contains("PAYMENT_SETTLE_MODE"), "{refused}");
         }
         let resolve = SettleMode::resolve;
-        assert_eq!(resolve(None, None).unwrap(), SettleMode::Sync);
-        assert_eq!(resolve(None, Some(false)).unwrap(), SettleMode::Sync);
+        assert_eq!(resolve(None, None).unwrap(), SettleMode::Async);
+        assert_eq!(resolve(None, Some(false)).unwrap(), SettleMode::Async);
         assert_eq!(resolve(None, Some(true)).unwrap(), SettleMode::Before);
         assert_eq!(resolve(Some("async"), None).unwrap(), SettleMode::Async);
         assert_eq!(

@@ -381,6 +381,7 @@ pub(crate) async fn charge(
             resource_url: resource,
             payment_header: header,
             x402_version: version,
+            settle_later: gate.settle_mode == SettleMode::Async,
         })
         .await;
     let verified = match verified {

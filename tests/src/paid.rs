@@ -22,6 +22,9 @@ pub struct PaidStack {
     pub facilitator: FacilitatorServer,
     /// Between the payment service and the facilitator, to take it away.
     pub facilitator_proxy: PausableProxy,
+    /// Between the payment service and the chain's RPC (balances,
+    /// contract-wallet signatures), to take the chain away from it.
+    pub payment_rpc_proxy: PausableProxy,
     pub payments: Payments,
     /// What `payments` was opened with (to open it again, as a restarted
     /// payment service would).
@@ -61,6 +64,9 @@ pub struct Options {
     pub settler: bool,
     /// The settler's settlements at once (`PAYMENT_SETTLE_CONCURRENCY`).
     pub settle_concurrency: usize,
+    /// How long a balance read serves calls settled later
+    /// (`PAYMENT_BALANCE_MAX_AGE_MS`).
+    pub balance_max_age: Duration,
     pub settle_timeout: Duration,
     /// Buyers funded with `BUYER_FUNDS` each.
     pub buyers: usize,
@@ -82,6 +88,7 @@ impl Default for Options {
             settle_mode: SettleMode::Sync,
             settler: true,
             settle_concurrency: tessera_payment::config::DEFAULT_SETTLE_CONCURRENCY,
+            balance_max_age: Duration::from_secs(1),
             settle_timeout: Duration::from_secs(20),
             buyers: 4,
             request_timeout: Duration::from_secs(30),
@@ -107,6 +114,8 @@ impl PaidStack {
             .parse()
             .unwrap();
         let facilitator_proxy = PausableProxy::start(facilitator_addr).await;
+        let rpc_addr = chain.rpc_url.trim_start_matches("http://").parse().unwrap();
+        let payment_rpc_proxy = PausableProxy::start(rpc_addr).await;
         let shutdown = Shutdown::new();
 
         let config = PaymentConfig {
@@ -124,10 +133,11 @@ impl PaidStack {
             catalog: Catalog::default(),
             settle_timeout: options.settle_timeout,
             retry_every: Duration::from_secs(3600),
-            rpc_url: chain.rpc_url.clone(),
+            rpc_url: format!("http://{}", payment_rpc_proxy.addr),
             rpc_timeout: Duration::from_secs(5),
             facilitator_api_key: None,
             settle_concurrency: options.settle_concurrency,
+            balance_max_age: options.balance_max_age,
         };
         let payments = tessera_payment::open(&config)
             .await
@@ -222,6 +232,7 @@ impl PaidStack {
             chain,
             facilitator,
             facilitator_proxy,
+            payment_rpc_proxy,
             payments,
             payment_config: config,
             payment_url,

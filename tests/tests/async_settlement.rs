@@ -521,7 +521,7 @@ async fn concurrent_claims_never_take_one_queued_payment_twice() {
         .collect();
     let mut claimed = Vec::new();
     for claimer in claimers {
-        claimed.extend(claimer.await.unwrap().into_iter().map(|(id, _)| id));
+        claimed.extend(claimer.await.unwrap().into_iter().map(|claimed| claimed.id));
     }
     let distinct: std::collections::BTreeSet<_> = claimed.iter().cloned().collect();
     assert_eq!(distinct.len(), claimed.len(), "claimed twice: {claimed:?}");
@@ -802,4 +802,174 @@ async fn a_payment_lookup_is_404_for_unknown_or_malformed_ids_get_only_and_rate_
     }
     let limited = limited.expect("rate limited");
     assert!(limited.headers.contains_key("retry-after"));
+}
+
+/// In async mode the answer waits for neither the facilitator nor the
+/// chain: once a payer's balance was read, its calls are answered with the
+/// facilitator and the payment service's chain RPC both unreachable (the
+/// settlements wait for them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_answer_waits_for_neither_the_facilitator_nor_the_chain() {
+    let stack = PaidStack::start_with(Options {
+        balance_max_age: Duration::from_secs(30),
+        ..async_mode()
+    })
+    .await;
+    let buyer = stack.chain.buyers[0].clone();
+    let me = namespace(&buyer);
+    let (header, _) = payment(&stack, &buyer);
+    let mut ids = vec![pending_settlement(&incr(&stack, "n", &[header]).await, &me)];
+    final_state(&stack, &ids[0]).await;
+
+    stack.facilitator_proxy.pause();
+    stack.payment_rpc_proxy.pause();
+    for _ in 0..5 {
+        let (header, _) = payment(&stack, &buyer);
+        let served = tokio::time::timeout(Duration::from_secs(5), incr(&stack, "n", &[header]))
+            .await
+            .expect("answered without the facilitator or the chain");
+        ids.push(pending_settlement(&served, &me));
+    }
+    assert_eq!(stack.stored(&me, "n").await.as_deref(), Some("6"));
+    for id in &ids[1..] {
+        assert_eq!(lookup(&stack, id).await.body["final"], false);
+    }
+
+    stack.facilitator_proxy.resume();
+    stack.payment_rpc_proxy.resume();
+    for id in &ids {
+        let settled = final_state(&stack, id).await;
+        assert_eq!(settled["status"], "settled", "{settled}");
+    }
+    let account = stack
+        .payments
+        .ledger()
+        .account(&account_of(&stack, &me))
+        .await
+        .unwrap();
+    assert_eq!(
+        (account.outstanding, account.settled_total, account.debt),
+        (U256::ZERO, U256::from(6 * PRICE), U256::ZERO)
+    );
+}
+
+/// The exposure an operator accepts in async mode, and its bound: a payer
+/// that empties its wallet mid-run is served on its recent balance, never
+/// beyond it; the settlements that then fail make it a debtor, and a
+/// debtor is served only with settle-before (refused here: it cannot pay).
+/// A refusal re-reads the balance, so a top-up counts at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_payer_that_empties_its_wallet_mid_run_becomes_a_debtor_then_settles_first() {
+    let stack = PaidStack::start_with(Options {
+        balance_max_age: Duration::from_secs(30),
+        settler: false,
+        buyers: 0,
+        ..async_mode()
+    })
+    .await;
+    let buyer = stack.chain.new_buyer(3_000).await;
+    let me = namespace(&buyer);
+    let elsewhere = PrivateKeySigner::random().address();
+
+    let (header, _) = payment(&stack, &buyer);
+    let first = pending_settlement(&incr(&stack, "n", &[header]).await, &me);
+    // Emptied elsewhere; the balance read a moment ago still says 3000.
+    stack
+        .chain
+        .transfer_as(&buyer, elsewhere, U256::from(3_000u64))
+        .await;
+    let mut served = vec![first];
+    for _ in 0..2 {
+        let (header, _) = payment(&stack, &buyer);
+        served.push(pending_settlement(&incr(&stack, "n", &[header]).await, &me));
+    }
+    // The bound: never more than the balance read (3 × 1000).
+    let (header, _) = payment(&stack, &buyer);
+    let refused = incr(&stack, "n", &[header]).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::PAYMENT_REQUIRED,
+        "{}",
+        refused.body
+    );
+    assert_eq!(stack.stored(&me, "n").await.as_deref(), Some("3"));
+
+    let shutdown = Shutdown::new();
+    let settler = Settler::spawn(
+        stack.payments.clone(),
+        4,
+        Duration::from_secs(3600),
+        shutdown.clone(),
+    );
+    for id in &served {
+        let failed = final_state(&stack, id).await;
+        assert_eq!(failed["status"], "failed", "{failed}");
+        assert_eq!(failed["served"], true, "{failed}");
+    }
+    let account = stack
+        .payments
+        .ledger()
+        .account(&account_of(&stack, &me))
+        .await
+        .unwrap();
+    assert_eq!(
+        (account.debt, account.outstanding),
+        (U256::from(3 * PRICE), U256::ZERO),
+        "three debts, bounded by the balance read"
+    );
+
+    // A debtor settles before its call runs: with an empty wallet, refused
+    // and not served.
+    let (header, _) = payment(&stack, &buyer);
+    let debtor = incr(&stack, "n", &[header]).await;
+    assert_ne!(debtor.status, StatusCode::OK, "{}", debtor.body);
+    assert_eq!(stack.stored(&me, "n").await.as_deref(), Some("3"));
+
+    // Topped up, it is served again, settled first (no pending answer).
+    stack
+        .chain
+        .mint(buyer.address(), U256::from(10_000u64))
+        .await;
+    let (header, nonce) = payment(&stack, &buyer);
+    let paid = incr(&stack, "n", &[header]).await;
+    assert_eq!(paid.status, StatusCode::OK, "{}", paid.body);
+    let settlement = decode(paid.headers.get("payment-response").unwrap());
+    assert_eq!(settlement["success"], true, "{settlement}");
+    assert!(stack.chain.authorization_used(buyer.address(), nonce).await);
+    shutdown.trigger();
+    settler.stopped().await;
+}
+
+/// A balance read recently may be stale the other way too: a payer that
+/// topped up is not refused on the old reading, because a refusal is only
+/// ever made on a fresh one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refusal_is_judged_on_a_fresh_balance_so_a_top_up_counts_at_once() {
+    let stack = PaidStack::start_with(Options {
+        balance_max_age: Duration::from_secs(30),
+        settler: false,
+        buyers: 0,
+        ..async_mode()
+    })
+    .await;
+    let buyer = stack.chain.new_buyer(PRICE).await;
+    let me = namespace(&buyer);
+    let (header, _) = payment(&stack, &buyer);
+    pending_settlement(&incr(&stack, "n", &[header]).await, &me);
+    let (header, _) = payment(&stack, &buyer);
+    let refused = incr(&stack, "n", &[header]).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::PAYMENT_REQUIRED,
+        "{}",
+        refused.body
+    );
+
+    stack
+        .chain
+        .mint(buyer.address(), U256::from(5 * PRICE))
+        .await;
+    let (header, _) = payment(&stack, &buyer);
+    pending_settlement(&incr(&stack, "n", &[header]).await, &me);
+    assert_eq!(stack.stored(&me, "n").await.as_deref(), Some("2"));
 }

@@ -1258,6 +1258,7 @@ async fn a_reservation_whose_verification_never_finished_is_released() {
                 x402_version: 2,
                 payload: &payload,
                 requirements: &serde_json::to_value(&required).unwrap(),
+                verified: false,
             },
             U256::from(chain::BUYER_FUNDS),
             U256::ZERO,
@@ -1311,7 +1312,12 @@ async fn a_verified_payment_whose_gateway_stopped_is_settled_as_served() {
     let header = v2_header(&required, &authorization, &signature).1;
     let verified = stack
         .payments
-        .verify("memory.incr", &stack.url("/api/memory/incr"), &header)
+        .verify(
+            "memory.incr",
+            &stack.url("/api/memory/incr"),
+            &header,
+            false,
+        )
         .await
         .unwrap();
 
@@ -1360,7 +1366,12 @@ async fn a_settlement_whose_settler_stopped_is_finished_once() {
     let header = v2_header(&required, &authorization, &signature).1;
     let verified = stack
         .payments
-        .verify("memory.incr", &stack.url("/api/memory/incr"), &header)
+        .verify(
+            "memory.incr",
+            &stack.url("/api/memory/incr"),
+            &header,
+            false,
+        )
         .await
         .unwrap();
     let ledger = stack.payments.ledger();

@@ -228,6 +228,9 @@ impl Suite {
                     ("FREE_MODE", "false".into()),
                     ("MEMORY_URL", format!("http://127.0.0.1:{memory_port}")),
                     ("PAYMENT_URL", format!("http://127.0.0.1:{payment_port}")),
+                    // The settlement inside the call's own trace (async
+                    // settles in the settler's).
+                    ("PAYMENT_SETTLE_MODE", "sync".into()),
                     ("STATS_EVENTS", "false".into()),
                     ("IDEMPOTENCY_STORE", "memory".into()),
                 ],

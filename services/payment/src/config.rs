@@ -14,7 +14,8 @@
 //! | `PAYMENT_PRICES` | the catalog | overrides, `route=atomic,route=atomic` |
 //! | `PAYMENT_SETTLE_TIMEOUT_SECONDS` | `45` | a settle slower than this becomes pending (above the facilitator's receipt timeout) |
 //! | `PAYMENT_RETRY_SECONDS` | `5` | how often pending settlements are retried, and the settler looks for queued ones besides being woken by each queued here |
-//! | `PAYMENT_SETTLE_CONCURRENCY` | `8` | queued (deferred) settlements the settler runs at once, at least 1 |
+//! | `PAYMENT_SETTLE_CONCURRENCY` | `200` | queued (deferred) settlements the settler runs at once, at least 1; at least the facilitator's batch size, or batches cannot fill |
+//! | `PAYMENT_BALANCE_MAX_AGE_MS` | `1000` | for a call settled later (`settle_later`), how old a payer's balance read may be (one `balanceOf` per payer per this; see `balances`). `0` reads it for every call |
 //! | `PAYMENT_RPC_URL` | `http://127.0.0.1:8545` | the network's JSON-RPC endpoint: payer balances (the exposure bound) and contract-wallet signatures |
 //! | `PAYMENT_RPC_TIMEOUT_SECONDS` | `10` | how long one JSON-RPC request may take |
 
@@ -41,7 +42,7 @@ const USDC: &[(u64, &str, &str, &str)] = &[
     ),
 ];
 
-pub const DEFAULT_SETTLE_CONCURRENCY: usize = 8;
+pub const DEFAULT_SETTLE_CONCURRENCY: usize = 200;
 
 #[derive(Debug, Clone)]
 pub struct Asset {
@@ -66,6 +67,9 @@ pub struct PaymentConfig {
     pub retry_every: Duration,
     /// `PAYMENT_SETTLE_CONCURRENCY`: the settler's settlements at once.
     pub settle_concurrency: usize,
+    /// `PAYMENT_BALANCE_MAX_AGE_MS`: how long a balance read serves calls
+    /// settled later.
+    pub balance_max_age: Duration,
     pub rpc_url: String,
     pub rpc_timeout: Duration,
 }
@@ -104,6 +108,7 @@ impl PaymentConfig {
             settle_timeout: Duration::from_secs(env_or("PAYMENT_SETTLE_TIMEOUT_SECONDS", 45)?),
             retry_every: Duration::from_secs(env_or("PAYMENT_RETRY_SECONDS", 5)?),
             settle_concurrency: env_or("PAYMENT_SETTLE_CONCURRENCY", DEFAULT_SETTLE_CONCURRENCY)?,
+            balance_max_age: Duration::from_millis(env_or("PAYMENT_BALANCE_MAX_AGE_MS", 1000)?),
             rpc_url: env_string("PAYMENT_RPC_URL", "http://127.0.0.1:8545"),
             rpc_timeout: Duration::from_secs(env_or("PAYMENT_RPC_TIMEOUT_SECONDS", 10)?),
         }

@@ -36,7 +36,7 @@ impl PaymentService for PaymentGrpc {
         let r = request.into_inner();
         let verified = self
             .payments
-            .verify(&r.route, &r.resource_url, &r.payment_header)
+            .verify(&r.route, &r.resource_url, &r.payment_header, r.settle_later)
             .await?;
         Ok(Response::new(pb::VerifyResponse {
             payer: verified.payer,

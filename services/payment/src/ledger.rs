@@ -102,6 +102,9 @@ pub struct NewPayment<'a> {
     pub x402_version: u32,
     pub payload: &'a Value,
     pub requirements: &'a Value,
+    /// Reserve it as `verified` straight away when its payer is not a
+    /// debtor (nothing is left to check before serving it).
+    pub verified: bool,
 }
 
 /// What became of a reservation.
@@ -214,6 +217,14 @@ pub struct Ledger {
 }
 
 /// The settleable part of a claimed row.
+/// A queued payment a settler took.
+pub struct Claimed {
+    pub id: String,
+    pub settleable: Settleable,
+    /// How long it was queued.
+    pub waited_seconds: f64,
+}
+
 fn settleable(row: &sqlx::postgres::PgRow) -> Settleable {
     Settleable {
         x402_version: row.get::<i32, _>("x402_version") as u32,
@@ -291,6 +302,9 @@ impl Ledger {
     /// counted as spent once more: never less than the truth, and exact
     /// when nothing settled in between. Settlements not yet recorded are
     /// still in `outstanding`.
+    ///
+    /// The payment is `reserved`, or `verified` when `payment.verified` and
+    /// its payer is not a debtor.
     pub async fn reserve(
         &self,
         payment: &NewPayment<'_>,
@@ -329,15 +343,21 @@ impl Ledger {
         // it (no row back = not covered, and dropping `tx` rolls the INSERT
         // above back).
         let statement = sqlx::query_scalar::<_, bool>(
-            "INSERT INTO payer_accounts (network, asset, payer, outstanding)
-             SELECT $1, $2, $3, $4::numeric WHERE $4::numeric <= $5::numeric
-             ON CONFLICT (network, asset, payer) DO UPDATE
-                SET outstanding = payer_accounts.outstanding + EXCLUDED.outstanding,
-                    updated_at = now()
-              WHERE payer_accounts.outstanding
-                    + (payer_accounts.settled_total - $6::numeric)
-                    + EXCLUDED.outstanding <= $5::numeric
-             RETURNING debt > 0",
+            "WITH taken AS (
+                 INSERT INTO payer_accounts (network, asset, payer, outstanding)
+                 SELECT $1, $2, $3, $4::numeric WHERE $4::numeric <= $5::numeric
+                 ON CONFLICT (network, asset, payer) DO UPDATE
+                    SET outstanding = payer_accounts.outstanding + EXCLUDED.outstanding,
+                        updated_at = now()
+                  WHERE payer_accounts.outstanding
+                        + (payer_accounts.settled_total - $6::numeric)
+                        + EXCLUDED.outstanding <= $5::numeric
+                 RETURNING debt > 0 AS debtor
+             ), marked AS (
+                 UPDATE payments SET status = 'verified'
+                  WHERE id = $7 AND $8 AND EXISTS (SELECT 1 FROM taken WHERE NOT debtor)
+             )
+             SELECT debtor FROM taken",
         )
         .bind(&account.network)
         .bind(&account.asset)
@@ -345,6 +365,8 @@ impl Ledger {
         .bind(&amount)
         .bind(balance.to_string())
         .bind(settled_before.to_string())
+        .bind(&id)
+        .bind(payment.verified)
         .fetch_optional(&mut *tx);
         let covered = timed("ledger_reserve", statement).await?;
         let Some(debtor) = covered else {
@@ -471,14 +493,10 @@ impl Ledger {
     /// Takes up to `limit` queued payments of `scope` for settling, oldest
     /// first. Rows another settler is claiming right now are skipped, not
     /// waited for: concurrent claims never take one row twice.
-    pub async fn claim_queued(
-        &self,
-        scope: &Scope,
-        limit: usize,
-    ) -> Result<Vec<(String, Settleable)>> {
+    pub async fn claim_queued(&self, scope: &Scope, limit: usize) -> Result<Vec<Claimed>> {
         let statement = sqlx::query(
             "WITH picked AS (
-                 SELECT id FROM payments
+                 SELECT id, updated_at AS queued_at FROM payments
                   WHERE status = 'queued' AND network = $1 AND asset = $2 AND lower(pay_to) = $3
                   ORDER BY updated_at LIMIT $4
                   FOR UPDATE SKIP LOCKED
@@ -486,7 +504,8 @@ impl Ledger {
              UPDATE payments p
                 SET status = 'settling', attempts = attempts + 1, updated_at = now()
                FROM picked WHERE p.id = picked.id
-             RETURNING p.id, p.x402_version, p.payload, p.requirements, p.network, p.payer, p.amount",
+             RETURNING p.id, p.x402_version, p.payload, p.requirements, p.network, p.payer, p.amount,
+                       extract(epoch FROM now() - picked.queued_at)::float8 AS waited",
         )
         .bind(&scope.network)
         .bind(scope.asset.to_ascii_lowercase())
@@ -496,7 +515,11 @@ impl Ledger {
         let rows = timed("ledger_claim_queued", statement).await?;
         Ok(rows
             .iter()
-            .map(|row| (row.get("id"), settleable(row)))
+            .map(|row| Claimed {
+                id: row.get("id"),
+                settleable: settleable(row),
+                waited_seconds: row.get("waited"),
+            })
             .collect())
     }
 

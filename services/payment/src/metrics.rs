@@ -14,12 +14,20 @@
 //!   succeed, by the facilitator's x402 `errorReason` (`other` for one
 //!   outside the registry), or `timeout` / `unreachable` when the
 //!   facilitator did not answer.
+//! - `tessera_payment_balance_reads_total{source}`: payer balances the
+//!   exposure bound used, `chain` (read now) or `cache` (a recent read, for
+//!   calls settled later).
+//! - `tessera_settlement_queue_depth`: queued (deferred) settlements waiting
+//!   for the settler, counted when it looks for them.
+//! - `tessera_settlement_queue_wait_seconds`: how long a queued settlement
+//!   waited before a settler claimed it.
 //!
 //! Every label value known here is created at 0 by [`init`], so a rate
 //! sees the first event.
 
+use crate::balances::Source;
 use crate::facilitator_client::{TIMEOUT, UNREACHABLE};
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts};
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts};
 use std::sync::LazyLock;
 use std::time::Duration;
 use tessera_x402::reason;
@@ -104,6 +112,48 @@ static SETTLEMENT_FAILURES: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
 });
 
+static BALANCE_READS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    tessera_runtime::metrics::register(
+        IntCounterVec::new(
+            Opts::new(
+                "tessera_payment_balance_reads_total",
+                "Payer balances the exposure bound used, by source (chain: read now; cache: a \
+                 recent read, for calls settled later).",
+            ),
+            &["source"],
+        )
+        .expect("a valid counter"),
+    )
+});
+
+static QUEUE_DEPTH: LazyLock<IntGauge> = LazyLock::new(|| {
+    tessera_runtime::metrics::register(
+        IntGauge::new(
+            "tessera_settlement_queue_depth",
+            "Queued (deferred) settlements waiting for the settler, as last counted.",
+        )
+        .expect("a valid gauge"),
+    )
+});
+
+/// Queued settlements wait for a claim: from milliseconds to a retry scan.
+const QUEUE_WAIT_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+static QUEUE_WAIT: LazyLock<Histogram> = LazyLock::new(|| {
+    tessera_runtime::metrics::register(
+        Histogram::with_opts(
+            HistogramOpts::new(
+                "tessera_settlement_queue_wait_seconds",
+                "How long a queued settlement waited before a settler claimed it.",
+            )
+            .buckets(QUEUE_WAIT_BUCKETS.to_vec()),
+        )
+        .expect("a valid histogram"),
+    )
+});
+
 /// Every settlement failure reason known here.
 fn failure_reasons() -> impl Iterator<Item = &'static str> {
     reason::REGISTRY
@@ -125,6 +175,35 @@ pub fn init() {
     for reason in failure_reasons() {
         SETTLEMENT_FAILURES.with_label_values(&[reason]);
     }
+    for source in [Source::Chain, Source::Cache] {
+        BALANCE_READS.with_label_values(&[source_label(source)]);
+    }
+    QUEUE_DEPTH.set(0);
+    LazyLock::force(&QUEUE_WAIT);
+}
+
+fn source_label(source: Source) -> &'static str {
+    match source {
+        Source::Chain => "chain",
+        Source::Cache => "cache",
+    }
+}
+
+/// The exposure bound used a balance from `source`.
+pub fn balance_read(source: Source) {
+    BALANCE_READS
+        .with_label_values(&[source_label(source)])
+        .inc();
+}
+
+/// `depth` queued settlements wait.
+pub fn queue_depth(depth: i64) {
+    QUEUE_DEPTH.set(depth);
+}
+
+/// A queued settlement was claimed after waiting `seconds`.
+pub fn queue_wait(seconds: f64) {
+    QUEUE_WAIT.observe(seconds.max(0.0));
 }
 
 pub fn outcome(outcome: &str) {
@@ -174,6 +253,9 @@ mod tests {
             "tessera_settlement_failures_total{reason=\"unreachable\"}",
             "tessera_settlement_failures_total{reason=\"invalid_transaction_state\"}",
             "tessera_settlement_duration_seconds_count{outcome=\"pending\"}",
+            "tessera_payment_balance_reads_total{source=\"cache\"}",
+            "tessera_settlement_queue_depth",
+            "tessera_settlement_queue_wait_seconds_count",
         ] {
             assert_eq!(value(&text, series), Some(0.0), "{series} in {text}");
         }

@@ -21,6 +21,14 @@
 //!    one a conflict (409).
 //! 4. **Facilitator.** `/verify` (nonce unused, balance, simulation).
 //!
+//! A call whose settlement comes later (`settle_later`, the gateway's async
+//! mode) is answered before the chain: its exposure is judged on a balance
+//! read at most `PAYMENT_BALANCE_MAX_AGE_MS` ago ([`crate::balances`]) and
+//! step 4 is skipped. What the facilitator would have caught (a nonce spent
+//! elsewhere, a balance spent elsewhere, a token that refuses) then shows at
+//! settlement, as a debt within the payer's exposure bound, and the debtor's
+//! next calls are verified in full and settled before they run.
+//!
 //! A settle that cannot finish becomes `pending` and is retried in the
 //! background; the EIP-3009 nonce makes a second charge impossible. A
 //! settlement of a served call that fails for good makes the payer a debtor,
@@ -41,11 +49,12 @@
 //! `lookup` is the gateway's free `GET /api/payments/{id}` (backed by
 //! [`Payments::payment`]), which shows the final state and transaction.
 
+use crate::balances::{Balances, Reading, Source};
 use crate::catalog::Catalog;
 use crate::config::{Asset, PaymentConfig};
 use crate::facilitator_client::FacilitatorClient;
 use crate::ledger::{
-    Account, Ledger, NewPayment, Outcome, PaymentState, Reservation, Scope, Settleable,
+    Account, Claimed, Ledger, NewPayment, Outcome, PaymentState, Reservation, Scope, Settleable,
 };
 use crate::metrics;
 use alloy::primitives::{Address, U256};
@@ -88,6 +97,8 @@ pub struct Payments {
     scope: Scope,
     /// Wakes the settler when a payment is queued.
     queued: Arc<Notify>,
+    /// Balances read for calls settled later.
+    balances: Arc<Balances>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,6 +162,7 @@ impl Payments {
                 pay_to: config.pay_to.clone(),
             },
             queued: Arc::new(Notify::new()),
+            balances: Arc::new(Balances::new(config.balance_max_age)),
         })
     }
 
@@ -317,8 +329,16 @@ impl Payments {
 
     /// Checks a `PAYMENT-SIGNATURE` / `X-PAYMENT` header for a route,
     /// reserves its authorization within the payer's means and has the
-    /// facilitator verify it.
-    pub async fn verify(&self, route: &str, resource_url: &str, header: &str) -> Result<Verified> {
+    /// facilitator verify it. With `settle_later` (the call is settled after
+    /// it is answered) a non-debtor's payment is accepted on the local
+    /// checks and a recent balance: see the module's documentation.
+    pub async fn verify(
+        &self,
+        route: &str,
+        resource_url: &str,
+        header: &str,
+        settle_later: bool,
+    ) -> Result<Verified> {
         let (price, catalog_route, _, required) = self.terms(route)?;
         let refuse = |refusal: Refusal| self.payment_required(route, resource_url, refusal);
         let payment = self
@@ -347,29 +367,51 @@ impl Payments {
             return Err(already_presented());
         }
         let account = Account::of(&key);
-        let balance = self
-            .chain
-            .balance_of(self.asset_address, payment.payer())
-            .await
-            .map_err(|e| chain_unavailable(&e))?;
         let payload_json = canonical(&payment, &required, self.asset.network);
-        let reservation = self
-            .ledger
-            .reserve(
-                &NewPayment {
-                    key: &key,
-                    route,
-                    resource: resource_url,
-                    amount: U256::from(price),
-                    pay_to: &self.pay_to,
-                    x402_version: payment.x402_version,
-                    payload: &payload_json,
-                    requirements: &requirements_json,
-                },
+        let new_payment = NewPayment {
+            key: &key,
+            route,
+            resource: resource_url,
+            amount: U256::from(price),
+            pay_to: &self.pay_to,
+            x402_version: payment.x402_version,
+            payload: &payload_json,
+            requirements: &requirements_json,
+            // Nothing is left to check for a call settled later.
+            verified: settle_later,
+        };
+        let payer = payment.payer();
+        let fresh = || async {
+            let balance = self
+                .chain
+                .balance_of(self.asset_address, payer)
+                .await
+                .map_err(|e| chain_unavailable(&e))?;
+            Ok::<_, Error>(Reading {
                 balance,
-                prior.settled_total,
-            )
+                settled_before: prior.settled_total,
+            })
+        };
+        let (reading, source) = if settle_later {
+            self.balances.get(payer, fresh).await?
+        } else {
+            (fresh().await?, Source::Chain)
+        };
+        metrics::balance_read(source);
+        let mut reservation = self
+            .ledger
+            .reserve(&new_payment, reading.balance, reading.settled_before)
             .await?;
+        if matches!(reservation, Reservation::NotCovered { .. }) && source == Source::Cache {
+            // Refuse on a fresh balance only: the payer may have topped up.
+            self.balances.forget(payer);
+            let (reading, _) = self.balances.get(payer, fresh).await?;
+            metrics::balance_read(Source::Chain);
+            reservation = self
+                .ledger
+                .reserve(&new_payment, reading.balance, reading.settled_before)
+                .await?;
+        }
         let (payment_id, debtor) = match reservation {
             Reservation::Reserved { id, debtor } => (id, debtor),
             Reservation::AlreadyPresented => return Err(already_presented()),
@@ -382,6 +424,14 @@ impl Payments {
                 )));
             }
         };
+        if settle_later && !debtor {
+            metrics::outcome("verified");
+            return Ok(Verified {
+                payer: account.payer,
+                payment_id,
+                settle_before: false,
+            });
+        }
 
         let request = FacilitatorRequest {
             x402_version: payment.x402_version,
@@ -420,8 +470,18 @@ impl Payments {
                 .unwrap_or(reason::INVALID_PAYLOAD);
             return Err(self.payment_required(route, resource_url, Refusal::new(known, message)));
         }
-        // Only a payment still reserved may be served: one released meanwhile
-        // (taken for abandoned) can never be settled.
+        self.verified(account, payment_id, debtor).await
+    }
+
+    /// Marks a reserved payment verified: only a payment still reserved may
+    /// be served, one released meanwhile (taken for abandoned) can never be
+    /// settled.
+    async fn verified(
+        &self,
+        account: Account,
+        payment_id: String,
+        debtor: bool,
+    ) -> Result<Verified> {
         if !self
             .ledger
             .transition(&payment_id, &["reserved"], "verified")
@@ -539,7 +599,7 @@ impl Payments {
     }
 
     /// Takes up to `limit` queued payments of this service's scope.
-    pub(crate) async fn claim_queued(&self, limit: usize) -> Result<Vec<(String, Settleable)>> {
+    pub(crate) async fn claim_queued(&self, limit: usize) -> Result<Vec<Claimed>> {
         self.ledger.claim_queued(&self.scope, limit).await
     }
 

@@ -73,10 +73,11 @@ async fn run(payments: Payments, concurrency: usize, scan_every: Duration, shutd
                 Ok(claimed) => {
                     // A full claim may have left more behind.
                     look = claimed.len() == asked;
-                    for (payment_id, settleable) in claimed {
+                    for claimed in claimed {
+                        crate::metrics::queue_wait(claimed.waited_seconds);
                         let payments = payments.clone();
                         in_flight.spawn(async move {
-                            settle(&payments, &payment_id, settleable).await;
+                            settle(&payments, &claimed.id, claimed.settleable).await;
                         });
                     }
                     if look && in_flight.len() < concurrency {
@@ -94,10 +95,21 @@ async fn run(payments: Payments, concurrency: usize, scan_every: Duration, shutd
             _ = shutdown.wait() => break,
             Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
             _ = signal.notified() => look = true,
-            _ = scan.tick() => look = true,
+            _ = scan.tick() => {
+                look = true;
+                count_queue(&payments).await;
+            }
         }
     }
     finish(payments.settle_timeout(), in_flight).await;
+}
+
+/// Publishes how many settlements wait (once per scan: a count is not free).
+async fn count_queue(payments: &Payments) {
+    match payments.ledger().queued(payments.scope()).await {
+        Ok(depth) => crate::metrics::queue_depth(depth),
+        Err(error) => tracing::debug!(%error, "counting queued settlements failed"),
+    }
 }
 
 async fn settle(payments: &Payments, payment_id: &str, settleable: crate::ledger::Settleable) {
