@@ -15,7 +15,7 @@ import solc from "solc";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const ARTIFACTS_DIR = join(HERE, "artifacts");
-export const CONTRACTS = ["TesseraUSD", "TestSmartWallet"];
+export const CONTRACTS = ["TesseraUSD", "TestSmartWallet", "BatchCall"];
 
 export const SETTINGS = {
   optimizer: { enabled: true, runs: 200 },

@@ -198,6 +198,63 @@ impl Chain {
             .await
     }
 
+    /// Installs our `BatchCall` (Multicall3's `aggregate3`) at Multicall3's
+    /// canonical address, where it is on Base: the facilitator's default
+    /// batch contract then works here as there. Returns the address.
+    pub async fn install_batch_call(&self) -> Address {
+        self.install_batch_call_at(tessera_evm::batch::MULTICALL3_ADDRESS)
+            .await
+    }
+
+    /// `BatchCall`'s runtime code at `at` (`anvil_setCode`; it has no
+    /// constructor state, so it runs the same anywhere).
+    pub async fn install_batch_call_at(&self, at: Address) -> Address {
+        let deployed = self.deploy_contract("BatchCall", &[]).await;
+        let code = self.provider.get_code_at(deployed).await.unwrap();
+        assert!(!code.is_empty(), "BatchCall has runtime code");
+        let _: Value = self
+            .provider
+            .raw_request("anvil_setCode".into(), (at, code))
+            .await
+            .unwrap();
+        at
+    }
+
+    /// A fresh key holding 1,000 ETH for gas (another settling key).
+    pub async fn new_gas_key(&self) -> PrivateKeySigner {
+        let key = PrivateKeySigner::random();
+        self.set_eth_balance(
+            key.address(),
+            U256::from(1_000u64) * U256::from(10u64).pow(U256::from(18)),
+        )
+        .await;
+        key
+    }
+
+    /// Sends `authorization` (signed by its `from` as `signature`) to the
+    /// token from the owner and waits for it to be mined: a transfer that
+    /// spends the authorization's nonce behind the facilitator's back.
+    pub async fn execute_authorization(
+        &self,
+        authorization: &TransferWithAuthorization,
+        signature: Bytes,
+    ) -> TransactionReceipt {
+        let call = IEip3009Token::transferWithAuthorization_1Call {
+            from: authorization.from,
+            to: authorization.to,
+            value: authorization.value,
+            validAfter: authorization.validAfter,
+            validBefore: authorization.validBefore,
+            nonce: authorization.nonce,
+            signature,
+        };
+        let request = TransactionRequest::default()
+            .from(self.owner)
+            .to(self.token)
+            .input(Bytes::from(call.abi_encode()).into());
+        self.send_unlocked(request).await
+    }
+
     /// A new random buyer holding `tokens`.
     pub async fn new_buyer(&self, tokens: u64) -> PrivateKeySigner {
         let buyer = PrivateKeySigner::random();

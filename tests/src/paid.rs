@@ -80,6 +80,8 @@ pub struct Options {
     /// Changes the gateway's settings (Idempotency-Key store, rate limits)
     /// before it starts.
     pub adjust_gateway: fn(&mut GatewayConfig),
+    /// Changes the facilitator's configuration before it starts.
+    pub adjust_facilitator: fn(&mut tessera_facilitator::FacilitatorConfig),
 }
 
 impl Default for Options {
@@ -96,6 +98,7 @@ impl Default for Options {
             internal_token: "",
             pow_difficulty: 8,
             adjust_gateway: |_| {},
+            adjust_facilitator: |_| {},
         }
     }
 }
@@ -107,7 +110,12 @@ impl PaidStack {
 
     pub async fn start_with(options: Options) -> Self {
         let chain = Chain::start_with_buyers(options.buyers).await;
-        let facilitator = chain.start_facilitator().await;
+        // Settlements batch through Multicall3's interface at its canonical
+        // address, as on Base.
+        chain.install_batch_call().await;
+        let mut facilitator_config = chain.facilitator_config();
+        (options.adjust_facilitator)(&mut facilitator_config);
+        let facilitator = FacilitatorServer::start(facilitator_config).await;
         let facilitator_addr = facilitator
             .http_url
             .trim_start_matches("http://")

@@ -10,7 +10,9 @@
 //! - [`verify`]: the checklist and its reasons (x402 v2 spec §9).
 //! - [`settle`]: re-verify, send, wait for the receipt; what each outcome
 //!   answers.
-//! - [`nonces`]: why the settling key's transaction nonces survive restarts
+//! - [`batch`]: many authorizations in one transaction (Multicall3's
+//!   `aggregate3`), one batch in flight per settling key.
+//! - [`nonces`]: why each settling key's transaction nonces survive restarts
 //!   and concurrent settles without a database.
 //!
 //! **Answers, not errors.** A request whose body is a facilitator request
@@ -34,26 +36,29 @@
 //!
 //! `unexpected_*` reasons are the facilitator's failure, not the payer's: a
 //! resource server should answer them as "service unavailable", not as a
-//! bad payment. A settle never takes longer than a few RPC timeouts plus
-//! the receipt timeout.
+//! bad payment. Sending and confirming a settlement takes at most a few RPC
+//! timeouts plus the receipt timeout; when batching, a settle may first
+//! wait for a free settling key (each key has one batch in flight), so
+//! under a load beyond what the keys' batches carry it waits longer.
 
+pub mod batch;
 pub mod config;
 pub mod grpc;
 pub mod http;
 pub mod nonces;
+mod send;
 pub mod settle;
 pub mod verify;
 
 use alloy::primitives::Address;
 use std::sync::Arc;
-use std::time::Duration;
 use tessera_runtime::dependency::{observe, Dependency};
 use tessera_runtime::Shutdown;
 use tessera_x402::facilitator::{SupportedKind, SupportedResponse};
 use tessera_x402::Network;
 use tokio::net::TcpListener;
 
-pub use config::{FacilitatorConfig, SettlementKey};
+pub use config::{BatchConfig, FacilitatorConfig, SettlementKey};
 pub use tessera_evm::{Chain, ChainError};
 pub use verify::{Rejection, SignatureKind, Simulate, Verified};
 
@@ -64,7 +69,7 @@ pub const SERVICE_NAME: &str = grpc::SERVICE_NAME;
 /// The only scheme served.
 pub const SCHEME: &str = "exact";
 
-/// The settling key and its nonce allocator.
+/// A settling key and its nonce allocator.
 #[derive(Debug)]
 pub(crate) struct Settler {
     pub(crate) key: SettlementKey,
@@ -76,28 +81,46 @@ pub(crate) struct Settler {
 pub struct Facilitator {
     chain: Chain,
     network: Network,
-    settler: Option<Settler>,
-    receipt_timeout: Duration,
+    /// The settling keys, `FACILITATOR_PRIVATE_KEY` first; none: verify only.
+    settlers: Vec<Arc<Settler>>,
+    sender: Arc<send::Sender>,
+    /// `None`: each settle sends its own transaction (batching is off, or
+    /// there is no batch contract).
+    batcher: Option<batch::Batcher>,
+    /// Without a batcher, the settler whose turn is next.
+    next_settler: std::sync::atomic::AtomicUsize,
     /// Authorizations being settled now, as (token, from, nonce): a second
     /// settle of the same one is refused instead of sending a transaction
     /// that could only revert.
-    in_flight: std::sync::Mutex<std::collections::HashSet<tessera_x402::AuthorizationKey>>,
+    in_flight: settle::InFlightSet,
 }
 
 /// Why a facilitator could not start.
 #[derive(Debug, thiserror::Error)]
-#[error("chain RPC {url}: {source}")]
-pub struct StartError {
-    pub url: String,
-    #[source]
-    pub source: ChainError,
+pub enum StartError {
+    /// The chain did not answer (usable): worth retrying.
+    #[error("chain RPC {url}: {source}")]
+    Chain {
+        url: String,
+        #[source]
+        source: ChainError,
+    },
+    /// The configuration is refused ([`FacilitatorConfig::validate`]):
+    /// retrying cannot help.
+    #[error("invalid facilitator configuration: {0}")]
+    Config(String),
 }
 
 impl Facilitator {
-    /// Reads the chain id from the RPC endpoint and, with a settling key,
-    /// the key's pending transaction count (the first nonce to use).
+    /// Reads the chain id from the RPC endpoint and, for each settling key,
+    /// its pending transaction count (the first nonce to use); when
+    /// batching, checks that the batch contract has code (else warns and
+    /// sends every settlement alone) and starts a worker per key.
     pub async fn connect(config: &FacilitatorConfig) -> Result<Self, StartError> {
-        let failed = |source| StartError {
+        config
+            .validate()
+            .map_err(|error| StartError::Config(format!("{error:#}")))?;
+        let failed = |source| StartError::Chain {
             url: config.rpc_url.clone(),
             source,
         };
@@ -105,27 +128,59 @@ impl Facilitator {
             .map_err(failed)?
             .observed(|method, call| observe(Dependency::Chain, method, call));
         let chain_id = chain.chain_id().await.map_err(failed)?;
-        let settler = match &config.settlement_key {
-            Some(key) => {
-                let next = chain.pending_nonce(key.address()).await.map_err(failed)?;
-                tracing::info!(address = %key.address(), next_nonce = next, "settling key loaded");
-                Some(Settler {
-                    key: key.clone(),
-                    nonces: nonces::NonceAllocator::new(next),
-                })
-            }
-            None => {
-                tracing::warn!(
-                    "no FACILITATOR_PRIVATE_KEY: verify only, every settle answers unexpected_settle_error"
-                );
-                None
-            }
+        batch::init_metrics();
+        let mut settlers = Vec::new();
+        for key in config.settlement_keys() {
+            let next = chain.pending_nonce(key.address()).await.map_err(failed)?;
+            tracing::info!(address = %key.address(), next_nonce = next, "settling key loaded");
+            settlers.push(Arc::new(Settler {
+                key,
+                nonces: nonces::NonceAllocator::new(next),
+            }));
+        }
+        if settlers.is_empty() {
+            tracing::warn!(
+                "no FACILITATOR_PRIVATE_KEY: verify only, every settle answers unexpected_settle_error"
+            );
+        }
+        let sender = Arc::new(send::Sender {
+            chain: chain.clone(),
+            chain_id,
+            receipt_timeout: config.receipt_timeout,
+        });
+        let plan = batch::Plan {
+            max: config.batch.max,
+            window: config.batch.window,
+            contract: config.batch.contract,
         };
+        let batching = plan.max > 1 && !settlers.is_empty() && {
+            let code = chain.code_at(plan.contract).await.map_err(failed)?;
+            if code.is_empty() {
+                tracing::warn!(
+                    contract = %plan.contract,
+                    "no code at the batch contract ({}): every settlement is sent alone",
+                    config::BATCH_CONTRACT_ENV
+                );
+            }
+            !code.is_empty()
+        };
+        let batcher = batching.then(|| {
+            tracing::info!(
+                contract = %plan.contract,
+                max = plan.max,
+                window_ms = plan.window.as_millis() as u64,
+                keys = settlers.len(),
+                "settlements are batched"
+            );
+            batch::Batcher::start(sender.clone(), &settlers, plan)
+        });
         Ok(Facilitator {
             chain,
             network: Network::new(chain_id),
-            settler,
-            receipt_timeout: config.receipt_timeout,
+            settlers,
+            sender,
+            batcher,
+            next_settler: Default::default(),
             in_flight: Default::default(),
         })
     }
@@ -135,17 +190,45 @@ impl Facilitator {
         self.network
     }
 
-    /// The address that sends settlements, if this facilitator settles.
+    /// The address of the main settling key (`FACILITATOR_PRIVATE_KEY`), if
+    /// this facilitator settles.
     pub fn settlement_address(&self) -> Option<Address> {
-        self.settler.as_ref().map(|s| s.key.address())
+        self.settlers.first().map(|s| s.key.address())
     }
 
-    /// The next transaction nonce of the settling key, as allocated here.
+    /// Every address that sends settlements, the main key's first.
+    pub fn settlement_addresses(&self) -> Vec<Address> {
+        self.settlers.iter().map(|s| s.key.address()).collect()
+    }
+
+    /// The next transaction nonce of the main settling key, as allocated
+    /// here (`None` when unknown until the next re-sync).
     pub async fn next_settlement_nonce(&self) -> Option<u64> {
-        match &self.settler {
+        match self.settlers.first() {
             Some(settler) => settler.nonces.peek().await,
             None => None,
         }
+    }
+
+    /// Each settling key's address and next nonce, as allocated here.
+    pub async fn next_settlement_nonces(&self) -> Vec<(Address, Option<u64>)> {
+        let mut nonces = Vec::with_capacity(self.settlers.len());
+        for settler in &self.settlers {
+            nonces.push((settler.key.address(), settler.nonces.peek().await));
+        }
+        nonces
+    }
+
+    /// The most authorizations settled in one transaction: the configured
+    /// `FACILITATOR_BATCH_MAX` when batching, 1 when not (no batch contract,
+    /// or no key).
+    pub fn batch_max(&self) -> usize {
+        self.batcher.as_ref().map_or(1, |b| b.plan().max)
+    }
+
+    /// Settles handed to the batcher and not yet in a sent transaction.
+    pub fn settlements_waiting(&self) -> usize {
+        self.batcher.as_ref().map_or(0, batch::Batcher::waiting)
     }
 
     pub fn chain(&self) -> &Chain {
@@ -162,7 +245,7 @@ impl Facilitator {
     }
 
     /// `GET /supported`: `exact` on our network for x402 v1 and v2, and our
-    /// settling address under `eip155:*`.
+    /// settling addresses under `eip155:*`.
     pub fn supported(&self) -> SupportedResponse {
         let kinds = [1, 2]
             .into_iter()
@@ -174,8 +257,12 @@ impl Facilitator {
             })
             .collect();
         let mut signers = std::collections::BTreeMap::new();
-        if let Some(address) = self.settlement_address() {
-            signers.insert("eip155:*".to_string(), vec![address.to_checksum(None)]);
+        let addresses = self.settlement_addresses();
+        if !addresses.is_empty() {
+            signers.insert(
+                "eip155:*".to_string(),
+                addresses.iter().map(|a| a.to_checksum(None)).collect(),
+            );
         }
         SupportedResponse {
             kinds,

@@ -8,7 +8,7 @@
 use anyhow::Context;
 use std::sync::Arc;
 use std::time::Duration;
-use tessera_facilitator::{config, Facilitator, FacilitatorConfig};
+use tessera_facilitator::{config, Facilitator, FacilitatorConfig, StartError};
 use tessera_runtime::config::redact_url;
 use tessera_runtime::{telemetry, Shutdown};
 
@@ -18,13 +18,14 @@ async fn main() -> anyhow::Result<()> {
     let config = FacilitatorConfig::from_env()?;
     let shutdown = Shutdown::on_signals();
 
-    let Some(facilitator) = connect(&config, &shutdown).await else {
+    let Some(facilitator) = connect(&config, &shutdown).await? else {
         return Ok(());
     };
     tracing::info!(
         network = %facilitator.network(),
         rpc = %redact_url(&config.rpc_url),
-        settles_from = ?facilitator.settlement_address(),
+        settles_from = ?facilitator.settlement_addresses(),
+        batch_max = facilitator.batch_max(),
         api_keys = config.api_keys.required(),
         "facilitator ready"
     );
@@ -57,12 +58,17 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// Waits for the chain (it may start after us), retrying with backoff
-/// until it answers or a shutdown signal arrives.
-async fn connect(config: &FacilitatorConfig, shutdown: &Shutdown) -> Option<Facilitator> {
+/// until it answers or a shutdown signal arrives (`None`); a refused
+/// configuration is an error at once.
+async fn connect(
+    config: &FacilitatorConfig,
+    shutdown: &Shutdown,
+) -> anyhow::Result<Option<Facilitator>> {
     let mut delay = Duration::from_millis(250);
     loop {
         match Facilitator::connect(config).await {
-            Ok(facilitator) => return Some(facilitator),
+            Ok(facilitator) => return Ok(Some(facilitator)),
+            Err(error @ StartError::Config(_)) => return Err(error.into()),
             Err(error) => {
                 tracing::warn!(
                     error = %redact_url(&error.to_string()),
@@ -73,7 +79,7 @@ async fn connect(config: &FacilitatorConfig, shutdown: &Shutdown) -> Option<Faci
         }
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            _ = shutdown.wait() => return None,
+            _ = shutdown.wait() => return Ok(None),
         }
         delay = (delay * 2).min(Duration::from_secs(10));
     }

@@ -1,4 +1,4 @@
-//! Transaction nonces of the settling key.
+//! Transaction nonces of the settling keys.
 //!
 //! Every settlement is a transaction from one key, and each needs the next
 //! account nonce: two settles that read the chain's count at the same moment
@@ -20,6 +20,13 @@
 //! could add, idempotency of *payments*, is already on chain: a settled
 //! EIP-3009 authorization's nonce is spent, so replaying it reverts (and the
 //! payment service keeps the ledger).
+//!
+//! **Several keys** (`FACILITATOR_PRIVATE_KEY` and
+//! `FACILITATOR_PRIVATE_KEYS`): each has its own allocator, synced from its
+//! own pending count at start, so each key's nonces are sequential on their
+//! own. When batching ([`crate::batch`]), a key's one worker sends its
+//! batches one after another through its allocator; otherwise concurrent
+//! settles share the allocators of the keys they are given in turn.
 //!
 //! **Limits.** One process per key. Two replicas sharing a key collide on
 //! nonces; the loser's node answers "nonce too low" / "already known",

@@ -1,61 +1,31 @@
-//! Settlement: re-verify, send `transferWithAuthorization` from the
-//! facilitator's key, wait for the receipt.
+//! Settlement: re-verify, then settle on chain from one of the
+//! facilitator's keys, alone or in a batch ([`crate::batch`]), and wait for
+//! the receipt.
 //!
 //! | outcome | `success` | `errorReason` | `transaction` |
 //! |---|---|---|---|
-//! | mined, status 1 | true | - | tx hash |
+//! | mined: status 1 when sent alone; in a batch, the receipt has this authorization's `AuthorizationUsed` and `Transfer` logs | true | - | tx hash |
 //! | a check failed (incl. a spent nonce: replay) | false | the verify reason | "" |
 //! | the same authorization is being settled by a concurrent request | false | `invalid_transaction_state` | "" |
-//! | the transfer would revert (gas estimate) | false | `invalid_transaction_state` | "" |
-//! | mined, reverted | false | `invalid_transaction_state` | tx hash |
+//! | the transfer would revert (gas estimate, sent alone) | false | `invalid_transaction_state` | "" |
+//! | mined, reverted; or mined in a batch without this authorization's transfer (it failed alone) | false | `invalid_transaction_state` | tx hash |
 //! | sent, no receipt within the timeout, or the node's answer to the send was lost | false | `unexpected_settle_error` | tx hash: **may still be mined** |
 //! | no settling key, chain unreachable before sending, node refused the tx | false | `unexpected_settle_error` | "" |
 //!
 //! A `transaction` on a failed settle means the outcome is unknown, not
 //! that nothing happened: look the hash up (or settle again: a landed
-//! transfer has spent the EIP-3009 nonce, so a second settle answers
-//! `invalid_transaction_state` and can never charge twice).
+//! transfer has spent the EIP-3009 nonce, so a second settle reconciles
+//! with it and can never charge twice).
 
-use alloy::network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder};
 use alloy::primitives::B256;
-use alloy::rpc::types::TransactionReceipt;
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use tessera_x402::facilitator::{FacilitatorRequest, SettleResponse};
 use tessera_x402::{reason, AuthorizationKey};
-use tokio::time::Instant;
 
-use crate::nonces::is_nonce_conflict;
+use crate::send::Failure;
 use crate::verify::{unix_now, Simulate, Verified};
-use crate::{Facilitator, Settler};
-use tessera_evm::ChainError;
-
-/// Headroom over the gas estimate (the recipient's first receipt of the
-/// token costs more than later ones; unused gas is not paid).
-const GAS_HEADROOM_PERCENT: u64 = 25;
-/// Sends retried after the node said our nonce was stale.
-const NONCE_RETRIES: usize = 3;
-
-/// A settlement that did not succeed, before it becomes a response.
-struct Failure {
-    reason: &'static str,
-    message: String,
-    transaction: Option<B256>,
-}
-
-impl Failure {
-    fn new(reason: &'static str, message: impl Into<String>) -> Self {
-        Failure {
-            reason,
-            message: message.into(),
-            transaction: None,
-        }
-    }
-
-    fn with_tx(mut self, hash: B256) -> Self {
-        self.transaction = Some(hash);
-        self
-    }
-}
+use crate::Facilitator;
 
 impl Facilitator {
     /// Settles a facilitator request: never fails, a failure is a
@@ -88,8 +58,8 @@ impl Facilitator {
         let payer = verified.payer().to_checksum(None);
         let network = self.network_label(verified.x402_version);
         let amount = Some(verified.authorization.value.to_string());
-        let outcome = match InFlight::claim(self, &verified) {
-            Some(_claim) => self.send_and_confirm(&verified).await,
+        let outcome = match InFlight::claim(&self.in_flight, &verified) {
+            Some(claim) => self.settle_verified(&verified, claim).await,
             None => Err(Failure::new(
                 reason::INVALID_TRANSACTION_STATE,
                 "this authorization is being settled by another request",
@@ -181,17 +151,8 @@ impl Facilitator {
             ));
         };
         let receipt = self.chain.receipt(hash).await.ok()??;
-        let paid = receipt.inner.logs().iter().any(|log| {
-            use alloy::sol_types::SolEvent;
-            log.address() == token
-                && tessera_evm::token::IEip3009Token::Transfer::decode_log(&log.inner).is_ok_and(
-                    |transfer| {
-                        transfer.from == from
-                            && transfer.to == authorization.to
-                            && transfer.value == authorization.value
-                    },
-                )
-        });
+        let paid =
+            tessera_evm::token::authorization_paid(receipt.logs(), token, &authorization.message());
         if paid {
             tracing::info!(payer = %from, tx = %hash, "settle: already settled by this transaction");
             Some(answer(true, hash.to_string(), None))
@@ -206,195 +167,60 @@ impl Facilitator {
         }
     }
 
-    async fn send_and_confirm(&self, verified: &Verified) -> Result<B256, Failure> {
-        let settler = self.settler.as_ref().ok_or_else(|| {
-            Failure::new(
+    /// Settles a verified authorization from one of our keys: through the
+    /// batcher when batching, else in its own transaction at once (the
+    /// keys taken in turn). `claim` is held until the outcome is known.
+    async fn settle_verified(&self, verified: &Verified, claim: InFlight) -> Result<B256, Failure> {
+        if self.settlers.is_empty() {
+            return Err(Failure::new(
                 reason::UNEXPECTED_SETTLE_ERROR,
                 "this facilitator only verifies: it has no settling key (FACILITATOR_PRIVATE_KEY)",
-            )
-        })?;
-        let sender = settler.key.address();
-        let request = verified.transfer_request(sender);
-
-        // Both before taking the nonce: a transfer that would revert costs
-        // neither gas nor a nonce.
-        let gas = self
-            .chain
-            .estimate_gas(request.clone())
-            .await
-            .map_err(|error| match error {
-                ChainError::Reverted(text) | ChainError::Refused(text) => Failure::new(
-                    reason::INVALID_TRANSACTION_STATE,
-                    format!("the transfer would revert: {text}"),
-                ),
-                ChainError::Unavailable(_) => {
-                    Failure::new(reason::UNEXPECTED_SETTLE_ERROR, error.to_string())
-                }
-            })?;
-        let (max_fee, priority_fee) = self
-            .chain
-            .fees()
-            .await
-            .map_err(|e| Failure::new(reason::UNEXPECTED_SETTLE_ERROR, e.to_string()))?;
-        let request = request
-            .with_chain_id(self.network.chain_id)
-            .with_gas_limit(gas + gas * GAS_HEADROOM_PERCENT / 100)
-            .with_max_fee_per_gas(max_fee)
-            .with_max_priority_fee_per_gas(priority_fee);
-
-        let mut attempt = 0;
-        let hash = loop {
-            attempt += 1;
-            match self.submit(settler, request.clone()).await {
-                Ok(hash) => break hash,
-                Err(Sent::Refused(message))
-                    if attempt <= NONCE_RETRIES && is_nonce_conflict(&message) =>
-                {
-                    tracing::warn!(%message, attempt, "settlement nonce was stale; re-synced, retrying");
-                }
-                Err(Sent::Refused(message)) => {
-                    return Err(Failure::new(
-                        reason::UNEXPECTED_SETTLE_ERROR,
-                        format!("the node refused the settlement transaction: {message}"),
-                    ))
-                }
-                Err(Sent::NotBefore(message)) => {
-                    return Err(Failure::new(reason::UNEXPECTED_SETTLE_ERROR, message))
-                }
-                Err(Sent::Unknown(hash, message)) => {
-                    return Err(Failure::new(
-                        reason::UNEXPECTED_SETTLE_ERROR,
-                        format!(
-                            "the node's answer to the settlement transaction was lost ({message}); it may still be mined"
-                        ),
-                    )
-                    .with_tx(hash))
-                }
-            }
-        };
-
-        let receipt = self.wait_for_receipt(hash).await?;
-        if receipt.status() {
-            Ok(hash)
-        } else {
-            Err(Failure::new(
-                reason::INVALID_TRANSACTION_STATE,
-                format!(
-                    "transferWithAuthorization reverted on chain in block {}",
-                    receipt.block_number.unwrap_or_default()
-                ),
-            )
-            .with_tx(hash))
+            ));
         }
-    }
-
-    /// Allocates the nonce, signs and hands the transaction to the node,
-    /// all under the allocator's lock.
-    async fn submit(
-        &self,
-        settler: &Settler,
-        request: alloy::rpc::types::TransactionRequest,
-    ) -> Result<B256, Sent> {
-        let sender = settler.key.address();
-        let wallet = EthereumWallet::from(settler.key.signer().clone());
-        let result = settler
-            .nonces
-            .submit(
-                || async {
-                    self.chain
-                        .pending_nonce(sender)
-                        .await
-                        .map_err(|e| Sent::NotBefore(format!("reading the settlement nonce: {e}")))
-                },
-                |nonce| async move {
-                    let envelope = request
-                        .with_nonce(nonce)
-                        .build(&wallet)
-                        .await
-                        .map_err(|e| Sent::NotBefore(format!("signing the settlement: {e}")))?;
-                    let hash = *envelope.tx_hash();
-                    let encoded = alloy::eips::eip2718::Encodable2718::encoded_2718(&envelope);
-                    match self.chain.send_raw(&encoded).await {
-                        Ok(_) => Ok(hash),
-                        Err(ChainError::Refused(message)) | Err(ChainError::Reverted(message)) => {
-                            Err(Sent::Refused(message))
-                        }
-                        Err(ChainError::Unavailable(message)) => Err(Sent::Unknown(hash, message)),
-                    }
-                },
-            )
-            .await;
-        if let Ok((nonce, hash)) = &result {
-            tracing::debug!(nonce, tx = %hash, "settlement submitted");
+        if let Some(batcher) = &self.batcher {
+            return batcher.settle(verified.clone(), claim).await;
         }
-        result.map(|(_, hash)| hash)
-    }
-
-    /// Polls for the receipt until `receipt_timeout`.
-    async fn wait_for_receipt(&self, hash: B256) -> Result<TransactionReceipt, Failure> {
-        let deadline = Instant::now() + self.receipt_timeout;
-        let mut interval = Duration::from_millis(25);
-        let mut last_error = None;
-        loop {
-            match tokio::time::timeout_at(deadline, self.chain.receipt(hash)).await {
-                Ok(Ok(Some(receipt))) => return Ok(receipt),
-                Ok(Ok(None)) => {}
-                Ok(Err(error)) => last_error = Some(error),
-                Err(_) => break,
-            }
-            if Instant::now() + interval >= deadline {
-                tokio::time::sleep_until(deadline).await;
-                break;
-            }
-            tokio::time::sleep(interval).await;
-            interval = (interval * 2).min(Duration::from_secs(1));
-        }
-        let mut message = format!(
-            "no receipt within {} s; the transaction may still be mined",
-            self.receipt_timeout.as_secs_f32()
-        );
-        if let Some(error) = last_error {
-            message.push_str(&format!(" (last poll: {error})"));
-        }
-        Err(Failure::new(reason::UNEXPECTED_SETTLE_ERROR, message).with_tx(hash))
+        let turn = self.next_settler.fetch_add(1, Ordering::Relaxed) % self.settlers.len();
+        let outcome =
+            crate::batch::settle_alone(&self.sender, &self.settlers[turn], verified).await;
+        drop(claim);
+        outcome
     }
 }
 
-/// Marks an authorization as being settled for as long as it lives.
-struct InFlight<'a> {
-    facilitator: &'a Facilitator,
+/// The authorizations being settled now, as (chain, token, from, nonce).
+pub(crate) type InFlightSet = Arc<Mutex<std::collections::HashSet<AuthorizationKey>>>;
+
+/// Marks an authorization as being settled for as long as it lives (it
+/// moves into the batch with the authorization).
+#[derive(Debug)]
+pub(crate) struct InFlight {
+    set: InFlightSet,
     key: AuthorizationKey,
 }
 
-impl<'a> InFlight<'a> {
-    fn claim(facilitator: &'a Facilitator, verified: &Verified) -> Option<Self> {
+impl InFlight {
+    fn claim(set: &InFlightSet, verified: &Verified) -> Option<Self> {
         let key = AuthorizationKey {
             chain_id: verified.network.chain_id,
             asset: verified.token,
             from: verified.authorization.from,
             nonce: verified.authorization.nonce,
         };
-        let mut in_flight = facilitator.in_flight.lock().expect("not poisoned");
+        let mut in_flight = set.lock().expect("not poisoned");
         // Lazily: an `InFlight` built for a refused claim would, when
         // dropped, remove the holder's key (and lock the held mutex).
-        in_flight.insert(key).then(|| InFlight { facilitator, key })
+        in_flight.insert(key).then(|| InFlight {
+            set: set.clone(),
+            key,
+        })
     }
 }
 
-impl Drop for InFlight<'_> {
+impl Drop for InFlight {
     fn drop(&mut self) {
-        if let Ok(mut in_flight) = self.facilitator.in_flight.lock() {
+        if let Ok(mut in_flight) = self.set.lock() {
             in_flight.remove(&self.key);
         }
     }
-}
-
-/// How a submission failed.
-enum Sent {
-    /// Nothing was sent (nonce read or signing failed).
-    NotBefore(String),
-    /// The node answered with an error: nothing is in its pool.
-    Refused(String),
-    /// The request went out but no answer came back: it may be in the pool.
-    Unknown(B256, String),
 }

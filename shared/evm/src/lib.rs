@@ -6,7 +6,9 @@
 //! - [`token`]: the EIP-3009 token and ERC-1271 wallet interfaces.
 //! - [`signature`]: who signed an authorization: the payer's own ECDSA key,
 //!   recovered locally, or else a contract wallet that says so on chain.
+//! - [`batch`]: Multicall3's `aggregate3`, many calls in one transaction.
 
+pub mod batch;
 pub mod chain;
 pub mod signature;
 pub mod token;

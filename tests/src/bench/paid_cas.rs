@@ -11,6 +11,15 @@
 //! transfer, the facilitator waits for its receipt) and answers with
 //! `PAYMENT-RESPONSE`. A call counts only if it swapped and its settlement
 //! succeeded.
+//!
+//! [`Variant`]s: `paid-cas` is sync on an automining anvil (a block per
+//! transaction). The issue-12 cases run on anvil mining a block a second:
+//! `paid-sync-1s` answers once the transfer is mined; `paid-async-b{1,10,100}`
+//! answer at once (a call counts if it swapped and its answer says
+//! `settlement_pending`) with the facilitator's batches capped at 1, 10 or
+//! 100 authorizations. After an async case the queue is drained and the
+//! ledger and the receipts say what settlement cost: items per block,
+//! transactions per item, gas per item.
 
 use super::driver::{run_shared, Outcome};
 use super::Settings;
@@ -20,10 +29,13 @@ use anyhow::{ensure, Context};
 use reqwest::header::CONTENT_TYPE;
 use serde::Deserialize;
 use serde_json::json;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
+use tessera_gateway::SettleMode;
 use tessera_tests::chain::BUYER_FUNDS;
-use tessera_tests::paid::PaidStack;
+use tessera_tests::paid::{Options, PaidStack};
 use tessera_x402::facilitator::SettleResponse;
 use tessera_x402::{decode_header, encode_header, Requirements};
 
@@ -37,7 +49,45 @@ struct Client {
     release: Vec<u8>,
 }
 
+/// How a paid case settles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Variant {
+    pub mode: SettleMode,
+    /// anvil mines a block this often; `None`: a block per transaction.
+    pub block_seconds: Option<u64>,
+    /// The facilitator's `FACILITATOR_BATCH_MAX`; `None`: its default.
+    pub batch_max: Option<usize>,
+}
+
+impl Variant {
+    pub const SYNC_AUTOMINE: Variant = Variant {
+        mode: SettleMode::Sync,
+        block_seconds: None,
+        batch_max: None,
+    };
+
+    pub const fn on_blocks(mode: SettleMode, batch_max: Option<usize>) -> Variant {
+        Variant {
+            mode,
+            block_seconds: Some(1),
+            batch_max,
+        }
+    }
+
+    /// A non-capturing adjustment per supported batch size.
+    fn adjust_facilitator(self) -> fn(&mut tessera_facilitator::FacilitatorConfig) {
+        match self.batch_max {
+            None => |_| {},
+            Some(1) => |config| config.batch.max = 1,
+            Some(10) => |config| config.batch.max = 10,
+            Some(100) => |config| config.batch.max = 100,
+            Some(other) => panic!("no bench variant batches {other}"),
+        }
+    }
+}
+
 struct Shared {
+    variant: Variant,
     stack: PaidStack,
     http: reqwest::Client,
     cas_url: String,
@@ -61,8 +111,13 @@ struct CasView {
 
 impl PaidCas {
     /// The paid stack, and one new wallet holding [`BUYER_FUNDS`] per client.
-    pub async fn setup(settings: &Settings) -> anyhow::Result<Self> {
-        let stack = PaidStack::start().await;
+    pub async fn setup(settings: &Settings, variant: Variant) -> anyhow::Result<Self> {
+        let stack = PaidStack::start_with(Options {
+            settle_mode: variant.mode,
+            adjust_facilitator: variant.adjust_facilitator(),
+            ..Options::default()
+        })
+        .await;
         let requirements = stack
             .payments
             .requirements(ROUTE)
@@ -83,6 +138,7 @@ impl PaidCas {
             .build()?;
         let target = PaidCas {
             shared: Arc::new(Shared {
+                variant,
                 cas_url: stack.url("/api/memory/cas"),
                 stack,
                 http,
@@ -98,6 +154,9 @@ impl PaidCas {
         paid_cas(&target.shared, 0, &probe)
             .await
             .context("a sample paid CAS")?;
+        if let Some(seconds) = variant.block_seconds {
+            target.shared.stack.chain.set_block_time(seconds).await;
+        }
         Ok(target)
     }
 
@@ -110,6 +169,9 @@ impl PaidCas {
     /// balance grew by exactly the settled calls × the price; a mismatch is
     /// an error of the case.
     pub async fn compare_and_swap(&mut self, name: &str, settings: &Settings) -> Outcome {
+        if self.shared.variant.mode == SettleMode::Async {
+            return self.compare_and_swap_async(name, settings).await;
+        }
         let chain = &self.shared.stack.chain;
         let pay_to = chain.pay_to;
         let before = chain.balance_of(pay_to).await;
@@ -143,12 +205,144 @@ impl PaidCas {
             "MISMATCH"
         };
         self.note = Some(format!(
-            "paid-cas settlement: payTo {pay_to} received {received} units = {settled} settled \
+            "{name} settlement: payTo {pay_to} received {received} units = {settled} settled \
              payments (warm-up included) × price {price}: {verdict}"
         ));
         outcome
     }
+
+    /// The async case: calls answered pending, then the queue drained and
+    /// what settlement cost read from the ledger and the receipts. Every
+    /// served call must end settled and payTo must have received exactly
+    /// settled × price; anything else is an error of the case.
+    async fn compare_and_swap_async(&mut self, name: &str, settings: &Settings) -> Outcome {
+        let shared = &self.shared;
+        let chain = &shared.stack.chain;
+        let pool = shared.stack.payments.ledger().pool().clone();
+        let payers: Vec<String> = shared
+            .clients
+            .iter()
+            .map(|client| format!("{:#x}", client.signer.address()))
+            .collect();
+        let before = chain.balance_of(chain.pay_to).await;
+        let started: String = sqlx::query_scalar("SELECT now()::text")
+            .fetch_one(&pool)
+            .await
+            .expect("the ledger answers");
+        let mut outcome = run_shared(
+            name,
+            settings,
+            &self.shared,
+            |shared, client, call| async move {
+                let requests = &shared.clients[client];
+                let body = if call.is_multiple_of(2) {
+                    &requests.acquire
+                } else {
+                    &requests.release
+                };
+                paid_cas(&shared, client, body).await
+            },
+        )
+        .await;
+
+        let answered = tokio::time::Instant::now();
+        let unfinished = "SELECT count(*) FROM payments WHERE payer = ANY($1) AND created_at >= $2::timestamptz
+                            AND status IN ('reserved', 'verified', 'queued', 'settling', 'pending')";
+        let mut left: i64 = -1;
+        while answered.elapsed() < DRAIN_AT_MOST {
+            left = sqlx::query_scalar(unfinished)
+                .bind(&payers)
+                .bind(&started)
+                .fetch_one(&pool)
+                .await
+                .expect("the ledger answers");
+            if left == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let drained = answered.elapsed();
+        let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+            "SELECT status, transaction FROM payments
+              WHERE payer = ANY($1) AND created_at >= $2::timestamptz",
+        )
+        .bind(&payers)
+        .bind(&started)
+        .fetch_all(&pool)
+        .await
+        .expect("the ledger answers");
+        let settled: Vec<&str> = rows
+            .iter()
+            .filter(|(status, _)| status == "settled")
+            .filter_map(|(_, tx)| tx.as_deref())
+            .collect();
+        let not_settled = rows.len() - settled.len();
+        if left != 0 || not_settled > 0 {
+            outcome.error(not_settled as u64, || {
+                format!(
+                    "{not_settled} of {} served payments not settled after {:.1} s",
+                    rows.len(),
+                    drained.as_secs_f64()
+                )
+            });
+        }
+        let mut per_tx: HashMap<&str, u64> = HashMap::new();
+        for tx in &settled {
+            *per_tx.entry(tx).or_default() += 1;
+        }
+        let (mut gas, mut blocks) = (0u128, BTreeSet::new());
+        for tx in per_tx.keys() {
+            let hash = tx.parse().expect("a transaction hash");
+            match chain.receipt(hash).await {
+                Some(receipt) => {
+                    gas += receipt.gas_used as u128;
+                    blocks.insert(receipt.block_number.unwrap_or_default());
+                }
+                None => outcome.error(1, || format!("no receipt for {tx}")),
+            }
+        }
+        let after = chain.balance_of(chain.pay_to).await;
+        let price: U256 = self.price().parse().expect("the price is a number");
+        let items = settled.len() as u64;
+        let expected = U256::from(items) * price;
+        let received = after - before;
+        let verdict = if received == expected {
+            "exact"
+        } else {
+            outcome.error(1, || {
+                format!("payTo received {received}, not {items} settled × {price} = {expected}")
+            });
+            "MISMATCH"
+        };
+        let per_item = |total: f64| {
+            if items == 0 {
+                0.0
+            } else {
+                total / items as f64
+            }
+        };
+        self.note = Some(format!(
+            "{name} settlement (batch max {}): {items} payments settled in {} transactions \
+             over {} blocks, drained {:.1} s after the last answer: {:.1} items per block, \
+             {:.3} transactions per item, {:.0} gas per item; payTo received {received} = \
+             {items} × {price}: {verdict}",
+            self.shared
+                .variant
+                .batch_max
+                .map_or("default".to_string(), |max| max.to_string()),
+            per_tx.len(),
+            blocks.len(),
+            drained.as_secs_f64(),
+            items as f64 / blocks.len().max(1) as f64,
+            per_item(per_tx.len() as f64),
+            per_item(gas as f64),
+        ));
+        outcome
+    }
 }
+
+/// How long an async case waits for its queue to drain.
+const DRAIN_AT_MOST: Duration = Duration::from_secs(120);
 
 /// One paid `POST /api/memory/cas` from `client`'s wallet with `body`.
 async fn paid_cas(shared: &Shared, client: usize, body: &[u8]) -> anyhow::Result<()> {
@@ -179,8 +373,11 @@ async fn paid_cas(shared: &Shared, client: usize, body: &[u8]) -> anyhow::Result
         String::from_utf8_lossy(&reply)
     );
     let settlement = settlement.context("no PAYMENT-RESPONSE on a paid 2xx")?;
+    let pending =
+        settlement.error_reason.as_deref() == Some(tessera_x402::reason::SETTLEMENT_PENDING);
     ensure!(
-        settlement.success && !settlement.transaction.is_empty(),
+        (shared.variant.mode == SettleMode::Async && pending)
+            || (settlement.success && !settlement.transaction.is_empty()),
         "settlement failed: {} {}",
         settlement.error_reason.unwrap_or_default(),
         settlement.error_message.unwrap_or_default()

@@ -84,11 +84,15 @@ pub enum Case {
     Eip712Recover,
     FacilitatorVerify,
     PaidCas,
+    PaidSync1s,
+    PaidAsyncB1,
+    PaidAsyncB10,
+    PaidAsyncB100,
 }
 
 impl Case {
     /// Every case, in run order: each baseline before what it is compared with.
-    const ALL: [Case; 35] = [
+    const ALL: [Case; 39] = [
         Case::RedisGet,
         Case::RedisSet,
         Case::RedisEvalshaCas,
@@ -124,6 +128,10 @@ impl Case {
         Case::Eip712Recover,
         Case::FacilitatorVerify,
         Case::PaidCas,
+        Case::PaidSync1s,
+        Case::PaidAsyncB1,
+        Case::PaidAsyncB10,
+        Case::PaidAsyncB100,
     ];
 
     pub fn name(self) -> &'static str {
@@ -163,6 +171,10 @@ impl Case {
             Case::Eip712Recover => "eip712-recover",
             Case::FacilitatorVerify => "facilitator-verify",
             Case::PaidCas => "paid-cas",
+            Case::PaidSync1s => "paid-sync-1s",
+            Case::PaidAsyncB1 => "paid-async-b1",
+            Case::PaidAsyncB10 => "paid-async-b10",
+            Case::PaidAsyncB100 => "paid-async-b100",
         }
     }
 
@@ -196,6 +208,10 @@ impl Case {
             Case::Eip712Recover => "EVM (raw CPU)",
             Case::FacilitatorVerify => "facilitator HTTP",
             Case::PaidCas => "gateway x402 paid",
+            Case::PaidSync1s => "x402 sync, 1 s blocks",
+            Case::PaidAsyncB1 => "x402 async, 1 s blocks, batch 1",
+            Case::PaidAsyncB10 => "x402 async, 1 s blocks, batch 10",
+            Case::PaidAsyncB100 => "x402 async, 1 s blocks, batch 100",
         }
     }
 
@@ -234,7 +250,11 @@ impl Case {
             Case::GrpcSpreadSet => "Set, 10k keys, new",
             Case::Eip712Recover => "EIP-712 hash + ecrecover",
             Case::FacilitatorVerify => "POST /verify",
-            Case::PaidCas => "POST /api/memory/cas",
+            Case::PaidCas
+            | Case::PaidSync1s
+            | Case::PaidAsyncB1
+            | Case::PaidAsyncB10
+            | Case::PaidAsyncB100 => "POST /api/memory/cas",
         }
     }
 
@@ -272,7 +292,12 @@ impl Case {
             }
             Case::Eip712Recover | Case::FacilitatorVerify => &[Case::Eip712Recover],
             // The same CAS unpaid through the same gateway, else raw Redis.
-            Case::PaidCas => &[Case::HttpCas, Case::RedisEvalshaCas],
+            // Issue 12 asks async paid ≥ 0.5 of it.
+            Case::PaidCas
+            | Case::PaidSync1s
+            | Case::PaidAsyncB1
+            | Case::PaidAsyncB10
+            | Case::PaidAsyncB100 => &[Case::HttpCas, Case::RedisEvalshaCas],
             // The same call on the memory service's own gRPC port.
             Case::PublicGrpcGet => &[Case::GrpcGet, Case::RedisGet],
             Case::PublicGrpcCas => &[Case::GrpcCas, Case::RedisEvalshaCas],
@@ -332,6 +357,20 @@ impl Case {
             self,
             Case::FindLoad | Case::FindOne | Case::RouteLoad | Case::RouteOne
         )
+    }
+
+    /// A paid CAS on its own stack, and how that stack settles.
+    fn paid_variant(self) -> Option<paid_cas::Variant> {
+        use paid_cas::Variant;
+        use tessera_gateway::SettleMode::{Async, Sync};
+        match self {
+            Case::PaidCas => Some(Variant::SYNC_AUTOMINE),
+            Case::PaidSync1s => Some(Variant::on_blocks(Sync, None)),
+            Case::PaidAsyncB1 => Some(Variant::on_blocks(Async, Some(1))),
+            Case::PaidAsyncB10 => Some(Variant::on_blocks(Async, Some(10))),
+            Case::PaidAsyncB100 => Some(Variant::on_blocks(Async, Some(100))),
+            _ => None,
+        }
     }
 
     fn is_raw_redis(self) -> bool {
@@ -425,7 +464,8 @@ struct Targets {
     postgres: Option<Postgres>,
     recover: Option<Eip712Recover>,
     verify: Option<FacilitatorVerify>,
-    paid: Option<PaidCas>,
+    /// One paid stack per paid case.
+    paid: Vec<(Case, PaidCas)>,
     pow: Option<pow::Pow>,
     discovery: Option<discovery::DiscoveryHttp>,
     /// The events-on half of `http-get-off`'s alternating run, for
@@ -445,7 +485,7 @@ impl Targets {
             postgres: None,
             recover: None,
             verify: None,
-            paid: None,
+            paid: Vec::new(),
             pow: None,
             discovery: None,
             paired_on: None,
@@ -500,16 +540,20 @@ impl Targets {
                 .context("proof-of-work setup (anvil: make chain-deps)")?;
             targets.pow = Some(pow);
         }
-        if settings.wants(|case| case == Case::PaidCas) {
-            let paid = PaidCas::setup(settings)
+        for case in settings.cases.iter().copied() {
+            let Some(variant) = case.paid_variant() else {
+                continue;
+            };
+            let paid = PaidCas::setup(settings, variant)
                 .await
-                .context("paid stack setup (anvil: make chain-deps)")?;
+                .with_context(|| format!("{} stack setup (anvil: make chain-deps)", case.name()))?;
             eprintln!(
-                "  paid-cas: {} buyer wallets minted, CAS price {} units",
+                "  {}: {} buyer wallets minted, CAS price {} units",
+                case.name(),
                 settings.concurrency,
                 paid.price()
             );
-            targets.paid = Some(paid);
+            targets.paid.push((case, paid));
         }
         Ok(targets)
     }
@@ -627,8 +671,16 @@ impl Targets {
                     .map(|row| row.outcome.ops_per_sec());
                 verify.verify(name, settings, limit).await
             }
-            Case::PaidCas => {
-                let paid = self.paid.as_mut().expect(missing);
+            Case::PaidCas
+            | Case::PaidSync1s
+            | Case::PaidAsyncB1
+            | Case::PaidAsyncB10
+            | Case::PaidAsyncB100 => {
+                let (_, paid) = self
+                    .paid
+                    .iter_mut()
+                    .find(|(paid_case, _)| *paid_case == case)
+                    .expect(missing);
                 paid.compare_and_swap(name, settings).await
             }
         }
@@ -639,7 +691,7 @@ impl Targets {
         self.paired_note
             .iter()
             .cloned()
-            .chain(self.paid.iter().filter_map(|paid| paid.note.clone()))
+            .chain(self.paid.iter().filter_map(|(_, paid)| paid.note.clone()))
             .collect()
     }
 
@@ -721,9 +773,10 @@ async fn print_facts(settings: &Settings) -> anyhow::Result<()> {
             settings.concurrency
         );
     }
-    if settings.wants(|case| matches!(case, Case::FacilitatorVerify | Case::PaidCas)) {
+    if settings.wants(|case| case == Case::FacilitatorVerify || case.paid_variant().is_some()) {
         println!(
-            "  chain        anvil {} (automine: a block per settlement), our EIP-3009 token",
+            "  chain        anvil {} (automine: a block per settlement; the 1 s cases: a block \
+             a second), our EIP-3009 token",
             anvil_version().await
         );
     }
@@ -749,9 +802,9 @@ async fn print_facts(settings: &Settings) -> anyhow::Result<()> {
              pre-solved at difficulty 1, one per call"
         );
     }
-    if settings.wants(|case| case == Case::PaidCas) {
+    if settings.wants(|case| case.paid_variant().is_some()) {
         println!(
-            "  paid cas     gateway + payment service (ledger in PostgreSQL) + facilitator + \
+            "  paid cas     each case its own anvil and stack: gateway + payment service (ledger in PostgreSQL) + facilitator + \
              durable memory in-process; each client signs every call from its own wallet"
         );
     }
