@@ -1,7 +1,8 @@
 //! Discovery through the gateway over real HTTP: `/api/find` (GET and POST)
 //! ranks the catalog for a task and answers seed 002's array of tools, each
 //! with its price, route, method, input schema and a ready call;
-//! `/api/pricing` lists every catalog entry once; `POST /api/route` routes a
+//! `/api/pricing` lists every catalog entry once, memory routes too with an
+//! input schema, an example and a call naming the namespace; `POST /api/route` routes a
 //! task to the cheapest healthy tools (here our catalog only: the
 //! in-process discovery crawls no registry). All are free (no 402 with
 //! payments on), validate their input (400 `{"error"}` naming the
@@ -71,15 +72,24 @@ async fn find_ranks_the_catalog_for_a_task() {
         "{ranked:?}"
     );
 
-    // Memory routes are in the catalog too.
+    // Memory routes are in the catalog too, with their input and call.
     let memory = get(&base, "/api/find?q=compare%20and%20swap%20lock").await;
+    let cas = memory
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(3)
+        .find(|tool| tool["slug"] == "memory.cas");
+    let cas = cas.unwrap_or_else(|| panic!("{}", memory.body));
+    assert_eq!(cas["inputSchema"]["required"], json!(["key"]), "{cas}");
+    assert_eq!(cas["example"]["key"], "locks/import", "{cas}");
     assert!(
-        slugs(&memory)
-            .iter()
-            .take(3)
-            .any(|slug| slug == "memory.cas"),
-        "{}",
-        memory.body
+        cas["call"]
+            .as_str()
+            .unwrap()
+            .starts_with("curl -X POST 'http://localhost:8080/api/memory/cas' -H 'X-Agent-Id: agent-1' -H 'Content-Type: application/json' -d '"),
+        "{cas}"
     );
 
     // The same query answers the same order.
@@ -137,11 +147,28 @@ async fn pricing_lists_every_catalog_entry_once() {
         assert_eq!(entry["inputSchema"]["type"], "object", "{}", tool.slug);
         assert!(entry["example"].is_object(), "{}", tool.slug);
     }
+    // Memory routes too have an input schema, an example and a ready call
+    // naming the caller's namespace (discovery_memory_entries.rs holds them
+    // to /openapi.json and sends them).
+    let mut memory = 0;
     for route in tessera_catalog::rest_routes().filter(|r| r.tool.is_none()) {
         let entry = tools.iter().find(|t| t["slug"] == route.id);
         assert!(entry.is_some(), "{} is listed", route.id);
-        assert_eq!(entry.unwrap()["price"], route.price);
+        let entry = entry.unwrap();
+        assert_eq!(entry["price"], route.price);
+        assert_eq!(entry["category"], "memory", "{}", route.id);
+        assert_eq!(entry["inputSchema"]["type"], "object", "{}", route.id);
+        assert!(entry["example"].is_object(), "{}", route.id);
+        let call = entry["call"].as_str().unwrap();
+        assert!(call.starts_with("curl "), "{}: {call}", route.id);
+        assert!(
+            call.contains(" -H 'X-Agent-Id: agent-1'"),
+            "{}: {call}",
+            route.id
+        );
+        memory += 1;
     }
+    assert_eq!(memory, 17);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,10 +1,14 @@
-//! A ready-to-run `curl` line per catalog entry, against a local gateway:
-//! a POST tool with its example as the JSON body, a GET tool with its
-//! example in the path (`{name}` segments) and the query, a memory route
-//! with its method and path.
+//! A ready-to-run `curl` line per catalog entry, against a local gateway
+//! (`make run`: the all-in-one in FREE_MODE on localhost:8080), each with
+//! the entry's example input: a `{name}` of the path is filled from the
+//! example's `name` field, and the other fields are the query of a `GET`
+//! and the JSON body of the others (a POST tool; a memory write). A memory
+//! route's call also names the caller's namespace, `X-Agent-Id: agent-1`
+//! (FREE_MODE's identity; with payments on the payment names it).
 
+use crate::memory_input::{AGENT_HEADER, EXAMPLE_AGENT};
 use serde_json::{Map, Value};
-use tessera_catalog::{Route, When};
+use tessera_catalog::Route;
 use tessera_toolbox::{Method, Tool};
 
 /// Where the call examples send their requests: the gateway's default
@@ -32,48 +36,50 @@ pub fn tool_call(tool: &Tool, example: &Value) -> String {
     }
 }
 
-/// The call of a memory route: its method and path, a `{name}` segment
-/// written `<name>`, and the query parameter that tells it from a sibling.
-pub fn route_call(route: &Route) -> String {
-    let path = placeholder_path(route.path);
-    let query = match route.when {
-        When::QueryHas(name) => format!("?{name}=<{name}>"),
-        When::Always | When::QueryLacks(_) => String::new(),
-    };
-    let url = format!("{BASE_URL}{path}{query}");
+/// The call of the memory route `route` with its example input, in the
+/// namespace [`EXAMPLE_AGENT`]: on a `GET` the fields left after the path
+/// are the query; on the others the JSON body, if any are left (a `DELETE
+/// /agents/{id}/memory/{key}` has none).
+pub fn memory_call(route: &Route, example: &Value) -> String {
+    let mut fields = example.as_object().cloned().unwrap_or_default();
+    let path = fill_path(route.path, &mut fields);
+    let agent = format!("-H '{AGENT_HEADER}: {EXAMPLE_AGENT}'");
     match route.method {
-        tessera_catalog::Method::Get => format!("curl '{url}'"),
-        method => format!("curl -X {method} '{url}'"),
+        tessera_catalog::Method::Get => {
+            let query = query_string(&fields);
+            let separator = if query.is_empty() { "" } else { "?" };
+            format!("curl '{BASE_URL}{path}{separator}{query}' {agent}")
+        }
+        method if fields.is_empty() && method == tessera_catalog::Method::Delete => {
+            format!("curl -X {method} '{BASE_URL}{path}' {agent}")
+        }
+        method => {
+            let body = Value::Object(fields).to_string();
+            format!(
+                "curl -X {method} '{BASE_URL}{path}' {agent} -H 'Content-Type: application/json' -d '{}'",
+                escape_single_quotes(&body)
+            )
+        }
     }
 }
 
 /// `path` with each `{name}` segment replaced by the example's `name`
-/// field (percent-encoded), which then leaves `fields`.
+/// field (percent-encoded; a catch-all `{*name}` keeps its `/`), which then
+/// leaves `fields`.
 fn fill_path(path: &str, fields: &mut Map<String, Value>) -> String {
     path.split('/')
         .map(|segment| {
             let name = segment
                 .strip_prefix('{')
-                .and_then(|rest| rest.strip_suffix('}'))
-                .map(|name| name.trim_start_matches('*'));
-            match name.and_then(|name| fields.remove(name)) {
+                .and_then(|rest| rest.strip_suffix('}'));
+            let catch_all = name.is_some_and(|name| name.starts_with('*'));
+            match name.and_then(|name| fields.remove(name.trim_start_matches('*'))) {
+                Some(value) if catch_all => plain_text(&value)
+                    .split('/')
+                    .map(percent_encode)
+                    .collect::<Vec<_>>()
+                    .join("/"),
                 Some(value) => percent_encode(&plain_text(&value)),
-                None => segment.to_string(),
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
-/// `path` with each `{name}` (or `{*name}`) segment written `<name>`.
-fn placeholder_path(path: &str) -> String {
-    path.split('/')
-        .map(|segment| {
-            match segment
-                .strip_prefix('{')
-                .and_then(|rest| rest.strip_suffix('}'))
-            {
-                Some(name) => format!("<{}>", name.trim_start_matches('*')),
                 None => segment.to_string(),
             }
         })
@@ -188,23 +194,33 @@ mod tests {
     }
 
     #[test]
-    fn a_memory_route_shows_its_method_path_and_telling_query() {
-        let call = |id| route_call(tessera_catalog::route(id).unwrap());
+    fn a_memory_call_sends_its_example_with_the_agent_header() {
+        let call = |id, example: Value| memory_call(tessera_catalog::route(id).unwrap(), &example);
         assert_eq!(
-            call("memory.cas"),
-            "curl -X POST 'http://localhost:8080/api/memory/cas'"
+            call(
+                "memory.cas",
+                json!({"key": "locks/import", "expected": null, "value": "it's"})
+            ),
+            r#"curl -X POST 'http://localhost:8080/api/memory/cas' -H 'X-Agent-Id: agent-1' -H 'Content-Type: application/json' -d '{"expected":null,"key":"locks/import","value":"it'\''s"}'"#
         );
         assert_eq!(
-            call("memory.get"),
-            "curl 'http://localhost:8080/api/memory?key=<key>'"
+            call("memory.get", json!({"key": "a b"})),
+            "curl 'http://localhost:8080/api/memory?key=a%20b' -H 'X-Agent-Id: agent-1'"
         );
         assert_eq!(
-            call("memory.list"),
-            "curl 'http://localhost:8080/api/memory'"
+            call("memory.grants", json!({})),
+            "curl 'http://localhost:8080/api/memory/grants' -H 'X-Agent-Id: agent-1'"
         );
         assert_eq!(
-            call("agents.memory.put"),
-            "curl -X PUT 'http://localhost:8080/agents/<id>/memory/<key>'"
+            call(
+                "agents.memory.put",
+                json!({"id": "agent-1", "key": "a/b c", "value": 1})
+            ),
+            r#"curl -X PUT 'http://localhost:8080/agents/agent-1/memory/a/b%20c' -H 'X-Agent-Id: agent-1' -H 'Content-Type: application/json' -d '{"value":1}'"#
+        );
+        assert_eq!(
+            call("agents.memory.delete", json!({"id": "agent-1", "key": "notes"})),
+            "curl -X DELETE 'http://localhost:8080/agents/agent-1/memory/notes' -H 'X-Agent-Id: agent-1'"
         );
     }
 }

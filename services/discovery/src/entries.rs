@@ -2,13 +2,17 @@
 //! the catalog's order (memory's routes, then every tool), built once.
 //!
 //! A tool's entry carries its toolbox declaration (name, description,
-//! category, tags, input schema, example input). A memory route has no
-//! declaration of its own: its name is its summary, its description the
-//! catalog's, its category `memory`, its tags the words of its id and
-//! summary, and it has no input schema or example.
+//! category, tags, input schema, example input). A memory route's name is
+//! its summary, its description the catalog's, its category `memory`, its
+//! tags the words of its id and summary, and its input schema and example
+//! are declared in [`crate::memory_input`] (held to the gateway's
+//! `/openapi.json` by a test). Every entry's `call` is a ready `curl` line
+//! with the example ([`call`]); a memory route's names the namespace with
+//! `X-Agent-Id`.
 
 use crate::call;
 use crate::index::Document;
+use crate::memory_input::{self, MemoryInput};
 use crate::tokens;
 use serde::Serialize;
 use serde_json::Value;
@@ -35,11 +39,12 @@ pub struct Entry {
     pub method: &'static str,
     /// The path pattern the gateway serves it on; `{name}` is a parameter.
     pub route: &'static str,
-    /// The input's JSON Schema; null for a memory route.
+    /// The input's JSON Schema: a JSON object whose properties are the
+    /// path's `{name}`s and the query (GET) or the JSON body's fields.
     pub input_schema: Value,
-    /// An input it accepts; null for a memory route.
+    /// An input it accepts.
     pub example: Value,
-    /// A `curl` line calling it on a local gateway.
+    /// A `curl` line calling it with the example on a local gateway.
     pub call: String,
 }
 
@@ -65,7 +70,9 @@ impl Entry {
         }
     }
 
-    /// The entry of a memory route.
+    /// The entry of a memory route, with the input
+    /// [`memory_input::input`] declares for it (none: null schema and
+    /// example, which a test forbids).
     pub fn of_memory_route(route: &Route) -> Entry {
         let mut tags = tokens::words(route.id);
         for word in tokens::words(route.summary) {
@@ -73,6 +80,11 @@ impl Entry {
                 tags.push(word);
             }
         }
+        let MemoryInput { schema, example } =
+            memory_input::input(route.id).unwrap_or(MemoryInput {
+                schema: Value::Null,
+                example: Value::Null,
+            });
         Entry {
             slug: route.id.to_string(),
             name: capitalized(route.summary),
@@ -82,9 +94,9 @@ impl Entry {
             price: route.price,
             method: route.method.as_str(),
             route: route.path,
-            input_schema: Value::Null,
-            example: Value::Null,
-            call: call::route_call(route),
+            call: call::memory_call(route, &example),
+            input_schema: schema,
+            example,
         }
     }
 
@@ -181,11 +193,35 @@ mod tests {
         assert_eq!(entry.tags, ["memory", "cas", "compare", "swap", "key"]);
         assert_eq!((entry.price, entry.method), (1000, "POST"));
         assert_eq!(entry.route, "/api/memory/cas");
-        assert!(entry.input_schema.is_null() && entry.example.is_null());
+        let declared = memory_input::input("memory.cas").unwrap();
+        assert_eq!(entry.input_schema, declared.schema);
+        assert_eq!(entry.example, declared.example);
         assert_eq!(
             entry.call,
-            "curl -X POST 'http://localhost:8080/api/memory/cas'"
+            r#"curl -X POST 'http://localhost:8080/api/memory/cas' -H 'X-Agent-Id: agent-1' -H 'Content-Type: application/json' -d '{"expected":null,"key":"locks/import","ttlSeconds":60,"value":"agent-1"}'"#
         );
+    }
+
+    #[test]
+    fn every_memory_entry_has_a_schema_an_example_and_a_call_naming_the_agent() {
+        let memory: Vec<&Entry> = entries()
+            .iter()
+            .filter(|entry| entry.category == MEMORY_CATEGORY)
+            .collect();
+        assert_eq!(memory.len(), 17);
+        for entry in memory {
+            assert_eq!(entry.input_schema["type"], "object", "{}", entry.slug);
+            assert!(entry.example.is_object(), "{}", entry.slug);
+            assert!(
+                entry.call.contains(" -H 'X-Agent-Id: agent-1'"),
+                "{}: {}",
+                entry.slug,
+                entry.call
+            );
+            // Every path parameter is filled.
+            let url = entry.call.split(" -H ").next().unwrap();
+            assert!(!url.contains('{'), "{}: {url}", entry.slug);
+        }
     }
 
     #[test]

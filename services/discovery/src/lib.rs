@@ -38,6 +38,7 @@ pub mod health;
 pub mod index;
 pub mod injection;
 pub mod listing;
+mod memory_input;
 pub mod probe;
 pub mod query;
 pub mod quote;

@@ -296,9 +296,16 @@ mod tests {
             .collect();
         for route in &memory {
             let tool = tools.iter().find(|tool| tool.slug == route.id).unwrap();
-            assert_eq!(tool.input_schema_json, "");
-            assert_eq!(tool.example_json, "");
+            let schema: serde_json::Value = serde_json::from_str(&tool.input_schema_json).unwrap();
+            assert_eq!(schema["type"], "object", "{}", route.id);
+            let example: serde_json::Value = serde_json::from_str(&tool.example_json).unwrap();
+            assert!(example.is_object(), "{}", route.id);
             assert!(tool.call.contains(route.path.split('{').next().unwrap()));
+            assert!(
+                tool.call.contains("-H 'X-Agent-Id: agent-1'"),
+                "{}",
+                tool.call
+            );
             assert_eq!(tool.category, "memory");
             assert_eq!(tool.price, route.price.to_string());
             assert_eq!(tool.method, route.method.as_str());
