@@ -6,8 +6,9 @@
 //   await chain.stop();
 //
 // Run directly (`node tests/chain/anvil.mjs [--port N]`) it starts a chain,
-// deploys the token, mints 1,000 USDC to the buyer, prints one JSON line
-// ({rpcUrl, chainId, token, deployer, buyer, payTo}) and runs until killed.
+// deploys the token and the batch contract (at Multicall3's address), mints
+// 1,000 USDC to the buyer, prints one JSON line ({rpcUrl, chainId, token,
+// deployer, buyer, payTo}) and runs until killed.
 import { spawn } from "node:child_process";
 import { accessSync, chmodSync, constants, readFileSync } from "node:fs";
 import { createServer } from "node:net";
@@ -146,6 +147,19 @@ export async function send({ publicClient, walletClient }, address, functionName
   return receipt;
 }
 
+/** Multicall3's address on Base and most chains: the facilitator batches there. */
+export const MULTICALL3 = "0xcA11bde05977b3631167028862bE2a173976CA11";
+
+/**
+ * Puts our BatchCall (Multicall3's `aggregate3`) at Multicall3's canonical
+ * address, so the facilitator batches settlements here as on Base.
+ */
+export async function installBatchCall(c) {
+  const deployed = await deploy(c, "BatchCall");
+  const code = await c.publicClient.getCode({ address: deployed });
+  await c.publicClient.request({ method: "anvil_setCode", params: [MULTICALL3, code] });
+}
+
 /**
  * Starts anvil, deploys TesseraUSD("USDC", "2") from DEPLOYER and mints
  * `mint` ({address: atomic units}). `stop()` ends anvil.
@@ -155,6 +169,7 @@ export async function startChain({ port, mint = {} } = {}) {
   try {
     const c = clients(anvil.rpcUrl);
     const token = await deploy(c, "TesseraUSD", [TOKEN_NAME, TOKEN_VERSION]);
+    await installBatchCall(c);
     for (const [to, amount] of Object.entries(mint)) await send(c, token, "mint", [to, BigInt(amount)]);
     const balanceOf = (who) =>
       c.publicClient.readContract({ address: token, abi: TOKEN_ABI, functionName: "balanceOf", args: [who] });
