@@ -38,7 +38,7 @@
 //!
 //! **Ownership.** The worker owns the transaction: a request that stops
 //! waiting (its client went away) does not stop or change the batch, and
-//! the authorization stays claimed ([`crate::settle`]'s in-flight set)
+//! the authorization stays claimed ([`crate::in_flight`])
 //! until its outcome is known.
 //!
 //! Without code at the batch contract at start (or with
@@ -74,8 +74,8 @@ use tessera_x402::reason;
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::time::Instant;
 
+use crate::in_flight::InFlight;
 use crate::send::{Failure, Sender};
-use crate::settle::InFlight;
 use crate::verify::Verified;
 use crate::Settler;
 

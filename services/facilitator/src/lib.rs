@@ -45,6 +45,7 @@ pub mod batch;
 pub mod config;
 pub mod grpc;
 pub mod http;
+mod in_flight;
 pub mod nonces;
 mod send;
 pub mod settle;
@@ -92,7 +93,7 @@ pub struct Facilitator {
     /// Authorizations being settled now, as (token, from, nonce): a second
     /// settle of the same one is refused instead of sending a transaction
     /// that could only revert.
-    in_flight: settle::InFlightSet,
+    in_flight: in_flight::InFlightSet,
 }
 
 /// Why a facilitator could not start.

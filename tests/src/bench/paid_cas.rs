@@ -176,21 +176,7 @@ impl PaidCas {
         let pay_to = chain.pay_to;
         let before = chain.balance_of(pay_to).await;
         let settled_before = self.shared.settled.load(Ordering::SeqCst);
-        let mut outcome = run_shared(
-            name,
-            settings,
-            &self.shared,
-            |shared, client, call| async move {
-                let requests = &shared.clients[client];
-                let body = if call.is_multiple_of(2) {
-                    &requests.acquire
-                } else {
-                    &requests.release
-                };
-                paid_cas(&shared, client, body).await
-            },
-        )
-        .await;
+        let mut outcome = self.lock_pairs(name, settings).await;
         let after = chain.balance_of(pay_to).await;
         let settled = self.shared.settled.load(Ordering::SeqCst) - settled_before;
         let price: U256 = self.price().parse().expect("the price is a number");
@@ -211,6 +197,26 @@ impl PaidCas {
         outcome
     }
 
+    /// Lock acquire and release pairs on each client's own key, every call
+    /// paid.
+    async fn lock_pairs(&self, name: &str, settings: &Settings) -> Outcome {
+        run_shared(
+            name,
+            settings,
+            &self.shared,
+            |shared, client, call| async move {
+                let requests = &shared.clients[client];
+                let body = if call.is_multiple_of(2) {
+                    &requests.acquire
+                } else {
+                    &requests.release
+                };
+                paid_cas(&shared, client, body).await
+            },
+        )
+        .await
+    }
+
     /// The async case: calls answered pending, then the queue drained and
     /// what settlement cost read from the ledger and the receipts. Every
     /// served call must end settled and payTo must have received exactly
@@ -229,21 +235,7 @@ impl PaidCas {
             .fetch_one(&pool)
             .await
             .expect("the ledger answers");
-        let mut outcome = run_shared(
-            name,
-            settings,
-            &self.shared,
-            |shared, client, call| async move {
-                let requests = &shared.clients[client];
-                let body = if call.is_multiple_of(2) {
-                    &requests.acquire
-                } else {
-                    &requests.release
-                };
-                paid_cas(&shared, client, body).await
-            },
-        )
-        .await;
+        let mut outcome = self.lock_pairs(name, settings).await;
 
         let answered = tokio::time::Instant::now();
         let unfinished = "SELECT count(*) FROM payments WHERE payer = ANY($1) AND created_at >= $2::timestamptz
