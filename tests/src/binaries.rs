@@ -186,6 +186,14 @@ impl Process {
         }
     }
 
+    /// SIGKILL, as a crash: no handler runs, nothing in flight finishes or
+    /// is flushed. Returns once it is gone; its output stays readable.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+
     /// SIGTERM, then waits for it to exit (a graceful stop flushes its
     /// spans), killing it after `within`.
     pub async fn stop(&mut self, within: Duration) {

@@ -144,11 +144,29 @@ impl Facilitator {
             .await
             .ok()?;
         let Some(hash) = spender else {
-            return Some(answer(
-                false,
-                String::new(),
-                Some("the authorization was cancelled".into()),
-            ));
+            // `authorizationState` is read at the pending block: a spend
+            // still in the pool (a batch sent before a restart) shows as
+            // used with no mined log yet. Only a mined cancellation is final.
+            let cancelled = self
+                .chain
+                .authorization_canceller(token, from, nonce)
+                .await
+                .ok()?;
+            if cancelled.is_some() {
+                return Some(answer(
+                    false,
+                    String::new(),
+                    Some("the authorization was cancelled".into()),
+                ));
+            }
+            return Some(SettleResponse {
+                error_reason: Some(reason::UNEXPECTED_SETTLE_ERROR.to_string()),
+                error_message: Some(
+                    "the authorization's nonce is spent by a transaction not mined yet: settle again later"
+                        .into(),
+                ),
+                ..answer(false, String::new(), None)
+            });
         };
         let receipt = self.chain.receipt(hash).await.ok()??;
         let paid =

@@ -550,10 +550,13 @@ impl Ledger {
         timed("ledger_get", statement).await
     }
 
-    /// Takes a pending payment, or one whose settler died mid-way, for a retry.
-    pub async fn claim_for_retry(&self, id: &str) -> Result<Option<Settleable>> {
-        self.claim(id, "(status = 'pending' OR (status = 'settling' AND updated_at < now() - interval '2 minutes'))")
-            .await
+    /// Takes a pending payment, or one whose settler died mid-way (settling
+    /// for more than `stale_after` seconds), for a retry.
+    pub async fn claim_for_retry(&self, id: &str, stale_after: u64) -> Result<Option<Settleable>> {
+        let condition = format!(
+            "(status = 'pending' OR (status = 'settling' AND updated_at < now() - make_interval(secs => {stale_after})))"
+        );
+        self.claim(id, &condition).await
     }
 
     async fn claim(&self, id: &str, condition: &str) -> Result<Option<Settleable>> {
@@ -596,15 +599,17 @@ impl Ledger {
             .collect())
     }
 
-    /// Payments whose settlement is pending, or whose settler died mid-way.
-    pub async fn due_for_retry(&self, limit: i64) -> Result<Vec<String>> {
+    /// Payments whose settlement is pending, or whose settler died mid-way
+    /// (settling for more than `stale_after` seconds).
+    pub async fn due_for_retry(&self, limit: i64, stale_after: u64) -> Result<Vec<String>> {
         let statement = sqlx::query(
             "SELECT id FROM payments
              WHERE status = 'pending'
-                OR (status = 'settling' AND updated_at < now() - interval '2 minutes')
+                OR (status = 'settling' AND updated_at < now() - make_interval(secs => $2::float8))
              ORDER BY updated_at LIMIT $1",
         )
         .bind(limit)
+        .bind(stale_after as f64)
         .fetch_all(&self.pool);
         let rows = timed("ledger_due", statement).await?;
         Ok(rows.iter().map(|row| row.get("id")).collect())

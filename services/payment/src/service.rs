@@ -772,8 +772,11 @@ impl Payments {
                 attempted += 1;
             }
         }
-        for id in self.ledger.due_for_retry(32).await? {
-            if let Some(settleable) = self.ledger.claim_for_retry(&id).await? {
+        // A live settlement ends within the settle timeout: one settling
+        // longer lost its settler (a stopped process), and its
+        // authorization expires soon after, so it is taken at once.
+        for id in self.ledger.due_for_retry(32, after).await? {
+            if let Some(settleable) = self.ledger.claim_for_retry(&id, after).await? {
                 let settled = self.settle_claimed(&id, settleable, true).await?;
                 tracing::info!(payment_id = %id, success = settled.response.success, pending = settled.pending, "retried a pending settlement");
                 attempted += 1;

@@ -217,7 +217,7 @@ impl Chain {
     }
 
     /// The transaction that spent `authorizer`'s EIP-3009 `nonce` on
-    /// `token` (its `AuthorizationUsed` log), if any did.
+    /// `token` (its `AuthorizationUsed` log), if a mined one did.
     pub async fn authorization_spender(
         &self,
         token: Address,
@@ -225,9 +225,45 @@ impl Chain {
         nonce: B256,
     ) -> Result<Option<B256>, ChainError> {
         use alloy::sol_types::SolEvent;
+        self.nonce_log(
+            token,
+            IEip3009Token::AuthorizationUsed::SIGNATURE_HASH,
+            authorizer,
+            nonce,
+        )
+        .await
+    }
+
+    /// The transaction that cancelled `authorizer`'s EIP-3009 `nonce` on
+    /// `token` (its `AuthorizationCanceled` log), if a mined one did.
+    pub async fn authorization_canceller(
+        &self,
+        token: Address,
+        authorizer: Address,
+        nonce: B256,
+    ) -> Result<Option<B256>, ChainError> {
+        use alloy::sol_types::SolEvent;
+        self.nonce_log(
+            token,
+            IEip3009Token::AuthorizationCanceled::SIGNATURE_HASH,
+            authorizer,
+            nonce,
+        )
+        .await
+    }
+
+    /// The transaction of the first mined `event(authorizer, nonce)` log of
+    /// `token`.
+    async fn nonce_log(
+        &self,
+        token: Address,
+        event: B256,
+        authorizer: Address,
+        nonce: B256,
+    ) -> Result<Option<B256>, ChainError> {
         let filter = alloy::rpc::types::Filter::new()
             .address(token)
-            .event_signature(IEip3009Token::AuthorizationUsed::SIGNATURE_HASH)
+            .event_signature(event)
             .topic1(authorizer.into_word())
             .topic2(nonce)
             .from_block(0);

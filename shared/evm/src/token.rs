@@ -34,6 +34,7 @@ sol! {
         ) external;
         function authorizationState(address authorizer, bytes32 nonce) external view returns (bool);
         event AuthorizationUsed(address indexed authorizer, bytes32 indexed nonce);
+        event AuthorizationCanceled(address indexed authorizer, bytes32 indexed nonce);
         event Transfer(address indexed from, address indexed to, uint256 value);
         function balanceOf(address account) external view returns (uint256);
         function name() external view returns (string);

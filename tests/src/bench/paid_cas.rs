@@ -268,14 +268,15 @@ impl PaidCas {
             .filter(|(status, _)| status == "settled")
             .filter_map(|(_, tx)| tx.as_deref())
             .collect();
-        let not_settled = rows.len() - settled.len();
-        if left != 0 || not_settled > 0 {
-            outcome.error(not_settled as u64, || {
-                format!(
-                    "{not_settled} of {} served payments not settled after {:.1} s",
-                    rows.len(),
-                    drained.as_secs_f64()
-                )
+        // Settling slower than the calls came is the case's finding, not
+        // an error: only a payment that ended unpaid is.
+        let unpaid = rows
+            .iter()
+            .filter(|(status, _)| ["failed", "cancelled", "rejected"].contains(&status.as_str()))
+            .count();
+        if unpaid > 0 {
+            outcome.error(unpaid as u64, || {
+                format!("{unpaid} of {} served payments ended unpaid", rows.len())
             });
         }
         let mut per_tx: HashMap<&str, u64> = HashMap::new();
@@ -298,13 +299,18 @@ impl PaidCas {
         let items = settled.len() as u64;
         let expected = U256::from(items) * price;
         let received = after - before;
-        let verdict = if received == expected {
-            "exact"
+        let verdict = if left != 0 {
+            format!(
+                "not drained, {left} of {} still queued or settling (no exactness check)",
+                rows.len()
+            )
+        } else if received == expected {
+            "exact".to_string()
         } else {
             outcome.error(1, || {
                 format!("payTo received {received}, not {items} settled × {price} = {expected}")
             });
-            "MISMATCH"
+            "MISMATCH".to_string()
         };
         let per_item = |total: f64| {
             if items == 0 {
@@ -315,15 +321,16 @@ impl PaidCas {
         };
         self.note = Some(format!(
             "{name} settlement (batch max {}): {items} payments settled in {} transactions \
-             over {} blocks, drained {:.1} s after the last answer: {:.1} items per block, \
-             {:.3} transactions per item, {:.0} gas per item; payTo received {received} = \
-             {items} × {price}: {verdict}",
+             over {} blocks ({:.1} items/s over the {:.1} s after the last answer): {:.1} items \
+             per block, {:.3} transactions per item, {:.0} gas per item; payTo received \
+             {received} = {items} × {price}: {verdict}",
             self.shared
                 .variant
                 .batch_max
                 .map_or("default".to_string(), |max| max.to_string()),
             per_tx.len(),
             blocks.len(),
+            items as f64 / (settings.seconds as f64 + drained.as_secs_f64()),
             drained.as_secs_f64(),
             items as f64 / blocks.len().max(1) as f64,
             per_item(per_tx.len() as f64),
@@ -334,7 +341,7 @@ impl PaidCas {
 }
 
 /// How long an async case waits for its queue to drain.
-const DRAIN_AT_MOST: Duration = Duration::from_secs(120);
+const DRAIN_AT_MOST: Duration = Duration::from_secs(45);
 
 /// One paid `POST /api/memory/cas` from `client`'s wallet with `body`.
 async fn paid_cas(shared: &Shared, client: usize, body: &[u8]) -> anyhow::Result<()> {
