@@ -154,6 +154,20 @@ impl PaidCas {
         paid_cas(&target.shared, 0, &probe)
             .await
             .context("a sample paid CAS")?;
+        // Settled before the case reads payTo's balance (async answers first).
+        let pool = target.shared.stack.payments.ledger().pool().clone();
+        for _ in 0..300 {
+            let unfinished: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM payments
+                  WHERE status IN ('reserved', 'verified', 'queued', 'settling', 'pending')",
+            )
+            .fetch_one(&pool)
+            .await?;
+            if unfinished == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         if let Some(seconds) = variant.block_seconds {
             target.shared.stack.chain.set_block_time(seconds).await;
         }

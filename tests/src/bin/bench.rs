@@ -464,8 +464,10 @@ struct Targets {
     postgres: Option<Postgres>,
     recover: Option<Eip712Recover>,
     verify: Option<FacilitatorVerify>,
-    /// One paid stack per paid case.
-    paid: Vec<(Case, PaidCas)>,
+    /// What each paid case's settlement check found (each paid case runs
+    /// on a stack of its own, started before it and stopped after it, so
+    /// no stack's pools or settler run during another case).
+    paid_notes: Vec<String>,
     pow: Option<pow::Pow>,
     discovery: Option<discovery::DiscoveryHttp>,
     /// The events-on half of `http-get-off`'s alternating run, for
@@ -485,7 +487,7 @@ impl Targets {
             postgres: None,
             recover: None,
             verify: None,
-            paid: Vec::new(),
+            paid_notes: Vec::new(),
             pow: None,
             discovery: None,
             paired_on: None,
@@ -540,21 +542,7 @@ impl Targets {
                 .context("proof-of-work setup (anvil: make chain-deps)")?;
             targets.pow = Some(pow);
         }
-        for case in settings.cases.iter().copied() {
-            let Some(variant) = case.paid_variant() else {
-                continue;
-            };
-            let paid = PaidCas::setup(settings, variant)
-                .await
-                .with_context(|| format!("{} stack setup (anvil: make chain-deps)", case.name()))?;
-            eprintln!(
-                "  {}: {} buyer wallets minted, CAS price {} units",
-                case.name(),
-                settings.concurrency,
-                paid.price()
-            );
-            targets.paid.push((case, paid));
-        }
+
         Ok(targets)
     }
 
@@ -676,12 +664,28 @@ impl Targets {
             | Case::PaidAsyncB1
             | Case::PaidAsyncB10
             | Case::PaidAsyncB100 => {
-                let (_, paid) = self
-                    .paid
-                    .iter_mut()
-                    .find(|(paid_case, _)| *paid_case == case)
-                    .expect(missing);
-                paid.compare_and_swap(name, settings).await
+                let variant = case.paid_variant().expect("a paid case");
+                let mut paid = match PaidCas::setup(settings, variant).await {
+                    Ok(paid) => paid,
+                    Err(error) => {
+                        let mut outcome = driver::Outcome::empty(std::time::Duration::ZERO);
+                        outcome.error(1, || {
+                            format!("{name} stack setup (anvil: make chain-deps): {error:#}")
+                        });
+                        return outcome;
+                    }
+                };
+                eprintln!(
+                    "  {name}: {} buyer wallets minted, CAS price {} units",
+                    settings.concurrency,
+                    paid.price()
+                );
+                let outcome = paid.compare_and_swap(name, settings).await;
+                self.paid_notes.extend(paid.note.take());
+                drop(paid);
+                // Its pools close and its settler stops before the next case.
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                outcome
             }
         }
     }
@@ -691,7 +695,7 @@ impl Targets {
         self.paired_note
             .iter()
             .cloned()
-            .chain(self.paid.iter().filter_map(|(_, paid)| paid.note.clone()))
+            .chain(self.paid_notes.iter().cloned())
             .collect()
     }
 
@@ -708,7 +712,6 @@ impl Targets {
         if let Some(verify) = self.verify {
             verify.stop().await;
         }
-        drop(self.paid);
         drop(self.pow);
         if let Some(discovery) = self.discovery {
             discovery.stop();
