@@ -973,3 +973,72 @@ async fn a_refusal_is_judged_on_a_fresh_balance_so_a_top_up_counts_at_once() {
     pending_settlement(&incr(&stack, "n", &[header]).await, &me);
     assert_eq!(stack.stored(&me, "n").await.as_deref(), Some("2"));
 }
+
+/// A settlement that outlives the payment service's settle timeout (it
+/// waits behind the facilitator's busy key: batches of 2, a block a second)
+/// is recorded pending and retried while its first attempt still holds the
+/// authorization. The retry follows that attempt instead of being refused
+/// as a replay, so every payment ends settled once and no payer who paid
+/// becomes a debtor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retry_while_the_first_settle_still_waits_for_its_batch_is_not_a_debt() {
+    const CALLS: usize = 12;
+    let stack = PaidStack::start_with(Options {
+        settle_timeout: Duration::from_secs(2),
+        adjust_facilitator: |config| {
+            config.batch =
+                tessera_facilitator::BatchConfig::parse(Some("2"), Some("0"), None).unwrap();
+        },
+        ..async_mode()
+    })
+    .await;
+    stack.chain.set_block_time(1).await;
+    let buyers = stack.chain.buyers.clone();
+    let pay_to_before = stack.balance(stack.chain.pay_to).await;
+
+    let mut ids = Vec::new();
+    for i in 0..CALLS {
+        let buyer = &buyers[i % buyers.len()];
+        let (header, _) = payment(&stack, buyer);
+        let reply = incr(&stack, "n", &[header]).await;
+        ids.push(pending_settlement(&reply, &namespace(buyer)));
+    }
+    let ledger = stack.payments.ledger();
+    let started = std::time::Instant::now();
+    let mut retried = 0;
+    loop {
+        retried += stack.payments.retry_pending().await.unwrap();
+        let mut open = 0;
+        for id in &ids {
+            let (status, _) = ledger.status(id).await.unwrap().unwrap();
+            assert_ne!(status, "failed", "{id}: a payer who paid became a debtor");
+            open += usize::from(status != "settled");
+        }
+        if open == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "{open} payments still unsettled"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        retried > 0,
+        "some settlement outlived the settle timeout and was retried"
+    );
+    for buyer in &buyers {
+        let me = namespace(buyer);
+        let account = ledger.account(&account_of(&stack, &me)).await.unwrap();
+        let paid = U256::from(PRICE * (CALLS / buyers.len()) as u64);
+        assert_eq!(
+            (account.outstanding, account.settled_total, account.debt),
+            (U256::ZERO, paid, U256::ZERO),
+            "{me}"
+        );
+    }
+    assert_eq!(
+        stack.balance(stack.chain.pay_to).await,
+        pay_to_before + U256::from(PRICE * CALLS as u64)
+    );
+}

@@ -531,6 +531,132 @@ async fn a_restart_continues_each_keys_nonces() {
     assert_eq!(chain.balance_of(chain.pay_to).await, U256::from(22 * PRICE));
 }
 
+/// Waits until `key` has sent `count` transactions (mined or in the pool).
+async fn until_sent(chain: &Chain, key: Address, count: u64) {
+    let started = Instant::now();
+    while chain
+        .provider()
+        .get_transaction_count(key)
+        .pending()
+        .await
+        .unwrap()
+        < count
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{key} sent fewer than {count}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn spawn_settle(
+    facilitator: &Arc<Facilitator>,
+    payment: &Payment,
+) -> tokio::task::JoinHandle<SettleResponse> {
+    let facilitator = facilitator.clone();
+    let request = payment.facilitator_request();
+    tokio::spawn(async move { facilitator.settle(&request).await })
+}
+
+/// A settle of an authorization already waiting for its batch (a retry
+/// whose first attempt is still queued behind a busy key) follows the first
+/// and answers its transaction, instead of failing as a replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_settle_of_a_waiting_authorization_answers_the_first_ones_outcome() {
+    let chain = Chain::start_with_buyers(2).await;
+    chain.install_batch_call().await;
+    let facilitator = Arc::new(
+        Facilitator::connect(&chain.facilitator_config())
+            .await
+            .unwrap(),
+    );
+    let payments = payments(&chain, 2);
+    // The only key is kept busy: its transaction waits in the pool.
+    chain.set_automine(false).await;
+    let busy = spawn_settle(&facilitator, &payments[0]);
+    until_sent(&chain, chain.facilitator_key.address(), 1).await;
+    let first = spawn_settle(&facilitator, &payments[1]);
+    until_waiting(&facilitator, 1).await;
+    let again = spawn_settle(&facilitator, &payments[1]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !again.is_finished(),
+        "the second settle waits for the first"
+    );
+    assert_eq!(facilitator.settlements_waiting(), 1, "nothing more queued");
+
+    chain.set_automine(true).await;
+    chain.mine().await;
+    let busy = busy.await.unwrap();
+    assert!(busy.success, "{busy:?}");
+    let (first, again) = (first.await.unwrap(), again.await.unwrap());
+    assert!(first.success, "{first:?}");
+    assert!(again.success, "{again:?}");
+    assert_eq!(again.transaction, first.transaction);
+    assert_eq!(chain.balance_of(chain.pay_to).await, U256::from(2 * PRICE));
+}
+
+/// Two facilitators (replicas) settle one authorization at once, both past
+/// their checks before either sends: the one whose transfer can no longer
+/// succeed (the other spent the nonce) answers the other's transaction, not
+/// a failure (which would make a debtor of a payer who paid).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_that_lost_the_race_to_another_replica_answers_the_winners_transaction() {
+    let chain = Chain::start_with_buyers(3).await;
+    chain.install_batch_call().await;
+    let second_key = chain.new_gas_key().await;
+    let mut second_config = chain.facilitator_config();
+    second_config.settlement_key = Some(SettlementKey::new(second_key.clone()));
+    let replicas = [
+        Arc::new(
+            Facilitator::connect(&chain.facilitator_config())
+                .await
+                .unwrap(),
+        ),
+        Arc::new(Facilitator::connect(&second_config).await.unwrap()),
+    ];
+    let payments = payments(&chain, 3);
+    // Each replica's key is kept busy, so both settles of the shared
+    // payment pass their checks and wait for their batches.
+    chain.set_automine(false).await;
+    let mut busy = Vec::new();
+    for (replica, key) in replicas
+        .iter()
+        .zip([chain.facilitator_key.address(), second_key.address()])
+    {
+        busy.push(spawn_settle(replica, &payments[busy.len()]));
+        until_sent(&chain, key, 1).await;
+    }
+    let shared = &payments[2];
+    let settles: Vec<_> = replicas
+        .iter()
+        .map(|replica| spawn_settle(replica, shared))
+        .collect();
+    for replica in &replicas {
+        until_waiting(replica, 1).await;
+    }
+    chain.set_automine(true).await;
+    chain.mine().await;
+    for busy in busy {
+        let busy = busy.await.unwrap();
+        assert!(busy.success, "{busy:?}");
+    }
+    let mut answers = Vec::new();
+    for settle in settles {
+        answers.push(settle.await.unwrap());
+    }
+    assert!(answers.iter().all(|a| a.success), "{answers:?}");
+    assert_eq!(answers[0].transaction, answers[1].transaction);
+    let winner = chain.receipt(hash_of(&answers[0])).await.unwrap();
+    assert!(authorization_paid(
+        winner.logs(),
+        chain.token,
+        &shared.authorization
+    ));
+    assert_eq!(chain.balance_of(chain.pay_to).await, U256::from(3 * PRICE));
+}
+
 /// (e) No code at the batch contract: a warning, and every settle sends its
 /// own transaction, all at once, and succeeds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

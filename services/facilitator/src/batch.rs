@@ -212,7 +212,7 @@ struct Item {
 impl Item {
     fn answer(self, outcome: Result<B256, Failure>) {
         let Item { claim, reply, .. } = self;
-        drop(claim);
+        claim.finish(&outcome);
         // The request may have stopped waiting: the outcome is then only
         // on chain (a settle again reconciles with it).
         let _ = reply.send(outcome);

@@ -6,9 +6,9 @@
 //! |---|---|---|---|
 //! | mined: status 1 when sent alone; in a batch, the receipt has this authorization's `AuthorizationUsed` and `Transfer` logs | true | - | tx hash |
 //! | a check failed (incl. a spent nonce: replay) | false | the verify reason | "" |
-//! | the same authorization is being settled by a concurrent request | false | `invalid_transaction_state` | "" |
+//! | the same authorization is being settled by a concurrent request | as that request's | | |
 //! | the transfer would revert (gas estimate, sent alone) | false | `invalid_transaction_state` | "" |
-//! | mined, reverted; or mined in a batch without this authorization's transfer (it failed alone) | false | `invalid_transaction_state` | tx hash |
+//! | mined, reverted; or mined in a batch without this authorization's transfer (it failed alone), and its nonce is not spent by another transaction that paid it | false | `invalid_transaction_state` | tx hash |
 //! | sent, no receipt within the timeout, or the node's answer to the send was lost | false | `unexpected_settle_error` | tx hash: **may still be mined** |
 //! | no settling key, chain unreachable before sending, node refused the tx | false | `unexpected_settle_error` | "" |
 //!
@@ -22,7 +22,7 @@ use std::sync::atomic::Ordering;
 use tessera_x402::facilitator::{FacilitatorRequest, SettleResponse};
 use tessera_x402::reason;
 
-use crate::in_flight::InFlight;
+use crate::in_flight::{Claim, InFlight};
 use crate::send::Failure;
 use crate::verify::{unix_now, Simulate, Verified};
 use crate::Facilitator;
@@ -59,12 +59,26 @@ impl Facilitator {
         let network = self.network_label(verified.x402_version);
         let amount = Some(verified.authorization.value.to_string());
         let outcome = match InFlight::claim(&self.in_flight, &verified) {
-            Some(claim) => self.settle_verified(&verified, claim).await,
-            None => Err(Failure::new(
-                reason::INVALID_TRANSACTION_STATE,
-                "this authorization is being settled by another request",
-            )),
+            Claim::Held(claim) => self.settle_verified(&verified, claim).await,
+            Claim::Followed(first) => {
+                tracing::info!(%payer, "settle: already being settled; answering that settlement's outcome");
+                first.outcome().await
+            }
         };
+        if let Err(failure) = &outcome {
+            if failure.reason == reason::INVALID_TRANSACTION_STATE {
+                // Failed on chain: if another settlement (another replica,
+                // a retry) spent the nonce meanwhile and paid this payment,
+                // or may still, that one is the answer.
+                if let Some(reconciled) = self.reconcile(request).await {
+                    let unknown =
+                        reconciled.error_reason.as_deref() == Some(reason::UNEXPECTED_SETTLE_ERROR);
+                    if reconciled.success || unknown {
+                        return reconciled;
+                    }
+                }
+            }
+        }
         match outcome {
             Ok(hash) => {
                 tracing::info!(%payer, tx = %hash, value = %verified.authorization.value, "settled");
@@ -201,7 +215,7 @@ impl Facilitator {
         let turn = self.next_settler.fetch_add(1, Ordering::Relaxed) % self.settlers.len();
         let outcome =
             crate::batch::settle_alone(&self.sender, &self.settlers[turn], verified).await;
-        drop(claim);
+        claim.finish(&outcome);
         outcome
     }
 }

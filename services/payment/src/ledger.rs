@@ -599,34 +599,52 @@ impl Ledger {
             .collect())
     }
 
-    /// Payments whose settlement is pending, or whose settler died mid-way
-    /// (settling for more than `stale_after` seconds).
-    pub async fn due_for_retry(&self, limit: i64, stale_after: u64) -> Result<Vec<String>> {
+    /// Payments of `scope` whose settlement is pending, or whose settler
+    /// died mid-way (settling for more than `stale_after` seconds).
+    pub async fn due_for_retry(
+        &self,
+        scope: &Scope,
+        limit: i64,
+        stale_after: u64,
+    ) -> Result<Vec<String>> {
         let statement = sqlx::query(
             "SELECT id FROM payments
-             WHERE status = 'pending'
-                OR (status = 'settling' AND updated_at < now() - make_interval(secs => $2::float8))
+             WHERE (status = 'pending'
+                    OR (status = 'settling'
+                        AND updated_at < now() - make_interval(secs => $2::float8)))
+               AND network = $3 AND asset = $4 AND lower(pay_to) = $5
              ORDER BY updated_at LIMIT $1",
         )
         .bind(limit)
         .bind(stale_after as f64)
+        .bind(&scope.network)
+        .bind(scope.asset.to_ascii_lowercase())
+        .bind(scope.pay_to.to_ascii_lowercase())
         .fetch_all(&self.pool);
         let rows = timed("ledger_due", statement).await?;
         Ok(rows.iter().map(|row| row.get("id")).collect())
     }
 
-    /// Payments left `reserved` or `verified` for longer than
+    /// Payments of `scope` left `reserved` or `verified` for longer than
     /// `older_than_secs`: whoever was driving them (the payment service
     /// between reserving and answering, the gateway between verifying and
     /// settling) stopped. Oldest first, at most 32.
-    pub async fn orphans(&self, older_than_secs: u64) -> Result<Vec<(String, String)>> {
+    pub async fn orphans(
+        &self,
+        scope: &Scope,
+        older_than_secs: u64,
+    ) -> Result<Vec<(String, String)>> {
         let statement = sqlx::query(
             "SELECT id, status FROM payments
               WHERE status IN ('reserved', 'verified')
                 AND updated_at < now() - make_interval(secs => $1)
+                AND network = $2 AND asset = $3 AND lower(pay_to) = $4
               ORDER BY updated_at LIMIT 32",
         )
         .bind(older_than_secs as f64)
+        .bind(&scope.network)
+        .bind(scope.asset.to_ascii_lowercase())
+        .bind(scope.pay_to.to_ascii_lowercase())
         .fetch_all(&self.pool);
         let rows = timed("ledger_orphans", statement).await?;
         Ok(rows

@@ -748,7 +748,7 @@ impl Payments {
     pub async fn retry_pending(&self) -> Result<usize> {
         let after = self.orphaned_after();
         let mut attempted = 0;
-        for (id, status) in self.ledger.orphans(after).await? {
+        for (id, status) in self.ledger.orphans(&self.scope, after).await? {
             if status == "reserved" {
                 let released = self
                     .ledger
@@ -775,7 +775,7 @@ impl Payments {
         // A live settlement ends within the settle timeout: one settling
         // longer lost its settler (a stopped process), and its
         // authorization expires soon after, so it is taken at once.
-        for id in self.ledger.due_for_retry(32, after).await? {
+        for id in self.ledger.due_for_retry(&self.scope, 32, after).await? {
             if let Some(settleable) = self.ledger.claim_for_retry(&id, after).await? {
                 let settled = self.settle_claimed(&id, settleable, true).await?;
                 tracing::info!(payment_id = %id, success = settled.response.success, pending = settled.pending, "retried a pending settlement");
