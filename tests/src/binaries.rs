@@ -2,6 +2,7 @@
 //! process, configured by its environment, its output kept in a file, killed
 //! when dropped.
 
+use crate::chain::{Chain, NETWORK, TOKEN_NAME, TOKEN_VERSION};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -87,6 +88,45 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// The facilitator binary's environment on `chain`: its RPC and key, its
+/// HTTP address on `http_port` and its gRPC address on a free port.
+pub fn facilitator_vars(chain: &Chain, http_port: u16) -> Vec<(&'static str, String)> {
+    vec![
+        ("FACILITATOR_RPC_URL", chain.rpc_url.clone()),
+        (
+            "FACILITATOR_PRIVATE_KEY",
+            format!("{}", chain.facilitator_key.to_bytes()),
+        ),
+        ("FACILITATOR_HTTP_ADDR", format!("127.0.0.1:{http_port}")),
+        (
+            "FACILITATOR_GRPC_ADDR",
+            format!("127.0.0.1:{}", free_port()),
+        ),
+    ]
+}
+
+/// The payment binary's environment on `chain`: its gRPC address on
+/// `grpc_port`, its ledger at `database_url`, the facilitator at
+/// `facilitator_url`, and the chain's payTo, token and RPC.
+pub fn payment_vars(
+    chain: &Chain,
+    grpc_port: u16,
+    database_url: String,
+    facilitator_url: String,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("PAYMENT_GRPC_ADDR", format!("127.0.0.1:{grpc_port}")),
+        ("DATABASE_URL", database_url),
+        ("FACILITATOR_URL", facilitator_url),
+        ("PAYMENT_PAY_TO", chain.pay_to.to_checksum(None)),
+        ("PAYMENT_NETWORK", NETWORK.into()),
+        ("PAYMENT_ASSET", chain.token.to_checksum(None)),
+        ("PAYMENT_ASSET_NAME", TOKEN_NAME.into()),
+        ("PAYMENT_ASSET_VERSION", TOKEN_VERSION.into()),
+        ("PAYMENT_RPC_URL", chain.rpc_url.clone()),
+    ]
 }
 
 /// One running service binary.

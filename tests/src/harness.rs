@@ -282,6 +282,18 @@ pub async fn spawn_gateway(
     Ok(format!("http://{}", config.listen_addr))
 }
 
+/// Serves a FREE_MODE gateway (otherwise default settings) over
+/// [`in_process_backends`] until the process ends; its base URL.
+pub async fn spawn_free_gateway() -> String {
+    let config = tessera_gateway::GatewayConfig {
+        free_mode: true,
+        ..Default::default()
+    };
+    spawn_gateway(config, in_process_backends().await)
+        .await
+        .unwrap()
+}
+
 /// A discovery client calling a discovery service of this process, as the
 /// all-in-one does.
 pub fn discovery_in_process() -> tessera_gateway::DiscoveryClient {

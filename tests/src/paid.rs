@@ -277,6 +277,26 @@ impl PaidStack {
         self.chain.balance_of(address).await
     }
 
+    /// The ledger's key of `payer`'s account in this stack's network and
+    /// token.
+    pub fn account_of(&self, payer: &str) -> tessera_payment::ledger::Account {
+        tessera_payment::ledger::Account {
+            network: NETWORK.into(),
+            asset: format!("{:#x}", self.chain.token),
+            payer: payer.into(),
+        }
+    }
+
+    /// `payer`'s account in this stack's ledger (outstanding, settled_total,
+    /// debt).
+    pub async fn account(&self, payer: &str) -> tessera_payment::ledger::AccountState {
+        self.payments
+            .ledger()
+            .account(&self.account_of(payer))
+            .await
+            .unwrap()
+    }
+
     /// Payment rows this stack's gateway made: their resource is on its URL,
     /// and they are newer than the stack (an earlier test's gateway may have
     /// had the same port).
@@ -335,6 +355,25 @@ pub async fn send(
 /// A base64 JSON header (`PAYMENT-REQUIRED`, `PAYMENT-RESPONSE`), decoded.
 pub fn decode(header: &reqwest::header::HeaderValue) -> serde_json::Value {
     tessera_x402::decode_header(header.to_str().unwrap()).unwrap()
+}
+
+/// The terms `url` quotes: sends it `method` unpaid (with `body`), checks
+/// the answer is a 402, and answers the first `accepts` of its
+/// `PAYMENT-REQUIRED`.
+pub async fn quoted_terms(
+    method: reqwest::Method,
+    url: &str,
+    body: Option<serde_json::Value>,
+) -> tessera_x402::Requirements {
+    let unpaid = send(method, url, body, &[]).await;
+    assert_eq!(
+        unpaid.status,
+        reqwest::StatusCode::PAYMENT_REQUIRED,
+        "{}",
+        unpaid.body
+    );
+    let quote = decode(unpaid.headers.get("payment-required").unwrap());
+    serde_json::from_value(quote["accepts"][0].clone()).unwrap()
 }
 
 /// A signer's namespace: its lower-case 0x address.

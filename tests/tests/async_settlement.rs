@@ -13,7 +13,6 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::time::Duration;
 use tessera_gateway::SettleMode;
-use tessera_payment::ledger::Account;
 use tessera_payment::Settler;
 use tessera_runtime::Shutdown;
 use tessera_tests::chain;
@@ -47,6 +46,25 @@ async fn incr(stack: &PaidStack, key: &str, headers: &[(&str, String)]) -> Reply
         headers,
     )
     .await
+}
+
+/// A call of `memory.incr` on key `n`, paid by `buyer` with a fresh
+/// authorization; its answer.
+async fn paid_incr(stack: &PaidStack, buyer: &PrivateKeySigner) -> Reply {
+    let (header, _) = payment(stack, buyer);
+    incr(stack, "n", &[header]).await
+}
+
+/// Asserts that a call paid by `buyer` (see [`paid_incr`]) is refused
+/// with a 402.
+async fn assert_paid_incr_refused(stack: &PaidStack, buyer: &PrivateKeySigner) {
+    let refused = paid_incr(stack, buyer).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::PAYMENT_REQUIRED,
+        "{}",
+        refused.body
+    );
 }
 
 /// The pending settlement a served call was answered with: checks its x402
@@ -131,14 +149,6 @@ async fn assert_documented(stack: &PaidStack, state: &Value) {
     );
 }
 
-fn account_of(stack: &PaidStack, payer: &str) -> Account {
-    Account {
-        network: chain::NETWORK.into(),
-        asset: format!("{:#x}", stack.chain.token),
-        payer: payer.into(),
-    }
-}
-
 /// How many times the ledger took this payment for settling.
 async fn attempts(stack: &PaidStack, id: &str) -> i32 {
     sqlx::query_scalar("SELECT attempts FROM payments WHERE id = $1")
@@ -146,6 +156,53 @@ async fn attempts(stack: &PaidStack, id: &str) -> i32 {
         .fetch_one(stack.payments.ledger().pool())
         .await
         .unwrap()
+}
+
+/// A stack of `options` with no settler running (queued payments wait
+/// until the test starts one) and a single payer, a new buyer funded with
+/// `funds`: the stack, the payer and its namespace.
+async fn one_payer_without_settler(
+    options: Options,
+    funds: u64,
+) -> (PaidStack, PrivateKeySigner, String) {
+    let stack = PaidStack::start_with(Options {
+        settler: false,
+        buyers: 0,
+        ..options
+    })
+    .await;
+    let buyer = stack.chain.new_buyer(funds).await;
+    let me = namespace(&buyer);
+    (stack, buyer, me)
+}
+
+/// A settler of queued payments that a test started, and the shutdown
+/// that stops it.
+struct StartedSettler {
+    settler: Settler,
+    shutdown: Shutdown,
+}
+
+impl StartedSettler {
+    /// Starts a settler on `stack`'s payment service, settling at most
+    /// `concurrency` at once and looking for queued rows hourly (besides
+    /// when one is queued).
+    fn start(stack: &PaidStack, concurrency: usize) -> StartedSettler {
+        let shutdown = Shutdown::new();
+        let settler = Settler::spawn(
+            stack.payments.clone(),
+            concurrency,
+            Duration::from_secs(3600),
+            shutdown.clone(),
+        );
+        StartedSettler { settler, shutdown }
+    }
+
+    /// Stops the settler and waits until it has returned.
+    async fn stop(self) {
+        self.shutdown.trigger();
+        self.settler.stopped().await;
+    }
 }
 
 fn is_transaction_hash(value: &Value) -> bool {
@@ -212,7 +269,7 @@ async fn a_paid_call_is_answered_before_its_settlement_which_lands_once_in_the_b
     assert_eq!(stack.balance(buyer.address()).await, buyer_before);
     assert!(!stack.chain.authorization_used(buyer.address(), nonce).await);
     let ledger = stack.payments.ledger();
-    let held = ledger.account(&account_of(&stack, &me)).await.unwrap();
+    let held = stack.account(&me).await;
     assert_eq!(held.outstanding, U256::from(PRICE), "still outstanding");
 
     // Released: settled in the background, once.
@@ -238,7 +295,7 @@ async fn a_paid_call_is_answered_before_its_settlement_which_lands_once_in_the_b
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!((rows[0].status.as_str(), rows[0].served), ("settled", true));
     assert_eq!(attempts(&stack, &id).await, 1, "settled exactly once");
-    let account = ledger.account(&account_of(&stack, &me)).await.unwrap();
+    let account = stack.account(&me).await;
     assert_eq!(
         (account.outstanding, account.settled_total, account.debt),
         (U256::ZERO, U256::from(PRICE), U256::ZERO)
@@ -299,7 +356,7 @@ async fn forty_concurrent_calls_from_four_payers_are_each_answered_and_settled_o
         let rows = ledger.payments_of(&me).await.unwrap();
         assert_eq!(rows.len(), PER_PAYER, "{rows:?}");
         assert!(rows.iter().all(|r| r.status == "settled" && r.served));
-        let account = ledger.account(&account_of(&stack, &me)).await.unwrap();
+        let account = stack.account(&me).await;
         assert_eq!(
             (account.outstanding, account.settled_total, account.debt),
             (U256::ZERO, U256::from(PRICE * PER_PAYER as u64), U256::ZERO)
@@ -322,14 +379,7 @@ async fn forty_concurrent_calls_from_four_payers_are_each_answered_and_settled_o
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn queued_payments_count_against_the_payers_means() {
     const AFFORDABLE: u64 = 3;
-    let stack = PaidStack::start_with(Options {
-        settler: false,
-        buyers: 0,
-        ..async_mode()
-    })
-    .await;
-    let buyer = stack.chain.new_buyer(AFFORDABLE * PRICE).await;
-    let me = namespace(&buyer);
+    let (stack, buyer, me) = one_payer_without_settler(async_mode(), AFFORDABLE * PRICE).await;
     let calls: Vec<_> = (0..10)
         .map(|_| {
             let (header, _) = payment(&stack, &buyer);
@@ -358,8 +408,7 @@ async fn queued_payments_count_against_the_payers_means() {
     // Whatever the burst left is still spendable one call at a time, and
     // not a call more, though nothing has settled.
     loop {
-        let (header, _) = payment(&stack, &buyer);
-        let reply = incr(&stack, "n", &[header]).await;
+        let reply = paid_incr(&stack, &buyer).await;
         if reply.status != StatusCode::OK {
             assert_eq!(reply.status, StatusCode::PAYMENT_REQUIRED, "{}", reply.body);
             break;
@@ -372,21 +421,10 @@ async fn queued_payments_count_against_the_payers_means() {
         );
     }
     assert_eq!(served.len(), AFFORDABLE as usize);
-    let held = stack
-        .payments
-        .ledger()
-        .account(&account_of(&stack, &me))
-        .await
-        .unwrap();
+    let held = stack.account(&me).await;
     assert_eq!(held.outstanding, U256::from(PRICE * served.len() as u64));
 
-    let shutdown = Shutdown::new();
-    let settler = Settler::spawn(
-        stack.payments.clone(),
-        2,
-        Duration::from_secs(3600),
-        shutdown.clone(),
-    );
+    let settler = StartedSettler::start(&stack, 2);
     for id in &served {
         assert_eq!(final_state(&stack, id).await["status"], "settled");
     }
@@ -396,8 +434,7 @@ async fn queued_payments_count_against_the_payers_means() {
         U256::from(AFFORDABLE * PRICE),
         "every served call was paid"
     );
-    shutdown.trigger();
-    settler.stopped().await;
+    settler.stop().await;
 }
 
 /// Payments served and queued while no settler ran (the payment service
@@ -437,10 +474,7 @@ async fn queued_payments_left_by_a_stopped_process_are_settled_once_after_a_rest
     }
     let ledger = stack.payments.ledger();
     for buyer in buyers {
-        let held = ledger
-            .account(&account_of(&stack, &namespace(buyer)))
-            .await
-            .unwrap();
+        let held = stack.account(&namespace(buyer)).await;
         assert_eq!(held.outstanding, U256::from(PRICE * (CALLS / 2) as u64));
     }
     assert!(
@@ -470,10 +504,7 @@ async fn queued_payments_left_by_a_stopped_process_are_settled_once_after_a_rest
             stack.balance(buyer.address()).await,
             before - U256::from(PRICE * (CALLS / 2) as u64)
         );
-        let account = ledger
-            .account(&account_of(&stack, &namespace(buyer)))
-            .await
-            .unwrap();
+        let account = stack.account(&namespace(buyer)).await;
         assert_eq!(account.outstanding, U256::ZERO);
         assert_eq!(
             account.settled_total,
@@ -507,8 +538,7 @@ async fn concurrent_claims_never_take_one_queued_payment_twice() {
     let before = stack.balance(buyer.address()).await;
     let mut queued = std::collections::BTreeSet::new();
     for _ in 0..CALLS {
-        let (header, _) = payment(&stack, &buyer);
-        let reply = incr(&stack, "n", &[header]).await;
+        let reply = paid_incr(&stack, &buyer).await;
         queued.insert(pending_settlement(&reply, &me));
     }
 
@@ -563,14 +593,7 @@ async fn concurrent_claims_never_take_one_queued_payment_twice() {
 /// and its next call (async mode or not) is settled before it runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_queued_settlement_that_fails_makes_the_payer_a_debtor_who_then_settles_first() {
-    let stack = PaidStack::start_with(Options {
-        settler: false,
-        buyers: 0,
-        ..async_mode()
-    })
-    .await;
-    let buyer = stack.chain.new_buyer(5_000).await;
-    let me = namespace(&buyer);
+    let (stack, buyer, me) = one_payer_without_settler(async_mode(), 5_000).await;
     let elsewhere = PrivateKeySigner::random().address();
 
     let (header, nonce) = payment(&stack, &buyer);
@@ -582,21 +605,14 @@ async fn a_queued_settlement_that_fails_makes_the_payer_a_debtor_who_then_settle
         .transfer_as(&buyer, elsewhere, U256::from(5_000u64))
         .await;
 
-    let shutdown = Shutdown::new();
-    let settler = Settler::spawn(
-        stack.payments.clone(),
-        2,
-        Duration::from_secs(3600),
-        shutdown.clone(),
-    );
+    let settler = StartedSettler::start(&stack, 2);
     let failed = final_state(&stack, &id).await;
     assert_eq!(failed["status"], "failed", "{failed}");
     assert_eq!(failed["served"], true, "{failed}");
     assert_eq!(failed["errorReason"], "insufficient_funds", "{failed}");
     assert_documented(&stack, &failed).await;
     assert!(!stack.chain.authorization_used(buyer.address(), nonce).await);
-    let ledger = stack.payments.ledger();
-    let account = ledger.account(&account_of(&stack, &me)).await.unwrap();
+    let account = stack.account(&me).await;
     assert_eq!(
         (account.debt, account.outstanding),
         (U256::from(PRICE), U256::ZERO),
@@ -636,8 +652,7 @@ async fn a_queued_settlement_that_fails_makes_the_payer_a_debtor_who_then_settle
     assert_eq!(settlement["success"], true, "{settlement}");
     assert!(settlement.get("extensions").is_none(), "{settlement}");
     assert_eq!(stack.stored(&me, "n").await.as_deref(), Some("2"));
-    shutdown.trigger();
-    settler.stopped().await;
+    settler.stop().await;
 }
 
 /// A served call whose settlement is queued counts as paid for
@@ -817,8 +832,7 @@ async fn the_answer_waits_for_neither_the_facilitator_nor_the_chain() {
     .await;
     let buyer = stack.chain.buyers[0].clone();
     let me = namespace(&buyer);
-    let (header, _) = payment(&stack, &buyer);
-    let mut ids = vec![pending_settlement(&incr(&stack, "n", &[header]).await, &me)];
+    let mut ids = vec![pending_settlement(&paid_incr(&stack, &buyer).await, &me)];
     final_state(&stack, &ids[0]).await;
 
     stack.facilitator_proxy.pause();
@@ -841,12 +855,7 @@ async fn the_answer_waits_for_neither_the_facilitator_nor_the_chain() {
         let settled = final_state(&stack, id).await;
         assert_eq!(settled["status"], "settled", "{settled}");
     }
-    let account = stack
-        .payments
-        .ledger()
-        .account(&account_of(&stack, &me))
-        .await
-        .unwrap();
+    let account = stack.account(&me).await;
     assert_eq!(
         (account.outstanding, account.settled_total, account.debt),
         (U256::ZERO, U256::from(6 * PRICE), U256::ZERO)
@@ -860,19 +869,17 @@ async fn the_answer_waits_for_neither_the_facilitator_nor_the_chain() {
 /// A refusal re-reads the balance, so a top-up counts at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_payer_that_empties_its_wallet_mid_run_becomes_a_debtor_then_settles_first() {
-    let stack = PaidStack::start_with(Options {
-        balance_max_age: Duration::from_secs(30),
-        settler: false,
-        buyers: 0,
-        ..async_mode()
-    })
+    let (stack, buyer, me) = one_payer_without_settler(
+        Options {
+            balance_max_age: Duration::from_secs(30),
+            ..async_mode()
+        },
+        3_000,
+    )
     .await;
-    let buyer = stack.chain.new_buyer(3_000).await;
-    let me = namespace(&buyer);
     let elsewhere = PrivateKeySigner::random().address();
 
-    let (header, _) = payment(&stack, &buyer);
-    let first = pending_settlement(&incr(&stack, "n", &[header]).await, &me);
+    let first = pending_settlement(&paid_incr(&stack, &buyer).await, &me);
     // Emptied elsewhere; the balance read a moment ago still says 3000.
     stack
         .chain
@@ -880,38 +887,19 @@ async fn a_payer_that_empties_its_wallet_mid_run_becomes_a_debtor_then_settles_f
         .await;
     let mut served = vec![first];
     for _ in 0..2 {
-        let (header, _) = payment(&stack, &buyer);
-        served.push(pending_settlement(&incr(&stack, "n", &[header]).await, &me));
+        served.push(pending_settlement(&paid_incr(&stack, &buyer).await, &me));
     }
     // The bound: never more than the balance read (3 × 1000).
-    let (header, _) = payment(&stack, &buyer);
-    let refused = incr(&stack, "n", &[header]).await;
-    assert_eq!(
-        refused.status,
-        StatusCode::PAYMENT_REQUIRED,
-        "{}",
-        refused.body
-    );
+    assert_paid_incr_refused(&stack, &buyer).await;
     assert_eq!(stack.stored(&me, "n").await.as_deref(), Some("3"));
 
-    let shutdown = Shutdown::new();
-    let settler = Settler::spawn(
-        stack.payments.clone(),
-        4,
-        Duration::from_secs(3600),
-        shutdown.clone(),
-    );
+    let settler = StartedSettler::start(&stack, 4);
     for id in &served {
         let failed = final_state(&stack, id).await;
         assert_eq!(failed["status"], "failed", "{failed}");
         assert_eq!(failed["served"], true, "{failed}");
     }
-    let account = stack
-        .payments
-        .ledger()
-        .account(&account_of(&stack, &me))
-        .await
-        .unwrap();
+    let account = stack.account(&me).await;
     assert_eq!(
         (account.debt, account.outstanding),
         (U256::from(3 * PRICE), U256::ZERO),
@@ -920,8 +908,7 @@ async fn a_payer_that_empties_its_wallet_mid_run_becomes_a_debtor_then_settles_f
 
     // A debtor settles before its call runs: with an empty wallet, refused
     // and not served.
-    let (header, _) = payment(&stack, &buyer);
-    let debtor = incr(&stack, "n", &[header]).await;
+    let debtor = paid_incr(&stack, &buyer).await;
     assert_ne!(debtor.status, StatusCode::OK, "{}", debtor.body);
     assert_eq!(stack.stored(&me, "n").await.as_deref(), Some("3"));
 
@@ -936,8 +923,7 @@ async fn a_payer_that_empties_its_wallet_mid_run_becomes_a_debtor_then_settles_f
     let settlement = decode(paid.headers.get("payment-response").unwrap());
     assert_eq!(settlement["success"], true, "{settlement}");
     assert!(stack.chain.authorization_used(buyer.address(), nonce).await);
-    shutdown.trigger();
-    settler.stopped().await;
+    settler.stop().await;
 }
 
 /// A balance read recently may be stale the other way too: a payer that
@@ -945,32 +931,22 @@ async fn a_payer_that_empties_its_wallet_mid_run_becomes_a_debtor_then_settles_f
 /// ever made on a fresh one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_refusal_is_judged_on_a_fresh_balance_so_a_top_up_counts_at_once() {
-    let stack = PaidStack::start_with(Options {
-        balance_max_age: Duration::from_secs(30),
-        settler: false,
-        buyers: 0,
-        ..async_mode()
-    })
+    let (stack, buyer, me) = one_payer_without_settler(
+        Options {
+            balance_max_age: Duration::from_secs(30),
+            ..async_mode()
+        },
+        PRICE,
+    )
     .await;
-    let buyer = stack.chain.new_buyer(PRICE).await;
-    let me = namespace(&buyer);
-    let (header, _) = payment(&stack, &buyer);
-    pending_settlement(&incr(&stack, "n", &[header]).await, &me);
-    let (header, _) = payment(&stack, &buyer);
-    let refused = incr(&stack, "n", &[header]).await;
-    assert_eq!(
-        refused.status,
-        StatusCode::PAYMENT_REQUIRED,
-        "{}",
-        refused.body
-    );
+    pending_settlement(&paid_incr(&stack, &buyer).await, &me);
+    assert_paid_incr_refused(&stack, &buyer).await;
 
     stack
         .chain
         .mint(buyer.address(), U256::from(5 * PRICE))
         .await;
-    let (header, _) = payment(&stack, &buyer);
-    pending_settlement(&incr(&stack, "n", &[header]).await, &me);
+    pending_settlement(&paid_incr(&stack, &buyer).await, &me);
     assert_eq!(stack.stored(&me, "n").await.as_deref(), Some("2"));
 }
 
@@ -1003,16 +979,18 @@ async fn a_retry_while_the_first_settle_still_waits_for_its_batch_is_not_a_debt(
         let reply = incr(&stack, "n", &[header]).await;
         ids.push(pending_settlement(&reply, &namespace(buyer)));
     }
-    let ledger = stack.payments.ledger();
     let started = std::time::Instant::now();
     let mut retried = 0;
     loop {
         retried += stack.payments.retry_pending().await.unwrap();
         let mut open = 0;
         for id in &ids {
-            let (status, _) = ledger.status(id).await.unwrap().unwrap();
-            assert_ne!(status, "failed", "{id}: a payer who paid became a debtor");
-            open += usize::from(status != "settled");
+            let state = lookup(&stack, id).await.body;
+            assert_ne!(
+                state["status"], "failed",
+                "a payer who paid became a debtor: {state}"
+            );
+            open += usize::from(state["status"] != "settled");
         }
         if open == 0 {
             break;
@@ -1029,7 +1007,7 @@ async fn a_retry_while_the_first_settle_still_waits_for_its_batch_is_not_a_debt(
     );
     for buyer in &buyers {
         let me = namespace(buyer);
-        let account = ledger.account(&account_of(&stack, &me)).await.unwrap();
+        let account = stack.account(&me).await;
         let paid = U256::from(PRICE * (CALLS / buyers.len()) as u64);
         assert_eq!(
             (account.outstanding, account.settled_total, account.debt),
@@ -1041,4 +1019,30 @@ async fn a_retry_while_the_first_settle_still_waits_for_its_batch_is_not_a_debt(
         stack.balance(stack.chain.pay_to).await,
         pay_to_before + U256::from(PRICE * CALLS as u64)
     );
+}
+
+/// A replay is a replay, also from a payer whose balance no longer covers
+/// another call: 409, not 402, and nothing more is held or served. (Settled
+/// later, the reserve statement alone finds replays; a refusal for funds
+/// then checks whether the authorization was already presented.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replay_from_a_payer_who_cannot_pay_again_is_409_not_402() {
+    let (stack, buyer, me) = one_payer_without_settler(async_mode(), PRICE).await;
+    let (header, _) = payment(&stack, &buyer);
+    let first = incr(&stack, "n", std::slice::from_ref(&header)).await;
+    pending_settlement(&first, &me);
+    let covered = paid_incr(&stack, &buyer).await;
+    assert_eq!(
+        covered.status,
+        StatusCode::PAYMENT_REQUIRED,
+        "{}",
+        covered.body
+    );
+    for _ in 0..2 {
+        let again = incr(&stack, "n", std::slice::from_ref(&header)).await;
+        assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+    }
+    let account = stack.account(&me).await;
+    assert_eq!(account.outstanding, U256::from(PRICE), "one call held");
+    assert_eq!(stack.stored(&me, "n").await.as_deref(), Some("1"));
 }

@@ -19,8 +19,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use tessera_catalog::{Route, When};
-use tessera_gateway::GatewayConfig;
-use tessera_tests::harness::{in_process_backends, spawn_gateway};
+use tessera_tests::harness::spawn_free_gateway;
 
 /// The namespace the examples name.
 const AGENT: &str = "agent-1";
@@ -32,16 +31,6 @@ const CALL_BASE: &str = "http://localhost:8080";
 /// read of one key (`GET /api/memory?key=`) does not page. Each must be
 /// documented (a stale entry fails).
 const IGNORED: &[(&str, &[&str])] = &[("memory.get", &["prefix", "limit", "cursor"])];
-
-async fn free_gateway() -> String {
-    let config = GatewayConfig {
-        free_mode: true,
-        ..Default::default()
-    };
-    spawn_gateway(config, in_process_backends().await)
-        .await
-        .unwrap()
-}
 
 async fn get_json(url: &str) -> Value {
     let response = reqwest::get(url).await.unwrap();
@@ -196,7 +185,7 @@ fn names(schema: &Value, field: &str) -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_memory_schema_is_the_input_the_document_describes() {
-    let base = free_gateway().await;
+    let base = spawn_free_gateway().await;
     let document = get_json(&format!("{base}/openapi.json")).await;
     for (route, entry) in memory_entries(&base).await {
         let id = route.id;
@@ -283,18 +272,23 @@ fn request(base: &str, route: &Route, example: &Value) -> reqwest::RequestBuilde
     request
 }
 
-/// What the namespace holds: each key and value (by key) and the grants.
-async fn namespace(base: &str) -> (Value, Value) {
-    let client = reqwest::Client::new();
-    let mut listed: Value = client
-        .get(format!("{base}/api/memory"))
+/// The JSON `base` answers a GET of `path` with, sent as the examples'
+/// agent.
+async fn get_as_agent(base: &str, path: &str) -> Value {
+    reqwest::Client::new()
+        .get(format!("{base}{path}"))
         .header("X-Agent-Id", AGENT)
         .send()
         .await
         .unwrap()
         .json()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// What the namespace holds: each key and value (by key) and the grants.
+async fn namespace(base: &str) -> (Value, Value) {
+    let mut listed = get_as_agent(base, "/api/memory").await;
     let mut entries: Vec<Value> = listed["entries"]
         .as_array()
         .unwrap()
@@ -303,21 +297,13 @@ async fn namespace(base: &str) -> (Value, Value) {
         .collect();
     entries.sort_by_key(|entry| entry["key"].to_string());
     listed = Value::Array(entries);
-    let grants: Value = client
-        .get(format!("{base}/api/memory/grants"))
-        .header("X-Agent-Id", AGENT)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let grants = get_as_agent(base, "/api/memory/grants").await;
     (listed, grants["grants"].clone())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_memory_example_is_valid_and_answered_2xx() {
-    let base = free_gateway().await;
+    let base = spawn_free_gateway().await;
     for (route, entry) in memory_entries(&base).await {
         let id = route.id;
         let (schema, example) = (&entry["inputSchema"], &entry["example"]);
@@ -353,8 +339,8 @@ async fn each_memory_example_is_valid_and_answered_2xx() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_memory_call_works_as_pasted() {
-    let reference = free_gateway().await;
-    let base = free_gateway().await;
+    let reference = spawn_free_gateway().await;
+    let base = spawn_free_gateway().await;
     for (route, entry) in memory_entries(&base).await {
         let id = route.id;
         let call = entry["call"].as_str().unwrap();

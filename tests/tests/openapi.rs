@@ -10,20 +10,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::process::Output;
-use tessera_gateway::GatewayConfig;
 use tessera_tests::chain::chain_dir;
-use tessera_tests::harness::{in_process_backends, spawn_gateway};
+use tessera_tests::harness::spawn_free_gateway;
 use tessera_tests::paid::{decode, send, PaidStack, Reply};
-
-async fn free_gateway() -> String {
-    let config = GatewayConfig {
-        free_mode: true,
-        ..Default::default()
-    };
-    spawn_gateway(config, in_process_backends().await)
-        .await
-        .unwrap()
-}
 
 /// The document `base` serves, checked to be JSON served as JSON.
 async fn fetch_document(base: &str) -> Value {
@@ -76,7 +65,7 @@ fn operation<'a>(document: &'a Value, method: &str, path: &str) -> &'a Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_served_document_is_valid_openapi_3_1() {
-    let base = free_gateway().await;
+    let base = spawn_free_gateway().await;
     let document = fetch_document(&base).await;
     assert_eq!(document["openapi"], "3.1.0");
     assert_eq!(document["info"]["title"], "Tessera");
@@ -97,7 +86,7 @@ async fn the_served_document_is_valid_openapi_3_1() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_validator_refuses_broken_copies() {
-    let base = free_gateway().await;
+    let base = spawn_free_gateway().await;
     let document = fetch_document(&base).await;
 
     let mut no_info = document.clone();
@@ -130,7 +119,7 @@ async fn the_validator_refuses_broken_copies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tools_input_is_its_toolbox_schema() {
-    let base = free_gateway().await;
+    let base = spawn_free_gateway().await;
     let document = fetch_document(&base).await;
 
     let sha256 = operation(&document, "POST", "/api/sha256");
@@ -215,7 +204,7 @@ fn assert_documented(document: &Value, method: &str, path: &str, reply: &Reply, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_answers_match_their_documented_schemas() {
-    let base = free_gateway().await;
+    let base = spawn_free_gateway().await;
     let document = fetch_document(&base).await;
     let agent = [("x-agent-id", "agent-openapi".to_string())];
     // (method, documented path, path and query sent, body, status)

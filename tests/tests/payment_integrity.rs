@@ -629,16 +629,7 @@ async fn a_wallet_is_served_no_more_calls_than_it_can_pay() {
         rows.iter().all(|r| r.status == "settled"),
         "refused ones left no row: {rows:?}"
     );
-    let account = stack
-        .payments
-        .ledger()
-        .account(&tessera_payment::ledger::Account {
-            network: chain::NETWORK.into(),
-            asset: format!("{:#x}", stack.chain.token),
-            payer: me.clone(),
-        })
-        .await
-        .unwrap();
+    let account = stack.account(&me).await;
     assert_eq!(account.outstanding, U256::ZERO);
     assert_eq!(account.settled_total, U256::from(AFFORDABLE * 1000));
     assert_eq!(account.debt, U256::ZERO);
@@ -699,12 +690,7 @@ async fn a_payer_whose_settlement_fails_becomes_a_debtor_and_then_settles_first(
     );
 
     let ledger = stack.payments.ledger();
-    let account = tessera_payment::ledger::Account {
-        network: chain::NETWORK.into(),
-        asset: format!("{:#x}", stack.chain.token),
-        payer: me.clone(),
-    };
-    let state = ledger.account(&account).await.unwrap();
+    let state = stack.account(&me).await;
     assert_eq!(
         (state.debt, state.outstanding),
         (price, U256::ZERO),
@@ -745,7 +731,7 @@ async fn a_payer_whose_settlement_fails_becomes_a_debtor_and_then_settles_first(
         true
     );
     assert_eq!(stack.stored(&me, "n").await.as_deref(), Some("2"));
-    let state = ledger.account(&account).await.unwrap();
+    let state = stack.account(&me).await;
     assert_eq!(
         (state.debt, state.settled_total),
         (price, price),
@@ -1222,14 +1208,6 @@ async fn age(stack: &PaidStack, payment_id: &str) {
         .unwrap();
 }
 
-fn account_of(stack: &PaidStack, payer: &str) -> tessera_payment::ledger::Account {
-    tessera_payment::ledger::Account {
-        network: chain::NETWORK.into(),
-        asset: format!("{:#x}", stack.chain.token),
-        payer: payer.into(),
-    }
-}
-
 /// The payment service stopped between reserving an authorization and
 /// answering: the reservation was never answered verified, so nothing was
 /// served; the background pass releases it and its hold on the account.
@@ -1268,11 +1246,7 @@ async fn a_reservation_whose_verification_never_finished_is_released() {
     let tessera_payment::ledger::Reservation::Reserved { id, .. } = reserved else {
         panic!("{reserved:?}");
     };
-    let account = account_of(&stack, &me);
-    assert_eq!(
-        ledger.account(&account).await.unwrap().outstanding,
-        U256::from(1000u64)
-    );
+    assert_eq!(stack.account(&me).await.outstanding, U256::from(1000u64));
 
     stack.payments.retry_pending().await.unwrap();
     assert_eq!(
@@ -1284,7 +1258,7 @@ async fn a_reservation_whose_verification_never_finished_is_released() {
     stack.payments.retry_pending().await.unwrap();
     assert_eq!(ledger.statuses_of(&me).await.unwrap(), ["cancelled"]);
     assert_eq!(
-        ledger.account(&account).await.unwrap().outstanding,
+        stack.account(&me).await.outstanding,
         U256::ZERO,
         "hold released"
     );
@@ -1334,12 +1308,7 @@ async fn a_verified_payment_whose_gateway_stopped_is_settled_as_served() {
         stack.balance(buyer.address()).await,
         before - U256::from(1000u64)
     );
-    let state = stack
-        .payments
-        .ledger()
-        .account(&account_of(&stack, &me))
-        .await
-        .unwrap();
+    let state = stack.account(&me).await;
     assert_eq!(
         (state.outstanding, state.settled_total),
         (U256::ZERO, U256::from(1000u64))

@@ -29,10 +29,10 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 use tessera_evm::token::{authorization_paid, IEip3009Token};
-use tessera_tests::binaries::{free_port, Process};
-use tessera_tests::chain::{payload_v2, Chain, NETWORK, TOKEN_NAME, TOKEN_VERSION};
+use tessera_tests::binaries::{facilitator_vars, free_port, payment_vars, Process};
+use tessera_tests::chain::{payload_v2, Chain};
 use tessera_tests::harness::database_url;
-use tessera_tests::paid::{decode, send, Reply};
+use tessera_tests::paid::{decode, quoted_terms, send, Reply};
 use tessera_tests::proxy::PausableProxy;
 use tessera_x402::eip3009::TransferWithAuthorization;
 use tessera_x402::{encode_header, Requirements};
@@ -138,6 +138,11 @@ struct Stack {
     price: U256,
     /// The block before the first paid call.
     start_block: u64,
+    /// Each buyer's balance (by its index into the chain's buyers) before
+    /// the first paid call.
+    balances_before: HashMap<usize, U256>,
+    /// payTo's balance before the first paid call.
+    pay_to_before: U256,
 }
 
 impl Stack {
@@ -159,20 +164,8 @@ impl Stack {
         let ledger_url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
 
         let facilitator_port = free_port();
-        let facilitator_env = env(&[
-            ("FACILITATOR_RPC_URL", chain.rpc_url.clone()),
-            (
-                "FACILITATOR_PRIVATE_KEY",
-                format!("{}", chain.facilitator_key.to_bytes()),
-            ),
-            (
-                "FACILITATOR_HTTP_ADDR",
-                format!("127.0.0.1:{facilitator_port}"),
-            ),
-            (
-                "FACILITATOR_GRPC_ADDR",
-                format!("127.0.0.1:{}", free_port()),
-            ),
+        let mut facilitator_env = facilitator_vars(&chain, facilitator_port);
+        facilitator_env.extend([
             (
                 "FACILITATOR_BATCH_WINDOW_MS",
                 settings.batch_window_ms.to_string(),
@@ -182,20 +175,15 @@ impl Stack {
                 RECEIPT_TIMEOUT_SECS.to_string(),
             ),
         ]);
+        let facilitator_env = env(&facilitator_env);
         let payment_port = free_port();
-        let payment_env = env(&[
-            ("PAYMENT_GRPC_ADDR", format!("127.0.0.1:{payment_port}")),
-            ("DATABASE_URL", ledger_url.clone()),
-            (
-                "FACILITATOR_URL",
-                format!("http://127.0.0.1:{facilitator_port}"),
-            ),
-            ("PAYMENT_PAY_TO", chain.pay_to.to_checksum(None)),
-            ("PAYMENT_NETWORK", NETWORK.into()),
-            ("PAYMENT_ASSET", chain.token.to_checksum(None)),
-            ("PAYMENT_ASSET_NAME", TOKEN_NAME.into()),
-            ("PAYMENT_ASSET_VERSION", TOKEN_VERSION.into()),
-            ("PAYMENT_RPC_URL", chain.rpc_url.clone()),
+        let mut payment_env = payment_vars(
+            &chain,
+            payment_port,
+            ledger_url.clone(),
+            format!("http://127.0.0.1:{facilitator_port}"),
+        );
+        payment_env.extend([
             (
                 "PAYMENT_SETTLE_TIMEOUT_SECONDS",
                 SETTLE_TIMEOUT_SECS.to_string(),
@@ -206,6 +194,7 @@ impl Stack {
                 settings.settle_concurrency.to_string(),
             ),
         ]);
+        let payment_env = env(&payment_env);
 
         let memory_port = free_port();
         let memory_file = std::env::temp_dir()
@@ -282,6 +271,8 @@ impl Stack {
             },
             price: U256::ZERO,
             start_block: 0,
+            balances_before: HashMap::new(),
+            pay_to_before: U256::ZERO,
         };
         let health = format!("{}/health", stack.gateway_url);
         stack
@@ -290,17 +281,11 @@ impl Stack {
             .await;
 
         // The route's terms, as a client learns them: from the 402.
-        let unpaid = send(Method::POST, &stack.url(ROUTE), Some(body()), &[]).await;
-        assert_eq!(
-            unpaid.status,
-            StatusCode::PAYMENT_REQUIRED,
-            "{}",
-            unpaid.body
-        );
-        let quote = decode(unpaid.headers.get("payment-required").unwrap());
-        stack.requirements = serde_json::from_value(quote["accepts"][0].clone()).unwrap();
+        stack.requirements = quoted_terms(Method::POST, &stack.url(ROUTE), Some(body())).await;
         stack.price = stack.requirements.amount.parse().unwrap();
         stack.start_block = stack.chain.provider().get_block_number().await.unwrap();
+        stack.balances_before = stack.buyer_balances().await;
+        stack.pay_to_before = stack.chain.balance_of(stack.chain.pay_to).await;
         stack
     }
 
@@ -315,6 +300,15 @@ impl Stack {
 
     async fn start_payment(&mut self) {
         self.payment = Some(start_payment(&self.payment_env, self.payment_port).await);
+    }
+
+    /// Starts the facilitator and the payment service again; the moment
+    /// they were started.
+    async fn restart(&mut self) -> Instant {
+        let restarted = Instant::now();
+        self.start_facilitator().await;
+        self.start_payment().await;
+        restarted
     }
 
     async fn kill_payment(&mut self) {
@@ -438,14 +432,17 @@ impl Stack {
             .unwrap()
     }
 
-    /// Waits until every payment in `ids` is final, as the gateway's lookup
-    /// shows it; answers each one's lookup.
-    async fn until_final(&self, ids: &[String], within: Duration) -> HashMap<String, Value> {
+    /// Waits (up to [`RECOVERY`]) until the payment of every call of
+    /// `calls` is final, as the gateway's lookup shows it; answers each
+    /// one's lookup by payment id.
+    async fn until_final(&self, calls: &[Call]) -> HashMap<String, Value> {
+        let ids: Vec<String> = calls.iter().map(|call| call.id.clone()).collect();
+        let within = RECOVERY;
         let started = Instant::now();
         let mut done = HashMap::new();
         let mut last = HashMap::new();
         loop {
-            for id in ids {
+            for id in &ids {
                 if done.contains_key(id) {
                     continue;
                 }
@@ -533,8 +530,6 @@ impl Stack {
         calls: &[Call],
         finals: &HashMap<String, Value>,
         debtors: &[usize],
-        balances_before: &HashMap<usize, U256>,
-        pay_to_before: U256,
     ) {
         let chain = &self.chain;
         let mut settled_of: BTreeMap<usize, u64> = BTreeMap::new();
@@ -582,7 +577,7 @@ impl Stack {
         let settled: u64 = settled_of.values().sum();
 
         // Balances and accounts, to the unit.
-        for (&payer, &before) in balances_before {
+        for (&payer, &balance_before) in &self.balances_before {
             let address = chain.buyers[payer].address();
             let settled = *settled_of.get(&payer).unwrap_or(&0);
             let failed = *failed_of.get(&payer).unwrap_or(&0);
@@ -601,14 +596,14 @@ impl Stack {
             if !debtors.contains(&payer) {
                 assert_eq!(
                     chain.balance_of(address).await,
-                    before - self.price * U256::from(settled),
+                    balance_before - self.price * U256::from(settled),
                     "{address} paid exactly its calls, once each"
                 );
             }
         }
         assert_eq!(
             chain.balance_of(chain.pay_to).await,
-            pay_to_before + self.price * U256::from(settled),
+            self.pay_to_before + self.price * U256::from(settled),
             "payTo received exactly each settled price once"
         );
         let transfers = self.transfers_to_pay_to().await;
@@ -678,17 +673,38 @@ impl Stack {
         admin.close().await;
     }
 
-    async fn balances(&self, payers: &[usize]) -> HashMap<usize, U256> {
+    /// Each buyer's balance now, by its index into the chain's buyers.
+    async fn buyer_balances(&self) -> HashMap<usize, U256> {
         let mut balances = HashMap::new();
-        for &payer in payers {
-            balances.insert(
-                payer,
-                self.chain
-                    .balance_of(self.chain.buyers[payer].address())
-                    .await,
-            );
+        for (payer, buyer) in self.chain.buyers.iter().enumerate() {
+            balances.insert(payer, self.chain.balance_of(buyer.address()).await);
         }
         balances
+    }
+
+    /// Polls `check` every `every` until it answers `Ok`, and answers that;
+    /// once `deadline` has passed, fails with the state `check` last
+    /// reported and every process's output.
+    async fn until<T>(
+        &self,
+        deadline: Instant,
+        every: Duration,
+        mut check: impl AsyncFnMut() -> Result<T, String>,
+    ) -> T {
+        loop {
+            match check().await {
+                Ok(done) => return done,
+                Err(state) => assert!(Instant::now() < deadline, "{state}\n{}", self.outputs()),
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    /// Prints how long the recovery took and drops this test's schema (the
+    /// end of a test that passed).
+    async fn finish(&self, recovery: Duration) {
+        println!("recovered in {:.1} s", recovery.as_secs_f64());
+        self.remove_schema().await;
     }
 }
 
@@ -709,6 +725,12 @@ async fn start_payment(env: &BTreeMap<String, String>, port: u16) -> Process {
     payment
 }
 
+/// A plan of calls (see [`Stack::spawn_calls`]): each of `payers` making
+/// `calls_each` calls.
+fn each_calling(payers: std::ops::Range<usize>, calls_each: usize) -> Vec<(usize, usize)> {
+    payers.map(|payer| (payer, calls_each)).collect()
+}
+
 fn body() -> Value {
     json!({"key": "crash-counter"})
 }
@@ -719,38 +741,53 @@ fn tail(output: &str) -> String {
     lines[lines.len().saturating_sub(60)..].join("\n")
 }
 
-/// The stack of the batch-in-the-pool tests, with automatic mining off:
-/// `payers` × `calls_each` paid calls answered pending, the payment
+/// Where a batch-in-the-pool test starts from: its stack, the payment
+/// service and the facilitator killed; the calls, answered pending; and the
+/// one batch paying them all, waiting in the pool.
+struct BatchInThePool {
+    stack: Stack,
+    calls: Vec<Call>,
+    batch: B256,
+}
+
+/// The start of the batch-in-the-pool tests: a stack of 5 payers with
+/// automatic mining off; 4 paid calls each answered pending, the payment
 /// service's settler claims every payment (`settling`), the facilitator
 /// sends them all in one `aggregate3` batch that waits in the pool, and
-/// then both are killed. Answers the calls and the pooled batch.
-async fn kill_with_the_batch_in_the_pool(
-    stack: &mut Stack,
-    payers: &[usize],
-    calls_each: usize,
-) -> (Vec<Call>, B256) {
+/// then both are killed.
+async fn killed_with_the_batch_in_the_pool() -> BatchInThePool {
+    const PAYERS: usize = 5;
+    const CALLS_EACH: usize = 4;
+    let mut stack = Stack::start(Settings {
+        buyers: PAYERS,
+        settle_concurrency: 200,
+        // Every settle of the burst joins the first batch.
+        batch_window_ms: 3000,
+        facilitator: FacilitatorAtStart::Running,
+    })
+    .await;
     stack.chain.set_automine(false).await;
-    let plan: Vec<(usize, usize)> = payers.iter().map(|&payer| (payer, calls_each)).collect();
+    let plan = each_calling(0..PAYERS, CALLS_EACH);
     let started = Instant::now();
     let calls = stack.pay_all(&plan).await;
     let total = calls.len() as i64;
-    let batch = loop {
-        let pooled = stack.pooled().await;
-        let settling = stack.count("settling").await;
-        let waiting = stack.batch_waiting().await;
-        if pooled.len() == 1 && settling == total && waiting == Some(0) {
-            break pooled[0];
-        }
-        assert!(
-            // Before the first settle gives up waiting (the payment
-            // service's settle timeout, the facilitator's receipt timeout).
-            started.elapsed() < Duration::from_secs(SETTLE_TIMEOUT_SECS - 2),
-            "no batch of every payment in the pool: pooled {pooled:?}, settling {settling} of {total}, \
-             waiting in the batcher {waiting:?}\n{}",
-            stack.outputs()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    // Before the first settle gives up waiting (the payment service's
+    // settle timeout, the facilitator's receipt timeout).
+    let deadline = started + Duration::from_secs(SETTLE_TIMEOUT_SECS - 2);
+    let batch = stack
+        .until(deadline, Duration::from_millis(50), async || {
+            let pooled = stack.pooled().await;
+            let settling = stack.count("settling").await;
+            let waiting = stack.batch_waiting().await;
+            if pooled.len() == 1 && settling == total && waiting == Some(0) {
+                return Ok(pooled[0]);
+            }
+            Err(format!(
+                "no batch of every payment in the pool: pooled {pooled:?}, settling {settling} of {total}, \
+                 waiting in the batcher {waiting:?}"
+            ))
+        })
+        .await;
     println!(
         "batch {batch} in the pool {:.1} s after the calls began",
         started.elapsed().as_secs_f64()
@@ -762,7 +799,11 @@ async fn kill_with_the_batch_in_the_pool(
         total,
         "the ledger does not know the outcome"
     );
-    (calls, batch)
+    BatchInThePool {
+        stack,
+        calls,
+        batch,
+    }
 }
 
 /// Asserts the end state of a batch-in-the-pool test: every payment
@@ -773,12 +814,8 @@ async fn assert_settled_by(
     calls: &[Call],
     finals: &HashMap<String, Value>,
     batch: B256,
-    balances_before: &HashMap<usize, U256>,
-    pay_to_before: U256,
 ) {
-    stack
-        .assert_end_state(calls, finals, &[], balances_before, pay_to_before)
-        .await;
+    stack.assert_end_state(calls, finals, &[]).await;
     for call in calls {
         assert_eq!(
             finals[&call.id]["transaction"],
@@ -794,19 +831,11 @@ async fn assert_settled_by(
 /// transaction is sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_with_the_batch_in_the_pool_each_payment_settles_once_by_that_batch() {
-    const PAYERS: usize = 5;
-    let mut stack = Stack::start(Settings {
-        buyers: PAYERS,
-        settle_concurrency: 200,
-        // Every settle of the burst joins the first batch.
-        batch_window_ms: 3000,
-        facilitator: FacilitatorAtStart::Running,
-    })
-    .await;
-    let payers: Vec<usize> = (0..PAYERS).collect();
-    let balances_before = stack.balances(&payers).await;
-    let pay_to_before = stack.chain.balance_of(stack.chain.pay_to).await;
-    let (calls, batch) = kill_with_the_batch_in_the_pool(&mut stack, &payers, 4).await;
+    let BatchInThePool {
+        mut stack,
+        calls,
+        batch,
+    } = killed_with_the_batch_in_the_pool().await;
 
     // The batch lands while both are down.
     stack.chain.mine().await;
@@ -824,21 +853,10 @@ async fn killed_with_the_batch_in_the_pool_each_payment_settles_once_by_that_bat
     }
     stack.chain.set_automine(true).await;
 
-    let restarted = Instant::now();
-    stack.start_facilitator().await;
-    stack.start_payment().await;
-    let ids: Vec<String> = calls.iter().map(|call| call.id.clone()).collect();
-    let finals = stack.until_final(&ids, RECOVERY).await;
+    let restarted = stack.restart().await;
+    let finals = stack.until_final(&calls).await;
     let recovery = restarted.elapsed();
-    assert_settled_by(
-        &stack,
-        &calls,
-        &finals,
-        batch,
-        &balances_before,
-        pay_to_before,
-    )
-    .await;
+    assert_settled_by(&stack, &calls, &finals, batch).await;
     assert_eq!(
         stack
             .chain
@@ -847,8 +865,7 @@ async fn killed_with_the_batch_in_the_pool_each_payment_settles_once_by_that_bat
         1,
         "no second settlement transaction"
     );
-    println!("recovered in {:.1} s", recovery.as_secs_f64());
-    stack.remove_schema().await;
+    stack.finish(recovery).await;
 }
 
 /// Killed with the settlement batch in the pool, and started again before
@@ -859,40 +876,33 @@ async fn killed_with_the_batch_in_the_pool_each_payment_settles_once_by_that_bat
 /// the one that paid it, and none as a debt.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_with_the_batch_in_the_pool_and_restarted_before_it_lands_each_settles_once() {
-    const PAYERS: usize = 5;
-    let mut stack = Stack::start(Settings {
-        buyers: PAYERS,
-        settle_concurrency: 200,
-        batch_window_ms: 3000,
-        facilitator: FacilitatorAtStart::Running,
-    })
-    .await;
-    let payers: Vec<usize> = (0..PAYERS).collect();
-    let balances_before = stack.balances(&payers).await;
-    let pay_to_before = stack.chain.balance_of(stack.chain.pay_to).await;
-    let (calls, batch) = kill_with_the_batch_in_the_pool(&mut stack, &payers, 4).await;
+    let BatchInThePool {
+        mut stack,
+        calls,
+        batch,
+    } = killed_with_the_batch_in_the_pool().await;
 
-    let restarted = Instant::now();
-    stack.start_facilitator().await;
-    stack.start_payment().await;
+    let restarted = stack.restart().await;
     // Until the restarted payment service has taken a payment up again
     // (each claim counts an attempt), and its settle has had time to reach
     // the chain.
-    loop {
-        let retaken: i64 = sqlx::query_scalar("SELECT count(*) FROM payments WHERE attempts > 1")
-            .fetch_one(&stack.ledger)
-            .await
-            .unwrap();
-        if retaken > 0 {
-            break;
-        }
-        assert!(
-            restarted.elapsed() < RECOVERY,
-            "no payment was taken up again\n{}",
-            stack.outputs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    stack
+        .until(
+            restarted + RECOVERY,
+            Duration::from_millis(100),
+            async || {
+                let retaken: i64 =
+                    sqlx::query_scalar("SELECT count(*) FROM payments WHERE attempts > 1")
+                        .fetch_one(&stack.ledger)
+                        .await
+                        .unwrap();
+                if retaken > 0 {
+                    return Ok(());
+                }
+                Err("no payment was taken up again".to_string())
+            },
+        )
+        .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let pooled = stack.pooled().await;
     println!(
@@ -903,20 +913,10 @@ async fn killed_with_the_batch_in_the_pool_and_restarted_before_it_lands_each_se
     // Blocks resume: the first batch lands, and whatever followed it.
     stack.chain.set_block_time(1).await;
 
-    let ids: Vec<String> = calls.iter().map(|call| call.id.clone()).collect();
-    let finals = stack.until_final(&ids, RECOVERY).await;
+    let finals = stack.until_final(&calls).await;
     let recovery = restarted.elapsed();
-    assert_settled_by(
-        &stack,
-        &calls,
-        &finals,
-        batch,
-        &balances_before,
-        pay_to_before,
-    )
-    .await;
-    println!("recovered in {:.1} s", recovery.as_secs_f64());
-    stack.remove_schema().await;
+    assert_settled_by(&stack, &calls, &finals, batch).await;
+    stack.finish(recovery).await;
 }
 
 /// Killed with payments queued and claimed, nothing sent. The facilitator
@@ -940,30 +940,24 @@ async fn killed_with_payments_queued_and_claimed_each_settles_once_or_is_a_debt(
         facilitator: FacilitatorAtStart::BlackHole,
     })
     .await;
-    let payers: Vec<usize> = (0..PAYERS).collect();
-    let everyone: Vec<usize> = (0..=PAYERS).collect();
-    let balances_before = stack.balances(&everyone).await;
-    let pay_to_before = stack.chain.balance_of(stack.chain.pay_to).await;
 
-    let mut plan: Vec<(usize, usize)> = payers.iter().map(|&payer| (payer, CALLS_EACH)).collect();
+    let mut plan = each_calling(0..PAYERS, CALLS_EACH);
     plan.push((EMPTIER, 2));
     let started = Instant::now();
     let calls = stack.pay_all(&plan).await;
     let total = calls.len() as i64;
 
-    loop {
-        let (settling, queued) = (stack.count("settling").await, stack.count("queued").await);
-        if settling == CONCURRENCY as i64 && queued == total - settling {
-            break;
-        }
-        assert!(
-            // Before the first claimed settle gives up.
-            started.elapsed() < Duration::from_secs(SETTLE_TIMEOUT_SECS - 2),
-            "settling {settling}, queued {queued} of {total}\n{}",
-            stack.outputs()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // Before the first claimed settle gives up.
+    let deadline = started + Duration::from_secs(SETTLE_TIMEOUT_SECS - 2);
+    stack
+        .until(deadline, Duration::from_millis(50), async || {
+            let (settling, queued) = (stack.count("settling").await, stack.count("queued").await);
+            if settling == CONCURRENCY as i64 && queued == total - settling {
+                return Ok(());
+            }
+            Err(format!("settling {settling}, queued {queued} of {total}"))
+        })
+        .await;
     stack.kill_payment().await;
     stack.black_hole.take().unwrap().close().await;
     assert_eq!(
@@ -983,19 +977,13 @@ async fn killed_with_payments_queued_and_claimed_each_settles_once_or_is_a_debt(
         .transfer_plain(&emptier, PrivateKeySigner::random().address(), all)
         .await;
 
-    let restarted = Instant::now();
-    stack.start_facilitator().await;
-    stack.start_payment().await;
-    let ids: Vec<String> = calls.iter().map(|call| call.id.clone()).collect();
-    let finals = stack.until_final(&ids, RECOVERY).await;
+    let restarted = stack.restart().await;
+    let finals = stack.until_final(&calls).await;
     let recovery = restarted.elapsed();
 
-    stack
-        .assert_end_state(&calls, &finals, &[EMPTIER], &balances_before, pay_to_before)
-        .await;
+    stack.assert_end_state(&calls, &finals, &[EMPTIER]).await;
     assert_eq!(stack.chain.balance_of(emptier.address()).await, U256::ZERO);
-    println!("recovered in {:.1} s", recovery.as_secs_f64());
-    stack.remove_schema().await;
+    stack.finish(recovery).await;
 }
 
 /// Killed between serving and queueing: the calls are verified and their
@@ -1016,23 +1004,24 @@ async fn killed_between_serving_and_queueing_the_served_payments_settle_once() {
         facilitator: FacilitatorAtStart::Running,
     })
     .await;
-    let payers: Vec<usize> = (0..PAYERS).collect();
-    let balances_before = stack.balances(&payers).await;
-    let pay_to_before = stack.chain.balance_of(stack.chain.pay_to).await;
 
     stack.memory_proxy.pause();
-    let plan: Vec<(usize, usize)> = payers.iter().map(|&payer| (payer, CALLS_EACH)).collect();
+    let plan = each_calling(0..PAYERS, CALLS_EACH);
     let spawned = stack.spawn_calls(&plan);
     let total = spawned.len() as i64;
     let started = Instant::now();
-    while stack.count("verified").await < total {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the calls were not all verified\n{}",
-            stack.outputs()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    stack
+        .until(
+            started + Duration::from_secs(20),
+            Duration::from_millis(50),
+            async || {
+                if stack.count("verified").await < total {
+                    return Err("the calls were not all verified".to_string());
+                }
+                Ok(())
+            },
+        )
+        .await;
     stack.kill_payment().await;
     stack.memory_proxy.resume();
     let mut authorizations = Vec::new();
@@ -1061,12 +1050,8 @@ async fn killed_between_serving_and_queueing_the_served_payments_settle_once() {
             id,
         });
     }
-    let ids: Vec<String> = calls.iter().map(|call| call.id.clone()).collect();
-    let finals = stack.until_final(&ids, RECOVERY).await;
+    let finals = stack.until_final(&calls).await;
     let recovery = restarted.elapsed();
-    stack
-        .assert_end_state(&calls, &finals, &[], &balances_before, pay_to_before)
-        .await;
-    println!("recovered in {:.1} s", recovery.as_secs_f64());
-    stack.remove_schema().await;
+    stack.assert_end_state(&calls, &finals, &[]).await;
+    stack.finish(recovery).await;
 }

@@ -20,10 +20,10 @@ use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tessera_tests::binaries::{free_port, Process};
-use tessera_tests::chain::{Chain, NETWORK, TOKEN_NAME, TOKEN_VERSION};
+use tessera_tests::binaries::{facilitator_vars, free_port, payment_vars, Process};
+use tessera_tests::chain::Chain;
 use tessera_tests::harness::{database_url, redis_url};
-use tessera_tests::paid::{decode, send};
+use tessera_tests::paid::{decode, quoted_terms, send};
 use tessera_x402::{encode_header, Requirements};
 
 /// A span as received, with the service that sent it.
@@ -155,24 +155,7 @@ impl Suite {
         let facilitator_port = free_port();
         let mut facilitator = Process::start(
             "tessera-facilitator",
-            &env(
-                &[
-                    ("FACILITATOR_RPC_URL", chain.rpc_url.clone()),
-                    (
-                        "FACILITATOR_PRIVATE_KEY",
-                        format!("{}", chain.facilitator_key.to_bytes()),
-                    ),
-                    (
-                        "FACILITATOR_HTTP_ADDR",
-                        format!("127.0.0.1:{facilitator_port}"),
-                    ),
-                    (
-                        "FACILITATOR_GRPC_ADDR",
-                        format!("127.0.0.1:{}", free_port()),
-                    ),
-                ],
-                otlp,
-            ),
+            &env(&facilitator_vars(&chain, facilitator_port), otlp),
         );
         let facilitator_url = format!("http://127.0.0.1:{facilitator_port}");
         facilitator
@@ -186,17 +169,7 @@ impl Suite {
         let mut payment = Process::start(
             "tessera-payment",
             &env(
-                &[
-                    ("PAYMENT_GRPC_ADDR", format!("127.0.0.1:{payment_port}")),
-                    ("DATABASE_URL", database_url()),
-                    ("FACILITATOR_URL", facilitator_url),
-                    ("PAYMENT_PAY_TO", chain.pay_to.to_checksum(None)),
-                    ("PAYMENT_NETWORK", NETWORK.into()),
-                    ("PAYMENT_ASSET", chain.token.to_checksum(None)),
-                    ("PAYMENT_ASSET_NAME", TOKEN_NAME.into()),
-                    ("PAYMENT_ASSET_VERSION", TOKEN_VERSION.into()),
-                    ("PAYMENT_RPC_URL", chain.rpc_url.clone()),
-                ],
+                &payment_vars(&chain, payment_port, database_url(), facilitator_url),
                 otlp,
             ),
         );
@@ -284,21 +257,12 @@ async fn one_paid_memory_call_is_one_trace_across_the_split_services() {
     let suite = Suite::start(&otlp).await;
     let body = json!({"key": format!("trace/{:016x}", rand::random::<u64>()), "expected": null, "value": "agent-7"});
 
-    let unpaid = send(
+    let requirements = quoted_terms(
         reqwest::Method::POST,
         &suite.url("/api/memory/cas"),
         Some(body.clone()),
-        &[],
     )
     .await;
-    assert_eq!(
-        unpaid.status,
-        StatusCode::PAYMENT_REQUIRED,
-        "{}",
-        unpaid.body
-    );
-    let quote = decode(unpaid.headers.get("payment-required").unwrap());
-    let requirements: Requirements = serde_json::from_value(quote["accepts"][0].clone()).unwrap();
     let payment = encode_header(&suite.chain.pay(&suite.chain.buyers[0], &requirements));
     let paid = send(
         reqwest::Method::POST,

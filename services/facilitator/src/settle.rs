@@ -37,6 +37,13 @@ impl Facilitator {
         let verified = match self.check(request, Simulate::No, unix_now()).await {
             Ok(verified) => verified,
             Err(rejection) => {
+                if rejection.reason == reason::INVALID_TRANSACTION_STATE {
+                    // The nonce was spent since `reconcile` looked (a
+                    // concurrent settle's transfer landed): by this payment?
+                    if let Some(settled) = self.reconciled_or_unknown(request).await {
+                        return settled;
+                    }
+                }
                 let reason = if rejection.reason == reason::UNEXPECTED_VERIFY_ERROR {
                     reason::UNEXPECTED_SETTLE_ERROR
                 } else {
@@ -70,12 +77,8 @@ impl Facilitator {
                 // Failed on chain: if another settlement (another replica,
                 // a retry) spent the nonce meanwhile and paid this payment,
                 // or may still, that one is the answer.
-                if let Some(reconciled) = self.reconcile(request).await {
-                    let unknown =
-                        reconciled.error_reason.as_deref() == Some(reason::UNEXPECTED_SETTLE_ERROR);
-                    if reconciled.success || unknown {
-                        return reconciled;
-                    }
+                if let Some(settled) = self.reconciled_or_unknown(request).await {
+                    return settled;
                 }
             }
         }
@@ -116,6 +119,15 @@ impl Facilitator {
                 }
             }
         }
+    }
+
+    /// After a failure that a spent nonce explains: [`Self::reconcile`]'s
+    /// answer when it settles the payment (the transaction that spent the
+    /// nonce paid it) or says it may still (a spend not mined yet).
+    async fn reconciled_or_unknown(&self, request: &FacilitatorRequest) -> Option<SettleResponse> {
+        let reconciled = self.reconcile(request).await?;
+        let unknown = reconciled.error_reason.as_deref() == Some(reason::UNEXPECTED_SETTLE_ERROR);
+        (reconciled.success || unknown).then_some(reconciled)
     }
 
     /// A settle of an authorization whose nonce is already spent: if the

@@ -31,6 +31,7 @@
 use alloy::primitives::U256;
 use serde_json::Value;
 use sqlx::{PgPool, Row};
+use std::collections::HashMap;
 use tessera_error::{Error, Result};
 use tessera_runtime::dependency::{self, Dependency};
 use tessera_x402::AuthorizationKey;
@@ -116,6 +117,17 @@ pub enum Reservation {
     AlreadyPresented,
     /// The balance does not cover what is outstanding plus this amount.
     NotCovered { balance: U256 },
+}
+
+/// The unique key on (network, asset, payer, nonce): one row per
+/// authorization.
+const PAYMENT_KEY_CONSTRAINT: &str = "payments_network_asset_payer_nonce_key";
+
+/// What the reserve statement did.
+enum Taken {
+    Yes { debtor: bool },
+    AlreadyPresented,
+    NotCovered,
 }
 
 /// What [`Ledger::prior`] read.
@@ -314,34 +326,11 @@ impl Ledger {
         let account = Account::of(payment.key);
         let id = format!("{PAYMENT_ID_PREFIX}{:032x}", rand::random::<u128>());
         let amount = payment.amount.to_string();
-        let mut tx = timed("ledger_begin", self.pool.begin()).await?;
-        let statement = sqlx::query(
-            "INSERT INTO payments (id, network, asset, payer, nonce, route, resource, amount, pay_to,
-                                   x402_version, payload, requirements, status, exposure)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'reserved', $8::numeric)
-             ON CONFLICT (network, asset, payer, nonce) DO NOTHING
-             RETURNING id",
-        )
-        .bind(&id)
-        .bind(&account.network)
-        .bind(&account.asset)
-        .bind(&account.payer)
-        .bind(payment.key.nonce_hex())
-        .bind(payment.route)
-        .bind(payment.resource)
-        .bind(&amount)
-        .bind(payment.pay_to)
-        .bind(payment.x402_version as i32)
-        .bind(payment.payload)
-        .bind(payment.requirements)
-        .fetch_optional(&mut *tx);
-        let inserted = timed("ledger_insert", statement).await?;
-        if inserted.is_none() {
-            return Ok(Reservation::AlreadyPresented);
-        }
-        // Created on first use; either way taken only if the balance covers
-        // it (no row back = not covered, and dropping `tx` rolls the INSERT
-        // above back).
+        // One statement, so one round trip and one commit: the account is
+        // taken only if the balance covers it (no row back = not covered,
+        // nothing written), and the payment row is inserted only if it was
+        // taken. A second presentation of the authorization violates the
+        // unique key, which aborts the whole statement (the account too).
         let statement = sqlx::query_scalar::<_, bool>(
             "WITH taken AS (
                  INSERT INTO payer_accounts (network, asset, payer, outstanding)
@@ -353,11 +342,17 @@ impl Ledger {
                         + (payer_accounts.settled_total - $6::numeric)
                         + EXCLUDED.outstanding <= $5::numeric
                  RETURNING debt > 0 AS debtor
-             ), marked AS (
-                 UPDATE payments SET status = 'verified'
-                  WHERE id = $7 AND $8 AND EXISTS (SELECT 1 FROM taken WHERE NOT debtor)
+             ), inserted AS (
+                 INSERT INTO payments (id, network, asset, payer, nonce, route, resource, amount,
+                                       pay_to, x402_version, payload, requirements, status,
+                                       exposure)
+                 SELECT $7, $1, $2, $3, $8, $9, $10, $4, $11, $12, $13, $14,
+                        CASE WHEN $15 AND NOT taken.debtor THEN 'verified' ELSE 'reserved' END,
+                        $4::numeric
+                   FROM taken
+                 RETURNING id
              )
-             SELECT debtor FROM taken",
+             SELECT taken.debtor FROM taken, inserted",
         )
         .bind(&account.network)
         .bind(&account.asset)
@@ -366,14 +361,36 @@ impl Ledger {
         .bind(balance.to_string())
         .bind(settled_before.to_string())
         .bind(&id)
+        .bind(payment.key.nonce_hex())
+        .bind(payment.route)
+        .bind(payment.resource)
+        .bind(payment.pay_to)
+        .bind(payment.x402_version as i32)
+        .bind(payment.payload)
+        .bind(payment.requirements)
         .bind(payment.verified)
-        .fetch_optional(&mut *tx);
-        let covered = timed("ledger_reserve", statement).await?;
-        let Some(debtor) = covered else {
-            return Ok(Reservation::NotCovered { balance });
+        .fetch_optional(&self.pool);
+        let taken = async {
+            match statement.await {
+                Ok(Some(debtor)) => Ok(Taken::Yes { debtor }),
+                Ok(None) => Ok(Taken::NotCovered),
+                Err(sqlx::Error::Database(error))
+                    if error.constraint() == Some(PAYMENT_KEY_CONSTRAINT) =>
+                {
+                    Ok(Taken::AlreadyPresented)
+                }
+                Err(error) => Err(error),
+            }
         };
-        timed("ledger_commit", tx.commit()).await?;
-        Ok(Reservation::Reserved { id, debtor })
+        Ok(match timed("ledger_reserve", taken).await? {
+            Taken::Yes { debtor } => Reservation::Reserved { id, debtor },
+            Taken::AlreadyPresented => Reservation::AlreadyPresented,
+            // A replay by a payer who cannot pay is a replay all the same.
+            Taken::NotCovered if self.prior(payment.key).await?.presented => {
+                Reservation::AlreadyPresented
+            }
+            Taken::NotCovered => Reservation::NotCovered { balance },
+        })
     }
 
     /// Moves a payment from one of `from` to `to` without ending it.
@@ -471,23 +488,30 @@ impl Ledger {
         self.claim(id, "status = 'verified'").await
     }
 
-    /// Queues a verified payment whose call was served, for a settler to
-    /// settle later; `None` when it was not verified (already queued,
-    /// settled or cancelled). Its amount stays outstanding.
-    pub async fn queue(&self, id: &str) -> Result<Option<Queued>> {
+    /// Queues verified payments whose calls were served, for a settler to
+    /// settle later, in one statement; answers those queued (a payment not
+    /// verified, already queued, settled or cancelled, is not). Their
+    /// amounts stay outstanding.
+    pub async fn queue(&self, ids: &[String]) -> Result<HashMap<String, Queued>> {
         let statement = sqlx::query(
             "UPDATE payments SET status = 'queued', served = true, updated_at = now()
-              WHERE id = $1 AND status = 'verified'
-             RETURNING payer, network, amount",
+              WHERE id = ANY($1) AND status = 'verified'
+             RETURNING id, payer, network, amount",
         )
-        .bind(id)
-        .fetch_optional(&self.pool);
-        let row = timed("ledger_queue", statement).await?;
-        Ok(row.map(|row| Queued {
-            payer: row.get("payer"),
-            network: row.get("network"),
-            amount: row.get("amount"),
-        }))
+        .bind(ids)
+        .fetch_all(&self.pool);
+        let rows = timed("ledger_queue", statement).await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let queued = Queued {
+                    payer: row.get("payer"),
+                    network: row.get("network"),
+                    amount: row.get("amount"),
+                };
+                (row.get("id"), queued)
+            })
+            .collect())
     }
 
     /// Takes up to `limit` queued payments of `scope` for settling, oldest

@@ -11,6 +11,7 @@ pub mod facilitator_client;
 pub mod grpc;
 pub mod ledger;
 pub mod metrics;
+mod queue_writer;
 pub mod service;
 pub mod settler;
 

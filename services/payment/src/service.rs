@@ -57,6 +57,7 @@ use crate::ledger::{
     Account, Claimed, Ledger, NewPayment, Outcome, PaymentState, Reservation, Scope, Settleable,
 };
 use crate::metrics;
+use crate::queue_writer::QueueWriter;
 use alloy::primitives::{Address, U256};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -99,6 +100,8 @@ pub struct Payments {
     queued: Arc<Notify>,
     /// Balances read for calls settled later.
     balances: Arc<Balances>,
+    /// Queues served calls' payments, grouping concurrent ones.
+    queue_writer: Arc<QueueWriter>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,6 +152,7 @@ impl Payments {
             pay_to_address,
             max_timeout_seconds: config.max_timeout_seconds,
             settle_timeout: config.settle_timeout,
+            queue_writer: Arc::new(QueueWriter::new(ledger.clone())),
             ledger,
             facilitator_url: config.facilitator_url.clone(),
             facilitator: FacilitatorClient::new(
@@ -361,11 +365,19 @@ impl Payments {
         .expect("serializes");
 
         let key = payment.key(self.asset_address);
-        // A replay costs one indexed read, not a balance RPC.
-        let prior = self.ledger.prior(&key).await?;
-        if prior.presented {
-            return Err(already_presented());
-        }
+        // Settled now: a replay costs one indexed read, not a balance RPC.
+        // Settled later (the hot path), the reserve statement alone finds a
+        // replay, and the account is read only with the balance.
+        let prior = match settle_later {
+            true => None,
+            false => {
+                let prior = self.ledger.prior(&key).await?;
+                if prior.presented {
+                    return Err(already_presented());
+                }
+                Some(prior)
+            }
+        };
         let account = Account::of(&key);
         let payload_json = canonical(&payment, &required, self.asset.network);
         let new_payment = NewPayment {
@@ -382,6 +394,11 @@ impl Payments {
         };
         let payer = payment.payer();
         let fresh = || async {
+            // Read before the balance (see `Reading`).
+            let settled_before = match prior {
+                Some(prior) => prior.settled_total,
+                None => self.ledger.account(&account).await?.settled_total,
+            };
             let balance = self
                 .chain
                 .balance_of(self.asset_address, payer)
@@ -389,7 +406,7 @@ impl Payments {
                 .map_err(|e| chain_unavailable(&e))?;
             Ok::<_, Error>(Reading {
                 balance,
-                settled_before: prior.settled_total,
+                settled_before,
             })
         };
         let (reading, source) = if settle_later {
@@ -567,7 +584,7 @@ impl Payments {
     /// documentation). The settler settles it in the background; until then
     /// its amount stays outstanding against the payer.
     pub async fn queue(&self, payment_id: &str) -> Result<Settled> {
-        let Some(queued) = self.ledger.queue(payment_id).await? else {
+        let Some(queued) = self.queue_writer.queue(payment_id.to_string()).await? else {
             return Err(Error::new(
                 ErrorKind::PreconditionFailed,
                 "PAYMENT_NOT_SETTLEABLE",
