@@ -1,15 +1,16 @@
 //! Payer balances recently read from the chain, for verifications of calls
 //! whose settlement comes later (`settle_later`).
 //!
-//! The exposure bound judges `outstanding + (settled_total − settled_before)
-//! + amount ≤ balance`, where `settled_before` is the ledger's
+//! The exposure bound judges
+//! `outstanding + (settled_total − settled_before) + amount ≤ balance`,
+//! where `settled_before` is the ledger's
 //! `settled_total` read *before* the balance. A cached entry keeps the pair
 //! it was read with, so settlements recorded since the read are still
 //! subtracted: a cached balance is never more generous than a fresh one
 //! because of our own settlements. What it can miss, for at most `max_age`,
-//! is the payer spending elsewhere; that is the exposure an operator accepts
-//! with `PAYMENT_BALANCE_MAX_AGE_MS` (and a top-up, which a refusal re-reads
-//! before answering).
+//! is the payer spending elsewhere, the exposure an operator accepts with
+//! `PAYMENT_BALANCE_MAX_AGE_MS`, and a top-up, which a refusal re-reads
+//! before answering.
 //!
 //! Concurrent calls of one payer wait for one chain read (one lock per
 //! payer), so a burst costs one `balanceOf` per payer per `max_age`.

@@ -43,7 +43,7 @@ impl QueueWriter {
             // The writer's runtime is gone: write alone.
             return Ok(self
                 .ledger
-                .queue(&[payment_id.clone()])
+                .queue(std::slice::from_ref(&payment_id))
                 .await?
                 .remove(&payment_id));
         }
