@@ -68,6 +68,8 @@ pub struct Options {
     /// (`PAYMENT_BALANCE_MAX_AGE_MS`).
     pub balance_max_age: Duration,
     pub settle_timeout: Duration,
+    /// `PAYMENT_SETTLE_LEASE_SECONDS`.
+    pub settle_lease: Duration,
     /// Buyers funded with `BUYER_FUNDS` each.
     pub buyers: usize,
     pub request_timeout: Duration,
@@ -92,6 +94,7 @@ impl Default for Options {
             settle_concurrency: tessera_payment::config::DEFAULT_SETTLE_CONCURRENCY,
             balance_max_age: Duration::from_secs(1),
             settle_timeout: Duration::from_secs(20),
+            settle_lease: tessera_payment::config::DEFAULT_SETTLE_LEASE,
             buyers: 4,
             request_timeout: Duration::from_secs(30),
             max_concurrent_requests: 1024,
@@ -140,6 +143,7 @@ impl PaidStack {
             max_timeout_seconds: 60,
             catalog: Catalog::default(),
             settle_timeout: options.settle_timeout,
+            settle_lease: options.settle_lease,
             retry_every: Duration::from_secs(3600),
             rpc_url: format!("http://{}", payment_rpc_proxy.addr),
             rpc_timeout: Duration::from_secs(5),

@@ -1046,3 +1046,87 @@ async fn a_replay_from_a_payer_who_cannot_pay_again_is_409_not_402() {
     assert_eq!(account.outstanding, U256::from(PRICE), "one call held");
     assert_eq!(stack.stored(&me, "n").await.as_deref(), Some("1"));
 }
+
+/// Queued payments claimed by a settler that then died (nothing renews
+/// their lease) are taken by the background pass once the lease ran out,
+/// long before the settle timeout, so they are settled while their
+/// authorizations are still valid; settled once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_settlers_claims_are_settled_again_once_their_lease_ran_out() {
+    const LEASE: Duration = Duration::from_secs(2);
+    let (stack, buyer, me) = one_payer_without_settler(
+        Options {
+            settle_lease: LEASE,
+            settle_timeout: Duration::from_secs(40),
+            ..async_mode()
+        },
+        10 * PRICE,
+    )
+    .await;
+    let mut queued = Vec::new();
+    for _ in 0..3 {
+        queued.push(pending_settlement(&paid_incr(&stack, &buyer).await, &me));
+    }
+    // A claimer that dies at once: its rows stay settling, unrenewed.
+    let claimed = stack
+        .payments
+        .ledger()
+        .claim_queued(stack.payments.scope(), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 3);
+    assert_eq!(
+        stack.payments.retry_pending().await.unwrap(),
+        0,
+        "still leased"
+    );
+    tokio::time::sleep(LEASE + Duration::from_millis(500)).await;
+    assert_eq!(stack.payments.retry_pending().await.unwrap(), 3);
+    for id in &queued {
+        let state = final_state(&stack, id).await;
+        assert_eq!(state["status"], "settled", "{state}");
+        assert_eq!(attempts(&stack, id).await, 2, "claimed, then retried once");
+    }
+    assert_eq!(
+        stack.account(&me).await.settled_total,
+        U256::from(3 * PRICE)
+    );
+}
+
+/// A settlement running longer than the lease (the facilitator does not
+/// answer) keeps its payment: the heartbeat renews it, so the background
+/// pass does not take it, and it is settled once when the facilitator
+/// answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_live_settlement_renews_its_lease_so_the_retry_pass_leaves_it_alone() {
+    const LEASE: Duration = Duration::from_secs(2);
+    let (stack, buyer, me) = one_payer_without_settler(
+        Options {
+            settle_lease: LEASE,
+            settle_timeout: Duration::from_secs(40),
+            ..async_mode()
+        },
+        10 * PRICE,
+    )
+    .await;
+    let id = pending_settlement(&paid_incr(&stack, &buyer).await, &me);
+    stack.facilitator_proxy.pause();
+    let settler = StartedSettler::start(&stack, 4);
+    let started = std::time::Instant::now();
+    while lookup(&stack, &id).await.body["status"] != "settling" {
+        assert!(started.elapsed() < Duration::from_secs(10), "never claimed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(3 * LEASE).await;
+    assert_eq!(
+        stack.payments.retry_pending().await.unwrap(),
+        0,
+        "the running settlement kept its lease"
+    );
+    assert_eq!(attempts(&stack, &id).await, 1);
+    stack.facilitator_proxy.resume();
+    let state = final_state(&stack, &id).await;
+    assert_eq!(state["status"], "settled", "{state}");
+    assert_eq!(attempts(&stack, &id).await, 1, "settled by its first claim");
+    settler.stop().await;
+}

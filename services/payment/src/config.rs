@@ -13,6 +13,7 @@
 //! | `PAYMENT_MAX_TIMEOUT_SECONDS` | `60` | how long a signed payment may take |
 //! | `PAYMENT_PRICES` | the catalog | overrides, `route=atomic,route=atomic` |
 //! | `PAYMENT_SETTLE_TIMEOUT_SECONDS` | `45` | a settle slower than this becomes pending (above the facilitator's receipt timeout) |
+//! | `PAYMENT_SETTLE_LEASE_SECONDS` | `10` | how long a `settling` payment stays its settler's without a heartbeat (renewed every third of it while the settlement runs); a payment whose settler stopped is retried once its lease ran out, at least 1 |
 //! | `PAYMENT_RETRY_SECONDS` | `5` | how often pending settlements are retried, and the settler looks for queued ones besides being woken by each queued here |
 //! | `PAYMENT_SETTLE_CONCURRENCY` | `200` | queued (deferred) settlements the settler runs at once, at least 1; at least the facilitator's batch size, or batches cannot fill |
 //! | `PAYMENT_BALANCE_MAX_AGE_MS` | `1000` | for a call settled later (`settle_later`), how old a payer's balance read may be (one `balanceOf` per payer per this; see `balances`). `0` reads it for every call |
@@ -44,6 +45,11 @@ const USDC: &[(u64, &str, &str, &str)] = &[
 
 pub const DEFAULT_SETTLE_CONCURRENCY: usize = 200;
 
+/// Short beside an authorization's validity (a client signs for
+/// `PAYMENT_MAX_TIMEOUT_SECONDS`, and at least the settle timeout must be
+/// left), so a payment whose settler died is settled again in time.
+pub const DEFAULT_SETTLE_LEASE: Duration = Duration::from_secs(10);
+
 #[derive(Debug, Clone)]
 pub struct Asset {
     pub network: Network,
@@ -64,6 +70,9 @@ pub struct PaymentConfig {
     pub max_timeout_seconds: u64,
     pub catalog: Catalog,
     pub settle_timeout: Duration,
+    /// `PAYMENT_SETTLE_LEASE_SECONDS`: how long a settlement's claim lasts
+    /// without a heartbeat.
+    pub settle_lease: Duration,
     pub retry_every: Duration,
     /// `PAYMENT_SETTLE_CONCURRENCY`: the settler's settlements at once.
     pub settle_concurrency: usize,
@@ -106,6 +115,10 @@ impl PaymentConfig {
             max_timeout_seconds: env_or("PAYMENT_MAX_TIMEOUT_SECONDS", 60)?,
             catalog: Catalog::with_overrides(&env_string("PAYMENT_PRICES", ""))?,
             settle_timeout: Duration::from_secs(env_or("PAYMENT_SETTLE_TIMEOUT_SECONDS", 45)?),
+            settle_lease: Duration::from_secs(env_or(
+                "PAYMENT_SETTLE_LEASE_SECONDS",
+                DEFAULT_SETTLE_LEASE.as_secs(),
+            )?),
             retry_every: Duration::from_secs(env_or("PAYMENT_RETRY_SECONDS", 5)?),
             settle_concurrency: env_or("PAYMENT_SETTLE_CONCURRENCY", DEFAULT_SETTLE_CONCURRENCY)?,
             balance_max_age: Duration::from_millis(env_or("PAYMENT_BALANCE_MAX_AGE_MS", 1000)?),
@@ -128,6 +141,10 @@ impl PaymentConfig {
         anyhow::ensure!(
             self.settle_concurrency > 0,
             "PAYMENT_SETTLE_CONCURRENCY must be at least 1"
+        );
+        anyhow::ensure!(
+            self.settle_lease >= Duration::from_secs(1),
+            "PAYMENT_SETTLE_LEASE_SECONDS must be at least 1"
         );
         anyhow::ensure!(
             !self.retry_every.is_zero(),

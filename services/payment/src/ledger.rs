@@ -514,6 +514,18 @@ impl Ledger {
             .collect())
     }
 
+    /// Renews the lease of payments this process is settling (see
+    /// [`crate::lease`]).
+    pub async fn renew(&self, ids: &[String]) -> Result<()> {
+        let statement = sqlx::query(
+            "UPDATE payments SET updated_at = now() WHERE id = ANY($1) AND status = 'settling'",
+        )
+        .bind(ids)
+        .execute(&self.pool);
+        timed("ledger_renew", statement).await?;
+        Ok(())
+    }
+
     /// Takes up to `limit` queued payments of `scope` for settling, oldest
     /// first. Rows another settler is claiming right now are skipped, not
     /// waited for: concurrent claims never take one row twice.

@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod config;
 pub mod facilitator_client;
 pub mod grpc;
+mod lease;
 pub mod ledger;
 pub mod metrics;
 mod queue_writer;

@@ -53,6 +53,7 @@ use crate::balances::{Balances, Reading, Source};
 use crate::catalog::Catalog;
 use crate::config::{Asset, PaymentConfig};
 use crate::facilitator_client::FacilitatorClient;
+use crate::lease::Leases;
 use crate::ledger::{
     Account, Claimed, Ledger, NewPayment, Outcome, PaymentState, Reservation, Scope, Settleable,
 };
@@ -102,6 +103,8 @@ pub struct Payments {
     balances: Arc<Balances>,
     /// Queues served calls' payments, grouping concurrent ones.
     queue_writer: Arc<QueueWriter>,
+    /// The `settling` payments this process holds.
+    leases: Arc<Leases>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,6 +156,7 @@ impl Payments {
             max_timeout_seconds: config.max_timeout_seconds,
             settle_timeout: config.settle_timeout,
             queue_writer: Arc::new(QueueWriter::new(ledger.clone())),
+            leases: Leases::new(ledger.clone(), config.settle_lease),
             ledger,
             facilitator_url: config.facilitator_url.clone(),
             facilitator: FacilitatorClient::new(
@@ -644,6 +648,7 @@ impl Payments {
         settleable: Settleable,
         served: bool,
     ) -> Result<Settled> {
+        let _held = self.leases.hold(payment_id);
         let started = std::time::Instant::now();
         let request = FacilitatorRequest {
             x402_version: settleable.x402_version,
@@ -789,11 +794,12 @@ impl Payments {
                 attempted += 1;
             }
         }
-        // A live settlement ends within the settle timeout: one settling
-        // longer lost its settler (a stopped process), and its
-        // authorization expires soon after, so it is taken at once.
-        for id in self.ledger.due_for_retry(&self.scope, 32, after).await? {
-            if let Some(settleable) = self.ledger.claim_for_retry(&id, after).await? {
+        // A live settlement renews its lease: one settling for longer
+        // lost its settler (a stopped process), and is taken while its
+        // authorization is still valid.
+        let lease = self.leases.lease().as_secs();
+        for id in self.ledger.due_for_retry(&self.scope, 32, lease).await? {
+            if let Some(settleable) = self.ledger.claim_for_retry(&id, lease).await? {
                 let settled = self.settle_claimed(&id, settleable, true).await?;
                 tracing::info!(payment_id = %id, success = settled.response.success, pending = settled.pending, "retried a pending settlement");
                 attempted += 1;
