@@ -964,6 +964,8 @@ async fn a_retry_while_the_first_settle_still_waits_for_its_batch_is_not_a_debt(
         adjust_facilitator: |config| {
             config.batch =
                 tessera_facilitator::BatchConfig::parse(Some("2"), Some("0"), None).unwrap();
+            // One batch at a time: the key stays busy past the settle timeout.
+            config.batch.in_flight = 1;
         },
         ..async_mode()
     })

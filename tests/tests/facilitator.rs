@@ -440,13 +440,14 @@ async fn settle_moves_exactly_the_value_and_a_replay_is_refused() {
         "a settle of a settled payment sends nothing"
     );
 
-    // One payment settled twice at once: one transfer, both answered with
-    // it (the second follows the first, or reconciles with its transfer).
+    // One payment settled twice at once: one transfer, and both answer it
+    // (the second follows the first while it is being settled, or
+    // reconciles with its transfer once mined).
     let request = facilitator_request(&chain.pay(buyer, &requirements), &requirements);
     let (a, b) = tokio::join!(settle(&server, &request), settle(&server, &request));
     assert_eq!(a["success"], true, "{a}");
     assert_eq!(b["success"], true, "{b}");
-    assert_eq!(a["transaction"], b["transaction"]);
+    assert_eq!(a["transaction"], b["transaction"], "{a} {b}");
     assert_eq!(
         chain.transaction_count(sender).await,
         sent_before + 2,

@@ -1,6 +1,8 @@
 //! Settlements batched on chain (issue #12): the facilitator settles many
-//! authorizations in one Multicall3 `aggregate3` transaction, one batch in
-//! flight per settling key. Real anvil, our EIP-3009 token, and our
+//! authorizations in one Multicall3 `aggregate3` transaction, several
+//! batches in flight per settling key, and a batched settle reads no chain
+//! state of its own (its batch's estimate simulates every transfer). Real
+//! anvil, our EIP-3009 token, and our
 //! `BatchCall` installed at Multicall3's canonical address (as on Base), so
 //! the facilitator runs with its default batch settings. No mocks.
 
@@ -250,17 +252,25 @@ async fn fifty_concurrent_settles_share_a_few_transactions() {
         "tessera_facilitator_batch_items_total{outcome=\"settled\"}",
         "tessera_facilitator_gas_per_item_count",
         "tessera_facilitator_batch_waiting ",
+        "tessera_facilitator_batches_in_flight ",
     ] {
         assert!(metrics.contains(series), "{series} in {metrics}");
     }
 }
 
-/// (b) One batch of six in which two fail after their checks (one payer
-/// spends the payment's nonce on another transfer, another empties the
-/// wallet): those two fail alone with the batch's hash, the others settle.
-/// A seventh whose request is dropped while it waits still settles.
+/// (b) One batch of eight, all past their local checks, some of which can
+/// no longer settle when the batch goes out: one payer spends the payment's
+/// nonce on another transfer, another empties its wallet, a third keeps
+/// funds for only one of its two payments. The batch's estimate fails, so
+/// the worker reads each item's state: the spent nonce answers
+/// `invalid_transaction_state` (reconciled: spent by a transfer that did not
+/// pay it) and the empty wallet `insufficient_funds`, both before sending,
+/// with no transaction. The third payer's two each look fundable alone, so
+/// the rest go out with each call allowed to fail: one of the two settles,
+/// the other fails alone with the batch's hash. An authorization whose
+/// request is dropped while it waits still settles.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_bad_item_fails_alone_with_the_batch_hash() {
+async fn bad_items_get_their_reason_and_a_transfer_that_still_fails_fails_alone() {
     let chain = Chain::start_with_buyers(7).await;
     chain.install_batch_call().await;
     chain.set_block_time(1).await;
@@ -268,41 +278,40 @@ async fn a_bad_item_fails_alone_with_the_batch_hash() {
     batch(&mut config, "100", "5000");
     let facilitator = Arc::new(Facilitator::connect(&config).await.unwrap());
     let requirements = chain.requirements(chain.pay_to, PRICE);
-    let payments: Vec<Payment> = chain
+    let (diverter, drained, short, abandoned) = (0, 1, 2, 6);
+    let mut payments: Vec<Payment> = chain
         .buyers
         .iter()
         .map(|buyer| Payment::new(&chain, buyer, &requirements))
         .collect();
-    let (diverter, drained, abandoned) = (0, 1, 6);
+    payments.push(Payment::new(&chain, &chain.buyers[short], &requirements));
+    let short_pair = [short, payments.len() - 1];
 
     // The batch is open for 5 s: every settle passes its checks and waits.
     let settles: Vec<_> = payments
         .iter()
-        .map(|payment| {
-            let facilitator = facilitator.clone();
-            let request = payment.facilitator_request();
-            tokio::spawn(async move { facilitator.settle(&request).await })
-        })
+        .map(|payment| spawn_settle(&facilitator, payment))
         .collect();
     until_waiting(&facilitator, payments.len()).await;
 
     // Then, before the batch is sent: payer 0 spends the payment's nonce on
-    // a transfer of 1 to itself; payer 1 moves all its tokens away; the
-    // request for payment 6 is dropped.
+    // a transfer of 1 to itself; payer 1 moves all its tokens away; payer 2
+    // keeps one payment's worth; the request for payment 6 is dropped.
     let mut diversion = payments[diverter].authorization.clone();
     diversion.to = diversion.from;
     diversion.value = U256::from(1);
     let diversion_signature = chain.sign(&chain.buyers[diverter], &diversion);
     let sink = PrivateKeySigner::random().address();
-    let (diverted, ()) = tokio::join!(
+    let (diverted, (), ()) = tokio::join!(
         chain.execute_authorization(&diversion, diversion_signature),
         chain.transfer_plain(&chain.buyers[drained], sink, U256::from(BUYER_FUNDS)),
+        chain.transfer_plain(&chain.buyers[short], sink, U256::from(BUYER_FUNDS - PRICE)),
     );
     assert!(diverted.status());
     settles[abandoned].abort();
     assert!(
         facilitator.settlements_waiting() == payments.len(),
-        "the batch was still open after the two transfers"
+        "the batch was still open after the transfers"
     );
 
     let mut answers = Vec::new();
@@ -315,35 +324,68 @@ async fn a_bad_item_fails_alone_with_the_batch_hash() {
             }
         }
     }
-    let batch_hash = hash_of(answers[2].as_ref().unwrap());
+    let batch_hash = hash_of(answers[3].as_ref().unwrap());
     let receipt = chain.receipt(batch_hash).await.unwrap();
     assert!(receipt.status(), "the batch went through");
     assert_eq!(receipt.to, Some(MULTICALL3_ADDRESS));
-    for (index, answer) in answers.iter().enumerate() {
-        let Some(answer) = answer else { continue };
-        assert_eq!(
-            answer.transaction,
-            batch_hash.to_string(),
-            "payment {index}: {answer:?}"
-        );
-        if index == diverter || index == drained {
-            assert!(!answer.success, "payment {index}: {answer:?}");
-            assert_eq!(
-                answer.error_reason.as_deref(),
-                Some(reason::INVALID_TRANSACTION_STATE),
-                "{answer:?}"
-            );
-            assert!(
-                answer
-                    .error_message
-                    .as_deref()
-                    .unwrap()
-                    .contains("inside the batch"),
-                "{answer:?}"
-            );
-        } else {
-            assert!(answer.success, "payment {index}: {answer:?}");
-        }
+    let answer = |index: usize| answers[index].as_ref().unwrap();
+
+    let diverted = answer(diverter);
+    assert!(!diverted.success, "{diverted:?}");
+    assert_eq!(
+        diverted.error_reason.as_deref(),
+        Some(reason::INVALID_TRANSACTION_STATE),
+        "{diverted:?}"
+    );
+    assert_eq!(diverted.transaction, "", "not sent: {diverted:?}");
+    assert!(
+        diverted
+            .error_message
+            .as_deref()
+            .unwrap()
+            .contains("did not pay this payment"),
+        "{diverted:?}"
+    );
+    let drained_answer = answer(drained);
+    assert!(!drained_answer.success, "{drained_answer:?}");
+    assert_eq!(
+        drained_answer.error_reason.as_deref(),
+        Some(reason::INSUFFICIENT_FUNDS),
+        "{drained_answer:?}"
+    );
+    assert_eq!(
+        drained_answer.transaction, "",
+        "not sent: {drained_answer:?}"
+    );
+
+    let (paid, unpaid): (Vec<usize>, Vec<usize>) =
+        short_pair.iter().partition(|&&index| answer(index).success);
+    assert_eq!(
+        (paid.len(), unpaid.len()),
+        (1, 1),
+        "one of the short payer's two: {:?} {:?}",
+        answer(short_pair[0]),
+        answer(short_pair[1])
+    );
+    let failed_alone = answer(unpaid[0]);
+    assert_eq!(failed_alone.transaction, batch_hash.to_string());
+    assert_eq!(
+        failed_alone.error_reason.as_deref(),
+        Some(reason::INVALID_TRANSACTION_STATE),
+        "{failed_alone:?}"
+    );
+    assert!(
+        failed_alone
+            .error_message
+            .as_deref()
+            .unwrap()
+            .contains("inside the batch"),
+        "{failed_alone:?}"
+    );
+    for index in [3, 4, 5, paid[0]] {
+        let settled = answer(index);
+        assert!(settled.success, "payment {index}: {settled:?}");
+        assert_eq!(settled.transaction, batch_hash.to_string());
     }
     // The abandoned payment was in the same batch and settled.
     assert!(authorization_paid(
@@ -354,20 +396,27 @@ async fn a_bad_item_fails_alone_with_the_batch_hash() {
     assert_eq!(
         chain.balance_of(chain.pay_to).await,
         U256::from(5 * PRICE),
-        "four answered payments and the abandoned one"
+        "three answered payments, one of the short payer's two, and the abandoned one"
     );
     assert_eq!(
         chain.balance_of(chain.buyers[diverter].address()).await,
         U256::from(BUYER_FUNDS),
         "the diverter paid itself"
     );
-    assert_eq!(chain.balance_of(sink).await, U256::from(BUYER_FUNDS));
+    assert_eq!(
+        chain.balance_of(chain.buyers[short].address()).await,
+        U256::ZERO
+    );
+    assert_eq!(
+        chain.balance_of(sink).await,
+        U256::from(2 * BUYER_FUNDS - PRICE)
+    );
     assert_eq!(
         chain
             .transaction_count(chain.facilitator_key.address())
             .await,
         1,
-        "one transaction for the seven"
+        "one transaction for the eight"
     );
     // A settle of the diverted payment again: its nonce was spent by a
     // transfer that did not pay it.
@@ -566,11 +615,10 @@ fn spawn_settle(
 async fn a_second_settle_of_a_waiting_authorization_answers_the_first_ones_outcome() {
     let chain = Chain::start_with_buyers(2).await;
     chain.install_batch_call().await;
-    let facilitator = Arc::new(
-        Facilitator::connect(&chain.facilitator_config())
-            .await
-            .unwrap(),
-    );
+    // One batch in flight: the only key is busy while its batch waits.
+    let mut config = chain.facilitator_config();
+    config.batch.in_flight = 1;
+    let facilitator = Arc::new(Facilitator::connect(&config).await.unwrap());
     let payments = payments(&chain, 2);
     // The only key is kept busy: its transaction waits in the pool.
     chain.set_automine(false).await;
@@ -606,14 +654,13 @@ async fn a_transfer_that_lost_the_race_to_another_replica_answers_the_winners_tr
     let chain = Chain::start_with_buyers(3).await;
     chain.install_batch_call().await;
     let second_key = chain.new_gas_key().await;
-    let mut second_config = chain.facilitator_config();
+    // One batch in flight per key: a key is busy while its batch waits.
+    let mut first_config = chain.facilitator_config();
+    first_config.batch.in_flight = 1;
+    let mut second_config = first_config.clone();
     second_config.settlement_key = Some(SettlementKey::new(second_key.clone()));
     let replicas = [
-        Arc::new(
-            Facilitator::connect(&chain.facilitator_config())
-                .await
-                .unwrap(),
-        ),
+        Arc::new(Facilitator::connect(&first_config).await.unwrap()),
         Arc::new(Facilitator::connect(&second_config).await.unwrap()),
     ];
     let payments = payments(&chain, 3);
@@ -748,4 +795,531 @@ async fn a_refused_configuration_does_not_start() {
         error.to_string().contains("FACILITATOR_BATCH_MAX"),
         "{error}"
     );
+}
+
+/// A JSON-RPC proxy in front of anvil: counts the calls by method (an
+/// `eth_call` by the name of the function its input selects), and can refuse
+/// an `eth_sendRawTransaction` (a node's error answer, nothing forwarded) or
+/// lose its answer (forwarded, then HTTP 502).
+struct RpcProxy {
+    url: String,
+    state: Arc<ProxyState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct ProxyState {
+    calls: std::sync::Mutex<BTreeMap<String, usize>>,
+    /// `eth_sendRawTransaction`s seen.
+    sends: std::sync::atomic::AtomicUsize,
+    /// The send (by its number among `sends`) refused, and the one whose
+    /// answer is lost.
+    refuse_send: std::sync::Mutex<Option<usize>>,
+    lose_send: std::sync::Mutex<Option<usize>>,
+    /// The hashes of the sends whose answers were lost.
+    lost: std::sync::Mutex<Vec<B256>>,
+}
+
+/// What the proxy does with one request.
+enum Fate {
+    Forward,
+    Refuse(Value),
+    Lose,
+}
+
+impl RpcProxy {
+    async fn start(target: &str) -> RpcProxy {
+        use axum::extract::State;
+        use axum::http::{header, StatusCode};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let state = Arc::new(ProxyState::default());
+        let client = reqwest::Client::new();
+        let target = target.to_string();
+        let handler = move |State(state): State<Arc<ProxyState>>, body: axum::body::Bytes| {
+            let (client, target) = (client.clone(), target.clone());
+            async move {
+                let fate = state.note(&body);
+                if let Fate::Refuse(id) = &fate {
+                    let refusal = serde_json::json!({
+                        "jsonrpc": "2.0",
+                        "id": id,
+                        "error": {"code": -32000, "message": "refused by the test proxy"},
+                    });
+                    return (
+                        StatusCode::OK,
+                        [(header::CONTENT_TYPE, "application/json")],
+                        refusal.to_string().into_bytes(),
+                    );
+                }
+                let answer = client
+                    .post(&target)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(body.to_vec())
+                    .send()
+                    .await
+                    .unwrap();
+                let status = StatusCode::from_u16(answer.status().as_u16()).unwrap();
+                let bytes = answer.bytes().await.unwrap().to_vec();
+                if matches!(fate, Fate::Lose) {
+                    if let Ok(answer) = serde_json::from_slice::<Value>(&bytes) {
+                        if let Some(hash) = answer["result"].as_str() {
+                            state.lost.lock().unwrap().push(hash.parse().unwrap());
+                        }
+                    }
+                    return (
+                        StatusCode::BAD_GATEWAY,
+                        [(header::CONTENT_TYPE, "text/plain")],
+                        b"answer lost by the test proxy".to_vec(),
+                    );
+                }
+                (status, [(header::CONTENT_TYPE, "application/json")], bytes)
+            }
+        };
+        let app = axum::Router::new()
+            .route("/", axum::routing::post(handler))
+            .with_state(state.clone());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        RpcProxy { url, state, task }
+    }
+
+    /// Calls counted since the last reset, by method.
+    fn calls(&self) -> BTreeMap<String, usize> {
+        self.state.calls.lock().unwrap().clone()
+    }
+
+    fn reset(&self) {
+        self.state.calls.lock().unwrap().clear();
+    }
+
+    /// The `nth` `eth_sendRawTransaction` from now (1: the next) is refused.
+    fn refuse_send(&self, nth: usize) {
+        let seen = self.state.sends.load(std::sync::atomic::Ordering::SeqCst);
+        *self.state.refuse_send.lock().unwrap() = Some(seen + nth);
+    }
+
+    /// The `nth` `eth_sendRawTransaction` from now reaches the node and its
+    /// answer is lost.
+    fn lose_send_answer(&self, nth: usize) {
+        let seen = self.state.sends.load(std::sync::atomic::Ordering::SeqCst);
+        *self.state.lose_send.lock().unwrap() = Some(seen + nth);
+    }
+
+    fn lost(&self) -> Vec<B256> {
+        self.state.lost.lock().unwrap().clone()
+    }
+}
+
+impl Drop for RpcProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl ProxyState {
+    /// Counts the request's calls and says what to do with it.
+    fn note(&self, body: &[u8]) -> Fate {
+        use alloy::sol_types::SolCall;
+        use tessera_evm::token::IEip3009Token;
+        let Ok(request) = serde_json::from_slice::<Value>(body) else {
+            return Fate::Forward;
+        };
+        let calls = match &request {
+            Value::Array(calls) => calls.clone(),
+            call => vec![call.clone()],
+        };
+        let selectors = [
+            (
+                IEip3009Token::authorizationStateCall::SELECTOR,
+                "authorizationState",
+            ),
+            (IEip3009Token::balanceOfCall::SELECTOR, "balanceOf"),
+        ];
+        let mut fate = Fate::Forward;
+        for call in &calls {
+            let method = call["method"].as_str().unwrap_or("?").to_string();
+            let name = if method == "eth_call" {
+                let params = &call["params"][0];
+                let input = params["input"]
+                    .as_str()
+                    .or(params["data"].as_str())
+                    .unwrap_or("");
+                let function = selectors
+                    .iter()
+                    .find(|(selector, _)| {
+                        input
+                            .starts_with(&format!("0x{}", alloy::primitives::hex::encode(selector)))
+                    })
+                    .map_or("other", |(_, name)| name);
+                format!("eth_call:{function}")
+            } else {
+                method.clone()
+            };
+            *self.calls.lock().unwrap().entry(name).or_default() += 1;
+            if method == "eth_sendRawTransaction" {
+                let number = self.sends.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                if *self.refuse_send.lock().unwrap() == Some(number) {
+                    fate = Fate::Refuse(call["id"].clone());
+                } else if *self.lose_send.lock().unwrap() == Some(number) {
+                    fate = Fate::Lose;
+                }
+            }
+        }
+        fate
+    }
+}
+
+/// The receipts of `answers`' transactions grouped by block: (block,
+/// transactions, authorizations).
+fn per_block(
+    answers: &[SettleResponse],
+    receipts: &BTreeMap<B256, TransactionReceipt>,
+) -> BTreeMap<u64, (usize, usize)> {
+    let mut blocks: BTreeMap<u64, (BTreeSet<B256>, usize)> = BTreeMap::new();
+    for answer in answers {
+        let hash = hash_of(answer);
+        let block = receipts[&hash].block_number.unwrap();
+        let entry = blocks.entry(block).or_default();
+        entry.0.insert(hash);
+        entry.1 += 1;
+    }
+    blocks
+        .into_iter()
+        .map(|(block, (hashes, items))| (block, (hashes.len(), items)))
+        .collect()
+}
+
+/// A gauge's value in the process's metrics (0 when absent).
+fn gauge(name: &str) -> i64 {
+    tessera_runtime::metrics::render()
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .map_or(0, |value| value as i64)
+}
+
+/// One key, a block a second, batches of at most 10 and 4 in flight: a
+/// hundred concurrent settles take the key a few blocks, not ten, because
+/// the key sends its next batch as soon as the previous one is accepted
+/// (several batches, more than 10 authorizations, in one block); its
+/// nonces stay consecutive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_keeps_several_batches_in_flight() {
+    const ITEMS: usize = 100;
+    let chain = Chain::start_with_buyers(20).await;
+    chain.install_batch_call().await;
+    chain.set_block_time(1).await;
+    let mut config = chain.facilitator_config();
+    config.batch =
+        tessera_facilitator::BatchConfig::parse_all(Some("10"), Some("0"), None, Some("4"))
+            .unwrap();
+    let facilitator = Arc::new(Facilitator::connect(&config).await.unwrap());
+    let sender = chain.facilitator_key.address();
+    let payments = payments(&chain, ITEMS);
+
+    // The gauge of sent batches awaiting receipts, sampled meanwhile.
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let sampling = sampling.clone();
+        tokio::spawn(async move {
+            let mut most = 0;
+            while sampling.load(std::sync::atomic::Ordering::SeqCst) {
+                most = most.max(gauge("tessera_facilitator_batches_in_flight"));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            most
+        })
+    };
+    let started = Instant::now();
+    let answers = settle_all(&facilitator, &payments).await;
+    let took = started.elapsed();
+    sampling.store(false, std::sync::atomic::Ordering::SeqCst);
+    let most_in_flight = sampler.await.unwrap();
+
+    for answer in &answers {
+        assert!(answer.success, "{answer:?}");
+    }
+    let receipts = receipts(&chain, &answers).await;
+    let blocks = per_block(&answers, &receipts);
+    let mut sizes = BTreeMap::new();
+    for answer in &answers {
+        *sizes.entry(hash_of(answer)).or_insert(0u64) += 1;
+    }
+    let gas_per_item: Vec<u64> = receipts
+        .iter()
+        .map(|(hash, receipt)| receipt.gas_used / sizes[hash])
+        .collect();
+    println!(
+        "{ITEMS} concurrent settles, one key, 1 s blocks, batches of at most 10, 4 in flight: \
+         {} transactions in {} blocks; per block (transactions, items) {:?}; \
+         gas per item {gas_per_item:?}; most batches in flight {most_in_flight}; {took:?} in all",
+        receipts.len(),
+        blocks.len(),
+        blocks.values().collect::<Vec<_>>(),
+    );
+    let most_in_a_block = blocks.values().map(|(_, items)| *items).max().unwrap();
+    assert!(
+        most_in_a_block >= 20,
+        "at most {most_in_a_block} authorizations in a block: one batch of 10 at a time? {blocks:?}"
+    );
+    assert!(
+        blocks.len() <= 4,
+        "{ITEMS} settles took {} blocks: {blocks:?}",
+        blocks.len()
+    );
+    assert!(
+        most_in_flight >= 2,
+        "tessera_facilitator_batches_in_flight reached only {most_in_flight}"
+    );
+    assert_consecutive_nonces(&chain, sender, &receipts.keys().copied().collect()).await;
+    assert_eq!(
+        chain.balance_of(chain.pay_to).await,
+        U256::from(PRICE * ITEMS as u64)
+    );
+    assert_eq!(facilitator.settlements_waiting(), 0);
+}
+
+/// A batched settle makes no `eth_call` of its own: no `authorizationState`
+/// nor `balanceOf` per authorization (the batch's gas estimate simulates
+/// them all), where a settle without batching reads both. Only when a
+/// batch's estimate fails are the items read: settling paid payments again
+/// reconciles them with their batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batched_settle_reads_no_chain_state_of_its_own() {
+    const ITEMS: usize = 10;
+    let chain = Chain::start_with_buyers(ITEMS).await;
+    chain.install_batch_call().await;
+    let proxy = RpcProxy::start(&chain.rpc_url).await;
+    let mut config = chain.facilitator_config();
+    config.rpc_url = proxy.url.clone();
+    batch(&mut config, "10", "2000");
+    let batched = Arc::new(Facilitator::connect(&config).await.unwrap());
+    assert_eq!(batched.batch_max(), 10);
+
+    proxy.reset();
+    let paid = payments(&chain, ITEMS);
+    let answers = settle_all(&batched, &paid).await;
+    assert!(answers.iter().all(|a| a.success), "{answers:?}");
+    let receipts = receipts(&chain, &answers).await;
+    assert_eq!(receipts.len(), 1, "one batch of {ITEMS}");
+    let calls = proxy.calls();
+    println!("JSON-RPC calls of {ITEMS} batched settles (one batch): {calls:?}");
+    for read in ["eth_call:authorizationState", "eth_call:balanceOf"] {
+        assert_eq!(calls.get(read), None, "{read} in {calls:?}");
+    }
+    assert_eq!(
+        calls.get("eth_estimateGas"),
+        Some(&1),
+        "one estimate for the batch: {calls:?}"
+    );
+    assert_eq!(calls.get("eth_sendRawTransaction"), Some(&1), "{calls:?}");
+
+    // The proxy does see them: three settles without batching read each
+    // one's nonce (to reconcile, then to check) and balance.
+    let mut alone_config = config.clone();
+    batch(&mut alone_config, "1", "0");
+    let alone = Arc::new(Facilitator::connect(&alone_config).await.unwrap());
+    proxy.reset();
+    let more = payments(&chain, 3);
+    let answers_alone = settle_all(&alone, &more).await;
+    assert!(answers_alone.iter().all(|a| a.success), "{answers_alone:?}");
+    let calls = proxy.calls();
+    println!("JSON-RPC calls of 3 settles without batching: {calls:?}");
+    assert_eq!(
+        calls.get("eth_call:authorizationState"),
+        Some(&6),
+        "{calls:?}"
+    );
+    assert_eq!(calls.get("eth_call:balanceOf"), Some(&3), "{calls:?}");
+
+    // Settling two batched payments again: their batch's estimate fails,
+    // their state is read, and each reconciles with the batch; nothing sent.
+    proxy.reset();
+    let again = settle_all(&batched, &paid[..2]).await;
+    for (answer, first) in again.iter().zip(&answers) {
+        assert!(answer.success, "{answer:?}");
+        assert_eq!(answer.transaction, first.transaction);
+    }
+    let calls = proxy.calls();
+    println!("JSON-RPC calls of settling 2 paid payments again: {calls:?}");
+    assert!(
+        calls
+            .get("eth_call:authorizationState")
+            .copied()
+            .unwrap_or(0)
+            >= 2,
+        "{calls:?}"
+    );
+    assert_eq!(calls.get("eth_sendRawTransaction"), None, "{calls:?}");
+}
+
+/// Among batches in flight, a send the node refuses gives its nonce back
+/// (the next batch re-syncs to the pending count, which counts the batches
+/// still pooled, and reuses it), and a send whose answer is lost is counted
+/// by the re-sync when the node has it: either way the key's nonces stay
+/// consecutive and every batch after is mined. The refused batch's
+/// payments settle when settled again; the lost one's answer its hash (it
+/// may still be mined) and, once it is, reconcile with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_or_lost_send_among_batches_in_flight_leaves_no_nonce_gap() {
+    let chain = Chain::start_with_buyers(10).await;
+    chain.install_batch_call().await;
+    chain.set_block_time(1).await;
+    let proxy = RpcProxy::start(&chain.rpc_url).await;
+    let mut config = chain.facilitator_config();
+    config.rpc_url = proxy.url.clone();
+    config.batch =
+        tessera_facilitator::BatchConfig::parse_all(Some("5"), Some("0"), None, Some("4")).unwrap();
+    let facilitator = Arc::new(Facilitator::connect(&config).await.unwrap());
+    let sender = chain.facilitator_key.address();
+    let mut hashes = BTreeSet::new();
+    let mut paid = 0u64;
+
+    for lose in [false, true] {
+        if lose {
+            proxy.lose_send_answer(2);
+        } else {
+            proxy.refuse_send(2);
+        }
+        let payments = payments(&chain, 30);
+        let answers = settle_all(&facilitator, &payments).await;
+        let (settled, failed): (Vec<_>, Vec<_>) = answers
+            .iter()
+            .zip(&payments)
+            .partition(|(answer, _)| answer.success);
+        println!(
+            "{} send: {} settled, {} failed",
+            if lose { "lost" } else { "refused" },
+            settled.len(),
+            failed.len()
+        );
+        assert!(!failed.is_empty(), "the second send's batch failed");
+        for (answer, _) in &settled {
+            hashes.insert(hash_of(answer));
+        }
+        paid += settled.len() as u64;
+        for (answer, _) in &failed {
+            assert_eq!(
+                answer.error_reason.as_deref(),
+                Some(reason::UNEXPECTED_SETTLE_ERROR),
+                "{answer:?}"
+            );
+        }
+        let retry: Vec<Payment> = failed
+            .iter()
+            .map(|(_, payment)| Payment {
+                authorization: payment.authorization.clone(),
+                request: payment.request.clone(),
+            })
+            .collect();
+        if lose {
+            let lost = proxy.lost();
+            assert_eq!(lost.len(), 1, "one answer lost");
+            for (answer, _) in &failed {
+                assert_eq!(hash_of(answer), lost[0], "{answer:?}");
+                assert!(
+                    answer
+                        .error_message
+                        .as_deref()
+                        .unwrap()
+                        .contains("may still be mined"),
+                    "{answer:?}"
+                );
+            }
+            // It reached the node: mined in the next block, it paid them.
+            let started = Instant::now();
+            let receipt = loop {
+                if let Some(receipt) = chain.receipt(lost[0]).await {
+                    break receipt;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "the lost send is mined"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            for payment in &retry {
+                assert!(authorization_paid(
+                    receipt.logs(),
+                    chain.token,
+                    &payment.authorization
+                ));
+            }
+            hashes.insert(lost[0]);
+            // Settled again: reconciled with it, nothing sent.
+            let again = settle_all(&facilitator, &retry).await;
+            for answer in &again {
+                assert!(answer.success, "{answer:?}");
+                assert_eq!(hash_of(answer), lost[0]);
+            }
+        } else {
+            for (answer, _) in &failed {
+                assert_eq!(answer.transaction, "", "nothing sent: {answer:?}");
+                assert!(
+                    answer.error_message.as_deref().unwrap().contains("refused"),
+                    "{answer:?}"
+                );
+            }
+            // Settled again: a new batch.
+            let again = settle_all(&facilitator, &retry).await;
+            for answer in &again {
+                assert!(answer.success, "{answer:?}");
+                hashes.insert(hash_of(answer));
+            }
+        }
+        paid += retry.len() as u64;
+    }
+    println!("{} settlement transactions in all", hashes.len());
+    assert_consecutive_nonces(&chain, sender, &hashes).await;
+    assert_eq!(
+        chain.balance_of(chain.pay_to).await,
+        U256::from(paid * PRICE)
+    );
+    assert_eq!(paid, 60);
+}
+
+/// A sent batch the node then drops from its pool (a node restart, an
+/// eviction) gets no receipt; the key's next send re-reads its nonce from
+/// the chain, so the gap is filled instead of holding up every later
+/// transaction of the key behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_dropped_from_the_pool_leaves_no_gap() {
+    let chain = Chain::start_with_buyers(2).await;
+    chain.install_batch_call().await;
+    let mut config = chain.facilitator_config();
+    config.receipt_timeout = Duration::from_secs(2);
+    let facilitator = Arc::new(Facilitator::connect(&config).await.unwrap());
+    let key = chain.facilitator_key.address();
+    let payments = payments(&chain, 2);
+
+    chain.set_automine(false).await;
+    let first = spawn_settle(&facilitator, &payments[0]);
+    until_sent(&chain, key, 1).await;
+    let _: Value = chain
+        .provider()
+        .raw_request("anvil_dropAllTransactions".into(), ())
+        .await
+        .unwrap();
+    let first = first.await.unwrap();
+    assert_eq!(
+        first.error_reason.as_deref(),
+        Some(reason::UNEXPECTED_SETTLE_ERROR),
+        "{first:?}"
+    );
+    chain.set_automine(true).await;
+
+    let second = facilitator.settle(&payments[1].facilitator_request()).await;
+    assert!(second.success, "{second:?}");
+    assert_eq!(chain.transaction_nonce(hash_of(&second)).await, 0);
+    let again = facilitator.settle(&payments[0].facilitator_request()).await;
+    assert!(again.success, "{again:?}");
+    assert_consecutive_nonces(
+        &chain,
+        key,
+        &[hash_of(&second), hash_of(&again)].into_iter().collect(),
+    )
+    .await;
+    assert_eq!(chain.balance_of(chain.pay_to).await, U256::from(2 * PRICE));
 }

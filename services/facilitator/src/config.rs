@@ -6,9 +6,10 @@
 //! | `FACILITATOR_GRPC_ADDR` | `127.0.0.1:50053` | the same over gRPC, with health and reflection |
 //! | `FACILITATOR_RPC_URL` | `http://127.0.0.1:8545` | the chain's JSON-RPC endpoint (plain HTTP; the chain id is read from it at start) |
 //! | `FACILITATOR_PRIVATE_KEY` | unset | 0x-hex secp256k1 key that sends settlements and pays their gas; without it the facilitator only verifies. Never logged |
-//! | `FACILITATOR_PRIVATE_KEYS` | unset | comma-separated further 0x-hex keys that send settlements beside `FACILITATOR_PRIVATE_KEY` (which must be set): one batch in flight per key, so keys pipeline batches. Each needs ETH for gas; the same key twice is refused. Never logged |
+//! | `FACILITATOR_PRIVATE_KEYS` | unset | comma-separated further 0x-hex keys that send settlements beside `FACILITATOR_PRIVATE_KEY` (which must be set): each key has its own `FACILITATOR_BATCHES_IN_FLIGHT` batches in flight. Each needs ETH for gas; the same key twice is refused. Never logged |
 //! | `FACILITATOR_BATCH_MAX` | `100` | at most this many authorizations per settlement transaction, 1 to 1000; 1 = every settle sends its own transaction, as many at once as asked |
 //! | `FACILITATOR_BATCH_WINDOW_MS` | `0` | how long a free key waits, after the first waiting settle, for more to join its batch, at most 10000; 0 = takes only those already waiting (group commit: no added latency when idle, large batches while the previous is being mined) |
+//! | `FACILITATOR_BATCHES_IN_FLIGHT` | `4` | per settling key, how many sent batches may await their receipts at once, 1 to 16: a key takes its next batch as soon as the previous one is accepted by the node, so one key carries up to this many × `FACILITATOR_BATCH_MAX` authorizations per block. 4 lets a key keep several batches in each block even when a receipt is seen a block late, while bounding what one stuck transaction (its nonce blocks the ones behind it) holds up; 16 is the smallest per-account pool quota of common nodes (geth's `txpool.accountslots`), beyond which a node may evict our pending transactions. 1 = one batch at a time (the next waits for the previous one's receipt) |
 //! | `FACILITATOR_BATCH_CONTRACT` | `0xcA11bde05977b3631167028862bE2a173976CA11` | the Multicall3 (`aggregate3`) that batches run through; Multicall3's canonical address on Base and most chains. With no code there at start the facilitator warns and settles one authorization per transaction |
 //! | `FACILITATOR_RECEIPT_TIMEOUT_SECS` | `30` | how long a settle waits for its receipt |
 //! | `FACILITATOR_RPC_TIMEOUT_SECS` | `10` | how long one JSON-RPC request may take |
@@ -35,6 +36,7 @@ pub const PRIVATE_KEYS_ENV: &str = "FACILITATOR_PRIVATE_KEYS";
 pub const BATCH_MAX_ENV: &str = "FACILITATOR_BATCH_MAX";
 pub const BATCH_WINDOW_ENV: &str = "FACILITATOR_BATCH_WINDOW_MS";
 pub const BATCH_CONTRACT_ENV: &str = "FACILITATOR_BATCH_CONTRACT";
+pub const BATCHES_IN_FLIGHT_ENV: &str = "FACILITATOR_BATCHES_IN_FLIGHT";
 
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8402";
 pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:50053";
@@ -47,6 +49,14 @@ pub const DEFAULT_BATCH_MAX: usize = 100;
 pub const MAX_BATCH_MAX: usize = 1000;
 pub const DEFAULT_BATCH_WINDOW: Duration = Duration::ZERO;
 pub const MAX_BATCH_WINDOW: Duration = Duration::from_secs(10);
+/// Sent batches per key awaiting their receipts: with a block every second
+/// or two, a receipt is seen up to a block after it is mined, so 4 keeps a
+/// key's batches in every block under load, and a transaction that gets
+/// stuck (the ones behind its nonce wait with it) holds up at most 4.
+pub const DEFAULT_BATCHES_IN_FLIGHT: usize = 4;
+/// The largest `FACILITATOR_BATCHES_IN_FLIGHT`: geth keeps 16 pending
+/// transactions per account (`txpool.accountslots`) before it may evict.
+pub const MAX_BATCHES_IN_FLIGHT: usize = 16;
 /// Multicall3's canonical address.
 pub const DEFAULT_BATCH_CONTRACT: Address = tessera_evm::batch::MULTICALL3_ADDRESS;
 
@@ -109,6 +119,9 @@ pub struct BatchConfig {
     pub window: Duration,
     /// `FACILITATOR_BATCH_CONTRACT`: the Multicall3-compatible contract.
     pub contract: Address,
+    /// `FACILITATOR_BATCHES_IN_FLIGHT`: per settling key, sent batches
+    /// awaiting their receipts, 1 to [`MAX_BATCHES_IN_FLIGHT`].
+    pub in_flight: usize,
 }
 
 impl Default for BatchConfig {
@@ -117,16 +130,28 @@ impl Default for BatchConfig {
             max: DEFAULT_BATCH_MAX,
             window: DEFAULT_BATCH_WINDOW,
             contract: DEFAULT_BATCH_CONTRACT,
+            in_flight: DEFAULT_BATCHES_IN_FLIGHT,
         }
     }
 }
 
 impl BatchConfig {
-    /// From the three variables' raw values (`None` or blank: the default).
+    /// From the three variables' raw values (`None` or blank: the default),
+    /// `FACILITATOR_BATCHES_IN_FLIGHT` at its default.
     pub fn parse(
         max: Option<&str>,
         window_ms: Option<&str>,
         contract: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        Self::parse_all(max, window_ms, contract, None)
+    }
+
+    /// From the four variables' raw values (`None` or blank: the default).
+    pub fn parse_all(
+        max: Option<&str>,
+        window_ms: Option<&str>,
+        contract: Option<&str>,
+        in_flight: Option<&str>,
     ) -> anyhow::Result<Self> {
         fn set(raw: Option<&str>) -> Option<&str> {
             raw.map(str::trim).filter(|raw| !raw.is_empty())
@@ -151,10 +176,17 @@ impl BatchConfig {
             })?,
             None => defaults.contract,
         };
+        let in_flight = match set(in_flight) {
+            Some(raw) => raw.parse().map_err(|e| {
+                anyhow::anyhow!("{BATCHES_IN_FLIGHT_ENV}={raw:?} is not valid: {e}")
+            })?,
+            None => defaults.in_flight,
+        };
         let config = BatchConfig {
             max,
             window,
             contract,
+            in_flight,
         };
         config.validate()?;
         Ok(config)
@@ -175,6 +207,11 @@ impl BatchConfig {
         anyhow::ensure!(
             self.contract != Address::ZERO,
             "{BATCH_CONTRACT_ENV} must not be the zero address"
+        );
+        anyhow::ensure!(
+            (1..=MAX_BATCHES_IN_FLIGHT).contains(&self.in_flight),
+            "{BATCHES_IN_FLIGHT_ENV} must be 1 to {MAX_BATCHES_IN_FLIGHT}, not {}",
+            self.in_flight
         );
         Ok(())
     }
@@ -311,10 +348,11 @@ impl FacilitatorConfig {
         let extra_settlement_keys =
             parse_settlement_keys(&env_string(PRIVATE_KEYS_ENV, "")).context(PRIVATE_KEYS_ENV)?;
         let variable = |name: &str| std::env::var(name).ok();
-        let batch = BatchConfig::parse(
+        let batch = BatchConfig::parse_all(
             variable(BATCH_MAX_ENV).as_deref(),
             variable(BATCH_WINDOW_ENV).as_deref(),
             variable(BATCH_CONTRACT_ENV).as_deref(),
+            variable(BATCHES_IN_FLIGHT_ENV).as_deref(),
         )?;
         let config = FacilitatorConfig {
             http_addr: env_or(HTTP_ADDR_ENV, DEFAULT_HTTP_ADDR.parse()?)?,
@@ -393,6 +431,7 @@ mod tests {
         assert_eq!(defaults, BatchConfig::default());
         assert_eq!(defaults.max, 100);
         assert_eq!(defaults.window, Duration::ZERO);
+        assert_eq!(defaults.in_flight, 4);
         assert_eq!(
             defaults.contract.to_checksum(None),
             "0xcA11bde05977b3631167028862bE2a173976CA11"
@@ -411,26 +450,36 @@ mod tests {
             "0x5FbDB2315678afecb367f032d93F642f64180aa3"
         );
         assert_eq!(BatchConfig::parse(Some("1"), None, None).unwrap().max, 1);
+        assert_eq!(set.in_flight, DEFAULT_BATCHES_IN_FLIGHT);
+        for (raw, in_flight) in [("1", 1), (" 16 ", 16), ("", DEFAULT_BATCHES_IN_FLIGHT)] {
+            let parsed = BatchConfig::parse_all(None, None, None, Some(raw)).unwrap();
+            assert_eq!(parsed.in_flight, in_flight, "{raw:?}");
+        }
 
-        for (max, window, contract, named) in [
-            (Some("0"), None, None, BATCH_MAX_ENV),
-            (Some("1001"), None, None, BATCH_MAX_ENV),
-            (Some("-3"), None, None, BATCH_MAX_ENV),
-            (Some("many"), None, None, BATCH_MAX_ENV),
-            (None, Some("10001"), None, BATCH_WINDOW_ENV),
-            (None, Some("0.5"), None, BATCH_WINDOW_ENV),
-            (None, None, Some("0x1234"), BATCH_CONTRACT_ENV),
+        for (max, window, contract, in_flight, named) in [
+            (Some("0"), None, None, None, BATCH_MAX_ENV),
+            (Some("1001"), None, None, None, BATCH_MAX_ENV),
+            (Some("-3"), None, None, None, BATCH_MAX_ENV),
+            (Some("many"), None, None, None, BATCH_MAX_ENV),
+            (None, Some("10001"), None, None, BATCH_WINDOW_ENV),
+            (None, Some("0.5"), None, None, BATCH_WINDOW_ENV),
+            (None, None, Some("0x1234"), None, BATCH_CONTRACT_ENV),
             (
                 None,
                 None,
                 Some("0x0000000000000000000000000000000000000000"),
+                None,
                 BATCH_CONTRACT_ENV,
             ),
+            (None, None, None, Some("0"), BATCHES_IN_FLIGHT_ENV),
+            (None, None, None, Some("17"), BATCHES_IN_FLIGHT_ENV),
+            (None, None, None, Some("-1"), BATCHES_IN_FLIGHT_ENV),
+            (None, None, None, Some("two"), BATCHES_IN_FLIGHT_ENV),
         ] {
-            let error = BatchConfig::parse(max, window, contract).unwrap_err();
+            let error = BatchConfig::parse_all(max, window, contract, in_flight).unwrap_err();
             assert!(
                 format!("{error:#}").contains(named),
-                "{max:?} {window:?} {contract:?}: {error:#}"
+                "{max:?} {window:?} {contract:?} {in_flight:?}: {error:#}"
             );
         }
     }
@@ -483,6 +532,9 @@ mod tests {
         // An out-of-range batch setting is refused by validate too.
         let mut config = FacilitatorConfig::new("http://127.0.0.1:8545", None);
         config.batch.max = 0;
+        assert!(config.validate().is_err());
+        let mut config = FacilitatorConfig::new("http://127.0.0.1:8545", None);
+        config.batch.in_flight = 0;
         assert!(config.validate().is_err());
     }
 }

@@ -11,7 +11,9 @@
 //! - [`settle`]: re-verify, send, wait for the receipt; what each outcome
 //!   answers.
 //! - [`batch`]: many authorizations in one transaction (Multicall3's
-//!   `aggregate3`), one batch in flight per settling key.
+//!   `aggregate3`), up to `FACILITATOR_BATCHES_IN_FLIGHT` sent batches per
+//!   settling key awaiting their receipts; a batched settle reads no chain
+//!   state of its own unless its batch's estimate fails.
 //! - [`nonces`]: why each settling key's transaction nonces survive restarts
 //!   and concurrent settles without a database.
 //!
@@ -38,7 +40,8 @@
 //! resource server should answer them as "service unavailable", not as a
 //! bad payment. Sending and confirming a settlement takes at most a few RPC
 //! timeouts plus the receipt timeout; when batching, a settle may first
-//! wait for a free settling key (each key has one batch in flight), so
+//! wait for a free slot of a settling key (each key has up to
+//! `FACILITATOR_BATCHES_IN_FLIGHT` batches awaiting their receipts), so
 //! under a load beyond what the keys' batches carry it waits longer.
 
 pub mod batch;
@@ -91,8 +94,8 @@ pub struct Facilitator {
     /// Without a batcher, the settler whose turn is next.
     next_settler: std::sync::atomic::AtomicUsize,
     /// Authorizations being settled now, as (token, from, nonce): a second
-    /// settle of the same one is refused instead of sending a transaction
-    /// that could only revert.
+    /// settle of the same one follows the first and answers its outcome
+    /// instead of sending a transaction that could only revert.
     in_flight: in_flight::InFlightSet,
 }
 
@@ -153,6 +156,7 @@ impl Facilitator {
             max: config.batch.max,
             window: config.batch.window,
             contract: config.batch.contract,
+            in_flight: config.batch.in_flight,
         };
         let batching = plan.max > 1 && !settlers.is_empty() && {
             let code = chain.code_at(plan.contract).await.map_err(failed)?;
@@ -170,6 +174,7 @@ impl Facilitator {
                 contract = %plan.contract,
                 max = plan.max,
                 window_ms = plan.window.as_millis() as u64,
+                in_flight = plan.in_flight,
                 keys = settlers.len(),
                 "settlements are batched"
             );

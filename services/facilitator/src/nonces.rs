@@ -25,8 +25,21 @@
 //! `FACILITATOR_PRIVATE_KEYS`): each has its own allocator, synced from its
 //! own pending count at start, so each key's nonces are sequential on their
 //! own. When batching ([`crate::batch`]), a key's one worker sends its
-//! batches one after another through its allocator; otherwise concurrent
-//! settles share the allocators of the keys they are given in turn.
+//! batches one after another through its allocator (several may then await
+//! their receipts at once, `FACILITATOR_BATCHES_IN_FLIGHT`, but the next
+//! batch is allocated only once the previous send is answered); otherwise
+//! concurrent settles share the allocators of the keys they are given in
+//! turn.
+//!
+//! **Several transactions in flight.** A send refused while earlier ones of
+//! the key are still in the pool re-syncs to the pending count, which counts
+//! those (they are pooled) and not the refused one: the refused nonce is
+//! reused, no gap. A send whose answer was lost re-syncs too: the count
+//! says whether the node took it. A transaction with no receipt in time
+//! makes the next send re-sync as well ([`NonceAllocator::resync`]): if the
+//! node dropped it from its pool, the count falls back to its nonce and the
+//! gap that would hold up every later transaction of the key is filled; if
+//! not, nothing changes.
 //!
 //! **Limits.** One process per key. Two replicas sharing a key collide on
 //! nonces; the loser's node answers "nonce too low" / "already known",
@@ -49,6 +62,12 @@ impl NonceAllocator {
         NonceAllocator {
             next: Mutex::new(Some(next)),
         }
+    }
+
+    /// Makes the next submission read the chain's pending count first
+    /// (after a transaction of this key got no receipt in time).
+    pub async fn resync(&self) {
+        *self.next.lock().await = None;
     }
 
     /// The nonce the next submission gets, if known.
@@ -166,6 +185,20 @@ mod tests {
             .unwrap();
         assert_eq!(nonce, 3);
         assert_eq!(allocator.peek().await, Some(4));
+    }
+
+    #[tokio::test]
+    async fn resync_makes_the_next_submission_read_the_chain() {
+        let allocator = NonceAllocator::new(5);
+        allocator.resync().await;
+        assert_eq!(allocator.peek().await, None);
+        // The chain says 4: a transaction the allocator counted was dropped.
+        let (nonce, ()) = allocator
+            .submit(|| async { Ok::<_, ()>(4) }, |_| async { Ok(()) })
+            .await
+            .unwrap();
+        assert_eq!(nonce, 4);
+        assert_eq!(allocator.peek().await, Some(5));
     }
 
     #[test]

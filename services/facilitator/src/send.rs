@@ -22,8 +22,8 @@ use crate::Settler;
 pub(crate) const GAS_HEADROOM_PERCENT: u64 = 25;
 /// Sends retried after the node said our nonce was stale.
 const NONCE_RETRIES: usize = 3;
-/// The receipt is polled every 25 ms at first, backing off to this: a key
-/// sends its next batch only once the previous one's receipt is in.
+/// The receipt is polled every 25 ms at first, backing off to this: a key's
+/// batch holds one of its in-flight slots until its receipt is in.
 const MAX_RECEIPT_POLL: Duration = Duration::from_millis(500);
 
 /// A settlement that did not succeed, before it becomes a response.

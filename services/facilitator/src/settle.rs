@@ -5,7 +5,8 @@
 //! | outcome | `success` | `errorReason` | `transaction` |
 //! |---|---|---|---|
 //! | mined: status 1 when sent alone; in a batch, the receipt has this authorization's `AuthorizationUsed` and `Transfer` logs | true | - | tx hash |
-//! | a check failed (incl. a spent nonce: replay) | false | the verify reason | "" |
+//! | a check failed (incl. a spent nonce: replay; batched, the chain state is read only when the batch's estimate reverts) | false | the verify reason | "" |
+//! | the nonce is spent by a mined transaction that paid exactly this payment (a retry, a batch that was not seen mined, another replica) | true | - | that tx hash |
 //! | the same authorization is being settled by a concurrent request | as that request's | | |
 //! | the transfer would revert (gas estimate, sent alone) | false | `invalid_transaction_state` | "" |
 //! | mined, reverted; or mined in a batch without this authorization's transfer (it failed alone), and its nonce is not spent by another transaction that paid it | false | `invalid_transaction_state` | tx hash |
@@ -31,13 +32,33 @@ impl Facilitator {
     /// Settles a facilitator request: never fails, a failure is a
     /// `success: false` answer.
     pub async fn settle(&self, request: &FacilitatorRequest) -> SettleResponse {
-        if let Some(settled) = self.reconcile(request).await {
-            return settled;
+        // Batched, a settle reads no chain state of its own: its local
+        // checks, then the batch, whose estimate simulates every transfer at
+        // once (a spent nonce or a short balance is found there, see
+        // [`crate::batch`]). Alone, the chain is read first: a spent nonce
+        // reconciles, then the whole checklist.
+        let batched = self.batcher.is_some();
+        if !batched {
+            if let Some(settled) = self.reconcile(request).await {
+                return settled;
+            }
         }
-        let verified = match self.check(request, Simulate::No, unix_now()).await {
+        let checked = if batched {
+            self.check_local(request, unix_now()).await
+        } else {
+            self.check(request, Simulate::No, unix_now()).await
+        };
+        let verified = match checked {
             Ok(verified) => verified,
             Err(rejection) => {
-                if rejection.reason == reason::INVALID_TRANSACTION_STATE {
+                if batched {
+                    // A payment settled before (a retry past its
+                    // validity, say) still answers the transaction that
+                    // paid it, as without batching: read only now.
+                    if let Some(settled) = self.reconcile(request).await {
+                        return settled;
+                    }
+                } else if rejection.reason == reason::INVALID_TRANSACTION_STATE {
                     // The nonce was spent since `reconcile` looked (a
                     // concurrent settle's transfer landed): by this payment?
                     if let Some(settled) = self.reconciled_or_unknown(request).await {
@@ -74,11 +95,20 @@ impl Facilitator {
         };
         if let Err(failure) = &outcome {
             if failure.reason == reason::INVALID_TRANSACTION_STATE {
-                // Failed on chain: if another settlement (another replica,
-                // a retry) spent the nonce meanwhile and paid this payment,
-                // or may still, that one is the answer.
-                if let Some(settled) = self.reconciled_or_unknown(request).await {
-                    return settled;
+                // Failed on chain, or refused before sending because its
+                // nonce is spent (a batch's estimate failed, and its state
+                // was read): if another settlement (another replica, a
+                // retry, an earlier batch) spent the nonce and paid this
+                // payment, or may still, that one is the answer. Refused
+                // before sending, any answer of the chain's about the spent
+                // nonce (cancelled, spent by a transfer that did not pay
+                // this) is the more precise one.
+                if let Some(reconciled) = self.reconcile(request).await {
+                    let unknown =
+                        reconciled.error_reason.as_deref() == Some(reason::UNEXPECTED_SETTLE_ERROR);
+                    if reconciled.success || unknown || !failure.sent() {
+                        return reconciled;
+                    }
                 }
             }
         }

@@ -17,6 +17,7 @@
 //! | `validAfter` <= now | `invalid_exact_evm_payload_authorization_valid_after` |
 //! | `validBefore` >= now + 6 s | `invalid_exact_evm_payload_authorization_valid_before` |
 //! | a 65-byte low-s ECDSA signature recovers to `from`, else `from` has code and ERC-1271 `isValidSignature` returns the magic value | `invalid_exact_evm_payload_signature` |
+//! | *(chain state from here: settle without batching reads it before sending; a batched settle only when its batch's estimate reverts, see [`crate::batch`])* | |
 //! | the asset answers `authorizationState` and `balanceOf` | `invalid_payment_requirements` |
 //! | `authorizationState(from, nonce)` is false | `invalid_transaction_state` |
 //! | `balanceOf(from)` >= value | `insufficient_funds` |
@@ -31,7 +32,7 @@ use alloy::sol_types::SolCall;
 use serde_json::Value;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tessera_evm::token::IEip3009Token;
-use tessera_evm::{ChainError, SignatureRefused};
+use tessera_evm::{Chain, ChainError, SignatureRefused};
 use tessera_x402::eip3009::{self, TransferWithAuthorization};
 use tessera_x402::facilitator::{FacilitatorRequest, VerifyResponse};
 use tessera_x402::payment::PayloadError;
@@ -176,11 +177,35 @@ impl Facilitator {
         }
     }
 
-    /// The whole checklist at time `now` (unix seconds).
+    /// The whole checklist at time `now` (unix seconds): the local checks
+    /// (terms, validity window, signature), then the chain state (nonce
+    /// unused, balance, and for verify the transfer simulated).
     pub async fn check(
         &self,
         request: &FacilitatorRequest,
         simulate: Simulate,
+        now: u64,
+    ) -> Result<Verified, Rejection> {
+        let verified = self.check_local(request, now).await?;
+        let simulate_from = match simulate {
+            Simulate::Yes => Some(self.settlement_address().unwrap_or(Address::ZERO)),
+            Simulate::No => None,
+        };
+        check_state(&self.chain, &verified, simulate_from)
+            .await
+            .map_err(|rejection| rejection.payer(verified.payer()))?;
+        Ok(verified)
+    }
+
+    /// The checklist up to the signature, at time `now`: the request's
+    /// terms, the validity window and the EIP-712 signature. No chain state
+    /// is read (only an ERC-1271 wallet's `isValidSignature`, for a
+    /// signature that is not the payer's own ECDSA one). A batched settle
+    /// does only these before its batch, whose gas estimate simulates every
+    /// transfer at once ([`crate::batch`]).
+    pub(crate) async fn check_local(
+        &self,
+        request: &FacilitatorRequest,
         now: u64,
     ) -> Result<Verified, Rejection> {
         let parsed = parse(request, self.network())?;
@@ -207,76 +232,76 @@ impl Facilitator {
                     SignatureRefused::Invalid(why) => at(Rejection::new(reason::SIGNATURE, why)),
                     SignatureRefused::Unavailable(error) => at(unexpected(error)),
                 })?;
-        let verified = Verified {
+        Ok(Verified {
             x402_version: parsed.x402_version,
             network: parsed.required.network,
             token: parsed.required.asset,
             authorization: message,
             signature: parsed.payment.signature,
             kind,
-        };
-        self.check_state(&verified, simulate).await.map_err(at)?;
-        Ok(verified)
+        })
     }
+}
 
-    /// Nonce unused, balance, and (verify) the transfer simulated, read
-    /// concurrently.
-    async fn check_state(&self, verified: &Verified, simulate: Simulate) -> Result<(), Rejection> {
-        let a = &verified.authorization;
-        let simulation = async {
-            match simulate {
-                Simulate::Yes => {
-                    let sender = self.settlement_address().unwrap_or(Address::ZERO);
-                    Some(self.chain.simulate(verified.transfer_request(sender)).await)
-                }
-                Simulate::No => None,
-            }
-        };
-        let (used, balance, simulated) = tokio::join!(
-            self.chain
-                .authorization_used(verified.token, a.from, a.nonce),
-            self.chain.balance_of(verified.token, a.from),
-            simulation,
-        );
-        let not_a_token = |error: ChainError| match error {
-            ChainError::Unavailable(_) => unexpected(error),
-            ChainError::Reverted(text) | ChainError::Refused(text) => Rejection::new(
-                reason::INVALID_PAYMENT_REQUIREMENTS,
-                format!(
-                    "asset {} does not answer as an EIP-3009 token: {text}",
-                    verified.token
-                ),
+/// The chain state of a verified authorization: nonce unused, balance,
+/// and (`simulate_from`: verify) the transfer simulated from that address,
+/// read concurrently. Settle without batching checks these before sending;
+/// a batch only when its estimate says some transfer would fail.
+pub(crate) async fn check_state(
+    chain: &Chain,
+    verified: &Verified,
+    simulate_from: Option<Address>,
+) -> Result<(), Rejection> {
+    let a = &verified.authorization;
+    let simulation = async {
+        match simulate_from {
+            Some(sender) => Some(chain.simulate(verified.transfer_request(sender)).await),
+            None => None,
+        }
+    };
+    let (used, balance, simulated) = tokio::join!(
+        chain.authorization_used(verified.token, a.from, a.nonce),
+        chain.balance_of(verified.token, a.from),
+        simulation,
+    );
+    let not_a_token = |error: ChainError| match error {
+        ChainError::Unavailable(_) => unexpected(error),
+        ChainError::Reverted(text) | ChainError::Refused(text) => Rejection::new(
+            reason::INVALID_PAYMENT_REQUIREMENTS,
+            format!(
+                "asset {} does not answer as an EIP-3009 token: {text}",
+                verified.token
             ),
-        };
-        if used.map_err(not_a_token)? {
-            return Err(Rejection::new(
+        ),
+    };
+    if used.map_err(not_a_token)? {
+        return Err(Rejection::new(
+            reason::INVALID_TRANSACTION_STATE,
+            format!(
+                "authorization nonce {} of {} is already used or canceled",
+                a.nonce, a.from
+            ),
+        ));
+    }
+    let balance = balance.map_err(not_a_token)?;
+    if balance < a.value {
+        return Err(Rejection::new(
+            reason::INSUFFICIENT_FUNDS,
+            format!(
+                "balance {balance} of {} is below the value {}",
+                a.from, a.value
+            ),
+        ));
+    }
+    match simulated {
+        None | Some(Ok(_)) => Ok(()),
+        Some(Err(ChainError::Reverted(text))) | Some(Err(ChainError::Refused(text))) => {
+            Err(Rejection::new(
                 reason::INVALID_TRANSACTION_STATE,
-                format!(
-                    "authorization nonce {} of {} is already used or canceled",
-                    a.nonce, a.from
-                ),
-            ));
+                format!("the transfer would revert: {text}"),
+            ))
         }
-        let balance = balance.map_err(not_a_token)?;
-        if balance < a.value {
-            return Err(Rejection::new(
-                reason::INSUFFICIENT_FUNDS,
-                format!(
-                    "balance {balance} of {} is below the value {}",
-                    a.from, a.value
-                ),
-            ));
-        }
-        match simulated {
-            None | Some(Ok(_)) => Ok(()),
-            Some(Err(ChainError::Reverted(text))) | Some(Err(ChainError::Refused(text))) => {
-                Err(Rejection::new(
-                    reason::INVALID_TRANSACTION_STATE,
-                    format!("the transfer would revert: {text}"),
-                ))
-            }
-            Some(Err(error)) => Err(unexpected(error)),
-        }
+        Some(Err(error)) => Err(unexpected(error)),
     }
 }
 
