@@ -2,7 +2,10 @@
 //! network does: 200 paid calls from 20 payers are each answered with a
 //! pending settlement (not waiting for a block) while settlement catches up
 //! behind them, and every authorization is settled exactly once with
-//! balances moved by exactly the prices.
+//! balances moved by exactly the prices. Meanwhile one more payer empties
+//! its wallet: it is served within its read balance, then refused; its
+//! served calls end settled or as its debt, and as a debtor it is refused
+//! while empty and, after a top-up, served only settled before its call.
 //!
 //! The latencies are printed, not asserted (timing belongs to `make bench`):
 //! on 2 cores, debug build, the paid p50 was 237 ms against 21 ms unpaid,
@@ -119,6 +122,8 @@ async fn under_one_second_blocks_paid_calls_are_answered_pending_and_each_settle
             .collect(),
     );
     let ids = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    // One more payer, beside the 20, empties its wallet mid-run.
+    let spender = stack.chain.new_buyer(10 * PRICE).await;
     let paid = {
         let (url, key, ids, payments_of) = (
             stack.url("/api/memory/incr"),
@@ -160,8 +165,8 @@ async fn under_one_second_blocks_paid_calls_are_answered_pending_and_each_settle
                 elapsed
             }
         })
-        .await
     };
+    let (paid, spender_served) = tokio::join!(paid, empties_its_wallet_mid_run(&stack, &spender));
     let (paid_p50, unpaid_p50) = (median(paid), median(unpaid));
     println!(
         "{} paid calls p50 {paid_p50:?}, the same unpaid p50 {unpaid_p50:?}, blocks every {BLOCK_SECONDS} s",
@@ -210,6 +215,8 @@ async fn under_one_second_blocks_paid_calls_are_answered_pending_and_each_settle
         }
     }
     let price = U256::from(PRICE);
+    let spender_settled =
+        the_spender_is_a_debtor_then_settles_first(&stack, &spender, spender_served).await;
     for (buyer, was) in buyers.iter().zip(before) {
         assert_eq!(
             stack.balance(buyer.address()).await,
@@ -219,7 +226,7 @@ async fn under_one_second_blocks_paid_calls_are_answered_pending_and_each_settle
     }
     assert_eq!(
         stack.balance(stack.chain.pay_to).await,
-        pay_to_before + price * U256::from(PAYERS * CALLS_PER_PAYER),
+        pay_to_before + price * U256::from(PAYERS * CALLS_PER_PAYER + spender_settled),
         "payTo received exactly every price once"
     );
     let settled_rows: i64 = sqlx::query_scalar(
@@ -230,4 +237,106 @@ async fn under_one_second_blocks_paid_calls_are_answered_pending_and_each_settle
     .await
     .unwrap();
     assert_eq!(settled_rows as usize, ids.len());
+}
+
+/// A paid call by `buyer`, now.
+async fn paid_call(stack: &PaidStack, buyer: &PrivateKeySigner) -> tessera_tests::paid::Reply {
+    let (header, _) = payment(stack, buyer);
+    send(
+        Method::POST,
+        &stack.url("/api/memory/incr"),
+        Some(json!({"key": "spender"})),
+        &[("PAYMENT-SIGNATURE", header)],
+    )
+    .await
+}
+
+/// While the others call: three calls served pending, then the payer moves
+/// every token away and calls on until refused (a 402: the exposure bound
+/// on a fresh balance). How many calls it was served.
+async fn empties_its_wallet_mid_run(stack: &PaidStack, spender: &PrivateKeySigner) -> usize {
+    let pending = |reply: &tessera_tests::paid::Reply| {
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        let settlement = decode(reply.headers.get("payment-response").unwrap());
+        assert_eq!(
+            settlement["errorReason"], "settlement_pending",
+            "{settlement}"
+        );
+    };
+    for _ in 0..3 {
+        pending(&paid_call(stack, spender).await);
+    }
+    let left = stack.balance(spender.address()).await;
+    let sink = PrivateKeySigner::random().address();
+    stack.chain.transfer_plain(spender, sink, left).await;
+    let mut served = 3;
+    for _ in 0..40 {
+        let reply = paid_call(stack, spender).await;
+        if reply.status == StatusCode::PAYMENT_REQUIRED {
+            return served;
+        }
+        pending(&reply);
+        served += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("a payer with an empty wallet was never refused");
+}
+
+/// Once settlement caught up: the spender's served calls are each settled
+/// or its debt (and some are debt: its wallet was emptied under them), so
+/// it is a debtor, refused while its wallet is empty, and after a top-up
+/// served only with settle-before (its call answered settled, with the
+/// transaction, not pending). How many of its payments were settled.
+async fn the_spender_is_a_debtor_then_settles_first(
+    stack: &PaidStack,
+    spender: &PrivateKeySigner,
+    served: usize,
+) -> usize {
+    let me = namespace(spender);
+    let ledger = stack.payments.ledger();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let rows = loop {
+        let rows = ledger.payments_of(&me).await.unwrap();
+        let open = rows
+            .iter()
+            .filter(|row| row.served && !matches!(row.status.as_str(), "settled" | "failed"))
+            .count();
+        if open == 0 {
+            break rows;
+        }
+        assert!(Instant::now() < deadline, "{rows:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let served_rows: Vec<_> = rows.iter().filter(|row| row.served).collect();
+    assert_eq!(served_rows.len(), served, "{rows:?}");
+    let settled = served_rows.iter().filter(|r| r.status == "settled").count();
+    let failed = served - settled;
+    assert!(failed > 0, "a served call's settlement failed: {rows:?}");
+    let account = stack.account(&me).await;
+    assert_eq!(account.debt, U256::from(PRICE * failed as u64), "{rows:?}");
+    assert_eq!(account.outstanding, U256::ZERO);
+    assert_eq!(account.settled_total, U256::from(PRICE * settled as u64));
+
+    let refused = paid_call(stack, spender).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::PAYMENT_REQUIRED,
+        "{}",
+        refused.body
+    );
+    stack.chain.mint(spender.address(), U256::from(PRICE)).await;
+    let first = paid_call(stack, spender).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let settlement = decode(first.headers.get("payment-response").unwrap());
+    assert_eq!(
+        settlement["success"], true,
+        "settled before it ran: {settlement}"
+    );
+    assert!(
+        settlement["transaction"]
+            .as_str()
+            .is_some_and(|tx| tx.starts_with("0x") && tx.len() == 66),
+        "{settlement}"
+    );
+    settled + 1
 }

@@ -3,8 +3,9 @@
 //! facilitator, the payment service with its PostgreSQL ledger, durable
 //! memory, the gateway charging every memory route).
 //!
-//! Each call is what a paying client does: sign a fresh EIP-3009
-//! authorization for the CAS price from the client's own wallet, send
+//! Each call is what a paying client does: a fresh EIP-3009 authorization
+//! for the CAS price from the client's own wallet (signed before the case,
+//! as an agent signs on its own machine: [`PRESIGN_CALLS_PER_SECOND`]), send
 //! `POST /api/memory/cas` with `PAYMENT-SIGNATURE`; the gateway asks the
 //! payment service (nonce reserved in PostgreSQL, facilitator verify), runs
 //! the CAS in the payer's namespace, settles on chain (anvil mines the
@@ -42,9 +43,23 @@ use tessera_x402::{decode_header, encode_header, Requirements};
 /// The payment service's route name for `POST /api/memory/cas`.
 const ROUTE: &str = "memory.cas";
 
+/// Each client signs ahead the authorizations of this many calls a second
+/// (all clients together) for the warm-up and the measured seconds, at most
+/// [`PRESIGN_SECONDS_AT_MOST`] of them; past that it signs as it calls. A
+/// paying agent signs on its own machine: signing here, on the 2 cores the
+/// services share, would charge the client's CPU to the server (the unpaid
+/// baseline signs nothing). Signed ahead, an authorization must still be
+/// valid long enough when used (`maxTimeoutSeconds` 60, of which the
+/// payment service wants the settle timeout left).
+const PRESIGN_CALLS_PER_SECOND: u64 = 3_000;
+const PRESIGN_SECONDS_AT_MOST: u64 = 30;
+
 struct Client {
     /// The client's own funded wallet; its address is its namespace.
     signer: PrivateKeySigner,
+    /// `PAYMENT-SIGNATURE` headers signed before the case (see
+    /// [`PRESIGN_CALLS_PER_SECOND`]), used first.
+    presigned: std::sync::Mutex<Vec<String>>,
     acquire: Vec<u8>,
     release: Vec<u8>,
 }
@@ -129,6 +144,7 @@ impl PaidCas {
             let key = format!("lock-{client}");
             clients.push(Client {
                 signer,
+                presigned: std::sync::Mutex::new(Vec::new()),
                 acquire: body(json!({ "key": key, "expected": null, "value": holder })),
                 release: body(json!({ "key": key, "expected": holder, "value": null })),
             });
@@ -170,6 +186,15 @@ impl PaidCas {
         }
         if let Some(seconds) = variant.block_seconds {
             target.shared.stack.chain.set_block_time(seconds).await;
+        }
+        let seconds = (settings.seconds + 1).min(PRESIGN_SECONDS_AT_MOST);
+        let per_client =
+            (PRESIGN_CALLS_PER_SECOND * seconds).div_ceil(settings.concurrency as u64) as usize;
+        for client in &target.shared.clients {
+            let signed = (0..per_client)
+                .map(|_| sign(&target.shared, &client.signer))
+                .collect();
+            *client.presigned.lock().expect("not poisoned") = signed;
         }
         Ok(target)
     }
@@ -359,8 +384,9 @@ const DRAIN_AT_MOST: Duration = Duration::from_secs(45);
 
 /// One paid `POST /api/memory/cas` from `client`'s wallet with `body`.
 async fn paid_cas(shared: &Shared, client: usize, body: &[u8]) -> anyhow::Result<()> {
-    let signer = &shared.clients[client].signer;
-    let payment = encode_header(&shared.stack.chain.pay(signer, &shared.requirements));
+    let client = &shared.clients[client];
+    let presigned = client.presigned.lock().expect("not poisoned").pop();
+    let payment = presigned.unwrap_or_else(|| sign(shared, &client.signer));
     let response = shared
         .http
         .post(&shared.cas_url)
@@ -398,6 +424,11 @@ async fn paid_cas(shared: &Shared, client: usize, body: &[u8]) -> anyhow::Result
     let view: CasView = serde_json::from_slice(&reply).context("CAS reply")?;
     ensure!(view.swapped, "CAS did not swap");
     Ok(())
+}
+
+/// A `PAYMENT-SIGNATURE` header for one call from `signer`.
+fn sign(shared: &Shared, signer: &PrivateKeySigner) -> String {
+    encode_header(&shared.stack.chain.pay(signer, &shared.requirements))
 }
 
 fn body(value: serde_json::Value) -> Vec<u8> {
