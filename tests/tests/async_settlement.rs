@@ -1049,14 +1049,13 @@ async fn a_replay_from_a_payer_who_cannot_pay_again_is_409_not_402() {
     assert_eq!(stack.stored(&me, "n").await.as_deref(), Some("1"));
 }
 
-/// Queued payments claimed by a settler that then died (nothing renews
-/// their lease) are taken by the background pass once the lease ran out,
-/// long before the settle timeout, so they are settled while their
-/// authorizations are still valid; settled once each.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_dead_settlers_claims_are_settled_again_once_their_lease_ran_out() {
-    const LEASE: Duration = Duration::from_secs(2);
-    let (stack, buyer, me) = one_payer_without_settler(
+/// The lease of the lease tests: short beside their settle timeout.
+const LEASE: Duration = Duration::from_secs(2);
+
+/// One funded payer, no settler running, a [`LEASE`] on settling payments
+/// and a settle timeout 20 times as long.
+async fn one_payer_with_a_short_lease() -> (PaidStack, PrivateKeySigner, String) {
+    one_payer_without_settler(
         Options {
             settle_lease: LEASE,
             settle_timeout: Duration::from_secs(40),
@@ -1064,7 +1063,16 @@ async fn a_dead_settlers_claims_are_settled_again_once_their_lease_ran_out() {
         },
         10 * PRICE,
     )
-    .await;
+    .await
+}
+
+/// Queued payments claimed by a settler that then died (nothing renews
+/// their lease) are taken by the background pass once the lease ran out,
+/// long before the settle timeout, so they are settled while their
+/// authorizations are still valid; settled once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_settlers_claims_are_settled_again_once_their_lease_ran_out() {
+    let (stack, buyer, me) = one_payer_with_a_short_lease().await;
     let mut queued = Vec::new();
     for _ in 0..3 {
         queued.push(pending_settlement(&paid_incr(&stack, &buyer).await, &me));
@@ -1101,16 +1109,7 @@ async fn a_dead_settlers_claims_are_settled_again_once_their_lease_ran_out() {
 /// answers again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_live_settlement_renews_its_lease_so_the_retry_pass_leaves_it_alone() {
-    const LEASE: Duration = Duration::from_secs(2);
-    let (stack, buyer, me) = one_payer_without_settler(
-        Options {
-            settle_lease: LEASE,
-            settle_timeout: Duration::from_secs(40),
-            ..async_mode()
-        },
-        10 * PRICE,
-    )
-    .await;
+    let (stack, buyer, me) = one_payer_with_a_short_lease().await;
     let id = pending_settlement(&paid_incr(&stack, &buyer).await, &me);
     stack.facilitator_proxy.pause();
     let settler = StartedSettler::start(&stack, 4);
