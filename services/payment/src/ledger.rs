@@ -587,10 +587,14 @@ impl Ledger {
     }
 
     /// Takes a pending payment, or one whose settler died mid-way (settling
-    /// for more than `stale_after` seconds), for a retry.
-    pub async fn claim_for_retry(&self, id: &str, stale_after: u64) -> Result<Option<Settleable>> {
+    /// for more than `lease_seconds`: nothing renewed its lease), for a retry.
+    pub async fn claim_for_retry(
+        &self,
+        id: &str,
+        lease_seconds: u64,
+    ) -> Result<Option<Settleable>> {
         let condition = format!(
-            "(status = 'pending' OR (status = 'settling' AND updated_at < now() - make_interval(secs => {stale_after})))"
+            "(status = 'pending' OR (status = 'settling' AND updated_at < now() - make_interval(secs => {lease_seconds})))"
         );
         self.claim(id, &condition).await
     }
@@ -636,12 +640,13 @@ impl Ledger {
     }
 
     /// Payments of `scope` whose settlement is pending, or whose settler
-    /// died mid-way (settling for more than `stale_after` seconds).
+    /// died mid-way (settling for more than `lease_seconds`: nothing renewed
+    /// its lease).
     pub async fn due_for_retry(
         &self,
         scope: &Scope,
         limit: i64,
-        stale_after: u64,
+        lease_seconds: u64,
     ) -> Result<Vec<String>> {
         let statement = sqlx::query(
             "SELECT id FROM payments
@@ -652,7 +657,7 @@ impl Ledger {
              ORDER BY updated_at LIMIT $1",
         )
         .bind(limit)
-        .bind(stale_after as f64)
+        .bind(lease_seconds as f64)
         .bind(&scope.network)
         .bind(scope.asset.to_ascii_lowercase())
         .bind(scope.pay_to.to_ascii_lowercase())

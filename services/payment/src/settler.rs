@@ -13,8 +13,9 @@
 //!   failure being a debt that makes the payer a debtor.
 //! - **Stopping.** On shutdown nothing more is claimed; settlements in
 //!   flight may finish (each is bounded by the settle timeout). One still
-//!   running after that stays `settling`, and the background pass settles
-//!   it again later (the nonce makes a second charge impossible). Queued
+//!   running after that stays `settling`, and once its lease ran out
+//!   (nothing renews it) the background pass settles it again (the nonce
+//!   makes a second charge impossible). Queued
 //!   rows stay queued for the next start or another replica.
 
 use crate::Payments;
