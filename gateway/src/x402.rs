@@ -389,7 +389,7 @@ pub(crate) async fn charge(
         Err(status) => return refusal(family, from_internal_status("payment", &status)),
     };
     let payment_id = verified.payment_id.clone();
-    tracing::info!(route = route.id, payer = %verified.payer, payment_id, debtor = verified.settle_before, "payment verified");
+    tracing::info!(route = route.id, payer = %verified.payer, payment_id, settle_before = verified.settle_before, "payment verified");
     let mut rate_headers = None;
     if let Some(limit) = &gate.wallet_limit {
         match limit.check(&verified.payer, family).await {

@@ -1131,3 +1131,98 @@ async fn a_live_settlement_renews_its_lease_so_the_retry_pass_leaves_it_alone() 
     assert_eq!(attempts(&stack, &id).await, 1, "settled by its first claim");
     settler.stop().await;
 }
+
+/// Served faster than it can settle, the queue would grow until
+/// authorizations expire in it: each such call served for nothing and its
+/// payer, who signed a good authorization, taken for a debtor. A call is
+/// answered before the chain only while the settler will reach it with a
+/// settle timeout left; the others are settled before they run. Here the
+/// settler settles one payment at a time (about a block each) while 40
+/// calls whose authorizations are valid for 25 s arrive at once: queued,
+/// the last would be reached after 40 blocks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn calls_the_settler_cannot_reach_in_time_are_settled_before_they_run() {
+    const PER_PAYER: usize = 10;
+    const VALID_FOR: u64 = 25;
+    let stack = PaidStack::start_with(Options {
+        settle_timeout: Duration::from_secs(10),
+        settle_concurrency: 1,
+        adjust_facilitator: |config| {
+            config.batch =
+                tessera_facilitator::BatchConfig::parse(Some("40"), Some("0"), None).unwrap();
+            config.batch.in_flight = 1;
+        },
+        ..async_mode()
+    })
+    .await;
+    stack.chain.set_block_time(1).await;
+    let buyers = stack.chain.buyers.clone();
+    let pay_to_before = stack.balance(stack.chain.pay_to).await;
+    let required = stack.payments.requirements("memory.incr").unwrap();
+
+    let mut calls = Vec::new();
+    for buyer in &buyers {
+        for _ in 0..PER_PAYER {
+            let mut authorization = stack.chain.authorization(buyer.address(), &required);
+            authorization.validBefore = U256::from(chain::unix_now() + VALID_FOR);
+            let signature = stack.chain.sign(buyer, &authorization);
+            let header = tessera_x402::encode_header(&chain::payload_v2(
+                &required,
+                &authorization,
+                &signature,
+            ));
+            let url = stack.url("/api/memory/incr");
+            let payer = namespace(buyer);
+            calls.push(tokio::spawn(async move {
+                let headers = [("PAYMENT-SIGNATURE", header)];
+                let reply = send(Method::POST, &url, Some(json!({"key": "n"})), &headers).await;
+                (payer, reply)
+            }));
+        }
+    }
+    let (mut queued, mut settled_before) = (Vec::new(), 0);
+    for call in calls {
+        let (payer, reply) = call.await.unwrap();
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        let settlement = decode(reply.headers.get("payment-response").unwrap());
+        if settlement["success"] == true {
+            assert!(
+                is_transaction_hash(&settlement["transaction"]),
+                "{settlement}"
+            );
+            settled_before += 1;
+        } else {
+            queued.push(assert_pending(&settlement, &payer));
+        }
+    }
+    assert!(
+        !queued.is_empty(),
+        "the settler's share is still answered at once"
+    );
+    assert!(
+        settled_before >= PER_PAYER,
+        "only {settled_before} of {} calls settled before they ran",
+        PER_PAYER * buyers.len()
+    );
+    for id in &queued {
+        let state = final_state(&stack, id).await;
+        assert_eq!(state["status"], "settled", "{state}");
+    }
+    for buyer in &buyers {
+        let me = namespace(buyer);
+        let rows = stack.payments.ledger().payments_of(&me).await.unwrap();
+        assert_eq!(rows.len(), PER_PAYER, "{rows:?}");
+        assert!(rows.iter().all(|row| row.status == "settled"), "{rows:?}");
+        let account = stack.account(&me).await;
+        assert_eq!(
+            (account.outstanding, account.settled_total, account.debt),
+            (U256::ZERO, U256::from(PRICE * PER_PAYER as u64), U256::ZERO),
+            "{me}: paid for every call, no debt"
+        );
+        assert_eq!(stack.stored(&me, "n").await.as_deref(), Some("10"));
+    }
+    assert_eq!(
+        stack.balance(stack.chain.pay_to).await,
+        pay_to_before + U256::from(PRICE * (PER_PAYER * buyers.len()) as u64)
+    );
+}

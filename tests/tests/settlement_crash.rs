@@ -40,6 +40,9 @@ use tessera_x402::{encode_header, Requirements};
 /// `PAYMENT_SETTLE_TIMEOUT_SECONDS`: above the facilitator's receipt
 /// timeout, as the payment service's configuration asks.
 const SETTLE_TIMEOUT_SECS: u64 = 10;
+/// `PAYMENT_MAX_TIMEOUT_SECONDS`: how long the calls' authorizations are
+/// valid.
+const AUTHORIZATION_SECONDS: u64 = 120;
 /// `FACILITATOR_RECEIPT_TIMEOUT_SECS`.
 const RECEIPT_TIMEOUT_SECS: u64 = 8;
 /// How long the restarted services may take to finish every payment.
@@ -189,6 +192,13 @@ impl Stack {
                 SETTLE_TIMEOUT_SECS.to_string(),
             ),
             ("PAYMENT_RETRY_SECONDS", "1".into()),
+            // Long enough that the calls queued behind a facilitator that
+            // answers nothing are admitted (see the payment service's
+            // backlog): these tests are about what a crash leaves queued.
+            (
+                "PAYMENT_MAX_TIMEOUT_SECONDS",
+                AUTHORIZATION_SECONDS.to_string(),
+            ),
             (
                 "PAYMENT_SETTLE_CONCURRENCY",
                 settings.settle_concurrency.to_string(),

@@ -4,6 +4,7 @@
 //! payments ledger in PostgreSQL. The gateway drives it; see [`Payments`].
 //! Deferred settlements wait in the ledger for the [`Settler`].
 
+mod backlog;
 pub mod balances;
 pub mod catalog;
 pub mod config;

@@ -21,13 +21,21 @@
 //!   for the settler, counted when it looks for them.
 //! - `tessera_settlement_queue_wait_seconds`: how long a queued settlement
 //!   waited before a settler claimed it.
+//! - `tessera_settlement_queue_expected_wait_seconds`: how long a payment
+//!   queued now would wait for the settler, as estimated at each scan
+//!   ([`crate::backlog`]).
+//! - `tessera_payment_settle_later_declined_total`: calls asked to settle
+//!   later that were settled before they ran instead, because the settler's
+//!   queue would have outlasted their authorization ([`crate::backlog`]).
 //!
 //! Every label value known here is created at 0 by [`init`], so a rate
 //! sees the first event.
 
 use crate::balances::Source;
 use crate::facilitator_client::{TIMEOUT, UNREACHABLE};
-use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts};
+use prometheus::{
+    Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+};
 use std::sync::LazyLock;
 use std::time::Duration;
 use tessera_x402::reason;
@@ -136,6 +144,27 @@ static QUEUE_DEPTH: LazyLock<IntGauge> = LazyLock::new(|| {
     )
 });
 
+static QUEUE_EXPECTED_WAIT: LazyLock<Gauge> = LazyLock::new(|| {
+    tessera_runtime::metrics::register(
+        Gauge::new(
+            "tessera_settlement_queue_expected_wait_seconds",
+            "How long a payment queued now would wait for the settler, as last estimated.",
+        )
+        .expect("a valid gauge"),
+    )
+});
+
+static SETTLE_LATER_DECLINED: LazyLock<IntCounter> = LazyLock::new(|| {
+    tessera_runtime::metrics::register(
+        IntCounter::new(
+            "tessera_payment_settle_later_declined_total",
+            "Calls asked to settle later that were settled before they ran: the settlement \
+             queue would have outlasted their authorization.",
+        )
+        .expect("a valid counter"),
+    )
+});
+
 /// Queued settlements wait for a claim: from milliseconds to a retry scan.
 const QUEUE_WAIT_BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -180,6 +209,8 @@ pub fn init() {
     }
     QUEUE_DEPTH.set(0);
     LazyLock::force(&QUEUE_WAIT);
+    LazyLock::force(&SETTLE_LATER_DECLINED);
+    QUEUE_EXPECTED_WAIT.set(0.0);
 }
 
 fn source_label(source: Source) -> &'static str {
@@ -204,6 +235,16 @@ pub fn queue_depth(depth: i64) {
 /// A queued settlement was claimed after waiting `seconds`.
 pub fn queue_wait(seconds: f64) {
     QUEUE_WAIT.observe(seconds.max(0.0));
+}
+
+/// A payment queued now would wait `wait` for the settler.
+pub fn queue_expected_wait(wait: Duration) {
+    QUEUE_EXPECTED_WAIT.set(wait.as_secs_f64());
+}
+
+/// A call asked to settle later is settled before it runs.
+pub fn settle_later_declined() {
+    SETTLE_LATER_DECLINED.inc();
 }
 
 pub fn outcome(outcome: &str) {
@@ -256,6 +297,8 @@ mod tests {
             "tessera_payment_balance_reads_total{source=\"cache\"}",
             "tessera_settlement_queue_depth",
             "tessera_settlement_queue_wait_seconds_count",
+            "tessera_payment_settle_later_declined_total",
+            "tessera_settlement_queue_expected_wait_seconds",
         ] {
             assert_eq!(value(&text, series), Some(0.0), "{series} in {text}");
         }

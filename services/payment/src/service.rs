@@ -49,6 +49,7 @@
 //! `lookup` is the gateway's free `GET /api/payments/{id}` (backed by
 //! [`Payments::payment`]), which shows the final state and transaction.
 
+use crate::backlog::{Backlog, Place};
 use crate::balances::{Balances, Reading, Source};
 use crate::catalog::Catalog;
 use crate::config::{Asset, PaymentConfig};
@@ -105,6 +106,8 @@ pub struct Payments {
     queue_writer: Arc<QueueWriter>,
     /// The `settling` payments this process holds.
     leases: Arc<Leases>,
+    /// How long a payment queued now would wait for the settler.
+    backlog: Arc<Backlog>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,7 +115,8 @@ pub struct Verified {
     /// Lower-case 0x address: the caller's namespace.
     pub payer: String,
     pub payment_id: String,
-    /// The payer is a debtor: settle this payment before running the call.
+    /// Settle this payment before running the call: the payer is a debtor,
+    /// or the settler's queue would outlast the authorization.
     pub settle_before: bool,
 }
 
@@ -157,6 +161,7 @@ impl Payments {
             settle_timeout: config.settle_timeout,
             queue_writer: Arc::new(QueueWriter::new(ledger.clone())),
             leases: Leases::new(ledger.clone(), config.settle_lease),
+            backlog: Arc::new(Backlog::new(config.settle_timeout)),
             ledger,
             facilitator_url: config.facilitator_url.clone(),
             facilitator: FacilitatorClient::new(
@@ -236,6 +241,11 @@ impl Payments {
 
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
+    }
+
+    /// The settler's queue, as the settler tells it.
+    pub(crate) fn backlog(&self) -> &Backlog {
+        &self.backlog
     }
 
     /// What the route costs, as x402 v2 `PaymentRequirements`.
@@ -352,6 +362,10 @@ impl Payments {
         let payment = self
             .authenticate(route, resource_url, header, self.settle_timeout.as_secs())
             .await?;
+        // Declined, the call is settled before it runs, like a debtor's.
+        let place = settle_later.then(|| self.queue_place(&payment)).flatten();
+        let declined = settle_later && place.is_none();
+        let settle_later = place.is_some();
         let requirements_json = match payment.x402_version {
             1 => {
                 let v1 = required
@@ -445,7 +459,8 @@ impl Payments {
                 )));
             }
         };
-        if settle_later && !debtor {
+        if let (Some(place), false) = (place, debtor) {
+            place.keep();
             metrics::outcome("verified");
             return Ok(Verified {
                 payer: account.payer,
@@ -491,7 +506,20 @@ impl Payments {
                 .unwrap_or(reason::INVALID_PAYLOAD);
             return Err(self.payment_required(route, resource_url, Refusal::new(known, message)));
         }
-        self.verified(account, payment_id, debtor).await
+        self.verified(account, payment_id, debtor || declined).await
+    }
+
+    /// A place in the settler's queue for this payment if the settler will
+    /// take it while its authorization has a settle timeout left (see
+    /// [`crate::backlog`]); `None`: it is settled before its call runs.
+    fn queue_place(&self, payment: &ExactPayment) -> Option<Place<'_>> {
+        let valid_before = u64::try_from(payment.authorization.valid_before).unwrap_or(u64::MAX);
+        let remaining = Duration::from_secs(valid_before.saturating_sub(unix_now()));
+        let place = self.backlog.admit(remaining, std::time::Instant::now());
+        if place.is_none() {
+            metrics::settle_later_declined();
+        }
+        place
     }
 
     /// Marks a reserved payment verified: only a payment still reserved may
@@ -501,7 +529,7 @@ impl Payments {
         &self,
         account: Account,
         payment_id: String,
-        debtor: bool,
+        settle_before: bool,
     ) -> Result<Verified> {
         if !self
             .ledger
@@ -517,7 +545,7 @@ impl Payments {
         Ok(Verified {
             payer: account.payer,
             payment_id,
-            settle_before: debtor,
+            settle_before,
         })
     }
 

@@ -11,6 +11,9 @@
 //! - **How.** Through the same path as any settlement of a served call:
 //!   settled, pending (retried by the background pass), or failed, a
 //!   failure being a debt that makes the payer a debtor.
+//! - **Back-pressure.** It tells the payments its queue ([`crate::backlog`]):
+//!   a call is answered before the chain only while its turn would come with
+//!   its authorization still valid for a settle timeout.
 //! - **Stopping.** On shutdown nothing more is claimed; settlements in
 //!   flight may finish (each is bounded by the settle timeout). One still
 //!   running after that stays `settling`, and once its lease ran out
@@ -19,7 +22,7 @@
 //!   rows stay queued for the next start or another replica.
 
 use crate::Payments;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tessera_runtime::Shutdown;
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -55,6 +58,7 @@ impl Settler {
 }
 
 async fn run(payments: Payments, concurrency: usize, scan_every: Duration, shutdown: Shutdown) {
+    payments.backlog().settler_running(concurrency);
     let signal = payments.queued_signal();
     let mut in_flight = JoinSet::new();
     // (An interval of zero would panic.)
@@ -74,11 +78,13 @@ async fn run(payments: Payments, concurrency: usize, scan_every: Duration, shutd
                 Ok(claimed) => {
                     // A full claim may have left more behind.
                     look = claimed.len() == asked;
+                    payments.backlog().claimed(claimed.len(), Instant::now());
                     for claimed in claimed {
                         crate::metrics::queue_wait(claimed.waited_seconds);
                         let payments = payments.clone();
                         in_flight.spawn(async move {
                             settle(&payments, &claimed.id, claimed.settleable).await;
+                            payments.backlog().finished(Instant::now());
                         });
                     }
                     if look && in_flight.len() < concurrency {
@@ -102,13 +108,21 @@ async fn run(payments: Payments, concurrency: usize, scan_every: Duration, shutd
             }
         }
     }
+    payments.backlog().settler_running(0);
     finish(payments.settle_timeout(), in_flight).await;
 }
 
-/// Publishes how many settlements wait (once per scan: a count is not free).
+/// Publishes how many settlements wait and how long a new one would (once
+/// per scan: a count is not free).
 async fn count_queue(payments: &Payments) {
     match payments.ledger().queued(payments.scope()).await {
-        Ok(depth) => crate::metrics::queue_depth(depth),
+        Ok(depth) => {
+            payments.backlog().counted(depth.max(0) as u64);
+            crate::metrics::queue_depth(depth);
+            if let Some(wait) = payments.backlog().expected_wait(Instant::now()) {
+                crate::metrics::queue_expected_wait(wait);
+            }
+        }
         Err(error) => tracing::debug!(%error, "counting queued settlements failed"),
     }
 }

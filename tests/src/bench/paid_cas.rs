@@ -358,11 +358,15 @@ impl PaidCas {
                 total / items as f64
             }
         };
+        // In async mode a call answered settled was settled before it ran:
+        // the settler's queue would have outlasted its authorization.
+        let settled_before = shared.settled.load(Ordering::SeqCst);
         self.note = Some(format!(
             "{name} settlement (batch max {}): {items} payments settled in {} transactions \
              over {} blocks ({:.1} items/s over the {:.1} s after the last answer): {:.1} items \
              per block, {:.3} transactions per item, {:.0} gas per item; payTo received \
-             {received} = {items} × {price}: {verdict}",
+             {received} = {items} × {price}: {verdict}; {settled_before} of {} calls settled \
+             before they ran (queue full)",
             self.shared
                 .variant
                 .batch_max
@@ -374,6 +378,7 @@ impl PaidCas {
             items as f64 / blocks.len().max(1) as f64,
             per_item(per_tx.len() as f64),
             per_item(gas as f64),
+            rows.len(),
         ));
         outcome
     }
