@@ -5,6 +5,9 @@ use anyhow::Context;
 use tessera_gateway::GatewayConfig;
 use tessera_runtime::Shutdown;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = tessera_runtime::telemetry::init("tessera-gateway")?;

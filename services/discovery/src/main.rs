@@ -9,6 +9,9 @@ use tessera_discovery::{entries, Discovery, DiscoveryConfig, SERVICE_NAME};
 use tessera_proto::discovery::v1::discovery_service_server::DiscoveryServiceServer;
 use tessera_runtime::{grpc::GrpcServer, metrics_endpoint, telemetry, Shutdown};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = telemetry::init("tessera-discovery")?;

@@ -12,6 +12,9 @@ use tessera_facilitator::{config, Facilitator, FacilitatorConfig, StartError};
 use tessera_runtime::config::redact_url;
 use tessera_runtime::{telemetry, Shutdown};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = telemetry::init("tessera-facilitator")?;

@@ -9,6 +9,9 @@ use tessera_runtime::{
     grpc::GrpcServer, grpc_auth::ServiceToken, metrics_endpoint, telemetry, Shutdown,
 };
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = telemetry::init("tessera-payment")?;

@@ -7,6 +7,9 @@ use tessera_runtime::grpc::GrpcServer;
 use tessera_runtime::grpc_auth::ServiceToken;
 use tessera_runtime::{metrics_endpoint, telemetry, Shutdown};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = telemetry::init("tessera-pow")?;

@@ -16,6 +16,9 @@ use tessera_memory::config::MemoryConfig;
 use tessera_runtime::grpc::GrpcServer;
 use tessera_runtime::{telemetry, Shutdown};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = telemetry::init("tessera")?;

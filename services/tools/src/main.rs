@@ -8,6 +8,9 @@ use tessera_runtime::grpc_auth::ServiceToken;
 use tessera_runtime::{metrics_endpoint, telemetry, Shutdown};
 use tessera_tools::{server, Runner, ToolsConfig, SERVICE_NAME};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = telemetry::init("tessera-tools")?;

@@ -46,6 +46,9 @@ use sqlx::Connection;
 use tessera_runtime::config::{env_or, env_string, redact_url};
 use x402::{Eip712Recover, FacilitatorVerify};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A bench case, named for `BENCH_ONLY`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Case {

@@ -13,6 +13,9 @@ use tessera_runtime::config::env_or;
 use tessera_tests::harness::unique_namespace;
 use tessera_tests::nemesis::{Cluster, Fault, Workload};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     let workload = Workload {
