@@ -28,7 +28,8 @@
 //!   since. A burst is counted as it is admitted, not once served, so it
 //!   cannot slip in all at once; one admitted but then refused or cancelled
 //!   is counted until the next scan (too many, never too few).
-//! - `rate`: settlements this settler finished per second over the last
+//! - `rate`: settlements this settler ended (settled or failed; one left
+//!   pending for a retry is no progress) per second over the last
 //!   [`WINDOW_SECONDS`] (a rate, not a latency: the first settlements of a
 //!   burst finish quickly however long the line behind them is). For a
 //!   settle timeout after the settler becomes busy it is at least
@@ -125,8 +126,9 @@ impl Backlog {
         state.in_flight += count as u64;
     }
 
-    /// A claimed settlement finished (settled, pending or failed).
-    pub(crate) fn finished(&self, now: Instant) {
+    /// A claimed settlement returned; `ended`: settled or failed for good
+    /// (counted in the rate), not left pending for a retry.
+    pub(crate) fn finished(&self, now: Instant, ended: bool) {
         let second = self.second_of(now);
         let mut state = self.state();
         state.in_flight = state.in_flight.saturating_sub(1);
@@ -134,7 +136,9 @@ impl Backlog {
             state.busy_since = None;
         }
         state.advance(second);
-        state.finished[(second % WINDOW_SECONDS as u64) as usize] += 1;
+        if ended {
+            state.finished[(second % WINDOW_SECONDS as u64) as usize] += 1;
+        }
     }
 
     /// How long a payment queued at `now` would wait to be claimed;
@@ -297,7 +301,7 @@ mod tests {
         for second in 1..=seconds {
             let at = start + Duration::from_secs(second);
             for _ in 0..per_second {
-                backlog.finished(at);
+                backlog.finished(at, true);
             }
             backlog.claimed(per_second, at);
         }
@@ -384,5 +388,21 @@ mod tests {
         let now = steady(&backlog, start, 2, 25);
         assert!(backlog.admit(Duration::from_secs(45), now).is_none());
         assert!(backlog.admit(Duration::from_secs(55), now).is_some());
+    }
+
+    #[test]
+    fn a_settlement_left_pending_frees_its_place_but_is_no_progress() {
+        let backlog = running(200);
+        let start = Instant::now();
+        backlog.claimed(200, start);
+        let later = start + Duration::from_secs(25);
+        for _ in 0..100 {
+            backlog.finished(later, false);
+        }
+        assert_eq!(backlog.expected_wait(later), Some(Duration::ZERO));
+        assert!(
+            backlog.admit(Duration::from_secs(3600), later).is_none(),
+            "the 100 still in flight never end at no rate"
+        );
     }
 }

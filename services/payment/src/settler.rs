@@ -83,8 +83,8 @@ async fn run(payments: Payments, concurrency: usize, scan_every: Duration, shutd
                         crate::metrics::queue_wait(claimed.waited_seconds);
                         let payments = payments.clone();
                         in_flight.spawn(async move {
-                            settle(&payments, &claimed.id, claimed.settleable).await;
-                            payments.backlog().finished(Instant::now());
+                            let ended = settle(&payments, &claimed.id, claimed.settleable).await;
+                            payments.backlog().finished(Instant::now(), ended);
                         });
                     }
                     if look && in_flight.len() < concurrency {
@@ -127,19 +127,29 @@ async fn count_queue(payments: &Payments) {
     }
 }
 
-async fn settle(payments: &Payments, payment_id: &str, settleable: crate::ledger::Settleable) {
+/// Settles one claimed payment; whether it ended (settled or failed), not
+/// left pending or unrecorded for the background pass.
+async fn settle(
+    payments: &Payments,
+    payment_id: &str,
+    settleable: crate::ledger::Settleable,
+) -> bool {
     match payments.settle_queued(payment_id, settleable).await {
-        Ok(settled) => tracing::debug!(
-            payment_id,
-            success = settled.response.success,
-            pending = settled.pending,
-            "settled a queued payment"
-        ),
+        Ok(settled) => {
+            tracing::debug!(
+                payment_id,
+                success = settled.response.success,
+                pending = settled.pending,
+                "settled a queued payment"
+            );
+            !settled.pending
+        }
         // Claimed but not recorded: it stays `settling`, and the background
         // pass settles it again (the chain, not the ledger, says whether
         // it was paid).
         Err(error) => {
-            tracing::warn!(payment_id, %error, "a queued settlement could not be recorded")
+            tracing::warn!(payment_id, %error, "a queued settlement could not be recorded");
+            false
         }
     }
 }
