@@ -30,8 +30,21 @@ fn async_mode() -> Options {
 /// A signed `PAYMENT-SIGNATURE` for `memory.incr` from `buyer`, and the
 /// nonce of its authorization.
 fn payment(stack: &PaidStack, buyer: &PrivateKeySigner) -> ((&'static str, String), B256) {
+    payment_valid_for(stack, buyer, None)
+}
+
+/// [`payment`], its authorization valid for `seconds` from now (else for
+/// the route's `maxTimeoutSeconds`).
+fn payment_valid_for(
+    stack: &PaidStack,
+    buyer: &PrivateKeySigner,
+    seconds: Option<u64>,
+) -> ((&'static str, String), B256) {
     let required = stack.payments.requirements("memory.incr").unwrap();
-    let authorization = stack.chain.authorization(buyer.address(), &required);
+    let mut authorization = stack.chain.authorization(buyer.address(), &required);
+    if let Some(seconds) = seconds {
+        authorization.validBefore = U256::from(chain::unix_now() + seconds);
+    }
     let signature = stack.chain.sign(buyer, &authorization);
     let header =
         tessera_x402::encode_header(&chain::payload_v2(&required, &authorization, &signature));
@@ -1158,24 +1171,15 @@ async fn calls_the_settler_cannot_reach_in_time_are_settled_before_they_run() {
     stack.chain.set_block_time(1).await;
     let buyers = stack.chain.buyers.clone();
     let pay_to_before = stack.balance(stack.chain.pay_to).await;
-    let required = stack.payments.requirements("memory.incr").unwrap();
 
     let mut calls = Vec::new();
     for buyer in &buyers {
         for _ in 0..PER_PAYER {
-            let mut authorization = stack.chain.authorization(buyer.address(), &required);
-            authorization.validBefore = U256::from(chain::unix_now() + VALID_FOR);
-            let signature = stack.chain.sign(buyer, &authorization);
-            let header = tessera_x402::encode_header(&chain::payload_v2(
-                &required,
-                &authorization,
-                &signature,
-            ));
+            let (header, _) = payment_valid_for(&stack, buyer, Some(VALID_FOR));
             let url = stack.url("/api/memory/incr");
             let payer = namespace(buyer);
             calls.push(tokio::spawn(async move {
-                let headers = [("PAYMENT-SIGNATURE", header)];
-                let reply = send(Method::POST, &url, Some(json!({"key": "n"})), &headers).await;
+                let reply = send(Method::POST, &url, Some(json!({"key": "n"})), &[header]).await;
                 (payer, reply)
             }));
         }

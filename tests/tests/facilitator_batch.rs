@@ -83,6 +83,18 @@ fn hash_of(answer: &SettleResponse) -> B256 {
         .unwrap_or_else(|_| panic!("a transaction hash in {answer:?}"))
 }
 
+/// The answer says its transaction was sent and may still be mined.
+fn assert_may_still_be_mined(answer: &SettleResponse) {
+    assert!(
+        answer
+            .error_message
+            .as_deref()
+            .unwrap()
+            .contains("may still be mined"),
+        "{answer:?}"
+    );
+}
+
 /// The distinct transactions of successful answers, with their receipts.
 async fn receipts(chain: &Chain, answers: &[SettleResponse]) -> BTreeMap<B256, TransactionReceipt> {
     let mut receipts = BTreeMap::new();
@@ -516,14 +528,7 @@ async fn a_restart_continues_each_keys_nonces() {
             answer.error_reason.as_deref(),
             Some(reason::UNEXPECTED_SETTLE_ERROR)
         );
-        assert!(
-            answer
-                .error_message
-                .as_deref()
-                .unwrap()
-                .contains("may still be mined"),
-            "{answer:?}"
-        );
+        assert_may_still_be_mined(answer);
         assert_eq!(hash_of(answer), pending_hash, "one batch");
     }
     drop(first);
@@ -1219,14 +1224,7 @@ async fn a_refused_or_lost_send_among_batches_in_flight_leaves_no_nonce_gap() {
             assert_eq!(lost.len(), 1, "one answer lost");
             for (answer, _) in &failed {
                 assert_eq!(hash_of(answer), lost[0], "{answer:?}");
-                assert!(
-                    answer
-                        .error_message
-                        .as_deref()
-                        .unwrap()
-                        .contains("may still be mined"),
-                    "{answer:?}"
-                );
+                assert_may_still_be_mined(answer);
             }
             // It reached the node: mined in the next block, it paid them.
             let started = Instant::now();
