@@ -802,6 +802,35 @@ async fn a_refused_configuration_does_not_start() {
     );
 }
 
+/// A node without `eth_createAccessList` (it answers "method not found")
+/// is asked `eth_estimateGas` instead, and only that from then on: its
+/// batches settle all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_access_lists_is_estimated_the_old_way() {
+    const ITEMS: usize = 4;
+    let chain = Chain::start_with_buyers(ITEMS).await;
+    chain.install_batch_call().await;
+    let proxy = RpcProxy::start(&chain.rpc_url).await;
+    proxy.without_method("eth_createAccessList");
+    let mut config = chain.facilitator_config();
+    config.rpc_url = proxy.url.clone();
+    batch(&mut config, &ITEMS.to_string(), "2000");
+    let batched = Arc::new(Facilitator::connect(&config).await.unwrap());
+
+    for round in 0..2 {
+        proxy.reset();
+        let paid = payments(&chain, ITEMS);
+        let answers = settle_all(&batched, &paid).await;
+        assert!(answers.iter().all(|a| a.success), "{answers:?}");
+        assert_eq!(receipts(&chain, &answers).await.len(), 1, "one batch");
+        let calls = proxy.calls();
+        println!("round {round}: {calls:?}");
+        let asked_access_list = calls.get("eth_createAccessList").copied();
+        assert_eq!(asked_access_list, (round == 0).then_some(1), "{calls:?}");
+        assert_eq!(calls.get("eth_estimateGas"), Some(&1), "{calls:?}");
+    }
+}
+
 /// A JSON-RPC proxy in front of anvil: counts the calls by method (an
 /// `eth_call` by the name of the function its input selects), and can refuse
 /// an `eth_sendRawTransaction` (a node's error answer, nothing forwarded) or
@@ -823,12 +852,17 @@ struct ProxyState {
     lose_send: std::sync::Mutex<Option<usize>>,
     /// The hashes of the sends whose answers were lost.
     lost: std::sync::Mutex<Vec<B256>>,
+    /// A JSON-RPC method answered "method not found", as by a node without
+    /// it.
+    missing_method: std::sync::Mutex<Option<&'static str>>,
 }
 
 /// What the proxy does with one request.
 enum Fate {
     Forward,
     Refuse(Value),
+    /// Answered "method not found".
+    Missing(Value),
     Lose,
 }
 
@@ -845,11 +879,20 @@ impl RpcProxy {
             let (client, target) = (client.clone(), target.clone());
             async move {
                 let fate = state.note(&body);
-                if let Fate::Refuse(id) = &fate {
+                if let Fate::Refuse(id) | Fate::Missing(id) = &fate {
+                    let error = match fate {
+                        Fate::Missing(_) => serde_json::json!({
+                            "code": -32601,
+                            "message": "the method does not exist/is not available",
+                        }),
+                        _ => {
+                            serde_json::json!({"code": -32000, "message": "refused by the test proxy"})
+                        }
+                    };
                     let refusal = serde_json::json!({
                         "jsonrpc": "2.0",
                         "id": id,
-                        "error": {"code": -32000, "message": "refused by the test proxy"},
+                        "error": error,
                     });
                     return (
                         StatusCode::OK,
@@ -915,6 +958,11 @@ impl RpcProxy {
     fn lost(&self) -> Vec<B256> {
         self.state.lost.lock().unwrap().clone()
     }
+
+    /// From now on `method` is answered "method not found" (single calls).
+    fn without_method(&self, method: &'static str) {
+        *self.state.missing_method.lock().unwrap() = Some(method);
+    }
 }
 
 impl Drop for RpcProxy {
@@ -963,6 +1011,9 @@ impl ProxyState {
                 method.clone()
             };
             *self.calls.lock().unwrap().entry(name).or_default() += 1;
+            if *self.missing_method.lock().unwrap() == Some(method.as_str()) {
+                fate = Fate::Missing(call["id"].clone());
+            }
             if method == "eth_sendRawTransaction" {
                 let number = self.sends.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
                 if *self.refuse_send.lock().unwrap() == Some(number) {
@@ -1114,11 +1165,14 @@ async fn a_batched_settle_reads_no_chain_state_of_its_own() {
     for read in ["eth_call:authorizationState", "eth_call:balanceOf"] {
         assert_eq!(calls.get(read), None, "{read} in {calls:?}");
     }
+    // Estimated by running the batch once (`eth_createAccessList`'s gas
+    // used), not by the node's search, which runs it once per probe.
     assert_eq!(
-        calls.get("eth_estimateGas"),
+        calls.get("eth_createAccessList"),
         Some(&1),
         "one estimate for the batch: {calls:?}"
     );
+    assert_eq!(calls.get("eth_estimateGas"), None, "{calls:?}");
     assert_eq!(calls.get("eth_sendRawTransaction"), Some(&1), "{calls:?}");
 
     // The proxy does see them: three settles without batching read each

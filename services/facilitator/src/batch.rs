@@ -45,7 +45,8 @@
 //!
 //! **Failing estimate.** A settle reads no chain state before its batch:
 //! the batch is estimated with every call required to succeed
-//! (`allowFailure` false), which simulates every transfer at once. When
+//! (`allowFailure` false), which simulates every transfer at once (one
+//! run of the batch: [`tessera_evm::Chain::estimate_gas`]). When
 //! that estimate reverts (some authorization would fail now), the worker
 //! reads each authorization's state, concurrently (`authorizationState`
 //! and `balanceOf`, as a settle alone checks them), and answers the bad
