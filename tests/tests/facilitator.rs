@@ -13,6 +13,7 @@ use tessera_tests::chain::{
     exact_payload, facilitator_request, payload_v2, unix_now, Chain, FacilitatorServer,
 };
 use tessera_tests::proxy::PausableProxy;
+use tessera_x402::facilitator::Urgency;
 use tessera_x402::reason;
 use tessera_x402::{Requirements, ResourceInfo};
 
@@ -1099,7 +1100,7 @@ async fn api_keys_guard_verify_and_settle_on_http_and_grpc() {
     );
     let verified = keyed.verify(&typed, timeout).await.unwrap();
     assert!(verified.is_valid, "{verified:?}");
-    let settled = keyed.settle(&typed, timeout).await.unwrap();
+    let settled = keyed.settle(&typed, timeout, Urgency::Now).await.unwrap();
     assert!(settled.success, "{settled:?}");
     assert_eq!(chain.balance_of(chain.pay_to).await, U256::from(PRICE));
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tessera_evm::batch::MULTICALL3_ADDRESS;
 use tessera_evm::token::authorization_paid;
-use tessera_facilitator::{Facilitator, FacilitatorConfig, SettlementKey};
+use tessera_facilitator::{Facilitator, FacilitatorConfig, SettlementKey, Urgency};
 use tessera_tests::chain::{
     facilitator_request, payload_v2, Chain, FacilitatorServer, BUYER_FUNDS,
 };
@@ -799,6 +799,76 @@ async fn a_refused_configuration_does_not_start() {
     assert!(
         error.to_string().contains("FACILITATOR_BATCH_MAX"),
         "{error}"
+    );
+}
+
+/// A settle its caller waits for goes into the next batch ahead of a
+/// seller's background settlements: behind 40 of them (batches of 5, one
+/// in flight, a block a second: 8 blocks' worth), an urgent settle is mined
+/// in the batch after the one in flight when it came; in arrival order it
+/// would wait 8 blocks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_urgent_settle_goes_ahead_of_the_background_queue() {
+    const BACKGROUND: usize = 40;
+    let chain = Chain::start_with_buyers(10).await;
+    chain.install_batch_call().await;
+    chain.set_block_time(1).await;
+    let mut config = chain.facilitator_config();
+    config.batch =
+        tessera_facilitator::BatchConfig::parse_all(Some("5"), Some("0"), None, Some("1")).unwrap();
+    let facilitator = Arc::new(Facilitator::connect(&config).await.unwrap());
+    let background = payments(&chain, BACKGROUND);
+    let urgent = payments(&chain, 1).pop().unwrap();
+
+    let queued: Vec<_> = background
+        .iter()
+        .map(|payment| {
+            let facilitator = facilitator.clone();
+            let request = payment.facilitator_request();
+            tokio::spawn(
+                async move { facilitator.settle_with(&request, Urgency::Background).await },
+            )
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while facilitator.settlements_waiting() < BACKGROUND - 5 {
+        assert!(
+            Instant::now() < deadline,
+            "the background settles never queued: {} waiting",
+            facilitator.settlements_waiting()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let urgent_answer = facilitator.settle(&urgent.facilitator_request()).await;
+    let mut answers = Vec::new();
+    for task in queued {
+        answers.push(task.await.unwrap());
+    }
+    assert!(urgent_answer.success, "{urgent_answer:?}");
+    assert!(answers.iter().all(|a| a.success), "{answers:?}");
+
+    let urgent_block = chain
+        .receipt(hash_of(&urgent_answer))
+        .await
+        .expect("mined")
+        .block_number
+        .unwrap();
+    let receipts = receipts(&chain, &answers).await;
+    let mined_before: Vec<u64> = receipts
+        .values()
+        .filter_map(|receipt| receipt.block_number)
+        .filter(|block| *block < urgent_block)
+        .collect();
+    println!(
+        "{BACKGROUND} background settles in {} transactions; the urgent one in block {urgent_block}, \
+         after {} of them",
+        receipts.len(),
+        mined_before.len()
+    );
+    assert!(
+        mined_before.len() <= 2,
+        "the urgent settle waited behind {} background batches: {mined_before:?}",
+        mined_before.len()
     );
 }
 

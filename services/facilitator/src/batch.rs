@@ -14,6 +14,15 @@
 //! - several: Multicall3's `aggregate3` at `FACILITATOR_BATCH_CONTRACT`,
 //!   each call allowed to fail alone.
 //!
+//! **Urgency.** A settle whose caller waits for it (an x402 client's
+//! `/settle`, a call settled before it runs) is [`Urgency::Now`]; a seller's
+//! settlement of calls it has already answered says
+//! [`Urgency::Background`] (HTTP header `x-settle-urgency: background`, the
+//! same gRPC metadata; [`tessera_x402::facilitator::URGENCY_HEADER`]). A batch is filled with every waiting urgent
+//! settle before any background one, so a queue of background settlements
+//! (a seller's whole backlog) never stands between a waiting caller and the
+//! next batch.
+//!
 //! **Batches in flight.** A worker takes its next batch as soon as the
 //! previous one's transaction is *sent* (accepted by the node, or refused),
 //! not mined: up to `FACILITATOR_BATCHES_IN_FLIGHT` (default 4) of a key's
@@ -114,6 +123,7 @@ use tessera_evm::batch::aggregate3_calldata;
 use tessera_evm::token::authorization_paid;
 use tessera_evm::{Chain, ChainError};
 use tessera_runtime::metrics::prometheus;
+pub use tessera_x402::facilitator::{Urgency, URGENCY_HEADER};
 use tessera_x402::reason;
 use tokio::sync::{mpsc, oneshot, Mutex, Semaphore};
 use tokio::time::Instant;
@@ -255,6 +265,40 @@ pub(crate) struct Plan {
     pub(crate) in_flight: usize,
 }
 
+/// The waiting settles, urgent ones apart.
+struct Queues {
+    now: mpsc::UnboundedReceiver<Item>,
+    background: mpsc::UnboundedReceiver<Item>,
+}
+
+impl Queues {
+    /// The next waiting item, urgent ones first, if any waits now.
+    fn try_next(&mut self) -> Result<Item, mpsc::error::TryRecvError> {
+        use mpsc::error::TryRecvError;
+        match self.now.try_recv() {
+            Ok(item) => Ok(item),
+            Err(now) => match (now, self.background.try_recv()) {
+                (_, Ok(item)) => Ok(item),
+                (TryRecvError::Disconnected, Err(TryRecvError::Disconnected)) => {
+                    Err(TryRecvError::Disconnected)
+                }
+                _ => Err(TryRecvError::Empty),
+            },
+        }
+    }
+
+    /// Waits for the next item, urgent ones first; `None`: both queues are
+    /// closed and empty.
+    async fn next(&mut self) -> Option<Item> {
+        tokio::select! {
+            biased;
+            Some(item) = self.now.recv() => Some(item),
+            Some(item) = self.background.recv() => Some(item),
+            else => None,
+        }
+    }
+}
+
 /// An authorization waiting for its batch.
 struct Item {
     verified: Verified,
@@ -283,7 +327,8 @@ fn fail_all(items: Vec<Item>, failure: Failure) {
 /// Hands authorizations to the workers, one per settling key.
 #[derive(Debug)]
 pub(crate) struct Batcher {
-    queue: mpsc::UnboundedSender<Item>,
+    now: mpsc::UnboundedSender<Item>,
+    background: mpsc::UnboundedSender<Item>,
     plan: Plan,
     /// Handed over and not yet taken into a batch (this batcher's part of
     /// the `waiting` gauge).
@@ -294,8 +339,12 @@ impl Batcher {
     /// Starts a worker per settler; they stop when the batcher is dropped
     /// (after answering what was handed to them).
     pub(crate) fn start(sender: Arc<Sender>, settlers: &[Arc<Settler>], plan: Plan) -> Self {
-        let (queue, receiver) = mpsc::unbounded_channel();
-        let receiver = Arc::new(Mutex::new(receiver));
+        let (now, now_receiver) = mpsc::unbounded_channel();
+        let (background, background_receiver) = mpsc::unbounded_channel();
+        let receiver = Arc::new(Mutex::new(Queues {
+            now: now_receiver,
+            background: background_receiver,
+        }));
         let waiting = Arc::new(AtomicUsize::new(0));
         for settler in settlers {
             tokio::spawn(work(
@@ -307,7 +356,8 @@ impl Batcher {
             ));
         }
         Batcher {
-            queue,
+            now,
+            background,
             plan,
             waiting,
         }
@@ -322,11 +372,13 @@ impl Batcher {
         self.waiting.load(Ordering::SeqCst)
     }
 
-    /// Settles `verified` in the next batch; resolves with its own outcome.
+    /// Settles `verified` in a batch, the next one unless urgent settles
+    /// wait ahead of a background one; resolves with its own outcome.
     pub(crate) async fn settle(
         &self,
         verified: Verified,
         claim: InFlight,
+        urgency: Urgency,
     ) -> Result<B256, Failure> {
         let (reply, answer) = oneshot::channel();
         self.waiting.fetch_add(1, Ordering::SeqCst);
@@ -336,7 +388,11 @@ impl Batcher {
             claim,
             reply,
         };
-        if self.queue.send(item).is_err() {
+        let queue = match urgency {
+            Urgency::Now => &self.now,
+            Urgency::Background => &self.background,
+        };
+        if queue.send(item).is_err() {
             self.waiting.fetch_sub(1, Ordering::SeqCst);
             SERIES.waiting.dec();
             return Err(Failure::new(
@@ -358,7 +414,7 @@ impl Batcher {
 /// one's transaction is sent; the receipt is awaited in the batch's task,
 /// which holds the slot until then.
 async fn work(
-    queue: Arc<Mutex<mpsc::UnboundedReceiver<Item>>>,
+    queue: Arc<Mutex<Queues>>,
     settler: Arc<Settler>,
     sender: Arc<Sender>,
     plan: Plan,
@@ -396,24 +452,26 @@ async fn work(
 }
 
 /// Waits for the first item, then takes what is waiting (or arrives within
-/// the window) up to `max`. `None`: the queue is closed and empty.
-async fn next_batch(queue: &Mutex<mpsc::UnboundedReceiver<Item>>, plan: Plan) -> Option<Vec<Item>> {
+/// the window) up to `max`, urgent items first. `None`: the queues are
+/// closed and empty.
+async fn next_batch(queue: &Mutex<Queues>, plan: Plan) -> Option<Vec<Item>> {
     use mpsc::error::TryRecvError;
     // Held while the batch fills: the other free workers wait for the next.
     let mut queue = queue.lock().await;
-    let first = queue.recv().await?;
+    let first = queue.next().await?;
     let deadline = Instant::now() + plan.window;
     let mut items = vec![first];
     while items.len() < plan.max {
-        match queue.try_recv() {
+        match queue.try_next() {
             Ok(item) => items.push(item),
             Err(TryRecvError::Disconnected) => break,
             Err(TryRecvError::Empty) if plan.window.is_zero() => break,
-            Err(TryRecvError::Empty) => match tokio::time::timeout_at(deadline, queue.recv()).await
-            {
-                Ok(Some(item)) => items.push(item),
-                Ok(None) | Err(_) => break,
-            },
+            Err(TryRecvError::Empty) => {
+                match tokio::time::timeout_at(deadline, queue.next()).await {
+                    Ok(Some(item)) => items.push(item),
+                    Ok(None) | Err(_) => break,
+                }
+            }
         }
     }
     Some(items)

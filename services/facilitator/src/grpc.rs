@@ -5,7 +5,7 @@
 //! stays open.
 
 use crate::config::ApiKeys;
-use crate::Facilitator;
+use crate::{Facilitator, Urgency, URGENCY_HEADER};
 use pb::facilitator_service_server::{FacilitatorService, FacilitatorServiceServer};
 use std::sync::Arc;
 use tessera_proto::facilitator::v1 as pb;
@@ -110,6 +110,11 @@ impl FacilitatorService for FacilitatorGrpc {
         call: Request<pb::SettleRequest>,
     ) -> Result<Response<pb::SettleResponse>, Status> {
         self.require_key(&call)?;
+        let urgency = Urgency::from_header(
+            call.metadata()
+                .get(URGENCY_HEADER)
+                .map(|value| value.as_bytes()),
+        );
         let call = call.into_inner();
         let request = request(
             call.x402_version,
@@ -117,7 +122,7 @@ impl FacilitatorService for FacilitatorGrpc {
             &call.payment_requirements_json,
         )?;
         Ok(Response::new(settle_to_pb(
-            self.facilitator.settle(&request).await,
+            self.facilitator.settle_with(&request, urgency).await,
         )))
     }
 

@@ -15,11 +15,11 @@
 //! `/supported`, `/health` and `/metrics` never need a key.
 
 use crate::config::ApiKeys;
-use crate::Facilitator;
+use crate::{Facilitator, Urgency, URGENCY_HEADER};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -107,9 +107,14 @@ async fn verify(State(facilitator): State<Arc<Facilitator>>, body: Bytes) -> Res
     }
 }
 
-async fn settle(State(facilitator): State<Arc<Facilitator>>, body: Bytes) -> Response {
+async fn settle(
+    State(facilitator): State<Arc<Facilitator>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let urgency = Urgency::from_header(headers.get(URGENCY_HEADER).map(|v| v.as_bytes()));
     match parse_request(&body) {
-        Ok(request) => Json(facilitator.settle(&request).await).into_response(),
+        Ok(request) => Json(facilitator.settle_with(&request, urgency).await).into_response(),
         Err(message) => bad_request(message),
     }
 }

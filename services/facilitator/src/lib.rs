@@ -62,6 +62,7 @@ use tessera_x402::facilitator::{SupportedKind, SupportedResponse};
 use tessera_x402::Network;
 use tokio::net::TcpListener;
 
+pub use batch::{Urgency, URGENCY_HEADER};
 pub use config::{BatchConfig, FacilitatorConfig, SettlementKey};
 pub use tessera_evm::{Chain, ChainError};
 pub use verify::{Rejection, SignatureKind, Simulate, Verified};

@@ -23,6 +23,7 @@ use std::sync::atomic::Ordering;
 use tessera_x402::facilitator::{FacilitatorRequest, SettleResponse};
 use tessera_x402::reason;
 
+use crate::batch::Urgency;
 use crate::in_flight::{Claim, InFlight};
 use crate::send::Failure;
 use crate::verify::{unix_now, Simulate, Verified};
@@ -32,6 +33,16 @@ impl Facilitator {
     /// Settles a facilitator request: never fails, a failure is a
     /// `success: false` answer.
     pub async fn settle(&self, request: &FacilitatorRequest) -> SettleResponse {
+        self.settle_with(request, Urgency::Now).await
+    }
+
+    /// [`Facilitator::settle`], waiting in its batch's queue as `urgency`
+    /// says (see [`crate::batch`]).
+    pub async fn settle_with(
+        &self,
+        request: &FacilitatorRequest,
+        urgency: Urgency,
+    ) -> SettleResponse {
         // Batched, a settle reads no chain state of its own: its local
         // checks, then the batch, whose estimate simulates every transfer at
         // once (a spent nonce or a short balance is found there, see
@@ -87,7 +98,7 @@ impl Facilitator {
         let network = self.network_label(verified.x402_version);
         let amount = Some(verified.authorization.value.to_string());
         let outcome = match InFlight::claim(&self.in_flight, &verified) {
-            Claim::Held(claim) => self.settle_verified(&verified, claim).await,
+            Claim::Held(claim) => self.settle_verified(&verified, claim, urgency).await,
             Claim::Followed(first) => {
                 tracing::info!(%payer, "settle: already being settled; answering that settlement's outcome");
                 first.outcome().await
@@ -244,7 +255,12 @@ impl Facilitator {
     /// Settles a verified authorization from one of our keys: through the
     /// batcher when batching, else in its own transaction at once (the
     /// keys taken in turn). `claim` is held until the outcome is known.
-    async fn settle_verified(&self, verified: &Verified, claim: InFlight) -> Result<B256, Failure> {
+    async fn settle_verified(
+        &self,
+        verified: &Verified,
+        claim: InFlight,
+        urgency: Urgency,
+    ) -> Result<B256, Failure> {
         if self.settlers.is_empty() {
             return Err(Failure::new(
                 reason::UNEXPECTED_SETTLE_ERROR,
@@ -252,7 +268,7 @@ impl Facilitator {
             ));
         }
         if let Some(batcher) = &self.batcher {
-            return batcher.settle(verified.clone(), claim).await;
+            return batcher.settle(verified.clone(), claim, urgency).await;
         }
         let turn = self.next_settler.fetch_add(1, Ordering::Relaxed) % self.settlers.len();
         let outcome =

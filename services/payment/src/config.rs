@@ -15,7 +15,7 @@
 //! | `PAYMENT_SETTLE_TIMEOUT_SECONDS` | `45` | a settle slower than this becomes pending (above the facilitator's receipt timeout) |
 //! | `PAYMENT_SETTLE_LEASE_SECONDS` | `10` | how long a `settling` payment stays its settler's without a heartbeat (renewed every third of it while the settlement runs); a payment whose settler stopped is retried once its lease ran out, at least 1 |
 //! | `PAYMENT_RETRY_SECONDS` | `5` | how often pending settlements are retried, and the settler looks for queued ones besides being woken by each queued here |
-//! | `PAYMENT_SETTLE_CONCURRENCY` | `200` | queued (deferred) settlements the settler runs at once, at least 1; at least the facilitator's batch size, or batches cannot fill |
+//! | `PAYMENT_SETTLE_CONCURRENCY` | `600` | queued (deferred) settlements the settler runs at once, at least 1; at least the facilitator's batch size, or batches cannot fill; at most what the facilitator settles in a settle timeout, which the back-pressure's cold start assumes ([`crate::backlog`]). 600: a key's 4 batches of 100 in flight, and the next 200 waiting to fill the following ones |
 //! | `PAYMENT_BALANCE_MAX_AGE_MS` | `1000` | for a call settled later (`settle_later`), how old a payer's balance read may be (one `balanceOf` per payer per this; see `balances`). `0` reads it for every call |
 //! | `PAYMENT_RPC_URL` | `http://127.0.0.1:8545` | the network's JSON-RPC endpoint: payer balances (the exposure bound) and contract-wallet signatures |
 //! | `PAYMENT_RPC_TIMEOUT_SECONDS` | `10` | how long one JSON-RPC request may take |
@@ -43,7 +43,7 @@ const USDC: &[(u64, &str, &str, &str)] = &[
     ),
 ];
 
-pub const DEFAULT_SETTLE_CONCURRENCY: usize = 200;
+pub const DEFAULT_SETTLE_CONCURRENCY: usize = 600;
 
 /// Short beside an authorization's validity (a client signs for
 /// `PAYMENT_MAX_TIMEOUT_SECONDS`, and at least the settle timeout must be

@@ -9,7 +9,9 @@ use std::time::Duration;
 use tessera_error::{Error, ErrorKind};
 use tessera_runtime::config::Secret;
 use tessera_runtime::dependency::{self, Dependency};
-use tessera_x402::facilitator::{FacilitatorRequest, SettleResponse, VerifyResponse};
+use tessera_x402::facilitator::{
+    FacilitatorRequest, SettleResponse, Urgency, VerifyResponse, URGENCY_HEADER,
+};
 use tracing::Instrument;
 
 #[derive(Clone)]
@@ -92,15 +94,18 @@ impl FacilitatorClient {
         request: &FacilitatorRequest,
         timeout: Duration,
     ) -> Result<VerifyResponse, Unreachable> {
-        self.post("verify", request, timeout).await
+        self.post("verify", request, timeout, None).await
     }
 
+    /// `POST /settle`, saying whether its caller waits for it (a
+    /// facilitator without our [`URGENCY_HEADER`] settles it all the same).
     pub async fn settle(
         &self,
         request: &FacilitatorRequest,
         timeout: Duration,
+        urgency: Urgency,
     ) -> Result<SettleResponse, Unreachable> {
-        self.post("settle", request, timeout).await
+        self.post("settle", request, timeout, Some(urgency)).await
     }
 
     /// Whether the facilitator answers `GET /supported` with its kinds.
@@ -145,11 +150,18 @@ impl FacilitatorClient {
         path: &'static str,
         request: &FacilitatorRequest,
         timeout: Duration,
+        urgency: Option<Urgency>,
     ) -> Result<T, Unreachable> {
         let call = dependency::start(Dependency::Facilitator, path);
         let url = format!("{}/{path}", self.base_url);
         let mut trace_context = reqwest::header::HeaderMap::new();
         tessera_runtime::trace::inject(call.span(), &mut trace_context);
+        if let Some(urgency) = urgency {
+            trace_context.insert(
+                URGENCY_HEADER,
+                HeaderValue::from_static(urgency.header_value()),
+            );
+        }
         let post = self
             .http
             .post(&url)
@@ -208,6 +220,45 @@ mod tests {
         url
     }
 
+    /// A settle says whether its caller waits, so that the facilitator
+    /// puts the settler's background settles behind callers' ones.
+    #[tokio::test]
+    async fn a_settle_names_its_urgency() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (heads, mut seen) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let heads = heads.clone();
+                tokio::spawn(async move {
+                    let mut request = [0u8; 4096];
+                    let read = socket.read(&mut request).await.unwrap_or(0);
+                    let _ = heads.send(String::from_utf8_lossy(&request[..read]).to_lowercase());
+                    let _ = socket
+                        .write_all(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                        .await;
+                });
+            }
+        });
+        let client = FacilitatorClient::new(&url, None);
+        let request = FacilitatorRequest {
+            x402_version: 2,
+            payment_payload: serde_json::json!({}),
+            payment_requirements: serde_json::json!({}),
+        };
+        for (urgency, header) in [
+            (Urgency::Background, "x-settle-urgency: background"),
+            (Urgency::Now, "x-settle-urgency: now"),
+        ] {
+            let _ = client
+                .settle(&request, Duration::from_secs(5), urgency)
+                .await;
+            let head = seen.recv().await.unwrap();
+            assert!(head.contains(header), "{head}");
+        }
+    }
+
     fn sample(text: &str, series: &str) -> Option<f64> {
         text.lines()
             .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
@@ -234,7 +285,7 @@ mod tests {
             None,
         );
         let refused = broken
-            .settle(&request, Duration::from_secs(5))
+            .settle(&request, Duration::from_secs(5), Urgency::Now)
             .await
             .unwrap_err();
         assert_eq!(refused.kind(), UNREACHABLE, "{}", refused.0);

@@ -70,7 +70,7 @@ use tessera_evm::{Chain, SignatureRefused};
 use tessera_runtime::dependency::{observe, Dependency};
 use tessera_x402::eip3009;
 use tessera_x402::exact::parse_address;
-use tessera_x402::facilitator::{FacilitatorRequest, SettleResponse};
+use tessera_x402::facilitator::{FacilitatorRequest, SettleResponse, Urgency};
 use tessera_x402::payment::PayloadError;
 use tessera_x402::{
     encode_header, reason, ExactPayment, ExactRequirements, PaymentPayload, PaymentRequired,
@@ -600,7 +600,7 @@ impl Payments {
     pub async fn settle(&self, payment_id: &str, before_execution: bool) -> Result<Settled> {
         match self.ledger.claim_for_settle(payment_id).await? {
             Some(settleable) => {
-                self.settle_claimed(payment_id, settleable, !before_execution)
+                self.settle_claimed(payment_id, settleable, !before_execution, Urgency::Now)
                     .await
             }
             None => Err(Error::new(
@@ -658,7 +658,8 @@ impl Payments {
         payment_id: &str,
         settleable: Settleable,
     ) -> Result<Settled> {
-        self.settle_claimed(payment_id, settleable, true).await
+        self.settle_claimed(payment_id, settleable, true, Urgency::Background)
+            .await
     }
 
     /// A payment's state; `None` for an unknown id, or text that is no id
@@ -675,6 +676,9 @@ impl Payments {
         payment_id: &str,
         settleable: Settleable,
         served: bool,
+        // Background: nobody waits for it (the call was answered), so it
+        // waits at the facilitator behind the settles callers wait for.
+        urgency: Urgency,
     ) -> Result<Settled> {
         let _held = self.leases.hold(payment_id);
         let started = std::time::Instant::now();
@@ -683,7 +687,10 @@ impl Payments {
             payment_payload: settleable.payload,
             payment_requirements: settleable.requirements,
         };
-        let outcome = self.facilitator.settle(&request, self.settle_timeout).await;
+        let outcome = self
+            .facilitator
+            .settle(&request, self.settle_timeout, urgency)
+            .await;
         let mut response = match outcome {
             Ok(response) => {
                 if !response.success {
@@ -818,7 +825,8 @@ impl Payments {
                 }
             } else if let Some(settleable) = self.ledger.claim_orphan(&id, after).await? {
                 tracing::warn!(payment_id = %id, "settling a verified payment its gateway never settled nor cancelled");
-                self.settle_claimed(&id, settleable, true).await?;
+                self.settle_claimed(&id, settleable, true, Urgency::Background)
+                    .await?;
                 attempted += 1;
             }
         }
@@ -828,7 +836,9 @@ impl Payments {
         let lease = self.leases.lease().as_secs();
         for id in self.ledger.due_for_retry(&self.scope, 32, lease).await? {
             if let Some(settleable) = self.ledger.claim_for_retry(&id, lease).await? {
-                let settled = self.settle_claimed(&id, settleable, true).await?;
+                let settled = self
+                    .settle_claimed(&id, settleable, true, Urgency::Background)
+                    .await?;
                 tracing::info!(payment_id = %id, success = settled.response.success, pending = settled.pending, "retried a pending settlement");
                 attempted += 1;
             }

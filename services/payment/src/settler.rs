@@ -6,8 +6,13 @@
 //!   queued, or a stopped process left queued, are found: the ledger is the
 //!   queue, nothing lives only in memory. The first look is at start.
 //! - **How many.** At most `concurrency` settlements at once; each claim
-//!   takes at most as many rows as there is room for (and at most 32), with
-//!   `FOR UPDATE SKIP LOCKED`, so replicas never settle one row twice.
+//!   takes at most as many rows as there is room for (and at most 256: the
+//!   facilitator batches what reaches it together, so a claim of 32 made
+//!   batches of about 32), with `FOR UPDATE SKIP LOCKED`, so replicas never
+//!   settle one row twice.
+//! - **Behind callers.** Its settles are background ones at the
+//!   facilitator: a call settled before it runs goes ahead of them
+//!   ([`tessera_x402::facilitator::Urgency`]).
 //! - **How.** Through the same path as any settlement of a served call:
 //!   settled, pending (retried by the background pass), or failed, a
 //!   failure being a debt that makes the payer a debtor.
@@ -27,7 +32,7 @@ use tessera_runtime::Shutdown;
 use tokio::task::{JoinHandle, JoinSet};
 
 /// The most rows one claim takes.
-const CLAIM_AT_MOST: usize = 32;
+const CLAIM_AT_MOST: usize = 256;
 
 /// A running settler.
 pub struct Settler {

@@ -86,3 +86,38 @@ pub struct SupportedResponse {
     #[serde(default)]
     pub signers: std::collections::BTreeMap<String, Vec<String>>,
 }
+
+/// The header (HTTP) or metadata key (gRPC) naming a `/settle`'s
+/// [`Urgency`] (ours, not the x402 spec's: a facilitator that does not know
+/// it settles every request alike); its value `background` asks [`Urgency::Background`], any
+/// other (or none) is [`Urgency::Now`].
+pub const URGENCY_HEADER: &str = "x-settle-urgency";
+
+/// Whether a settle's caller waits for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Urgency {
+    /// Its caller waits: it goes into the next batch before any
+    /// background settle.
+    #[default]
+    Now,
+    /// Settling a call already answered: it waits behind every urgent one.
+    Background,
+}
+
+impl Urgency {
+    /// From the header's value, if any (see [`URGENCY_HEADER`]).
+    pub fn from_header(value: Option<&[u8]>) -> Urgency {
+        match value {
+            Some(value) if value.eq_ignore_ascii_case(b"background") => Urgency::Background,
+            _ => Urgency::Now,
+        }
+    }
+
+    /// The header's value that asks this urgency.
+    pub fn header_value(self) -> &'static str {
+        match self {
+            Urgency::Now => "now",
+            Urgency::Background => "background",
+        }
+    }
+}
