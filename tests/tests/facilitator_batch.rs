@@ -872,6 +872,89 @@ async fn an_urgent_settle_goes_ahead_of_the_background_queue() {
     );
 }
 
+/// While background settles wait, urgent ones fill at most half of each
+/// batch: ahead of the backlog, yet never starving it (its authorizations
+/// would run out). 20 background settles, then 20 urgent ones, batches of
+/// 4, one in flight: every batch mined before the last background one holds
+/// at most 2 urgent settles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn urgent_settles_fill_at_most_half_a_batch_while_background_ones_wait() {
+    const EACH: usize = 20;
+    let chain = Chain::start_with_buyers(10).await;
+    chain.install_batch_call().await;
+    chain.set_block_time(1).await;
+    let mut config = chain.facilitator_config();
+    config.batch =
+        tessera_facilitator::BatchConfig::parse_all(Some("4"), Some("0"), None, Some("1")).unwrap();
+    let facilitator = Arc::new(Facilitator::connect(&config).await.unwrap());
+    let spawn = |payments: Vec<Payment>, urgency: Urgency| -> Vec<_> {
+        payments
+            .iter()
+            .map(|payment| {
+                let facilitator = facilitator.clone();
+                let request = payment.facilitator_request();
+                tokio::spawn(async move { facilitator.settle_with(&request, urgency).await })
+            })
+            .collect()
+    };
+    let wait_for = |waiting: usize| {
+        let facilitator = facilitator.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while facilitator.settlements_waiting() < waiting {
+                assert!(Instant::now() < deadline, "never {waiting} waiting");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    let background = spawn(payments(&chain, EACH), Urgency::Background);
+    wait_for(EACH - 4).await;
+    let urgent = spawn(payments(&chain, EACH), Urgency::Now);
+    wait_for(2 * EACH - 8).await;
+    let mut answers = Vec::new();
+    for (task, urgency) in background
+        .into_iter()
+        .map(|t| (t, Urgency::Background))
+        .chain(urgent.into_iter().map(|t| (t, Urgency::Now)))
+    {
+        let answer = task.await.unwrap();
+        assert!(answer.success, "{answer:?}");
+        answers.push((hash_of(&answer), urgency));
+    }
+
+    let mut per_tx: BTreeMap<B256, (u64, usize, usize)> = BTreeMap::new();
+    for (hash, urgency) in &answers {
+        if !per_tx.contains_key(hash) {
+            let block = chain.receipt(*hash).await.unwrap().block_number.unwrap();
+            per_tx.insert(*hash, (block, 0, 0));
+        }
+        let entry = per_tx.get_mut(hash).unwrap();
+        match urgency {
+            Urgency::Now => entry.1 += 1,
+            Urgency::Background => entry.2 += 1,
+        }
+    }
+    let last_background = per_tx
+        .values()
+        .filter(|(_, _, background)| *background > 0)
+        .map(|(block, _, _)| *block)
+        .max()
+        .unwrap();
+    let mixed: Vec<(u64, usize, usize)> = per_tx
+        .values()
+        .copied()
+        .filter(|(block, urgent, _)| *urgent > 0 && *block < last_background)
+        .collect();
+    println!("(block, urgent, background) of batches before the last background one: {mixed:?}");
+    assert!(!mixed.is_empty(), "no urgent settle went ahead: {per_tx:?}");
+    for (block, urgent, background) in &mixed {
+        assert!(
+            *urgent <= 2,
+            "block {block}: {urgent} urgent and {background} background settles in a batch of 4: {per_tx:?}"
+        );
+    }
+}
+
 /// A node without `eth_createAccessList` (it answers "method not found")
 /// is asked `eth_estimateGas` instead, and only that from then on: its
 /// batches settle all the same.

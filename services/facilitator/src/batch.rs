@@ -15,13 +15,15 @@
 //!   each call allowed to fail alone.
 //!
 //! **Urgency.** A settle whose caller waits for it (an x402 client's
-//! `/settle`, a call settled before it runs) is [`Urgency::Now`]; a seller's
-//! settlement of calls it has already answered says
+//! `/settle`, a call settled before it runs) is [`Urgency::Now`]; a
+//! seller's settlement of calls it has already answered says
 //! [`Urgency::Background`] (HTTP header `x-settle-urgency: background`, the
-//! same gRPC metadata; [`tessera_x402::facilitator::URGENCY_HEADER`]). A batch is filled with every waiting urgent
-//! settle before any background one, so a queue of background settlements
-//! (a seller's whole backlog) never stands between a waiting caller and the
-//! next batch.
+//! same gRPC metadata; [`tessera_x402::facilitator::URGENCY_HEADER`]). A
+//! batch takes waiting urgent settles before background ones, so a seller's
+//! backlog never stands between a waiting caller and the next batch; but
+//! while background settles wait, urgent ones fill at most half of it, so a
+//! flood of them cannot starve the backlog (its authorizations would run
+//! out: served calls unpaid).
 //!
 //! **Batches in flight.** A worker takes its next batch as soon as the
 //! previous one's transaction is *sent* (accepted by the node, or refused),
@@ -272,12 +274,17 @@ struct Queues {
 }
 
 impl Queues {
-    /// The next waiting item, urgent ones first, if any waits now.
-    fn try_next(&mut self) -> Result<Item, mpsc::error::TryRecvError> {
+    /// The next waiting item, if any waits now: an urgent one first while
+    /// `urgent_first`, else a background one first.
+    fn try_next(&mut self, urgent_first: bool) -> Result<Item, mpsc::error::TryRecvError> {
         use mpsc::error::TryRecvError;
-        match self.now.try_recv() {
+        let (first, second) = match urgent_first {
+            true => (&mut self.now, &mut self.background),
+            false => (&mut self.background, &mut self.now),
+        };
+        match first.try_recv() {
             Ok(item) => Ok(item),
-            Err(now) => match (now, self.background.try_recv()) {
+            Err(first) => match (first, second.try_recv()) {
                 (_, Ok(item)) => Ok(item),
                 (TryRecvError::Disconnected, Err(TryRecvError::Disconnected)) => {
                     Err(TryRecvError::Disconnected)
@@ -287,14 +294,22 @@ impl Queues {
         }
     }
 
-    /// Waits for the next item, urgent ones first; `None`: both queues are
-    /// closed and empty.
-    async fn next(&mut self) -> Option<Item> {
-        tokio::select! {
-            biased;
-            Some(item) = self.now.recv() => Some(item),
-            Some(item) = self.background.recv() => Some(item),
-            else => None,
+    /// Waits for the next item (urgent ones first while `urgent_first`);
+    /// `None`: both queues are closed and empty.
+    async fn next(&mut self, urgent_first: bool) -> Option<Item> {
+        match urgent_first {
+            true => tokio::select! {
+                biased;
+                Some(item) = self.now.recv() => Some(item),
+                Some(item) = self.background.recv() => Some(item),
+                else => None,
+            },
+            false => tokio::select! {
+                biased;
+                Some(item) = self.background.recv() => Some(item),
+                Some(item) = self.now.recv() => Some(item),
+                else => None,
+            },
         }
     }
 }
@@ -302,6 +317,7 @@ impl Queues {
 /// An authorization waiting for its batch.
 struct Item {
     verified: Verified,
+    urgency: Urgency,
     /// Held until the outcome is known, even when the request is gone.
     claim: InFlight,
     reply: oneshot::Sender<Result<B256, Failure>>,
@@ -385,6 +401,7 @@ impl Batcher {
         SERIES.waiting.inc();
         let item = Item {
             verified,
+            urgency,
             claim,
             reply,
         };
@@ -452,27 +469,35 @@ async fn work(
 }
 
 /// Waits for the first item, then takes what is waiting (or arrives within
-/// the window) up to `max`, urgent items first. `None`: the queues are
-/// closed and empty.
+/// the window) up to `max`: urgent items first, but while background ones
+/// wait, urgent ones fill at most half the batch, so a flood of urgent
+/// settles (every call of an overloaded seller settled before it runs)
+/// cannot starve the queue of calls already served, whose authorizations
+/// run out. `None`: the queues are closed and empty.
 async fn next_batch(queue: &Mutex<Queues>, plan: Plan) -> Option<Vec<Item>> {
     use mpsc::error::TryRecvError;
+    let urgent_share = plan.max.div_ceil(2);
     // Held while the batch fills: the other free workers wait for the next.
     let mut queue = queue.lock().await;
-    let first = queue.next().await?;
+    let first = queue.next(true).await?;
     let deadline = Instant::now() + plan.window;
+    let mut urgent = usize::from(first.urgency == Urgency::Now);
     let mut items = vec![first];
     while items.len() < plan.max {
-        match queue.try_next() {
-            Ok(item) => items.push(item),
+        let urgent_first = urgent < urgent_share;
+        let item = match queue.try_next(urgent_first) {
+            Ok(item) => item,
             Err(TryRecvError::Disconnected) => break,
             Err(TryRecvError::Empty) if plan.window.is_zero() => break,
             Err(TryRecvError::Empty) => {
-                match tokio::time::timeout_at(deadline, queue.next()).await {
-                    Ok(Some(item)) => items.push(item),
+                match tokio::time::timeout_at(deadline, queue.next(urgent_first)).await {
+                    Ok(Some(item)) => item,
                     Ok(None) | Err(_) => break,
                 }
             }
-        }
+        };
+        urgent += usize::from(item.urgency == Urgency::Now);
+        items.push(item);
     }
     Some(items)
 }
