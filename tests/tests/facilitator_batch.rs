@@ -802,6 +802,37 @@ async fn a_refused_configuration_does_not_start() {
     );
 }
 
+/// A facilitator on a chain mining a block a second, batches of at most
+/// `batch_max`, one batch in flight: what waits behind it stays waiting
+/// for a block.
+async fn one_batch_in_flight(batch_max: &str) -> (Chain, Arc<Facilitator>) {
+    let chain = Chain::start_with_buyers(10).await;
+    chain.install_batch_call().await;
+    chain.set_block_time(1).await;
+    let mut config = chain.facilitator_config();
+    config.batch =
+        tessera_facilitator::BatchConfig::parse_all(Some(batch_max), Some("0"), None, Some("1"))
+            .unwrap();
+    let facilitator = Arc::new(Facilitator::connect(&config).await.unwrap());
+    (chain, facilitator)
+}
+
+/// Settles each payment as `urgency` says, each its own task.
+fn settle_each(
+    facilitator: &Arc<Facilitator>,
+    payments: &[Payment],
+    urgency: Urgency,
+) -> Vec<tokio::task::JoinHandle<SettleResponse>> {
+    payments
+        .iter()
+        .map(|payment| {
+            let facilitator = facilitator.clone();
+            let request = payment.facilitator_request();
+            tokio::spawn(async move { facilitator.settle_with(&request, urgency).await })
+        })
+        .collect()
+}
+
 /// A settle its caller waits for goes into the next batch ahead of a
 /// seller's background settlements: behind 40 of them (batches of 5, one
 /// in flight, a block a second: 8 blocks' worth), an urgent settle is mined
@@ -810,35 +841,12 @@ async fn a_refused_configuration_does_not_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_urgent_settle_goes_ahead_of_the_background_queue() {
     const BACKGROUND: usize = 40;
-    let chain = Chain::start_with_buyers(10).await;
-    chain.install_batch_call().await;
-    chain.set_block_time(1).await;
-    let mut config = chain.facilitator_config();
-    config.batch =
-        tessera_facilitator::BatchConfig::parse_all(Some("5"), Some("0"), None, Some("1")).unwrap();
-    let facilitator = Arc::new(Facilitator::connect(&config).await.unwrap());
+    let (chain, facilitator) = one_batch_in_flight("5").await;
     let background = payments(&chain, BACKGROUND);
     let urgent = payments(&chain, 1).pop().unwrap();
 
-    let queued: Vec<_> = background
-        .iter()
-        .map(|payment| {
-            let facilitator = facilitator.clone();
-            let request = payment.facilitator_request();
-            tokio::spawn(
-                async move { facilitator.settle_with(&request, Urgency::Background).await },
-            )
-        })
-        .collect();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while facilitator.settlements_waiting() < BACKGROUND - 5 {
-        assert!(
-            Instant::now() < deadline,
-            "the background settles never queued: {} waiting",
-            facilitator.settlements_waiting()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let queued = settle_each(&facilitator, &background, Urgency::Background);
+    until_waiting(&facilitator, BACKGROUND - 5).await;
     let urgent_answer = facilitator.settle(&urgent.facilitator_request()).await;
     let mut answers = Vec::new();
     for task in queued {
@@ -880,37 +888,11 @@ async fn an_urgent_settle_goes_ahead_of_the_background_queue() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn urgent_settles_fill_at_most_half_a_batch_while_background_ones_wait() {
     const EACH: usize = 20;
-    let chain = Chain::start_with_buyers(10).await;
-    chain.install_batch_call().await;
-    chain.set_block_time(1).await;
-    let mut config = chain.facilitator_config();
-    config.batch =
-        tessera_facilitator::BatchConfig::parse_all(Some("4"), Some("0"), None, Some("1")).unwrap();
-    let facilitator = Arc::new(Facilitator::connect(&config).await.unwrap());
-    let spawn = |payments: Vec<Payment>, urgency: Urgency| -> Vec<_> {
-        payments
-            .iter()
-            .map(|payment| {
-                let facilitator = facilitator.clone();
-                let request = payment.facilitator_request();
-                tokio::spawn(async move { facilitator.settle_with(&request, urgency).await })
-            })
-            .collect()
-    };
-    let wait_for = |waiting: usize| {
-        let facilitator = facilitator.clone();
-        async move {
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while facilitator.settlements_waiting() < waiting {
-                assert!(Instant::now() < deadline, "never {waiting} waiting");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-    };
-    let background = spawn(payments(&chain, EACH), Urgency::Background);
-    wait_for(EACH - 4).await;
-    let urgent = spawn(payments(&chain, EACH), Urgency::Now);
-    wait_for(2 * EACH - 8).await;
+    let (chain, facilitator) = one_batch_in_flight("4").await;
+    let background = settle_each(&facilitator, &payments(&chain, EACH), Urgency::Background);
+    until_waiting(&facilitator, EACH - 4).await;
+    let urgent = settle_each(&facilitator, &payments(&chain, EACH), Urgency::Now);
+    until_waiting(&facilitator, 2 * EACH - 8).await;
     let mut answers = Vec::new();
     for (task, urgency) in background
         .into_iter()
