@@ -308,20 +308,6 @@ impl Chain {
     /// adds 1 ETH for gas to its balance): a movement of the token that
     /// uses no EIP-3009 authorization, so is no x402 payment.
     pub async fn transfer_plain(&self, from: &PrivateKeySigner, to: Address, value: U256) {
-        assert!(
-            self.try_transfer_plain(from, to, value).await,
-            "the plain transfer reverted"
-        );
-    }
-
-    /// [`Chain::transfer_plain`]; whether it succeeded (it reverts when
-    /// `from` holds less than `value` once it runs).
-    pub async fn try_transfer_plain(
-        &self,
-        from: &PrivateKeySigner,
-        to: Address,
-        value: U256,
-    ) -> bool {
         let holder = from.address();
         let balance = self.provider.get_balance(holder).await.unwrap();
         self.set_eth_balance(holder, balance + U256::from(10u64).pow(U256::from(18)))
@@ -342,7 +328,7 @@ impl Chain {
             .raw_request("anvil_stopImpersonatingAccount".into(), (holder,))
             .await
             .unwrap();
-        receipt.status()
+        assert!(receipt.status(), "the plain transfer reverted");
     }
 
     /// The token balance of `address`.

@@ -60,7 +60,8 @@ pub struct Options {
     pub settle_mode: SettleMode,
     /// Run the payment service's settler of queued (async) settlements, as
     /// the binaries do. Off: queued payments wait (as while the payment
-    /// service is down) until a test starts one.
+    /// service is down) until a test starts one
+    /// ([`PaidStack::start_settler`]).
     pub settler: bool,
     /// The settler's settlements at once (`PAYMENT_SETTLE_CONCURRENCY`).
     pub settle_concurrency: usize,
@@ -254,6 +255,12 @@ impl PaidStack {
             gateway_config,
             shutdown,
         }
+    }
+
+    /// Starts the settler [`Options::settler`] left off, with the stack's
+    /// settings, as the binaries run it.
+    pub fn start_settler(&self) -> tessera_payment::Settler {
+        tessera_payment::spawn_settler(&self.payments, &self.payment_config, &self.shutdown)
     }
 
     /// Another gateway over the same services, with the same settings (a

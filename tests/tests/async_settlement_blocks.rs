@@ -3,16 +3,19 @@
 //! pending settlement (not waiting for a block) while settlement catches up
 //! behind them, and every authorization is settled exactly once with
 //! balances moved by exactly the prices. Meanwhile one more payer empties
-//! its wallet: it is served within its read balance, then refused; its
-//! served calls end settled or as its debt, and as a debtor it is refused
-//! while empty and, after a top-up, served only settled before its call.
+//! its wallet under three pending calls (settlement starts only then, so
+//! that they must fail), then calls on: it is served within its read
+//! balance, then refused; every call it was served ends as its debt, and as
+//! a debtor it is refused while empty and, after a top-up, served only
+//! settled before its call.
 //!
 //! The latencies are printed, not asserted (timing belongs to `make bench`):
 //! on 2 cores, debug build, the paid p50 was 151 ms against 22 ms unpaid.
 //!
-//! The settler runs its default concurrency: until its first settlements
-//! finish it knows no rate but the slowest its concurrency allows (see the
-//! payment service's `backlog`), and that must let the burst queue.
+//! The settler runs its default concurrency, started with a queue already
+//! waiting: until its first settlements finish it knows no rate but the
+//! slowest its concurrency allows (see the payment service's `backlog`),
+//! and that must let the burst queue.
 
 use alloy::primitives::{B256, U256};
 use alloy::signers::local::PrivateKeySigner;
@@ -74,6 +77,9 @@ async fn under_one_second_blocks_paid_calls_are_answered_pending_and_each_settle
     let stack = PaidStack::start_with(Options {
         settle_mode: SettleMode::Async,
         buyers: PAYERS,
+        // Started once the spender has emptied its wallet under its
+        // pending calls (`empties_its_wallet_mid_run`).
+        settler: false,
         ..Options::default()
     })
     .await;
@@ -216,8 +222,7 @@ async fn under_one_second_blocks_paid_calls_are_answered_pending_and_each_settle
         }
     }
     let price = U256::from(PRICE);
-    let spender_settled =
-        the_spender_is_a_debtor_then_settles_first(&stack, &spender, spender_served).await;
+    the_spender_is_a_debtor_then_settles_first(&stack, &spender, spender_served).await;
     for (buyer, was) in buyers.iter().zip(before) {
         assert_eq!(
             stack.balance(buyer.address()).await,
@@ -227,7 +232,8 @@ async fn under_one_second_blocks_paid_calls_are_answered_pending_and_each_settle
     }
     assert_eq!(
         stack.balance(stack.chain.pay_to).await,
-        pay_to_before + price * U256::from(PAYERS * CALLS_PER_PAYER + spender_settled),
+        // The spender's one settled payment: its call after the top-up.
+        pay_to_before + price * U256::from(PAYERS * CALLS_PER_PAYER + 1),
         "payTo received exactly every price once"
     );
     let settled_rows: i64 = sqlx::query_scalar(
@@ -252,54 +258,63 @@ async fn paid_call(stack: &PaidStack, buyer: &PrivateKeySigner) -> tessera_tests
     .await
 }
 
-/// While the others call: three calls served pending, then the payer moves
-/// every token away and calls on until refused (a 402: the exposure bound
-/// on a fresh balance). How many calls it was served.
+fn assert_pending(reply: &tessera_tests::paid::Reply) {
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let settlement = decode(reply.headers.get("payment-response").unwrap());
+    assert_eq!(
+        settlement["errorReason"], "settlement_pending",
+        "{settlement}"
+    );
+}
+
+/// While the others call: the payer empties its wallet under pending
+/// calls, settlement starts, and it calls on until refused. How many calls
+/// it was served.
 async fn empties_its_wallet_mid_run(stack: &PaidStack, spender: &PrivateKeySigner) -> usize {
-    let pending = |reply: &tessera_tests::paid::Reply| {
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-        let settlement = decode(reply.headers.get("payment-response").unwrap());
-        assert_eq!(
-            settlement["errorReason"], "settlement_pending",
-            "{settlement}"
-        );
-    };
+    empties_its_wallet_under_pending_calls(stack, spender).await;
+    // Detached: it runs until the stack shuts down.
+    let _settler = stack.start_settler();
+    calls_until_refused(stack, spender).await
+}
+
+/// Before the settler runs: three calls served pending, then the payer
+/// moves every token away, so that their settlements fail.
+async fn empties_its_wallet_under_pending_calls(stack: &PaidStack, spender: &PrivateKeySigner) {
     for _ in 0..3 {
-        pending(&paid_call(stack, spender).await);
+        assert_pending(&paid_call(stack, spender).await);
     }
-    // Its pending settlements may be mined in the transfer's block, and
-    // before it (the transfer of what was left then reverts): it moves what
-    // is left until nothing is.
+    let left = stack.balance(spender.address()).await;
+    assert_eq!(left, U256::from(10 * PRICE), "nothing settled yet");
     let sink = PrivateKeySigner::random().address();
-    for attempt in 0.. {
-        let left = stack.balance(spender.address()).await;
-        if left.is_zero() {
-            break;
-        }
-        assert!(attempt < 10, "{left} still left after {attempt} transfers");
-        stack.chain.try_transfer_plain(spender, sink, left).await;
-    }
+    stack.chain.transfer_plain(spender, sink, left).await;
+    assert_eq!(stack.balance(spender.address()).await, U256::ZERO);
+}
+
+/// The emptied payer calls on until refused (a 402: the exposure bound on
+/// a fresh balance). How many calls it was served, the three before
+/// included.
+async fn calls_until_refused(stack: &PaidStack, spender: &PrivateKeySigner) -> usize {
     for served in 3..43 {
         let reply = paid_call(stack, spender).await;
         if reply.status == StatusCode::PAYMENT_REQUIRED {
             return served;
         }
-        pending(&reply);
+        assert_pending(&reply);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("a payer with an empty wallet was never refused");
 }
 
-/// Once settlement caught up: the spender's served calls are each settled
-/// or its debt (and some are debt: its wallet was emptied under them), so
-/// it is a debtor, refused while its wallet is empty, and after a top-up
-/// served only with settle-before (its call answered settled, with the
-/// transaction, not pending). How many of its payments were settled.
+/// Once settlement caught up: the spender's served calls are each its debt
+/// (its wallet was empty before any settled), so it is a debtor, refused
+/// while its wallet is empty, and after a top-up served only with
+/// settle-before (its call answered settled, with the transaction, not
+/// pending).
 async fn the_spender_is_a_debtor_then_settles_first(
     stack: &PaidStack,
     spender: &PrivateKeySigner,
     served: usize,
-) -> usize {
+) {
     let me = namespace(spender);
     let ledger = stack.payments.ledger();
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -317,13 +332,14 @@ async fn the_spender_is_a_debtor_then_settles_first(
     };
     let served_rows: Vec<_> = rows.iter().filter(|row| row.served).collect();
     assert_eq!(served_rows.len(), served, "{rows:?}");
-    let settled = served_rows.iter().filter(|r| r.status == "settled").count();
-    let failed = served - settled;
-    assert!(failed > 0, "a served call's settlement failed: {rows:?}");
+    assert!(
+        served_rows.iter().all(|row| row.status == "failed"),
+        "every served call's settlement failed: {rows:?}"
+    );
     let account = stack.account(&me).await;
-    assert_eq!(account.debt, U256::from(PRICE * failed as u64), "{rows:?}");
+    assert_eq!(account.debt, U256::from(PRICE * served as u64), "{rows:?}");
     assert_eq!(account.outstanding, U256::ZERO);
-    assert_eq!(account.settled_total, U256::from(PRICE * settled as u64));
+    assert_eq!(account.settled_total, U256::ZERO);
 
     let refused = paid_call(stack, spender).await;
     assert_eq!(
@@ -346,5 +362,4 @@ async fn the_spender_is_a_debtor_then_settles_first(
             .is_some_and(|tx| tx.starts_with("0x") && tx.len() == 66),
         "{settlement}"
     );
-    settled + 1
 }
