@@ -31,7 +31,7 @@
 use alloy::primitives::U256;
 use serde_json::Value;
 use sqlx::{PgPool, Row};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use tessera_error::{Error, Result};
 use tessera_runtime::dependency::{self, Dependency};
 use tessera_x402::AuthorizationKey;
@@ -205,6 +205,19 @@ pub struct Scope {
     pub asset: String,
     /// 0x, any case.
     pub pay_to: String,
+}
+
+/// How a settlement ended, for [`Ledger::end_settlements`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ending {
+    pub id: String,
+    /// `settled` or `failed`.
+    pub status: &'static str,
+    pub outcome: Outcome,
+    pub transaction: Option<String>,
+    pub reason: Option<String>,
+    /// The payment's call was served.
+    pub served: bool,
 }
 
 /// A payment just queued: what its pending answer names.
@@ -460,6 +473,88 @@ impl Ledger {
         .fetch_one(&self.pool);
         let ended: i64 = timed("ledger_finish", statement).await?;
         Ok(ended == 1)
+    }
+
+    /// Ends settlements that came back, as [`Ledger::finish`] each from
+    /// `settling`, in one statement: payments locked in id order, then
+    /// their accounts in key order (two settlers ending at once cannot
+    /// deadlock), each account updated once for all of its payments. The
+    /// ids ended (one no longer settling is not).
+    pub async fn end_settlements(&self, endings: &[Ending]) -> Result<HashSet<String>> {
+        let mut ids = Vec::with_capacity(endings.len());
+        let mut statuses = Vec::with_capacity(endings.len());
+        let mut served = Vec::with_capacity(endings.len());
+        let mut transactions = Vec::with_capacity(endings.len());
+        let mut reasons = Vec::with_capacity(endings.len());
+        let mut settled = Vec::with_capacity(endings.len());
+        let mut debt = Vec::with_capacity(endings.len());
+        for ending in endings {
+            ids.push(ending.id.as_str());
+            statuses.push(ending.status);
+            served.push(ending.served);
+            transactions.push(ending.transaction.as_deref().filter(|t| !t.is_empty()));
+            reasons.push(ending.reason.as_deref());
+            settled.push(ending.outcome == Outcome::Settled);
+            debt.push(ending.outcome == Outcome::Debt);
+        }
+        let statement = sqlx::query_scalar(
+            "WITH input AS (
+                 SELECT DISTINCT ON (id) *
+                   FROM unnest($1::text[], $2::text[], $3::bool[], $4::text[], $5::text[],
+                               $6::bool[], $7::bool[])
+                        AS i(id, status, served, transaction, error_reason, settled, debt)
+             ), locked AS (
+                 SELECT p.id, p.exposure, p.amount::numeric AS amount, p.network, p.asset,
+                        p.payer, input.status, input.served, input.transaction,
+                        input.error_reason, input.settled, input.debt
+                   FROM payments p JOIN input ON p.id = input.id
+                  WHERE p.status = 'settling'
+                  ORDER BY p.id
+                    FOR UPDATE OF p
+             ), ended AS (
+                 UPDATE payments p
+                    SET status = locked.status, exposure = 0, served = p.served OR locked.served,
+                        transaction = COALESCE(locked.transaction, p.transaction),
+                        error_reason = COALESCE(locked.error_reason, p.error_reason),
+                        updated_at = now()
+                   FROM locked WHERE p.id = locked.id
+                 RETURNING p.id, locked.exposure, locked.amount, locked.network, locked.asset,
+                           locked.payer, locked.settled, locked.debt
+             ), per_account AS (
+                 SELECT network, asset, payer, sum(exposure) AS exposure,
+                        sum(CASE WHEN settled THEN amount ELSE 0 END) AS settled,
+                        sum(CASE WHEN debt THEN amount ELSE 0 END) AS debt, bool_or(debt) AS any_debt
+                   FROM ended GROUP BY network, asset, payer
+             ), accounts AS (
+                 SELECT a.network, a.asset, a.payer
+                   FROM payer_accounts a JOIN per_account e
+                        ON a.network = e.network AND a.asset = e.asset AND a.payer = e.payer
+                  ORDER BY a.network, a.asset, a.payer
+                    FOR UPDATE OF a
+             ), accounted AS (
+                 UPDATE payer_accounts a
+                    SET outstanding = a.outstanding - e.exposure,
+                        settled_total = a.settled_total + e.settled,
+                        debt = a.debt + e.debt,
+                        debtor_since = CASE WHEN e.any_debt THEN COALESCE(a.debtor_since, now())
+                                            ELSE a.debtor_since END,
+                        updated_at = now()
+                   FROM per_account e JOIN accounts l
+                        ON l.network = e.network AND l.asset = e.asset AND l.payer = e.payer
+                  WHERE a.network = e.network AND a.asset = e.asset AND a.payer = e.payer
+             )
+             SELECT id FROM ended",
+        )
+        .bind(&ids)
+        .bind(&statuses)
+        .bind(&served)
+        .bind(&transactions)
+        .bind(&reasons)
+        .bind(&settled)
+        .bind(&debt)
+        .fetch_all(&self.pool);
+        let ended: Vec<String> = timed("ledger_end_settlements", statement).await?;
+        Ok(ended.into_iter().collect())
     }
 
     /// Records a settlement still in flight: the payment stays outstanding.

@@ -9,11 +9,11 @@ pub mod balances;
 pub mod catalog;
 pub mod config;
 pub mod facilitator_client;
+mod group_commit;
 pub mod grpc;
 mod lease;
 pub mod ledger;
 pub mod metrics;
-mod queue_writer;
 pub mod service;
 pub mod settler;
 

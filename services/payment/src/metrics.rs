@@ -183,6 +183,19 @@ static QUEUE_WAIT: LazyLock<Histogram> = LazyLock::new(|| {
     )
 });
 
+static CLAIM_SIZE: LazyLock<Histogram> = LazyLock::new(|| {
+    tessera_runtime::metrics::register(
+        Histogram::with_opts(
+            HistogramOpts::new(
+                "tessera_settlement_claim_size",
+                "Queued settlements a settler took in one claim (claims that took any).",
+            )
+            .buckets(vec![1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 256.0]),
+        )
+        .expect("a valid histogram"),
+    )
+});
+
 /// Every settlement failure reason known here.
 fn failure_reasons() -> impl Iterator<Item = &'static str> {
     reason::REGISTRY
@@ -209,6 +222,7 @@ pub fn init() {
     }
     QUEUE_DEPTH.set(0);
     LazyLock::force(&QUEUE_WAIT);
+    LazyLock::force(&CLAIM_SIZE);
     LazyLock::force(&SETTLE_LATER_DECLINED);
     QUEUE_EXPECTED_WAIT.set(0.0);
 }
@@ -235,6 +249,13 @@ pub fn queue_depth(depth: i64) {
 /// A queued settlement was claimed after waiting `seconds`.
 pub fn queue_wait(seconds: f64) {
     QUEUE_WAIT.observe(seconds.max(0.0));
+}
+
+/// A settler took `rows` queued settlements in one claim.
+pub fn claimed(rows: usize) {
+    if rows > 0 {
+        CLAIM_SIZE.observe(rows as f64);
+    }
 }
 
 /// A payment queued now would wait `wait` for the settler.

@@ -54,12 +54,13 @@ use crate::balances::{Balances, Reading, Source};
 use crate::catalog::Catalog;
 use crate::config::{Asset, PaymentConfig};
 use crate::facilitator_client::FacilitatorClient;
+use crate::group_commit::{FinishWrite, GroupCommit, QueueWrite};
 use crate::lease::Leases;
 use crate::ledger::{
-    Account, Claimed, Ledger, NewPayment, Outcome, PaymentState, Reservation, Scope, Settleable,
+    Account, Claimed, Ending, Ledger, NewPayment, Outcome, PaymentState, Reservation, Scope,
+    Settleable,
 };
 use crate::metrics;
-use crate::queue_writer::QueueWriter;
 use alloy::primitives::{Address, U256};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -103,7 +104,9 @@ pub struct Payments {
     /// Balances read for calls settled later.
     balances: Arc<Balances>,
     /// Queues served calls' payments, grouping concurrent ones.
-    queue_writer: Arc<QueueWriter>,
+    queue_writer: Arc<GroupCommit<QueueWrite>>,
+    /// Ends the settlements that came back, grouped.
+    finish_writer: Arc<GroupCommit<FinishWrite>>,
     /// The `settling` payments this process holds.
     leases: Arc<Leases>,
     /// How long a payment queued now would wait for the settler.
@@ -159,7 +162,8 @@ impl Payments {
             pay_to_address,
             max_timeout_seconds: config.max_timeout_seconds,
             settle_timeout: config.settle_timeout,
-            queue_writer: Arc::new(QueueWriter::new(ledger.clone())),
+            queue_writer: GroupCommit::new(ledger.clone()),
+            finish_writer: GroupCommit::new(ledger.clone()),
             leases: Leases::new(ledger.clone(), config.settle_lease),
             backlog: Arc::new(Backlog::new(config.settle_timeout)),
             ledger,
@@ -616,7 +620,7 @@ impl Payments {
     /// documentation). The settler settles it in the background; until then
     /// its amount stays outstanding against the payer.
     pub async fn queue(&self, payment_id: &str) -> Result<Settled> {
-        let Some(queued) = self.queue_writer.queue(payment_id.to_string()).await? else {
+        let Some(queued) = self.queue_writer.write(payment_id.to_string()).await? else {
             return Err(Error::new(
                 ErrorKind::PreconditionFailed,
                 "PAYMENT_NOT_SETTLEABLE",
@@ -723,16 +727,15 @@ impl Payments {
             );
         let transaction = Some(response.transaction.as_str());
         if response.success {
-            self.ledger
-                .finish(
-                    payment_id,
-                    &["settling"],
-                    "settled",
-                    Outcome::Settled,
-                    transaction,
-                    None,
+            self.finish_writer
+                .write(Ending {
+                    id: payment_id.to_string(),
+                    status: "settled",
+                    outcome: Outcome::Settled,
+                    transaction: transaction.map(str::to_string),
+                    reason: None,
                     served,
-                )
+                })
                 .await?;
             metrics::outcome("settled");
             metrics::settlement(metrics::SETTLED, started.elapsed());
@@ -750,16 +753,15 @@ impl Payments {
             } else {
                 (Outcome::Released, "failed")
             };
-            self.ledger
-                .finish(
-                    payment_id,
-                    &["settling"],
-                    "failed",
+            self.finish_writer
+                .write(Ending {
+                    id: payment_id.to_string(),
+                    status: "failed",
                     outcome,
-                    transaction,
-                    response.error_reason.as_deref(),
+                    transaction: transaction.map(str::to_string),
+                    reason: response.error_reason.clone(),
                     served,
-                )
+                })
                 .await?;
             metrics::outcome(label);
             metrics::settlement(metrics::FAILED, started.elapsed());

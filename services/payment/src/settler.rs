@@ -84,6 +84,7 @@ async fn run(payments: Payments, concurrency: usize, scan_every: Duration, shutd
                     // A full claim may have left more behind.
                     look = claimed.len() == asked;
                     payments.backlog().claimed(claimed.len(), Instant::now());
+                    crate::metrics::claimed(claimed.len());
                     for claimed in claimed {
                         crate::metrics::queue_wait(claimed.waited_seconds);
                         let payments = payments.clone();
@@ -105,7 +106,12 @@ async fn run(payments: Payments, concurrency: usize, scan_every: Duration, shutd
         }
         tokio::select! {
             _ = shutdown.wait() => break,
-            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {
+                // A batch's settlements end together: free all of their
+                // places before claiming, so one claim refills them (one at
+                // a time, a claim's round trip each, would cap the settler).
+                while in_flight.try_join_next().is_some() {}
+            }
             _ = signal.notified() => look = true,
             _ = scan.tick() => {
                 look = true;
