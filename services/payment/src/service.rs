@@ -415,21 +415,28 @@ impl Payments {
             verified: settle_later,
         };
         let payer = payment.payer();
-        let fresh = || async {
-            // Read before the balance (see `Reading`).
-            let settled_before = match prior {
-                Some(prior) => prior.settled_total,
-                None => self.ledger.account(&account).await?.settled_total,
-            };
-            let balance = self
-                .chain
-                .balance_of(self.asset_address, payer)
-                .await
-                .map_err(|e| chain_unavailable(&e))?;
-            Ok::<_, Error>(Reading {
-                balance,
-                settled_before,
-            })
+        // Owned: a cached reading past half its age is read again behind
+        // the call (see `Balances::get`).
+        let fresh = || {
+            let (ledger, chain, asset) =
+                (self.ledger.clone(), self.chain.clone(), self.asset_address);
+            let account = account.clone();
+            let prior_settled = prior.as_ref().map(|prior| prior.settled_total);
+            async move {
+                // Read before the balance (see `Reading`).
+                let settled_before = match prior_settled {
+                    Some(settled_total) => settled_total,
+                    None => ledger.account(&account).await?.settled_total,
+                };
+                let balance = chain
+                    .balance_of(asset, payer)
+                    .await
+                    .map_err(|e| chain_unavailable(&e))?;
+                Ok::<_, Error>(Reading {
+                    balance,
+                    settled_before,
+                })
+            }
         };
         let (reading, source) = if settle_later {
             self.balances.get(payer, fresh).await?
