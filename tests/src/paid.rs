@@ -25,6 +25,9 @@ pub struct PaidStack {
     /// Between the payment service and the chain's RPC (balances,
     /// contract-wallet signatures), to take the chain away from it.
     pub payment_rpc_proxy: PausableProxy,
+    /// Between the payment service and PostgreSQL, when
+    /// [`Options::ledger_proxy`] asked for it, to fail a ledger write.
+    pub ledger_proxy: Option<PausableProxy>,
     pub payments: Payments,
     /// What `payments` was opened with (to open it again, as a restarted
     /// payment service would).
@@ -55,6 +58,26 @@ async fn serve_gateway(config: &GatewayConfig, shutdown: &Shutdown) -> String {
     format!("http://{listen_addr}")
 }
 
+/// A proxy to the test database and the URL that reaches it through it,
+/// with no statement cache.
+async fn proxied_database() -> (PausableProxy, String) {
+    let mut url = reqwest::Url::parse(&database_url()).expect("DATABASE_URL is a URL");
+    let host = url.host_str().unwrap_or("127.0.0.1").to_string();
+    let port = url.port().unwrap_or(5432);
+    let target = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .expect("the database's address resolves")
+        .next()
+        .expect("the database has an address");
+    let proxy = PausableProxy::start(target).await;
+    url.set_host(Some("127.0.0.1")).unwrap();
+    url.set_port(Some(proxy.addr.port())).unwrap();
+    // Every statement is sent with its text, so the proxy can hold it.
+    url.query_pairs_mut()
+        .append_pair("statement-cache-capacity", "0");
+    (proxy, url.to_string())
+}
+
 pub struct Options {
     /// The gateway's `PAYMENT_SETTLE_MODE`.
     pub settle_mode: SettleMode,
@@ -63,6 +86,8 @@ pub struct Options {
     /// service is down) until a test starts one
     /// ([`PaidStack::start_settler`]).
     pub settler: bool,
+    /// Reach the ledger through [`PaidStack::ledger_proxy`].
+    pub ledger_proxy: bool,
     /// The settler's settlements at once (`PAYMENT_SETTLE_CONCURRENCY`).
     pub settle_concurrency: usize,
     /// How long a balance read serves calls settled later
@@ -71,6 +96,11 @@ pub struct Options {
     pub settle_timeout: Duration,
     /// `PAYMENT_SETTLE_LEASE_SECONDS`.
     pub settle_lease: Duration,
+    /// `PAYMENT_RETRY_SECONDS` of the settler and the background pass
+    /// (which run with [`Options::settler`]): an hour unless asked, so a
+    /// test's pending rows are retried when it says
+    /// (`Payments::retry_pending`), not behind its back.
+    pub retry_every: Duration,
     /// Buyers funded with `BUYER_FUNDS` each.
     pub buyers: usize,
     pub request_timeout: Duration,
@@ -92,10 +122,12 @@ impl Default for Options {
         Options {
             settle_mode: SettleMode::Sync,
             settler: true,
+            ledger_proxy: false,
             settle_concurrency: tessera_payment::config::DEFAULT_SETTLE_CONCURRENCY,
             balance_max_age: Duration::from_secs(1),
             settle_timeout: Duration::from_secs(20),
             settle_lease: tessera_payment::config::DEFAULT_SETTLE_LEASE,
+            retry_every: Duration::from_secs(3600),
             buyers: 4,
             request_timeout: Duration::from_secs(30),
             max_concurrent_requests: 1024,
@@ -129,10 +161,17 @@ impl PaidStack {
         let rpc_addr = chain.rpc_url.trim_start_matches("http://").parse().unwrap();
         let payment_rpc_proxy = PausableProxy::start(rpc_addr).await;
         let shutdown = Shutdown::new();
+        let (ledger_proxy, database_url) = match options.ledger_proxy {
+            false => (None, database_url()),
+            true => {
+                let (proxy, url) = proxied_database().await;
+                (Some(proxy), url)
+            }
+        };
 
         let config = PaymentConfig {
             listen_addr: "127.0.0.1:0".parse().unwrap(),
-            database_url: database_url(),
+            database_url,
             facilitator_url: format!("http://{}", facilitator_proxy.addr),
             pay_to: chain.pay_to.to_checksum(None),
             asset: Asset {
@@ -145,7 +184,7 @@ impl PaidStack {
             catalog: Catalog::default(),
             settle_timeout: options.settle_timeout,
             settle_lease: options.settle_lease,
-            retry_every: Duration::from_secs(3600),
+            retry_every: options.retry_every,
             rpc_url: format!("http://{}", payment_rpc_proxy.addr),
             rpc_timeout: Duration::from_secs(5),
             facilitator_api_key: None,
@@ -170,6 +209,11 @@ impl PaidStack {
         tokio::spawn(payment_server.serve(payment_listener, shutdown.clone()));
         if options.settler {
             tessera_payment::spawn_settler(&payments, &config, &shutdown);
+            tokio::spawn(tessera_payment::run_retries(
+                payments.clone(),
+                config.retry_every,
+                shutdown.clone(),
+            ));
         }
 
         let memory =
@@ -246,6 +290,7 @@ impl PaidStack {
             facilitator,
             facilitator_proxy,
             payment_rpc_proxy,
+            ledger_proxy,
             payments,
             payment_config: config,
             payment_url,

@@ -77,6 +77,11 @@ impl PausableProxy {
         *self.gate.hold_on.lock().unwrap() = Some(pattern.to_vec());
     }
 
+    /// Stops waiting for the pattern [`Self::hold_on`] set.
+    pub fn cancel_hold(&self) {
+        *self.gate.hold_on.lock().unwrap() = None;
+    }
+
     /// Waits up to `timeout` for [`Self::hold_on`] to have stopped the proxy.
     pub async fn held_within(&self, timeout: Duration) -> bool {
         let mut holding = self.gate.holding.subscribe();

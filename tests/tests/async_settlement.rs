@@ -1116,6 +1116,113 @@ async fn a_dead_settlers_claims_are_settled_again_once_their_lease_ran_out() {
     );
 }
 
+/// Settlements mined on chain whose endings never reach the ledger (each
+/// grouped write's connection dies before PostgreSQL reads it) leave their
+/// payments settling, and their settler is answered with an error, not a
+/// success: once the lease runs out the background pass settles them
+/// again, the facilitator finds each authorization spent by the first
+/// transfer, and each ends settled, paid once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn settlements_whose_ending_writes_are_lost_are_settled_once_by_the_retry() {
+    const CALLS: usize = 3;
+    let (stack, buyer, me) = one_payer_without_settler(
+        Options {
+            ledger_proxy: true,
+            settle_lease: LEASE,
+            settle_timeout: Duration::from_secs(40),
+            ..async_mode()
+        },
+        10 * PRICE,
+    )
+    .await;
+    let ledger = stack.ledger_proxy.as_ref().expect("a ledger proxy");
+    let pay_to_before = stack.balance(stack.chain.pay_to).await;
+    let mut queued = Vec::new();
+    for _ in 0..CALLS {
+        queued.push(pending_settlement(&paid_incr(&stack, &buyer).await, &me));
+    }
+    // The statement of `Ledger::end_settlements`, sent with its text the
+    // first time a connection runs it (a severed connection is replaced).
+    const ENDING: &[u8] = b"DISTINCT ON (id)";
+    ledger.hold_on(ENDING);
+    let settler = StartedSettler::start(&stack, 4);
+    let mut lost = 0;
+    let mut wait = Duration::from_secs(30);
+    while ledger.held_within(wait).await {
+        lost += 1;
+        ledger.hold_on(ENDING);
+        ledger.sever();
+        wait = Duration::from_secs(3);
+    }
+    assert!(lost >= 1, "the settlements never came to their endings");
+    assert_eq!(
+        stack.balance(stack.chain.pay_to).await,
+        pay_to_before + U256::from(CALLS as u64 * PRICE),
+        "paid on chain, the endings lost"
+    );
+    for id in &queued {
+        assert_eq!(lookup(&stack, id).await.body["status"], "settling", "{id}");
+    }
+    assert_eq!(stack.account(&me).await.settled_total, U256::ZERO);
+    settler.stop().await;
+    ledger.cancel_hold();
+
+    tokio::time::sleep(LEASE + Duration::from_millis(500)).await;
+    assert_eq!(stack.payments.retry_pending().await.unwrap(), CALLS);
+    for id in &queued {
+        let state = final_state(&stack, id).await;
+        assert_eq!(state["status"], "settled", "{state}");
+        assert!(is_transaction_hash(&state["transaction"]), "{state}");
+        assert_eq!(attempts(&stack, id).await, 2, "claimed, then retried once");
+    }
+    assert_eq!(
+        stack.balance(stack.chain.pay_to).await,
+        pay_to_before + U256::from(CALLS as u64 * PRICE),
+        "paid once each"
+    );
+    let account = stack.account(&me).await;
+    assert_eq!(account.settled_total, U256::from(CALLS as u64 * PRICE));
+    assert_eq!(account.outstanding, U256::ZERO);
+    assert_eq!(account.debt, U256::ZERO);
+}
+
+/// A claim that fails (its connection to the ledger dies) is made again a
+/// moment later: the queued payment is settled although no call queues
+/// another and the settler's next scan is an hour away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_claim_is_made_again_without_waiting_for_the_next_scan() {
+    let (stack, buyer, me) = one_payer_without_settler(
+        Options {
+            ledger_proxy: true,
+            ..async_mode()
+        },
+        10 * PRICE,
+    )
+    .await;
+    let ledger = stack.ledger_proxy.as_ref().expect("a ledger proxy");
+    let settler = StartedSettler::start(&stack, 4);
+    // A first call settled: the settler's first scan and the call's
+    // notification are spent.
+    let first = pending_settlement(&paid_incr(&stack, &buyer).await, &me);
+    assert_eq!(final_state(&stack, &first).await["status"], "settled");
+    // The statement of `Ledger::claim_queued`.
+    ledger.hold_on(b"FOR UPDATE SKIP LOCKED");
+    let id = pending_settlement(&paid_incr(&stack, &buyer).await, &me);
+    assert!(
+        ledger.held_within(Duration::from_secs(10)).await,
+        "the settler never claimed"
+    );
+    ledger.sever();
+    let state = final_state(&stack, &id).await;
+    assert_eq!(state["status"], "settled", "{state}");
+    assert_eq!(
+        attempts(&stack, &id).await,
+        1,
+        "the lost claim took nothing"
+    );
+    settler.stop().await;
+}
+
 /// A settlement running longer than the lease (the facilitator does not
 /// answer) keeps its payment: the heartbeat renews it, so the background
 /// pass does not take it, and it is settled once when the facilitator

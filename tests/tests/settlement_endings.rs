@@ -92,16 +92,10 @@ enum Kind {
 }
 
 fn ending(id: &str, kind: Kind) -> Ending {
-    let (status, outcome, served, reason) = match kind {
-        Kind::Settled => ("settled", Outcome::Settled, true, None),
-        Kind::Debt => (
-            "failed",
-            Outcome::Debt,
-            true,
-            Some("insufficient_funds".to_string()),
-        ),
+    let (outcome, served, reason) = match kind {
+        Kind::Settled => (Outcome::Settled, true, None),
+        Kind::Debt => (Outcome::Debt, true, Some("insufficient_funds".to_string())),
         Kind::Released => (
-            "failed",
             Outcome::Released,
             false,
             Some("invalid_exact_evm_payload_signature".to_string()),
@@ -109,7 +103,6 @@ fn ending(id: &str, kind: Kind) -> Ending {
     };
     Ending {
         id: id.to_string(),
-        status,
         outcome,
         transaction: matches!(kind, Kind::Settled)
             .then(|| format!("{:#x}", B256::from(rand::random::<[u8; 32]>()))),
@@ -185,7 +178,11 @@ async fn ending_settlements_together_leaves_what_ending_each_alone_would() {
             .finish(
                 &ending.id,
                 &["settling"],
-                ending.status,
+                if ending.outcome == Outcome::Settled {
+                    "settled"
+                } else {
+                    "failed"
+                },
                 ending.outcome,
                 ending.transaction.as_deref(),
                 ending.reason.as_deref(),

@@ -41,8 +41,11 @@ pub struct Reading {
 struct Slot {
     /// The reading, and when its read started.
     read: Option<(Reading, Instant)>,
-    /// A read behind the calls is running.
-    refreshing: bool,
+    /// When the read behind the calls that is running started. One older
+    /// than `max_age` no longer holds back another: its task may have been
+    /// dropped (at shutdown) or hung, and its reading would be replaced
+    /// anyway.
+    refreshing: Option<Instant>,
 }
 
 impl Slot {
@@ -92,15 +95,20 @@ impl Balances {
         if let Some((reading, at)) = slot.read {
             let age = at.elapsed();
             if age < self.max_age {
-                if age >= self.max_age / 2 && !slot.refreshing {
-                    slot.refreshing = true;
+                let refresh_running = slot
+                    .refreshing
+                    .is_some_and(|since| since.elapsed() < self.max_age);
+                if age >= self.max_age / 2 && !refresh_running {
+                    let started = Instant::now();
+                    slot.refreshing = Some(started);
                     let reading = read();
                     let refreshed = shared.clone();
                     tokio::spawn(async move {
-                        let started = Instant::now();
                         let read = reading.await;
                         let mut slot = refreshed.lock().await;
-                        slot.refreshing = false;
+                        if slot.refreshing == Some(started) {
+                            slot.refreshing = None;
+                        }
                         if let Ok(reading) = read {
                             slot.keep(reading, started);
                         }
@@ -182,6 +190,19 @@ mod tests {
         }
     }
 
+    /// The payer's reading, any read it makes answering `balance` at once.
+    async fn get_quick(
+        balances: &Balances,
+        payer: Address,
+        reads: &Arc<AtomicUsize>,
+        balance: u64,
+    ) -> (Reading, Source) {
+        balances
+            .get(payer, || slow_read(reads, balance, Duration::ZERO))
+            .await
+            .unwrap()
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_steady_payer_is_served_from_readings_refreshed_behind_its_calls() {
         let max_age = Duration::from_millis(1000);
@@ -227,10 +248,7 @@ mod tests {
         let balances = Balances::new(max_age);
         let reads = Arc::new(AtomicUsize::new(0));
         let payer = Address::repeat_byte(5);
-        balances
-            .get(payer, || slow_read(&reads, 1, Duration::ZERO))
-            .await
-            .unwrap();
+        get_quick(&balances, payer, &reads, 1).await;
         // At 600 ms a refresh starts that takes 700 ms.
         tokio::time::advance(Duration::from_millis(600)).await;
         let (_, source) = balances
@@ -244,21 +262,49 @@ mod tests {
         // At 1.1 s the first reading is too old: read in the call.
         tokio::time::advance(Duration::from_millis(400)).await;
         assert_eq!(
-            balances
-                .get(payer, || slow_read(&reads, 2, Duration::ZERO))
-                .await
-                .unwrap(),
+            get_quick(&balances, payer, &reads, 2).await,
             (reading(2), Source::Chain)
         );
         // At 1.3 s the slow refresh (started at 600 ms) ends: the reading of
         // 1.1 s stays.
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let (served, _) = balances
-            .get(payer, || slow_read(&reads, 3, Duration::ZERO))
-            .await
-            .unwrap();
+        let (served, _) = get_quick(&balances, payer, &reads, 3).await;
         assert_eq!(served, reading(2));
         assert_eq!(reads.load(Ordering::SeqCst), 3, "nothing else was read");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refresh_that_never_ends_does_not_hold_back_the_next_one() {
+        let max_age = Duration::from_millis(1000);
+        let balances = Balances::new(max_age);
+        let reads = Arc::new(AtomicUsize::new(0));
+        let payer = Address::repeat_byte(6);
+        get_quick(&balances, payer, &reads, 1).await;
+        // At 600 ms a refresh starts that never answers.
+        tokio::time::advance(Duration::from_millis(600)).await;
+        let (_, source) = balances
+            .get(payer, std::future::pending::<Result<Reading, ()>>)
+            .await
+            .unwrap();
+        assert_eq!(source, Source::Cache);
+        // At 1.1 s the reading is too old: read in the call.
+        tokio::time::advance(Duration::from_millis(500)).await;
+        assert_eq!(
+            get_quick(&balances, payer, &reads, 2).await,
+            (reading(2), Source::Chain)
+        );
+        // At 1.7 s that reading is past half its age, and the hung refresh
+        // is older than max_age: a new one runs behind the call...
+        tokio::time::advance(Duration::from_millis(600)).await;
+        let (served, _) = get_quick(&balances, payer, &reads, 3).await;
+        assert_eq!(served, reading(2));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        // ...so at 2.2 s its reading serves, and the call does not wait.
+        tokio::time::advance(Duration::from_millis(490)).await;
+        assert_eq!(
+            get_quick(&balances, payer, &reads, 4).await,
+            (reading(3), Source::Cache)
+        );
     }
 
     #[tokio::test]

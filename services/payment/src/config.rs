@@ -49,6 +49,8 @@ pub const DEFAULT_SETTLE_CONCURRENCY: usize = 600;
 /// `PAYMENT_MAX_TIMEOUT_SECONDS`, and at least the settle timeout must be
 /// left), so a payment whose settler died is settled again in time.
 pub const DEFAULT_SETTLE_LEASE: Duration = Duration::from_secs(10);
+/// `PAYMENT_RETRY_SECONDS`.
+pub const DEFAULT_RETRY_EVERY: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub struct Asset {
@@ -119,7 +121,10 @@ impl PaymentConfig {
                 "PAYMENT_SETTLE_LEASE_SECONDS",
                 DEFAULT_SETTLE_LEASE.as_secs(),
             )?),
-            retry_every: Duration::from_secs(env_or("PAYMENT_RETRY_SECONDS", 5)?),
+            retry_every: Duration::from_secs(env_or(
+                "PAYMENT_RETRY_SECONDS",
+                DEFAULT_RETRY_EVERY.as_secs(),
+            )?),
             settle_concurrency: env_or("PAYMENT_SETTLE_CONCURRENCY", DEFAULT_SETTLE_CONCURRENCY)?,
             balance_max_age: Duration::from_millis(env_or("PAYMENT_BALANCE_MAX_AGE_MS", 1000)?),
             rpc_url: env_string("PAYMENT_RPC_URL", "http://127.0.0.1:8545"),

@@ -134,3 +134,92 @@ impl GroupWrite for FinishWrite {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    /// A ledger whose database is never reached (the writes below do not
+    /// use it).
+    fn ledger() -> Ledger {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .connect_lazy("postgres://nobody@127.0.0.1:1/none")
+            .expect("a lazy pool");
+        Ledger::new(pool)
+    }
+
+    static WRITES: AtomicUsize = AtomicUsize::new(0);
+
+    /// Takes a while, then fails every request it carries.
+    struct Failing;
+
+    impl GroupWrite for Failing {
+        type Request = u32;
+        type Answer = u32;
+
+        async fn write(_: &Ledger, _: &[u32]) -> Result<Vec<u32>> {
+            WRITES.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Err(Error::unavailable("LEDGER_UNAVAILABLE", "connection lost"))
+        }
+    }
+
+    /// Answers each request with itself doubled.
+    struct Doubling;
+
+    impl GroupWrite for Doubling {
+        type Request = u32;
+        type Answer = u32;
+
+        async fn write(_: &Ledger, requests: &[u32]) -> Result<Vec<u32>> {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            Ok(requests.iter().map(|request| request * 2).collect())
+        }
+    }
+
+    async fn write_concurrently<W: GroupWrite<Request = u32>>(
+        commit: &Arc<GroupCommit<W>>,
+        requests: u32,
+    ) -> Vec<Result<W::Answer>> {
+        let tasks: Vec<_> = (0..requests)
+            .map(|request| {
+                let commit = commit.clone();
+                tokio::spawn(async move { commit.write(request).await })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for task in tasks {
+            let answer = tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .expect("every request is answered");
+            answers.push(answer.expect("the request task ran"));
+        }
+        answers
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_answers_every_request_it_carried_with_the_error() {
+        let commit = GroupCommit::<Failing>::new(ledger());
+        let answers = write_concurrently(&commit, 40).await;
+        assert_eq!(answers.len(), 40);
+        for answer in answers {
+            assert_eq!(answer.unwrap_err().reason, "LEDGER_UNAVAILABLE");
+        }
+        let writes = WRITES.load(Ordering::SeqCst);
+        assert!(
+            (1..40).contains(&writes),
+            "40 requests in {writes} writes: grouped"
+        );
+    }
+
+    #[tokio::test]
+    async fn each_request_gets_its_own_answer_from_a_grouped_write() {
+        let commit = GroupCommit::<Doubling>::new(ledger());
+        let answers = write_concurrently(&commit, 300).await;
+        for (request, answer) in answers.into_iter().enumerate() {
+            assert_eq!(answer.unwrap(), request as u32 * 2);
+        }
+    }
+}

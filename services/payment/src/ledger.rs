@@ -211,8 +211,7 @@ pub struct Scope {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ending {
     pub id: String,
-    /// `settled` or `failed`.
-    pub status: &'static str,
+    /// Settled ends it `settled`; any other outcome ends it `failed`.
     pub outcome: Outcome,
     pub transaction: Option<String>,
     pub reason: Option<String>,
@@ -482,7 +481,6 @@ impl Ledger {
     /// ids ended (one no longer settling is not).
     pub async fn end_settlements(&self, endings: &[Ending]) -> Result<HashSet<String>> {
         let mut ids = Vec::with_capacity(endings.len());
-        let mut statuses = Vec::with_capacity(endings.len());
         let mut served = Vec::with_capacity(endings.len());
         let mut transactions = Vec::with_capacity(endings.len());
         let mut reasons = Vec::with_capacity(endings.len());
@@ -490,7 +488,6 @@ impl Ledger {
         let mut debt = Vec::with_capacity(endings.len());
         for ending in endings {
             ids.push(ending.id.as_str());
-            statuses.push(ending.status);
             served.push(ending.served);
             transactions.push(ending.transaction.as_deref().filter(|t| !t.is_empty()));
             reasons.push(ending.reason.as_deref());
@@ -500,12 +497,12 @@ impl Ledger {
         let statement = sqlx::query_scalar(
             "WITH input AS (
                  SELECT DISTINCT ON (id) *
-                   FROM unnest($1::text[], $2::text[], $3::bool[], $4::text[], $5::text[],
-                               $6::bool[], $7::bool[])
-                        AS i(id, status, served, transaction, error_reason, settled, debt)
+                   FROM unnest($1::text[], $2::bool[], $3::text[], $4::text[], $5::bool[],
+                               $6::bool[])
+                        AS i(id, served, transaction, error_reason, settled, debt)
              ), locked AS (
                  SELECT p.id, p.exposure, p.amount::numeric AS amount, p.network, p.asset,
-                        p.payer, input.status, input.served, input.transaction,
+                        p.payer, input.served, input.transaction,
                         input.error_reason, input.settled, input.debt
                    FROM payments p JOIN input ON p.id = input.id
                   WHERE p.status = 'settling'
@@ -513,7 +510,8 @@ impl Ledger {
                     FOR UPDATE OF p
              ), ended AS (
                  UPDATE payments p
-                    SET status = locked.status, exposure = 0, served = p.served OR locked.served,
+                    SET status = CASE WHEN locked.settled THEN 'settled' ELSE 'failed' END,
+                        exposure = 0, served = p.served OR locked.served,
                         transaction = COALESCE(locked.transaction, p.transaction),
                         error_reason = COALESCE(locked.error_reason, p.error_reason),
                         updated_at = now()
@@ -546,7 +544,6 @@ impl Ledger {
              SELECT id FROM ended",
         )
         .bind(&ids)
-        .bind(&statuses)
         .bind(&served)
         .bind(&transactions)
         .bind(&reasons)

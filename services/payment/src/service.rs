@@ -737,7 +737,6 @@ impl Payments {
             self.finish_writer
                 .write(Ending {
                     id: payment_id.to_string(),
-                    status: "settled",
                     outcome: Outcome::Settled,
                     transaction: transaction.map(str::to_string),
                     reason: None,
@@ -763,7 +762,6 @@ impl Payments {
             self.finish_writer
                 .write(Ending {
                     id: payment_id.to_string(),
-                    status: "failed",
                     outcome,
                     transaction: transaction.map(str::to_string),
                     reason: response.error_reason.clone(),

@@ -19,6 +19,8 @@
 //! - **Back-pressure.** It tells the payments its queue ([`crate::backlog`]):
 //!   a call is answered before the chain only while its turn would come with
 //!   its authorization still valid for a settle timeout.
+//! - **A failed claim** (the ledger unreachable for a moment) is made
+//!   again a second later, not left to the next notification or scan.
 //! - **Stopping.** On shutdown nothing more is claimed; settlements in
 //!   flight may finish (each is bounded by the settle timeout). One still
 //!   running after that stays `settling`, and once its lease ran out
@@ -33,6 +35,10 @@ use tokio::task::{JoinHandle, JoinSet};
 
 /// The most rows one claim takes.
 const CLAIM_AT_MOST: usize = 256;
+/// How long after a failed claim the settler claims again: the rows it
+/// missed may get no other notification (the calls stopped), and the next
+/// scan may be far.
+const CLAIM_AGAIN_AFTER: Duration = Duration::from_secs(1);
 
 /// A running settler.
 pub struct Settler {
@@ -72,12 +78,14 @@ async fn run(payments: Payments, concurrency: usize, scan_every: Duration, shutd
     // Whether queued rows may be waiting; the interval's first tick (at
     // once) sets it.
     let mut look = false;
+    // After a failed claim: when to claim again.
+    let mut claim_again: Option<tokio::time::Instant> = None;
     loop {
         if shutdown.is_triggered() {
             break;
         }
         let room = concurrency.saturating_sub(in_flight.len());
-        if look && room > 0 {
+        if look && room > 0 && claim_again.is_none() {
             let asked = room.min(CLAIM_AT_MOST);
             match payments.claim_queued(asked).await {
                 Ok(claimed) => {
@@ -98,9 +106,8 @@ async fn run(payments: Payments, concurrency: usize, scan_every: Duration, shutd
                     }
                 }
                 Err(error) => {
-                    // The next notification or scan tries again.
-                    tracing::warn!(%error, "claiming queued settlements failed");
-                    look = false;
+                    tracing::warn!(%error, "claiming queued settlements failed; claiming again shortly");
+                    claim_again = Some(tokio::time::Instant::now() + CLAIM_AGAIN_AFTER);
                 }
             }
         }
@@ -112,6 +119,8 @@ async fn run(payments: Payments, concurrency: usize, scan_every: Duration, shutd
                 // a time, a claim's round trip each, would cap the settler).
                 while in_flight.try_join_next().is_some() {}
             }
+            _ = tokio::time::sleep_until(claim_again.unwrap_or_else(tokio::time::Instant::now)),
+                if claim_again.is_some() => claim_again = None,
             _ = signal.notified() => look = true,
             _ = scan.tick() => {
                 look = true;

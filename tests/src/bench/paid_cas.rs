@@ -130,6 +130,9 @@ impl PaidCas {
         let stack = PaidStack::start_with(Options {
             settle_mode: variant.mode,
             adjust_facilitator: variant.adjust_facilitator(),
+            // As deployed: pending settlements retried, queued ones looked
+            // for, every few seconds.
+            retry_every: tessera_payment::config::DEFAULT_RETRY_EVERY,
             ..Options::default()
         })
         .await;
@@ -340,8 +343,10 @@ impl PaidCas {
         let received = after - before;
         let verdict = if left != 0 {
             format!(
-                "not drained, {left} of {} still queued or settling (no exactness check)",
-                rows.len()
+                "not drained, {left} of {} unfinished: {} (no exactness check); facilitator: {}",
+                rows.len(),
+                unfinished_by_status(&pool, &payers, &started).await,
+                facilitator_batch_outcomes(),
             )
         } else if received == expected {
             "exact".to_string()
@@ -386,6 +391,44 @@ impl PaidCas {
 
 /// How long an async case waits for its queue to drain.
 const DRAIN_AT_MOST: Duration = Duration::from_secs(45);
+
+/// The case's unfinished payments counted by status and error reason, to
+/// say where a drain stalled.
+async fn unfinished_by_status(pool: &sqlx::PgPool, payers: &[String], started: &str) -> String {
+    let counts: Vec<(String, Option<String>, i64)> = sqlx::query_as(
+        "SELECT status, error_reason, count(*) FROM payments
+          WHERE payer = ANY($1) AND created_at >= $2::timestamptz
+            AND status IN ('reserved', 'verified', 'queued', 'settling', 'pending')
+          GROUP BY status, error_reason ORDER BY status",
+    )
+    .bind(payers)
+    .bind(started)
+    .fetch_all(pool)
+    .await
+    .unwrap_or_default();
+    counts
+        .iter()
+        .map(|(status, reason, count)| match reason {
+            Some(reason) => format!("{count} {status} ({reason})"),
+            None => format!("{count} {status}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The facilitator's settlement transactions and items by outcome, from
+/// this process's metrics (every case's stack so far).
+fn facilitator_batch_outcomes() -> String {
+    tessera_runtime::metrics::render()
+        .lines()
+        .filter(|line| {
+            line.starts_with("tessera_facilitator_batches_total{")
+                || line.starts_with("tessera_facilitator_batch_items_total{")
+        })
+        .map(|line| line.trim_start_matches("tessera_facilitator_"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
 
 /// One paid `POST /api/memory/cas` from `client`'s wallet with `body`.
 async fn paid_cas(shared: &Shared, client: usize, body: &[u8]) -> anyhow::Result<()> {
