@@ -379,6 +379,17 @@ impl Chain {
             .nonce()
     }
 
+    /// The latest block's gas limit.
+    pub async fn block_gas_limit(&self) -> u64 {
+        let block = self
+            .provider
+            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+            .await
+            .unwrap()
+            .expect("a latest block");
+        block.header.gas_limit
+    }
+
     pub async fn receipt(&self, hash: B256) -> Option<TransactionReceipt> {
         self.provider.get_transaction_receipt(hash).await.unwrap()
     }

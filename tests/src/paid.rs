@@ -86,6 +86,9 @@ pub struct Options {
     /// service is down) until a test starts one
     /// ([`PaidStack::start_settler`]).
     pub settler: bool,
+    /// The facilitator's settling keys (`FACILITATOR_PRIVATE_KEYS`): the
+    /// chain's facilitator key and new keys holding ETH for gas.
+    pub settlement_keys: usize,
     /// Reach the ledger through [`PaidStack::ledger_proxy`].
     pub ledger_proxy: bool,
     /// The settler's settlements at once (`PAYMENT_SETTLE_CONCURRENCY`).
@@ -122,6 +125,7 @@ impl Default for Options {
         Options {
             settle_mode: SettleMode::Sync,
             settler: true,
+            settlement_keys: 1,
             ledger_proxy: false,
             settle_concurrency: tessera_payment::config::DEFAULT_SETTLE_CONCURRENCY,
             balance_max_age: Duration::from_secs(1),
@@ -150,6 +154,10 @@ impl PaidStack {
         // address, as on Base.
         chain.install_batch_call().await;
         let mut facilitator_config = chain.facilitator_config();
+        for _ in 1..options.settlement_keys {
+            let key = tessera_facilitator::SettlementKey::new(chain.new_gas_key().await);
+            facilitator_config.extra_settlement_keys.push(key);
+        }
         (options.adjust_facilitator)(&mut facilitator_config);
         let facilitator = FacilitatorServer::start(facilitator_config).await;
         let facilitator_addr = facilitator

@@ -18,7 +18,8 @@
 //! `paid-sync-1s` answers once the transfer is mined; `paid-async-b{1,10,100}`
 //! answer at once (a call counts if it swapped and its answer says
 //! `settlement_pending`) with the facilitator's batches capped at 1, 10 or
-//! 100 authorizations. After an async case the queue is drained and the
+//! 100 authorizations (`paid-async-b100-k2`: 100, from two settling keys).
+//! After an async case the queue is drained and the
 //! ledger and the receipts say what settlement cost: items per block,
 //! transactions per item, gas per item.
 
@@ -72,6 +73,8 @@ pub struct Variant {
     pub block_seconds: Option<u64>,
     /// The facilitator's `FACILITATOR_BATCH_MAX`; `None`: its default.
     pub batch_max: Option<usize>,
+    /// The facilitator's settling keys.
+    pub keys: usize,
 }
 
 impl Variant {
@@ -79,6 +82,7 @@ impl Variant {
         mode: SettleMode::Sync,
         block_seconds: None,
         batch_max: None,
+        keys: 1,
     };
 
     pub const fn on_blocks(mode: SettleMode, batch_max: Option<usize>) -> Variant {
@@ -86,7 +90,13 @@ impl Variant {
             mode,
             block_seconds: Some(1),
             batch_max,
+            keys: 1,
         }
+    }
+
+    /// Settling from `keys` keys at once.
+    pub const fn with_keys(self, keys: usize) -> Variant {
+        Variant { keys, ..self }
     }
 
     /// A non-capturing adjustment per supported batch size.
@@ -130,6 +140,10 @@ impl PaidCas {
         let stack = PaidStack::start_with(Options {
             settle_mode: variant.mode,
             adjust_facilitator: variant.adjust_facilitator(),
+            settlement_keys: variant.keys,
+            // A settlement spends about a block and a half in flight, so the
+            // default (enough for one key's batches) grows with the keys.
+            settle_concurrency: tessera_payment::config::DEFAULT_SETTLE_CONCURRENCY * variant.keys,
             // As deployed: pending settlements retried, queued ones looked
             // for, every few seconds.
             retry_every: tessera_payment::config::DEFAULT_RETRY_EVERY,
@@ -336,6 +350,7 @@ impl PaidCas {
                 None => outcome.error(1, || format!("no receipt for {tx}")),
             }
         }
+        let gas_limit = chain.block_gas_limit().await;
         let after = chain.balance_of(chain.pay_to).await;
         let price: U256 = self.price().parse().expect("the price is a number");
         let items = settled.len() as u64;
@@ -371,11 +386,16 @@ impl PaidCas {
              over {} blocks ({:.1} items/s over the {:.1} s after the last answer): {:.1} items \
              per block, {:.3} transactions per item, {:.0} gas per item; payTo received \
              {received} = {items} × {price}: {verdict}; {settled_before} of {} calls settled \
-             before they ran (queue full)",
+             before they ran (queue full); the chain's ceiling at this gas per item: \
+             {gas_limit} gas a block = {:.0} items per block",
             self.shared
                 .variant
                 .batch_max
-                .map_or("default".to_string(), |max| max.to_string()),
+                .map_or("default".to_string(), |max| max.to_string())
+                + &match self.shared.variant.keys {
+                    1 => String::new(),
+                    keys => format!(", {keys} keys"),
+                },
             per_tx.len(),
             blocks.len(),
             items as f64 / (settings.seconds as f64 + drained.as_secs_f64()),
@@ -384,6 +404,7 @@ impl PaidCas {
             per_item(per_tx.len() as f64),
             per_item(gas as f64),
             rows.len(),
+            gas_limit as f64 / per_item(gas as f64).max(1.0),
         ));
         outcome
     }

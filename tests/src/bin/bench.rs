@@ -91,11 +91,12 @@ pub enum Case {
     PaidAsyncB1,
     PaidAsyncB10,
     PaidAsyncB100,
+    PaidAsyncB100Keys2,
 }
 
 impl Case {
     /// Every case, in run order: each baseline before what it is compared with.
-    const ALL: [Case; 39] = [
+    const ALL: [Case; 40] = [
         Case::RedisGet,
         Case::RedisSet,
         Case::RedisEvalshaCas,
@@ -135,6 +136,7 @@ impl Case {
         Case::PaidAsyncB1,
         Case::PaidAsyncB10,
         Case::PaidAsyncB100,
+        Case::PaidAsyncB100Keys2,
     ];
 
     pub fn name(self) -> &'static str {
@@ -178,6 +180,7 @@ impl Case {
             Case::PaidAsyncB1 => "paid-async-b1",
             Case::PaidAsyncB10 => "paid-async-b10",
             Case::PaidAsyncB100 => "paid-async-b100",
+            Case::PaidAsyncB100Keys2 => "paid-async-b100-k2",
         }
     }
 
@@ -215,6 +218,7 @@ impl Case {
             Case::PaidAsyncB1 => "x402 async, 1 s blocks, batch 1",
             Case::PaidAsyncB10 => "x402 async, 1 s blocks, batch 10",
             Case::PaidAsyncB100 => "x402 async, 1 s blocks, batch 100",
+            Case::PaidAsyncB100Keys2 => "x402 async, 1 s blocks, batch 100, 2 keys",
         }
     }
 
@@ -257,7 +261,8 @@ impl Case {
             | Case::PaidSync1s
             | Case::PaidAsyncB1
             | Case::PaidAsyncB10
-            | Case::PaidAsyncB100 => "POST /api/memory/cas",
+            | Case::PaidAsyncB100
+            | Case::PaidAsyncB100Keys2 => "POST /api/memory/cas",
         }
     }
 
@@ -300,7 +305,8 @@ impl Case {
             | Case::PaidSync1s
             | Case::PaidAsyncB1
             | Case::PaidAsyncB10
-            | Case::PaidAsyncB100 => &[Case::HttpCas, Case::RedisEvalshaCas],
+            | Case::PaidAsyncB100
+            | Case::PaidAsyncB100Keys2 => &[Case::HttpCas, Case::RedisEvalshaCas],
             // The same call on the memory service's own gRPC port.
             Case::PublicGrpcGet => &[Case::GrpcGet, Case::RedisGet],
             Case::PublicGrpcCas => &[Case::GrpcCas, Case::RedisEvalshaCas],
@@ -372,6 +378,7 @@ impl Case {
             Case::PaidAsyncB1 => Some(Variant::on_blocks(Async, Some(1))),
             Case::PaidAsyncB10 => Some(Variant::on_blocks(Async, Some(10))),
             Case::PaidAsyncB100 => Some(Variant::on_blocks(Async, Some(100))),
+            Case::PaidAsyncB100Keys2 => Some(Variant::on_blocks(Async, Some(100)).with_keys(2)),
             _ => None,
         }
     }
@@ -666,7 +673,8 @@ impl Targets {
             | Case::PaidSync1s
             | Case::PaidAsyncB1
             | Case::PaidAsyncB10
-            | Case::PaidAsyncB100 => {
+            | Case::PaidAsyncB100
+            | Case::PaidAsyncB100Keys2 => {
                 let variant = case.paid_variant().expect("a paid case");
                 let mut paid = match PaidCas::setup(settings, variant).await {
                     Ok(paid) => paid,
