@@ -371,12 +371,32 @@ impl Chain {
     /// The account nonce a transaction was sent with.
     pub async fn transaction_nonce(&self, hash: B256) -> u64 {
         use alloy::consensus::Transaction as _;
+        self.transaction(hash).await.nonce()
+    }
+
+    /// The gas limit `hash` asked for.
+    pub async fn transaction_gas_limit(&self, hash: B256) -> u64 {
+        use alloy::consensus::Transaction as _;
+        self.transaction(hash).await.gas_limit()
+    }
+
+    async fn transaction(&self, hash: B256) -> alloy::rpc::types::Transaction {
         self.provider
             .get_transaction_by_hash(hash)
             .await
             .unwrap()
             .unwrap_or_else(|| panic!("no transaction {hash}"))
-            .nonce()
+    }
+
+    /// Blocks from the next one on hold at most `gas`; one is mined so the
+    /// latest block says so.
+    pub async fn set_block_gas_limit(&self, gas: u64) {
+        let _: Value = self
+            .provider
+            .raw_request("evm_setBlockGasLimit".into(), (U256::from(gas),))
+            .await
+            .unwrap();
+        self.mine().await;
     }
 
     /// The latest block's gas limit.

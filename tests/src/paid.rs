@@ -180,6 +180,7 @@ impl PaidStack {
         let config = PaymentConfig {
             listen_addr: "127.0.0.1:0".parse().unwrap(),
             database_url,
+            database_pool_size: tessera_payment::config::DEFAULT_DATABASE_POOL_SIZE,
             facilitator_url: format!("http://{}", facilitator_proxy.addr),
             pay_to: chain.pay_to.to_checksum(None),
             asset: Asset {

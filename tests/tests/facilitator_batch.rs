@@ -500,6 +500,50 @@ async fn two_keys_pipeline_batches_with_gapless_nonces() {
     assert_eq!(chain.balance_of(chain.pay_to).await, U256::from(40 * PRICE));
 }
 
+/// A batch that would ask for more gas than a block holds is sent in parts
+/// that each fit (a transaction asking for more is refused by the node or
+/// never mined): on a chain whose blocks hold 1,500,000 gas, 60 settles
+/// taken in one batch (about 2.5M gas) go out in a few transactions, each
+/// asking for at most the block's limit, none settled alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_bigger_than_a_block_is_sent_in_parts_that_fit() {
+    const ITEMS: usize = 60;
+    const BLOCK_GAS: u64 = 1_500_000;
+    let chain = Chain::start_with_buyers(10).await;
+    chain.install_batch_call().await;
+    chain.set_block_gas_limit(BLOCK_GAS).await;
+    assert_eq!(chain.block_gas_limit().await, BLOCK_GAS);
+    let mut config = chain.facilitator_config();
+    batch(&mut config, "100", "500");
+    let facilitator = Arc::new(Facilitator::connect(&config).await.unwrap());
+
+    let answers = settle_all(&facilitator, &payments(&chain, ITEMS)).await;
+    for answer in &answers {
+        assert!(answer.success, "{answer:?}");
+    }
+    let receipts = receipts(&chain, &answers).await;
+    println!(
+        "{ITEMS} settles under {BLOCK_GAS} gas a block: {} transactions",
+        receipts.len()
+    );
+    assert!(
+        (2..=6).contains(&receipts.len()),
+        "{} transactions: split in parts, not sent whole nor each alone",
+        receipts.len()
+    );
+    for (hash, receipt) in &receipts {
+        assert!(receipt.status(), "{hash} reverted");
+        assert!(
+            chain.transaction_gas_limit(*hash).await <= BLOCK_GAS,
+            "{hash} asked for more gas than a block holds"
+        );
+    }
+    assert_eq!(
+        chain.balance_of(chain.pay_to).await,
+        U256::from(ITEMS as u64 * PRICE)
+    );
+}
+
 /// (d) and (g): a facilitator restarted on the same keys continues at the
 /// right nonces, counting a batch its predecessor left in the pool, and a
 /// settle of a payment from that batch reconciles with it once mined.

@@ -85,7 +85,11 @@
 //! `unexpected_settle_error` with the hash (it may still be mined).
 //!
 //! **Gas.** Sent with `allowFailure` true and the usual headroom over the
-//! strict estimate, which covers every transfer.
+//! strict estimate, which covers every transfer. Never more than a block
+//! holds ([`Sender::gas_ceiling`]): a batch that would need more, at the
+//! last mined batch's gas per item or by its estimate, is sent in parts
+//! that fit, one after the other (whole, its estimate runs out of gas and
+//! a node refuses it).
 //!
 //! **Ownership.** The batch's task owns the transaction: a request that
 //! stops waiting (its client went away) does not stop or change the batch,
@@ -131,7 +135,7 @@ use tokio::sync::{mpsc, oneshot, Mutex, Semaphore};
 use tokio::time::Instant;
 
 use crate::in_flight::InFlight;
-use crate::send::{Failure, Sender};
+use crate::send::{gas_limit, Failure, Sender};
 use crate::verify::{check_state, Verified};
 use crate::Settler;
 
@@ -606,6 +610,7 @@ impl Pending {
             .collect();
         let outcome = if receipt.status() { MINED } else { REVERTED };
         record(outcome, count, settled, Some(&receipt));
+        sender.mined(receipt.gas_used, count);
         tracing::info!(
             from = %receipt.from,
             tx = %hash,
@@ -648,6 +653,11 @@ async fn send_batch(
         let item = items.into_iter().next().expect("one item");
         return send_one(sender, settler, item).await.into_iter().collect();
     }
+    let ceiling = sender.gas_ceiling().await;
+    let within = sender.items_within(ceiling);
+    if items.len() > within {
+        return send_in_parts(sender, settler, contract, items, within).await;
+    }
     let chain = &sender.chain;
     let from = settler.key.address();
     let request = |items: &[Item], allow_failure: bool| {
@@ -668,6 +678,10 @@ async fn send_batch(
         Vec::new()
     };
     let items = match chain.estimate_gas(request(&items, false)).await {
+        Ok(gas) if gas_limit(gas) > ceiling => {
+            let half = items.len().div_ceil(2);
+            return send_in_parts(sender, settler, contract, items, half).await;
+        }
         Ok(gas) => {
             let request = request(&items, true);
             return send_many(sender, settler, request, gas, items).await;
@@ -725,6 +739,31 @@ async fn send_batch(
             pending
         }
     }
+}
+
+/// Sends `items` as batches of at most `part` each, one after the other
+/// (a batch too big for a block would never be mined).
+fn send_in_parts<'a>(
+    sender: &'a Sender,
+    settler: &'a Settler,
+    contract: Address,
+    mut items: Vec<Item>,
+    part: usize,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<Pending>> + Send + 'a>> {
+    Box::pin(async move {
+        tracing::info!(
+            batch = items.len(),
+            part,
+            "a batch would ask for more gas than a block holds; sending it in parts"
+        );
+        let mut pending = Vec::new();
+        while !items.is_empty() {
+            let rest = items.split_off(part.min(items.len()));
+            pending.extend(send_batch(sender, settler, contract, items).await);
+            items = rest;
+        }
+        pending
+    })
 }
 
 /// Sends the batch `request` of `items` with `gas`.

@@ -45,7 +45,8 @@ pub const DEFAULT_RECEIPT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_RPC_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_BATCH_MAX: usize = 100;
 /// The largest `FACILITATOR_BATCH_MAX` (a transferWithAuthorization costs
-/// some 40-60k gas: 1000 of them fill a 30M-gas block at most twice over).
+/// some 40-60k gas: 1000 of them fill a 30M-gas block at most twice over;
+/// a batch bigger than a block holds is sent in parts).
 pub const MAX_BATCH_MAX: usize = 1000;
 pub const DEFAULT_BATCH_WINDOW: Duration = Duration::ZERO;
 pub const MAX_BATCH_WINDOW: Duration = Duration::from_secs(10);

@@ -148,11 +148,11 @@ impl Facilitator {
                 "no FACILITATOR_PRIVATE_KEY: verify only, every settle answers unexpected_settle_error"
             );
         }
-        let sender = Arc::new(send::Sender {
-            chain: chain.clone(),
+        let sender = Arc::new(send::Sender::new(
+            chain.clone(),
             chain_id,
-            receipt_timeout: config.receipt_timeout,
-        });
+            config.receipt_timeout,
+        ));
         let plan = batch::Plan {
             max: config.batch.max,
             window: config.batch.window,

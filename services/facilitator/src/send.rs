@@ -8,6 +8,7 @@
 use alloy::network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder};
 use alloy::primitives::B256;
 use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tessera_evm::{Chain, ChainError};
 use tessera_x402::reason;
@@ -25,6 +26,21 @@ const NONCE_RETRIES: usize = 3;
 /// The receipt is polled every 25 ms at first, backing off to this: a key's
 /// batch holds one of its in-flight slots until its receipt is in.
 const MAX_RECEIPT_POLL: Duration = Duration::from_millis(500);
+
+/// The most gas one transaction may ask for, whatever the block allows:
+/// EIP-7825's cap (2^24), which nodes enforce from Osaka on.
+const TRANSACTION_GAS_CAP: u64 = 1 << 24;
+/// How long a read block gas limit is used before it is read again.
+const GAS_LIMIT_MAX_AGE: Duration = Duration::from_secs(60);
+/// Gas per authorization assumed before a batch has been mined (a
+/// transferWithAuthorization costs some 40-60k inside a batch).
+const GAS_PER_ITEM_AT_FIRST: u64 = 60_000;
+
+/// The gas limit a settlement transaction asks for when its estimate is
+/// `gas`.
+pub(crate) fn gas_limit(gas: u64) -> u64 {
+    gas + gas * GAS_HEADROOM_PERCENT / 100
+}
 
 /// A settlement that did not succeed, before it becomes a response.
 #[derive(Debug, Clone)]
@@ -61,9 +77,61 @@ pub(crate) struct Sender {
     pub(crate) chain: Chain,
     pub(crate) chain_id: u64,
     pub(crate) receipt_timeout: Duration,
+    /// The block gas limit last read, and when.
+    block_gas_limit: std::sync::Mutex<Option<(u64, Instant)>>,
+    /// Gas per authorization of the last mined batch; 0 = none yet.
+    gas_per_item: AtomicU64,
 }
 
 impl Sender {
+    pub(crate) fn new(chain: Chain, chain_id: u64, receipt_timeout: Duration) -> Self {
+        Sender {
+            chain,
+            chain_id,
+            receipt_timeout,
+            block_gas_limit: std::sync::Mutex::new(None),
+            gas_per_item: AtomicU64::new(0),
+        }
+    }
+
+    /// The most gas a settlement transaction may ask for: the block's gas
+    /// limit (read at most once a minute), at most EIP-7825's cap. A
+    /// transaction asking for more is refused by the node, or never mined.
+    pub(crate) async fn gas_ceiling(&self) -> u64 {
+        let known = *self.block_gas_limit.lock().expect("not poisoned");
+        let block = match known {
+            Some((limit, read)) if read.elapsed() < GAS_LIMIT_MAX_AGE => limit,
+            _ => match self.chain.block_gas_limit().await {
+                Ok(limit) => {
+                    *self.block_gas_limit.lock().expect("not poisoned") =
+                        Some((limit, Instant::now()));
+                    limit
+                }
+                // Unread: the last one read, else only the cap.
+                Err(_) => known.map_or(TRANSACTION_GAS_CAP, |(limit, _)| limit),
+            },
+        };
+        block.min(TRANSACTION_GAS_CAP)
+    }
+
+    /// How many authorizations one transaction can carry under `ceiling`,
+    /// at the gas per item of the last mined batch (at least one).
+    pub(crate) fn items_within(&self, ceiling: u64) -> usize {
+        let per_item = match self.gas_per_item.load(Ordering::Relaxed) {
+            0 => GAS_PER_ITEM_AT_FIRST,
+            seen => seen,
+        };
+        (ceiling / gas_limit(per_item)).max(1) as usize
+    }
+
+    /// Notes a mined batch's gas per authorization.
+    pub(crate) fn mined(&self, gas_used: u64, items: usize) {
+        if items > 0 {
+            self.gas_per_item
+                .store(gas_used.div_ceil(items as u64), Ordering::Relaxed);
+        }
+    }
+
     /// Takes the fees, adds the gas limit (`gas` plus headroom), signs with
     /// the settler's next nonce and hands the transaction to the node.
     pub(crate) async fn send(
@@ -79,7 +147,7 @@ impl Sender {
             .map_err(|e| Failure::new(reason::UNEXPECTED_SETTLE_ERROR, e.to_string()))?;
         let request = request
             .with_chain_id(self.chain_id)
-            .with_gas_limit(gas + gas * GAS_HEADROOM_PERCENT / 100)
+            .with_gas_limit(gas_limit(gas))
             .with_max_fee_per_gas(max_fee)
             .with_max_priority_fee_per_gas(priority_fee);
 

@@ -34,7 +34,7 @@ pub async fn open(config: &PaymentConfig) -> anyhow::Result<Payments> {
         ("idle_in_transaction_session_timeout", "30s"),
     ]);
     let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(16)
+        .max_connections(config.database_pool_size)
         .acquire_timeout(std::time::Duration::from_secs(5))
         .connect_with(options)
         .await?;

@@ -184,6 +184,21 @@ impl Chain {
         .await
     }
 
+    /// The latest block's gas limit: no transaction may ask for more.
+    pub async fn block_gas_limit(&self) -> Result<u64, ChainError> {
+        let block = self
+            .rpc("eth_getBlockByNumber", async {
+                self.provider
+                    .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+                    .await
+                    .map_err(ChainError::from_transport)
+            })
+            .await?;
+        block
+            .map(|block| block.header.gas_limit)
+            .ok_or_else(|| ChainError::Unavailable("the node has no latest block".into()))
+    }
+
     /// `eth_getTransactionCount(address, "pending")`: mined plus pooled.
     pub async fn pending_nonce(&self, address: Address) -> Result<u64, ChainError> {
         self.rpc("eth_getTransactionCount", async {
