@@ -542,6 +542,10 @@ async fn a_batch_bigger_than_a_block_is_sent_in_parts_that_fit() {
         chain.balance_of(chain.pay_to).await,
         U256::from(ITEMS as u64 * PRICE)
     );
+    assert!(
+        metric("tessera_facilitator_batches_split_total") >= 1,
+        "the split is counted for operators"
+    );
 }
 
 /// (d) and (g): a facilitator restarted on the same keys continues at the
@@ -1226,8 +1230,8 @@ fn per_block(
         .collect()
 }
 
-/// A gauge's value in the process's metrics (0 when absent).
-fn gauge(name: &str) -> i64 {
+/// An unlabelled series' value in the process's metrics (0 when absent).
+fn metric(name: &str) -> i64 {
     tessera_runtime::metrics::render()
         .lines()
         .find_map(|line| line.strip_prefix(&format!("{name} ")))
@@ -1261,7 +1265,7 @@ async fn a_key_keeps_several_batches_in_flight() {
         tokio::spawn(async move {
             let mut most = 0;
             while sampling.load(std::sync::atomic::Ordering::SeqCst) {
-                most = most.max(gauge("tessera_facilitator_batches_in_flight"));
+                most = most.max(metric("tessera_facilitator_batches_in_flight"));
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             most

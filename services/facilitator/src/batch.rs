@@ -117,11 +117,13 @@
 //! - `tessera_facilitator_batch_waiting`: authorizations handed to the
 //!   batcher and not yet taken into a batch by a key's worker;
 //! - `tessera_facilitator_batches_in_flight`: settlement transactions sent
-//!   from the batcher and awaiting their receipts (all keys).
+//!   from the batcher and awaiting their receipts (all keys);
+//! - `tessera_facilitator_batches_split_total`: batches sent in parts
+//!   because one transaction would ask for more gas than a block holds.
 
 use alloy::primitives::{Address, B256};
 use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
-use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -155,6 +157,7 @@ struct Series {
     gas_per_item: Histogram,
     waiting: IntGauge,
     in_flight: IntGauge,
+    split: IntCounter,
 }
 
 static SERIES: LazyLock<Series> = LazyLock::new(|| {
@@ -219,6 +222,14 @@ static SERIES: LazyLock<Series> = LazyLock::new(|| {
                 "Settlement transactions sent from the batcher and awaiting their receipts.",
             )
             .expect("a valid gauge"),
+        ),
+        split: register(
+            IntCounter::new(
+                "tessera_facilitator_batches_split_total",
+                "Batches sent in parts because one transaction would ask for more gas than a \
+                 block holds (FACILITATOR_BATCH_MAX above what the chain's blocks take).",
+            )
+            .expect("a valid counter"),
         ),
     };
     for outcome in [MINED, REVERTED, UNKNOWN, NOT_SENT] {
@@ -751,6 +762,7 @@ fn send_in_parts<'a>(
     part: usize,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<Pending>> + Send + 'a>> {
     Box::pin(async move {
+        SERIES.split.inc();
         tracing::info!(
             batch = items.len(),
             part,
