@@ -399,15 +399,13 @@ impl Chain {
         self.mine().await;
     }
 
-    /// The latest block's gas limit.
+    /// The latest block's gas limit, as the facilitator reads it.
     pub async fn block_gas_limit(&self) -> u64 {
-        let block = self
-            .provider
-            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+        tessera_evm::Chain::new(&self.rpc_url, Duration::from_secs(5))
+            .expect("an RPC client")
+            .block_gas_limit()
             .await
-            .unwrap()
-            .expect("a latest block");
-        block.header.gas_limit
+            .expect("the latest block")
     }
 
     pub async fn receipt(&self, hash: B256) -> Option<TransactionReceipt> {

@@ -3,7 +3,7 @@
 //! + PostgreSQL, and the gateway charging every memory route with x402.
 
 use crate::chain::{Chain, FacilitatorServer, NETWORK, TOKEN_NAME, TOKEN_VERSION};
-use crate::harness::{database_url, durable_memory, MemoryServer};
+use crate::harness::{database_url, durable_memory, MemoryServer, PgUrl};
 use crate::proxy::PausableProxy;
 use alloy::primitives::U256;
 use std::time::Duration;
@@ -61,21 +61,12 @@ async fn serve_gateway(config: &GatewayConfig, shutdown: &Shutdown) -> String {
 /// A proxy to the test database and the URL that reaches it through it,
 /// with no statement cache.
 async fn proxied_database() -> (PausableProxy, String) {
-    let mut url = reqwest::Url::parse(&database_url()).expect("DATABASE_URL is a URL");
-    let host = url.host_str().unwrap_or("127.0.0.1").to_string();
-    let port = url.port().unwrap_or(5432);
-    let target = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .expect("the database's address resolves")
-        .next()
-        .expect("the database has an address");
-    let proxy = PausableProxy::start(target).await;
-    url.set_host(Some("127.0.0.1")).unwrap();
-    url.set_port(Some(proxy.addr.port())).unwrap();
+    let database = PgUrl::parse(&database_url());
+    let proxy = PausableProxy::start(database.socket_addr().await).await;
+    let url = database.with_addr(proxy.addr);
     // Every statement is sent with its text, so the proxy can hold it.
-    url.query_pairs_mut()
-        .append_pair("statement-cache-capacity", "0");
-    (proxy, url.to_string())
+    let separator = if url.contains('?') { '&' } else { '?' };
+    (proxy, format!("{url}{separator}statement-cache-capacity=0"))
 }
 
 pub struct Options {

@@ -203,12 +203,26 @@ mod tests {
             .unwrap()
     }
 
+    /// Readings kept for a second, a read counter, and a payer.
+    fn one_second_max_age(payer: u8) -> (Balances, Arc<AtomicUsize>, Address) {
+        let balances = Balances::new(Duration::from_millis(1000));
+        (
+            balances,
+            Arc::new(AtomicUsize::new(0)),
+            Address::repeat_byte(payer),
+        )
+    }
+
+    /// [`one_second_max_age`] with the payer's balance, 1, read at once.
+    async fn read_once_at_one_second_max_age(payer: u8) -> (Balances, Arc<AtomicUsize>, Address) {
+        let (balances, reads, payer) = one_second_max_age(payer);
+        get_quick(&balances, payer, &reads, 1).await;
+        (balances, reads, payer)
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_steady_payer_is_served_from_readings_refreshed_behind_its_calls() {
-        let max_age = Duration::from_millis(1000);
-        let balances = Balances::new(max_age);
-        let reads = Arc::new(AtomicUsize::new(0));
-        let payer = Address::repeat_byte(4);
+        let (balances, reads, payer) = one_second_max_age(4);
         let read = |balance| slow_read(&reads, balance, Duration::from_millis(100));
         assert_eq!(
             balances.get(payer, || read(1)).await.unwrap(),
@@ -244,11 +258,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_refresh_never_replaces_a_reading_taken_after_it_started() {
-        let max_age = Duration::from_millis(1000);
-        let balances = Balances::new(max_age);
-        let reads = Arc::new(AtomicUsize::new(0));
-        let payer = Address::repeat_byte(5);
-        get_quick(&balances, payer, &reads, 1).await;
+        let (balances, reads, payer) = read_once_at_one_second_max_age(5).await;
         // At 600 ms a refresh starts that takes 700 ms.
         tokio::time::advance(Duration::from_millis(600)).await;
         let (_, source) = balances
@@ -275,11 +285,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_refresh_that_never_ends_does_not_hold_back_the_next_one() {
-        let max_age = Duration::from_millis(1000);
-        let balances = Balances::new(max_age);
-        let reads = Arc::new(AtomicUsize::new(0));
-        let payer = Address::repeat_byte(6);
-        get_quick(&balances, payer, &reads, 1).await;
+        let (balances, reads, payer) = read_once_at_one_second_max_age(6).await;
         // At 600 ms a refresh starts that never answers.
         tokio::time::advance(Duration::from_millis(600)).await;
         let (_, source) = balances
